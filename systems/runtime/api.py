@@ -1,0 +1,200 @@
+"""The one seam between a system and the world it runs in.
+
+Every system is written once, as asyncio code against `Runtime`, and runs
+unchanged on the real runtime (TCP + files + wall clock, one process per node)
+and on the simulator (virtual clock, simulated network and disk, one seed).
+
+Rules this module fixes for every implementation:
+
+- Messages are msgpack-able values: None, bool, int, float, str, bytes, and
+  lists and dicts of those (dict keys are str or int). A system converts its
+  own dataclasses to and from such values; the runtime never pickles.
+- `call` either returns the handler's reply or raises an `RpcError`:
+  `Unreachable` when the request certainly never reached a handler (no route,
+  connection refused: a *definite* failure), `RpcTimeout` when no reply came
+  in time (the request may or may not have been applied: *indefinite*), and
+  `RemoteError` when the handler raised `RpcError` itself (its `definite` flag
+  travels with it).
+- A handler is `async def handler(src: str, msg) -> reply`. A handler that
+  raises `RemoteError`/`RpcError` answers the caller with that error; any other
+  exception is logged by the runtime and answered as an indefinite
+  `RemoteError("internal", ...)`. Bad input never crashes a node.
+- `send` is fire-and-forget: it never raises, and the message may be lost,
+  delayed, duplicated or reordered. One-way messages go to handlers registered
+  with `serve` too; their return value is discarded.
+- `disk` loses every write that was not followed by a completed `sync` of the
+  same file when the node crashes (the simulator enforces this exactly; the
+  real runtime fsyncs on `sync`).
+- `rng` is the node's own seeded stream. Systems never use the global
+  `random`, `time`, sockets, threads or files (tests/test_purity.py enforces it).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import random
+from collections.abc import Awaitable, Callable, Coroutine
+from dataclasses import dataclass, field
+from typing import Any, Protocol, runtime_checkable
+
+Message = Any
+"""A msgpack-able value (see the module rules)."""
+
+Handler = Callable[[str, Message], Awaitable[Message]]
+
+
+class RpcError(Exception):
+    """An RPC failed. `definite` is True when the request certainly had no effect."""
+
+    code: str = "error"
+    definite: bool = False
+
+    def __init__(self, message: str = "", *, code: str | None = None, definite: bool | None = None) -> None:
+        super().__init__(message)
+        self.message = message
+        if code is not None:
+            self.code = code
+        if definite is not None:
+            self.definite = definite
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}(code={self.code!r}, definite={self.definite}, {self.message!r})"
+
+
+class Unreachable(RpcError):
+    """The request never reached a handler: connection refused, no route, node down."""
+
+    code = "unreachable"
+    definite = True
+
+
+class RpcTimeout(RpcError):
+    """No reply in time; the request may have been applied."""
+
+    code = "timeout"
+    definite = False
+
+
+class RemoteError(RpcError):
+    """The handler answered with an error. Handlers raise it to reply with an error."""
+
+    code = "remote"
+
+
+class ProtocolError(Exception):
+    """A peer sent something that is not a valid frame or message. Logged and dropped."""
+
+
+class Disk(Protocol):
+    """Durable files named by flat relative names ("log", "meta", "chunks/17").
+
+    Writes land in the file at once (a later `read` on the same node sees them),
+    but survive a crash only once `sync(name)` has completed after them.
+    `write` replaces a whole file atomically: after a crash the file holds
+    either its last synced content or, if synced after the write, the new one.
+    """
+
+    def read(self, name: str) -> bytes | None:
+        """The file's content, or None when it does not exist."""
+        ...
+
+    def write(self, name: str, data: bytes) -> None:
+        """Replace the whole file (atomic rename on the real disk)."""
+        ...
+
+    def append(self, name: str, data: bytes) -> None:
+        """Append to the file, creating it if needed."""
+        ...
+
+    def truncate(self, name: str, size: int) -> None:
+        """Cut the file to `size` bytes."""
+        ...
+
+    def delete(self, name: str) -> None:
+        """Remove the file if it exists (durable after the next sync of any file)."""
+        ...
+
+    def list(self, prefix: str = "") -> list[str]:
+        """Names of existing files starting with `prefix`, sorted."""
+        ...
+
+    async def sync(self, name: str) -> None:
+        """Make every earlier write/append/truncate of `name` durable (fsync)."""
+        ...
+
+
+class Log(Protocol):
+    """Structured node log: an event name and fields, one JSON line per record."""
+
+    def debug(self, event: str, **fields: Any) -> None: ...
+    def info(self, event: str, **fields: Any) -> None: ...
+    def warning(self, event: str, **fields: Any) -> None: ...
+    def error(self, event: str, **fields: Any) -> None: ...
+
+
+@runtime_checkable
+class Runtime(Protocol):
+    """What a node (or a harness client) may use. See the module docstring for the rules."""
+
+    node_id: str
+    peers: list[str]
+    """The other nodes of the cluster, sorted, without `node_id`."""
+    rng: random.Random
+    disk: Disk
+    log: Log
+
+    def now(self) -> float:
+        """Monotonic seconds since an arbitrary origin (virtual in sim)."""
+        ...
+
+    async def sleep(self, seconds: float) -> None: ...
+
+    def spawn(self, coro: Coroutine[Any, Any, Any], name: str = "") -> Any:
+        """Run a background task owned by the node; cancelled when the node stops or crashes.
+
+        An exception escaping the task is logged, never silently lost.
+        """
+        ...
+
+    async def call(self, dst: str, method: str, msg: Message, timeout: float = 1.0) -> Message: ...
+
+    def send(self, dst: str, method: str, msg: Message) -> None: ...
+
+    def serve(self, method: str, handler: Handler) -> None: ...
+
+
+@dataclass(frozen=True, slots=True)
+class NodeConfig:
+    """What a node is told at start, identical on every backend.
+
+    `options` holds system-specific settings (timeouts, replication factor, ...)
+    as msgpack-able values; `bugs` the names of planted bugs to switch on.
+    """
+
+    system: str
+    bugs: tuple[str, ...] = ()
+    options: dict[str, Any] = field(default_factory=dict)
+    seed: int = 0
+
+
+NodeMain = Callable[[Runtime, NodeConfig], Awaitable[None]]
+"""A system's entry point: `async def start_node(rt, config)`. It registers its
+handlers, spawns its background tasks and returns; the node then lives until
+it is stopped or crashes. It is called again, on a fresh runtime over the same
+disk, after every restart."""
+
+
+def derive_seed(seed: int, *names: str | int) -> int:
+    """A stable 64-bit seed from (seed, names...): the same on every machine and run.
+
+    Never use `hash()` for this: it is salted per process for strings.
+    """
+    h = hashlib.sha256(str(seed).encode())
+    for name in names:
+        h.update(b"\x00" + str(name).encode())
+    return int.from_bytes(h.digest()[:8], "big")
+
+
+def derive_rng(seed: int, *names: str | int) -> random.Random:
+    """A `random.Random` seeded by `derive_seed(seed, *names)`."""
+    return random.Random(derive_seed(seed, *names))
