@@ -44,7 +44,12 @@ class LinkFault:
     """Probability that a frame is delivered twice."""
 
     def to_wire(self) -> dict[str, float]:
-        return {"drop": self.drop, "delay_s": self.delay_s, "jitter_s": self.jitter_s, "duplicate": self.duplicate}
+        return {
+            "drop": self.drop,
+            "delay_s": self.delay_s,
+            "jitter_s": self.jitter_s,
+            "duplicate": self.duplicate,
+        }
 
 
 class Cluster(Protocol):

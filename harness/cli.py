@@ -1,0 +1,232 @@
+"""The `harness` command line: run a test, re-check a run, browse results.
+
+Exit codes (like Jepsen's): 0 valid, 1 invalid, 2 unknown, 3 the harness
+itself failed, 64 bad usage (a bad flag, an unknown system or bug, a broken
+run directory), 130 interrupted (the cluster was torn down; the history so
+far is on disk and `harness check` reads it).
+"""
+
+from __future__ import annotations
+
+import random
+import signal
+import sys
+import traceback
+from pathlib import Path
+from typing import Any, NoReturn
+
+import click
+from rich.console import Console
+
+from harness import registry
+from harness.history import HistoryError
+from harness.spec import TestSpec
+
+EXIT_VALID, EXIT_INVALID, EXIT_UNKNOWN, EXIT_CRASH, EXIT_USAGE, EXIT_INTERRUPTED = 0, 1, 2, 3, 64, 130
+
+console = Console(highlight=False)
+
+
+def verdict_exit(valid: Any) -> int:
+    if valid is True:
+        return EXIT_VALID
+    if valid is False:
+        return EXIT_INVALID
+    return EXIT_UNKNOWN
+
+
+def _fail_usage(message: str) -> NoReturn:
+    console.print(f"[red]error:[/red] {message}")
+    sys.exit(EXIT_USAGE)
+
+
+def _raise_interrupt(signum: int, frame: Any) -> None:
+    raise KeyboardInterrupt
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+def cli() -> None:
+    """picluster's test harness: run systems under faults, check what they did."""
+
+
+@cli.command()
+@click.argument("system")
+@click.option(
+    "--nemesis",
+    default="partition",
+    show_default=True,
+    help="Comma list: kill,pause,partition,power,flaky or none.",
+)
+@click.option("--workload", default=None, help="The system's workload (default: the system's own default).")
+@click.option("--backend", default="local", show_default=True, type=click.Choice(list(registry.BACKENDS)))
+@click.option("--nodes", "node_count", default=5, show_default=True, type=click.IntRange(1, 64))
+@click.option("--time-limit", "time_limit_s", default=30.0, show_default=True, type=click.FloatRange(0.0))
+@click.option(
+    "--concurrency", default=None, type=click.IntRange(1, 1024), help="Client processes (default: nodes)."
+)
+@click.option(
+    "--rate", default=20.0, show_default=True, type=click.FloatRange(0.0), help="Target ops/s in total."
+)
+@click.option("--seed", default=None, type=int, help="Seed for every random choice (default: a fresh one).")
+@click.option("--bug", "bugs", multiple=True, help="Plant a named bug in the system (repeatable).")
+@click.option("--interval", "nemesis_interval_s", default=5.0, show_default=True, type=click.FloatRange(0.1))
+@click.option(
+    "--quiet",
+    "quiet_s",
+    default=5.0,
+    show_default=True,
+    type=click.FloatRange(0.0),
+    help="Quiet seconds after the final heal.",
+)
+@click.option(
+    "--option", "options", multiple=True, help="Node option KEY=VALUE (VALUE parsed as JSON if it can be)."
+)
+@click.option("--cluster", "cluster_file", default=None, help="Cluster file for the ssh backend.")
+@click.option(
+    "--results", "results_root", default="results", show_default=True, type=click.Path(file_okay=False)
+)
+def run(
+    system: str,
+    nemesis: str,
+    workload: str | None,
+    backend: str,
+    node_count: int,
+    time_limit_s: float,
+    concurrency: int | None,
+    rate: float,
+    seed: int | None,
+    bugs: tuple[str, ...],
+    nemesis_interval_s: float,
+    quiet_s: float,
+    options: tuple[str, ...],
+    cluster_file: str | None,
+    results_root: str,
+) -> None:
+    """Run SYSTEM under faults, check the history, and write a report under results/."""
+    from harness.progress import Progress
+    from harness.session import check, execute, prepare
+
+    seed = seed if seed is not None else random.SystemRandom().randrange(2**31)
+    console.print(f"seed {seed}")
+    try:
+        spec = TestSpec(
+            system=system,
+            workload=workload or registry.default_workload(system),
+            nemesis=tuple(n.strip() for n in nemesis.split(",") if n.strip()),
+            backend=backend,
+            node_count=node_count,
+            concurrency=concurrency or node_count,
+            rate=rate,
+            time_limit_s=time_limit_s,
+            seed=seed,
+            bugs=tuple(bugs),
+            options=_parse_options(options),
+            nemesis_interval_s=nemesis_interval_s,
+            quiet_s=quiet_s,
+            cluster_file=cluster_file,
+            command_line=" ".join(["harness", *sys.argv[1:]]),
+        )
+        from nemesis.packages import make_packages
+
+        make_packages(spec.nemesis)
+        spec = prepare(spec, Path(results_root))
+    except (registry.RegistryError, ValueError) as e:
+        _fail_usage(str(e))
+    console.print(f"run directory {spec.run_dir}")
+    signal.signal(signal.SIGTERM, _raise_interrupt)
+    progress = Progress(console)
+    try:
+        execute(spec, on_start=progress.attach, on_op=progress.on_op)
+    except KeyboardInterrupt:
+        progress.close()
+        console.print(
+            f"[yellow]interrupted[/yellow]: cluster torn down; re-check with `harness check {spec.run_dir}`"
+        )
+        sys.exit(EXIT_INTERRUPTED)
+    except Exception:
+        progress.close()
+        console.print(
+            f"[red]the harness failed[/red]; history so far in {spec.run_dir}\n{traceback.format_exc()}"
+        )
+        sys.exit(EXIT_CRASH)
+    finally:
+        progress.close()
+    results = check(Path(spec.run_dir))
+    _print_results(results, Path(spec.run_dir))
+    sys.exit(verdict_exit(results["valid"]))
+
+
+@cli.command("check")
+@click.argument("run_dir", type=click.Path(exists=True, file_okay=False, path_type=Path))
+def check_cmd(run_dir: Path) -> None:
+    """Re-run the checkers on RUN_DIR's history; rewrite results.json and report.html."""
+    from harness.session import check
+
+    try:
+        results = check(run_dir.resolve() if run_dir.is_symlink() else run_dir)
+    except (FileNotFoundError, ValueError, HistoryError, registry.RegistryError) as e:
+        _fail_usage(str(e))
+    _print_results(results, run_dir)
+    sys.exit(verdict_exit(results["valid"]))
+
+
+@cli.command("systems")
+def systems_cmd() -> None:
+    """List the systems, their workloads and their bug switches."""
+    for name in registry.known_systems():
+        module = registry.workload_module(name)
+        console.print(
+            f"[bold]{name}[/bold]  workloads: {', '.join(sorted(module.WORKLOADS))}"
+            f" (default {module.DEFAULT_WORKLOAD})"
+        )
+        for bug, text in sorted(registry.bugs(name).items()):
+            console.print(f"    --bug {bug}: {text}")
+
+
+def _parse_options(items: tuple[str, ...]) -> dict[str, Any]:
+    import json
+
+    out: dict[str, Any] = {}
+    for item in items:
+        if "=" not in item:
+            raise ValueError(f"--option wants KEY=VALUE, got {item!r}")
+        key, raw = item.split("=", 1)
+        try:
+            out[key] = json.loads(raw)
+        except json.JSONDecodeError:
+            out[key] = raw
+    return out
+
+
+def _print_results(results: dict[str, Any], run_dir: Path) -> None:
+    from rich.table import Table
+
+    table = Table(title="checkers")
+    for col in ("checker", "verdict", "summary"):
+        table.add_column(col)
+    for name, r in results.get("checkers", {}).items():
+        v = r.get("valid")
+        word = {True: "[green]valid[/green]", False: "[red]INVALID[/red]"}.get(v, "[yellow]unknown[/yellow]")
+        if "expected" in r:
+            word += " (as designed)" if r.get("as_designed") else " (NOT as designed)"
+        table.add_row(name, word, str(r.get("summary", "")))
+    console.print(table)
+    v = results.get("valid")
+    word = {True: "[green]VALID[/green]", False: "[red]INVALID[/red]"}.get(v, "[yellow]UNKNOWN[/yellow]")
+    console.print(f"verdict {word}; report {run_dir / 'report.html'}")
+
+
+def main() -> None:
+    try:
+        cli.main(standalone_mode=False)
+    except click.exceptions.Exit as e:
+        sys.exit(e.exit_code)
+    except click.exceptions.Abort:
+        sys.exit(EXIT_INTERRUPTED)
+    except click.ClickException as e:
+        e.show()
+        sys.exit(EXIT_USAGE)
+
+
+if __name__ == "__main__":
+    main()

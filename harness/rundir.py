@@ -1,0 +1,71 @@
+"""The run directory: results/<system>/<YYYYmmddTHHMMSS>-<nemesis>/ and results/latest.
+
+Rules: a run directory is created fresh (a suffix is added rather than reuse
+one); test.json is written before the cluster starts, so even a crashed run
+can be checked; results/latest is a relative symlink to the newest run.
+Everything `harness check` needs is inside the directory.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import platform
+import sys
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from harness.spec import TestSpec
+
+VERSION = "0.1.0"
+
+
+def create_run_dir(results_root: Path, spec: TestSpec) -> Path:
+    stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%S")
+    nemesis = "+".join(spec.nemesis) or "none"
+    base = results_root / spec.system / f"{stamp}-{nemesis}"
+    run_dir = base
+    n = 1
+    while run_dir.exists():
+        n += 1
+        run_dir = base.with_name(f"{base.name}-{n}")
+    (run_dir / "nodes").mkdir(parents=True)
+    latest = results_root / "latest"
+    tmp = results_root / f".latest-{os.getpid()}"
+    if tmp.is_symlink() or tmp.exists():
+        tmp.unlink()
+    tmp.symlink_to(run_dir.relative_to(results_root))
+    os.replace(tmp, latest)
+    return run_dir
+
+
+def write_json(path: Path, data: Any) -> None:
+    tmp = path.with_name(path.name + ".tmp")
+    tmp.write_text(json.dumps(data, indent=2, sort_keys=False, default=str) + "\n", encoding="utf-8")
+    os.replace(tmp, path)
+
+
+def write_test_json(run_dir: Path, spec: TestSpec) -> None:
+    data = {
+        **spec.to_json(),
+        "versions": {
+            "picluster": VERSION,
+            "python": platform.python_version(),
+            "platform": platform.platform(),
+        },
+        "argv": sys.argv,
+    }
+    write_json(run_dir / "test.json", data)
+
+
+def read_spec(run_dir: Path) -> TestSpec:
+    path = run_dir / "test.json"
+    if not path.exists():
+        raise FileNotFoundError(f"{run_dir} is not a run directory: no test.json")
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except json.JSONDecodeError as e:
+        raise ValueError(f"{path}: not valid JSON ({e.msg} at line {e.lineno})") from None
+    spec = TestSpec.from_json(data)
+    return TestSpec.from_json({**spec.to_json(), "run_dir": str(run_dir)})

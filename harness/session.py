@@ -1,0 +1,78 @@
+"""One whole test, start to finish: run directory, cluster, runner, checkers, report.
+
+Rules:
+- test.json is written before anything starts; history.jsonl grows line by
+  line; results.json and report.html are written last (and again by
+  `harness check`).
+- The backend owns teardown; this module owns the history file, which is
+  closed on every path so what was observed is on disk.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from dataclasses import replace
+from pathlib import Path
+from typing import Any
+
+from harness import registry
+from harness.backends.base import Cluster
+from harness.checking import run_checkers
+from harness.history import HistoryWriter, Op, read_history
+from harness.report import write_report
+from harness.rundir import create_run_dir, read_spec, write_json, write_test_json
+from harness.runner import Runner, Stats
+from harness.spec import TestSpec
+
+
+def prepare(spec: TestSpec, results_root: Path) -> TestSpec:
+    """Validate names, create the run directory and write test.json; returns the spec with run_dir set."""
+    registry.make_workload(spec)
+    registry.check_bugs(spec.system, spec.bugs)
+    options = {**registry.default_options(spec.system), **spec.options}
+    run_dir = create_run_dir(results_root, spec)
+    spec = replace(spec, run_dir=str(run_dir), options=options)
+    write_test_json(run_dir, spec)
+    return spec
+
+
+def execute(
+    spec: TestSpec,
+    *,
+    on_start: Callable[[Runner], None] | None = None,
+    on_op: Callable[[Op], None] | None = None,
+) -> Stats:
+    """Run the test against a fresh cluster, appending to history.jsonl. Raises on interruption."""
+    run_dir = spec.path
+    workload = registry.make_workload(spec)
+    find_leader = getattr(registry.workload_module(spec.system), "find_leader", None)
+    backend = registry.make_backend(spec.backend)
+    history = HistoryWriter(run_dir / "history.jsonl")
+    stats = Stats()
+
+    async def body(cluster: Cluster) -> None:
+        nonlocal stats
+        runner = Runner(spec, cluster, workload, history, find_leader=find_leader, on_op=on_op)
+        stats = runner.stats
+        if on_start is not None:
+            on_start(runner)
+        await runner.run()
+
+    try:
+        backend.run(spec, body)
+    finally:
+        history.close()
+    return stats
+
+
+def check(run_dir: Path) -> dict[str, Any]:
+    """(Re-)run the checkers on a run directory's history; write results.json and report.html."""
+    spec = read_spec(run_dir)
+    read = read_history(run_dir / "history.jsonl")
+    started = time.monotonic()
+    results = run_checkers(spec, read.ops, torn_tail=read.torn_tail)
+    results["check_time_s"] = round(time.monotonic() - started, 3)
+    write_json(run_dir / "results.json", results)
+    write_report(run_dir, spec, read.ops, results)
+    return results
