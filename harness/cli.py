@@ -24,7 +24,7 @@ from harness.spec import TestSpec
 
 EXIT_VALID, EXIT_INVALID, EXIT_UNKNOWN, EXIT_CRASH, EXIT_USAGE, EXIT_INTERRUPTED = 0, 1, 2, 3, 64, 130
 
-console = Console(highlight=False)
+console = Console(highlight=False, soft_wrap=True)
 
 
 def verdict_exit(valid: Any) -> int:
@@ -181,6 +181,17 @@ def systems_cmd() -> None:
         )
         for bug, text in sorted(registry.bugs(name).items()):
             console.print(f"    --bug {bug}: {text}")
+
+
+@cli.command("serve")
+@click.option("--results", "results_root", default="results", show_default=True, type=click.Path(file_okay=False))
+@click.option("--host", default="127.0.0.1", show_default=True)
+@click.option("--port", default=8080, show_default=True, type=click.IntRange(0, 65535))
+def serve_cmd(results_root: str, host: str, port: int) -> None:
+    """Browse results/ in a web page: every run with its verdict, linking to its report."""
+    from harness.serve import serve
+
+    serve(Path(results_root), host, port)
 
 
 def _parse_options(items: tuple[str, ...]) -> dict[str, Any]:
