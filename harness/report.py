@@ -21,14 +21,9 @@ from typing import Any
 
 from harness.history import Op, pairs
 from harness.spec import TestSpec
+from nemesis.packages import FAULT_CURES
 
-FAULT_PAIRS = {
-    "kill": "restart",
-    "pause": "resume",
-    "start-partition": "stop-partition",
-    "power-off": "power-on",
-    "start-links": "stop-links",
-}
+FAULT_PAIRS = FAULT_CURES
 MAX_TIMELINE_OPS = 3000
 VERDICT_WORD = {True: "valid", False: "INVALID", "unknown": "unknown"}
 VERDICT_COLOUR = {True: "#1a7f37", False: "#cf222e", "unknown": "#9a6700"}

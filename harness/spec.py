@@ -14,6 +14,8 @@ from typing import Any
 
 @dataclass(frozen=True)
 class TestSpec:
+    __test__ = False  # not a pytest test class, despite the name
+
     system: str
     workload: str
     nemesis: tuple[str, ...]

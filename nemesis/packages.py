@@ -206,6 +206,15 @@ async def heal_all(ctx: NemesisContext) -> None:
     await restart(ctx, sorted(ctx.killed))
 
 
+FAULT_CURES = {
+    "kill": "restart",
+    "pause": "resume",
+    "start-partition": "stop-partition",
+    "power-off": "power-on",
+    "start-links": "stop-links",
+}
+"""Each fault's nemesis op and the op that records its cure."""
+
 PACKAGES: dict[str, Callable[[], Fault]] = {
     "kill": Kill,
     "pause": Pause,
