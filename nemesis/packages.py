@@ -58,48 +58,57 @@ class Fault(Protocol):
     async def stop(self, ctx: NemesisContext) -> None: ...
 
 
-class Kill:
-    """SIGKILL one node (sometimes the leader); restart it over its data directory."""
+class _OneNode:
+    """Hit one running node (sometimes the leader), cure it later; subclasses say how."""
+
+    name = ""
+
+    def __init__(self) -> None:
+        self.victims: list[str] = []
+
+    async def start(self, ctx: NemesisContext) -> None:
+        target = await ctx.pick_target([n for n in ctx.nodes if n not in ctx.killed and n not in ctx.paused])
+        if target is None:
+            return
+        await self.inflict(ctx, target)
+        self.victims = [target]
+        ctx.record(self.name, [target])
+
+    async def stop(self, ctx: NemesisContext) -> None:
+        await self.cure(ctx, self.victims)
+        self.victims = []
+
+    async def inflict(self, ctx: NemesisContext, node: str) -> None:
+        raise NotImplementedError
+
+    async def cure(self, ctx: NemesisContext, nodes: list[str]) -> None:
+        raise NotImplementedError
+
+
+class Kill(_OneNode):
+    """SIGKILL one node; restart it over its data directory."""
 
     name = "kill"
 
-    def __init__(self) -> None:
-        self.victims: list[str] = []
+    async def inflict(self, ctx: NemesisContext, node: str) -> None:
+        await ctx.cluster.kill(node)
+        ctx.killed.add(node)
 
-    async def start(self, ctx: NemesisContext) -> None:
-        target = await ctx.pick_target([n for n in ctx.nodes if n not in ctx.killed and n not in ctx.paused])
-        if target is None:
-            return
-        await ctx.cluster.kill(target)
-        ctx.killed.add(target)
-        self.victims = [target]
-        ctx.record("kill", [target])
-
-    async def stop(self, ctx: NemesisContext) -> None:
-        await restart(ctx, self.victims)
-        self.victims = []
+    async def cure(self, ctx: NemesisContext, nodes: list[str]) -> None:
+        await restart(ctx, nodes)
 
 
-class Pause:
-    """SIGSTOP one node (sometimes the leader); SIGCONT it later."""
+class Pause(_OneNode):
+    """SIGSTOP one node; SIGCONT it later."""
 
     name = "pause"
 
-    def __init__(self) -> None:
-        self.victims: list[str] = []
+    async def inflict(self, ctx: NemesisContext, node: str) -> None:
+        await ctx.cluster.pause(node)
+        ctx.paused.add(node)
 
-    async def start(self, ctx: NemesisContext) -> None:
-        target = await ctx.pick_target([n for n in ctx.nodes if n not in ctx.killed and n not in ctx.paused])
-        if target is None:
-            return
-        await ctx.cluster.pause(target)
-        ctx.paused.add(target)
-        self.victims = [target]
-        ctx.record("pause", [target])
-
-    async def stop(self, ctx: NemesisContext) -> None:
-        await resume(ctx, self.victims)
-        self.victims = []
+    async def cure(self, ctx: NemesisContext, nodes: list[str]) -> None:
+        await resume(ctx, nodes)
 
 
 class Partition:
