@@ -28,6 +28,18 @@ MAX_TIMELINE_OPS = 3000
 VERDICT_WORD = {True: "valid", False: "INVALID", "unknown": "unknown"}
 VERDICT_COLOUR = {True: "#1a7f37", False: "#cf222e", "unknown": "#9a6700"}
 OUTCOME_COLOUR = {"ok": "#2da44e", "fail": "#cf222e", "info": "#bf8700"}
+FAULT_COLOUR = {
+    "kill": "#ff8182",
+    "pause": "#d4a72c",
+    "start-partition": "#54aeff",
+    "power-off": "#6e7781",
+    "start-links": "#c297ff",
+}
+"""Fault windows are shaded in their kind's colour; unknown kinds in grey."""
+
+
+def fault_colour(label: str) -> str:
+    return FAULT_COLOUR.get(label.split(" ")[0], "#d0d7de")
 
 
 @dataclass(frozen=True, slots=True)
@@ -71,15 +83,18 @@ def _svg_of(fig: Any) -> str:
 
 def latency_and_throughput_svg(history: list[Op], windows: list[FaultWindow]) -> str:
     import matplotlib
+    import matplotlib.ticker
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
+    from matplotlib.patches import Patch
 
     ps = [p for p in pairs(history) if p.complete is not None]
     fig, (ax1, ax2) = plt.subplots(2, 1, figsize=(10, 6), sharex=True)
     for w in windows:
         for ax in (ax1, ax2):
-            ax.axvspan(w.start_s, w.end_s, color="#d0d7de", alpha=0.35, lw=0)
+            ax.axvspan(w.start_s, w.end_s, color=fault_colour(w.label), alpha=0.25, lw=0)
+    kinds = sorted({w.label.split(" ")[0] for w in windows})
     by_outcome: dict[str, tuple[list[float], list[float]]] = defaultdict(lambda: ([], []))
     for p in ps:
         xs, ys = by_outcome[p.type]
@@ -90,6 +105,9 @@ def latency_and_throughput_svg(history: list[Op], windows: list[FaultWindow]) ->
         if xs:
             ax1.scatter(xs, ys, s=6, color=OUTCOME_COLOUR[outcome], label=outcome, alpha=0.7, lw=0)
     ax1.set_yscale("log")
+    plain = matplotlib.ticker.FuncFormatter(lambda y, _: f"{y:g}")
+    ax1.yaxis.set_major_formatter(plain)
+    ax1.yaxis.set_minor_formatter(plain)
     ax1.set_ylabel("latency (ms)")
     ax1.legend(loc="upper right", fontsize=8)
     buckets: dict[str, dict[int, int]] = defaultdict(lambda: defaultdict(int))
@@ -101,7 +119,10 @@ def latency_and_throughput_svg(history: list[Op], windows: list[FaultWindow]) ->
             xs = sorted(series)
             ax2.plot(xs, [series[x] for x in xs], color=OUTCOME_COLOUR[outcome], label=outcome, lw=1.2)
     ax2.set_ylabel("ops/s")
-    ax2.set_xlabel("time (s); grey bands: faults in place")
+    ax2.set_xlabel("time (s); shaded bands: faults in place")
+    handles, _ = ax2.get_legend_handles_labels()
+    handles += [Patch(color=fault_colour(k), alpha=0.25, label=k) for k in kinds]
+    ax2.legend(handles=handles, loc="lower left", fontsize=8, ncol=4)
     fig.tight_layout()
     svg = _svg_of(fig)
     plt.close(fig)
@@ -124,7 +145,8 @@ def timeline_svg(history: list[Op], windows: list[FaultWindow]) -> str:
         x = left + w.start_s * 1e9 * scale
         parts.append(
             f'<rect x="{x:.1f}" y="0" width="{max(1.0, (w.end_s - w.start_s) * 1e9 * scale):.1f}" '
-            f'height="{height - 20}" fill="#d0d7de" opacity="0.4"><title>{html.escape(w.label)}</title></rect>'
+            f'height="{height - 20}" fill="{fault_colour(w.label)}" opacity="0.3">'
+            f"<title>{html.escape(w.label)}</title></rect>"
         )
     for proc, i in row.items():
         parts.append(f'<text x="2" y="{i * row_h + 9}">p{html.escape(str(proc))}</text>')
@@ -235,7 +257,8 @@ def render(spec: TestSpec, history: list[Op], results: dict[str, Any]) -> str:
     except Exception as e:
         plots = f"<p>could not plot: {html.escape(repr(e))}</p>"
     fault_rows = "".join(
-        f"<tr><td>{w.start_s:.2f}</td><td>{w.end_s:.2f}</td><td>{html.escape(w.label)}</td></tr>"
+        f'<tr><td>{w.start_s:.2f}</td><td>{w.end_s:.2f}</td><td><span style="background:{fault_colour(w.label)}">'
+        f"&nbsp;&nbsp;</span> {html.escape(w.label)}</td></tr>"
         for w in windows
     )
     extra = []
