@@ -1,0 +1,378 @@
+"""The Elle-like checker on hand-built histories: each anomaly class must be caught,
+correct serial and concurrent histories must pass."""
+
+from __future__ import annotations
+
+import json
+import random
+import xml.etree.ElementTree as ET
+from typing import Any
+
+import networkx as nx
+import pytest
+
+from checkers.elle import anomalies as A
+from checkers.elle import check_list_append, check_rw_register, checker, render_html
+from checkers.elle.explain import cycle_svg
+from checkers.elle.history import realtime_order
+
+
+class H:
+    """A tiny history builder: ops get consecutive indexes in the order written."""
+
+    def __init__(self) -> None:
+        self.ops: list[dict[str, Any]] = []
+
+    def _op(self, p: Any, typ: str, value: Any) -> H:
+        self.ops.append(
+            {"index": len(self.ops), "time": len(self.ops), "process": p, "type": typ, "f": "txn", "value": value}
+        )
+        return self
+
+    def invoke(self, p: Any, mops: list[list[Any]]) -> H:
+        return self._op(p, "invoke", [[f, k, None if f == "r" else v] for f, k, v in mops])
+
+    def ok(self, p: Any, mops: list[list[Any]]) -> H:
+        return self._op(p, "ok", mops)
+
+    def fail(self, p: Any, mops: list[list[Any]]) -> H:
+        return self._op(p, "fail", mops)
+
+    def info(self, p: Any, mops: list[list[Any]]) -> H:
+        return self._op(p, "info", mops)
+
+    def txn(self, p: Any, mops: list[list[Any]]) -> H:
+        """Invoke and complete ok at once (serial)."""
+        return self.invoke(p, mops).ok(p, mops)
+
+
+def concurrent(*txns: list[list[Any]]) -> list[dict[str, Any]]:
+    """All txns invoked before any completes (no real-time order between them), one process each."""
+    h = H()
+    for p, mops in enumerate(txns):
+        h.invoke(p, mops)
+    for p, mops in enumerate(txns):
+        h.ok(p, mops)
+    return h.ops
+
+
+def types(result: dict[str, Any]) -> set[str]:
+    return set(result["anomalies"])
+
+
+# --- list-append: correct histories pass ------------------------------------------------------------
+
+
+def test_serial_list_append_is_valid() -> None:
+    h = H()
+    h.txn(0, [["append", "x", 1], ["r", "x", [1]]])
+    h.txn(1, [["r", "x", [1]], ["append", "y", 1], ["append", "x", 2]])
+    h.txn(0, [["r", "x", [1, 2]], ["r", "y", [1]], ["r", "z", []]])
+    h.txn(2, [["append", "z", 1], ["r", "z", [1]]])
+    r = check_list_append(h.ops)
+    assert r["valid"] is True, r
+    assert r["anomalies"] == {} and r["not"] == []
+
+
+def test_concurrent_correct_list_append_is_valid() -> None:
+    # T1 reads x before T0's append took effect: fine, the two overlap.
+    ops = concurrent([["append", "x", 1]], [["r", "x", []]], [["r", "x", [1]], ["append", "x", 2]])
+    ops.append({"index": 6, "process": "nemesis", "type": "info", "f": "start-partition", "value": {}})
+    assert check_list_append(ops)["valid"] is True
+
+
+def test_info_txn_whose_append_was_seen_counts_as_committed() -> None:
+    h = H()
+    h.invoke(0, [["append", "x", 1]]).info(0, [["append", "x", 1]])
+    h.txn(1, [["r", "x", [1]]])
+    h.invoke(2, [["append", "x", 2]]).info(2, [["append", "x", 2]])  # never seen: fine
+    r = check_list_append(h.ops)
+    assert r["valid"] is True, r
+
+
+# --- list-append: every anomaly class is caught ----------------------------------------------------
+
+
+def test_g0_write_cycle() -> None:
+    r = check_list_append(
+        concurrent(
+            [["append", "x", 1], ["append", "y", 1]],
+            [["append", "x", 2], ["append", "y", 2]],
+            [["r", "x", [1, 2]], ["r", "y", [2, 1]]],
+        )
+    )
+    assert r["valid"] is False
+    assert "G0" in types(r)
+    assert "read-uncommitted" in r["not"]
+
+
+def test_g1a_aborted_read() -> None:
+    h = H()
+    h.invoke(0, [["append", "x", 1]]).fail(0, [["append", "x", 1]])
+    h.txn(1, [["r", "x", [1]]])
+    r = check_list_append(h.ops)
+    assert r["valid"] is False and "G1a" in types(r)
+    assert "read-committed" in r["not"] and "read-uncommitted" not in r["not"]
+
+
+def test_g1b_intermediate_read() -> None:
+    r = check_list_append(concurrent([["append", "x", 1], ["append", "x", 2]], [["r", "x", [1]]], [["r", "x", [1, 2]]]))
+    assert r["valid"] is False and "G1b" in types(r)
+
+
+def test_g1c_circular_information_flow() -> None:
+    r = check_list_append(concurrent([["append", "x", 1], ["r", "y", [1]]], [["append", "y", 1], ["r", "x", [1]]]))
+    assert types(r) == {"G1c"}
+    ev = r["anomalies"]["G1c"][0]
+    assert "T1 read T0's append of 1 to key 'x'" in ev["explanation"]
+    assert [s["rel"] for s in ev["steps"]] == ["wr", "wr"]
+    assert r["not"][0] == "read-committed"
+
+
+def test_g_single_read_skew() -> None:
+    # T1 sees T0's append to y but not its append to x.
+    r = check_list_append(
+        concurrent([["append", "x", 1], ["append", "y", 1]], [["r", "x", []], ["r", "y", [1]]], [["r", "x", [1]]])
+    )
+    assert "G-single" in types(r) and r["valid"] is False
+    assert "snapshot-isolation" in r["not"] and "read-committed" not in r["not"]
+
+
+def test_g2_item_write_skew_is_allowed_by_snapshot_isolation() -> None:
+    ops = concurrent(
+        [["r", "x", []], ["append", "y", 1]],
+        [["r", "y", []], ["append", "x", 1]],
+        [["r", "x", [1]], ["r", "y", [1]]],
+    )
+    r = check_list_append(ops, consistency="serializable")
+    assert r["valid"] is False and types(r) == {"G2-item"}
+    assert "snapshot-isolation" not in r["not"] and "serializable" in r["not"]
+    si = check_list_append(ops, consistency="snapshot-isolation")
+    assert si["valid"] is True and types(si) == {"G2-item"}
+
+
+def test_g_nonadjacent() -> None:
+    # T0 -rw-> T1 -wr-> T2 -rw-> T3 -wr-> T0: two anti-dependencies, not adjacent.
+    r = check_list_append(
+        concurrent(
+            [["r", "a", []], ["r", "d", [4]]],
+            [["append", "a", 1], ["append", "b", 2]],
+            [["r", "b", [2]], ["r", "c", []]],
+            [["append", "c", 3], ["append", "d", 4]],
+            [["r", "a", [1]], ["r", "c", [3]]],
+        ),
+        consistency="snapshot-isolation",
+    )
+    assert r["valid"] is False and "G-nonadjacent" in types(r)
+    steps = r["anomalies"]["G-nonadjacent"][0]["steps"]
+    assert sorted(s["rel"] for s in steps) == ["rw", "rw", "wr", "wr"]
+
+
+def test_stale_read_is_g_single_realtime() -> None:
+    h = H()
+    h.txn(0, [["append", "x", 1]])
+    h.txn(1, [["r", "x", []]])  # invoked after T0 completed, yet misses it
+    h.txn(2, [["r", "x", [1]]])
+    strict = check_list_append(h.ops)
+    assert strict["valid"] is False and "G-single-realtime" in types(strict)
+    assert "completed (op 1) before T2 was invoked (op 2)" in strict["anomalies"]["G-single-realtime"][0]["explanation"]
+    assert check_list_append(h.ops, consistency="serializable")["valid"] is True
+
+
+def test_session_stale_read_is_g_single_process() -> None:
+    h = H()
+    h.txn(0, [["append", "x", 1]])
+    h.txn(0, [["r", "x", []]])
+    h.txn(1, [["r", "x", [1]]])
+    r = check_list_append(h.ops, consistency="strong-session-serializable")
+    assert r["valid"] is False and "G-single-process" in types(r)
+    assert check_list_append(h.ops, consistency="serializable")["valid"] is True
+
+
+def test_internal_inconsistency() -> None:
+    r = check_list_append(concurrent([["append", "x", 1], ["r", "x", []]]))
+    assert r["valid"] is False and "internal" in types(r)
+    r2 = check_list_append(
+        concurrent([["r", "x", [5]], ["r", "x", [5, 6]]], [["append", "x", 5]], [["append", "x", 6]])
+    )
+    assert "internal" in types(r2)
+
+
+def test_duplicate_appends() -> None:
+    r = check_list_append(concurrent([["append", "x", 1]], [["r", "x", [1, 1]]]))
+    assert r["valid"] is False and "duplicate-appends" in types(r)
+
+
+def test_incompatible_order() -> None:
+    r = check_list_append(
+        concurrent([["append", "x", 1]], [["append", "x", 2]], [["r", "x", [1, 2]]], [["r", "x", [2, 1]]])
+    )
+    assert r["valid"] is False and "incompatible-order" in types(r)
+    assert "neither is a prefix" in r["anomalies"]["incompatible-order"][0]["text"]
+
+
+def test_garbage_read() -> None:
+    r = check_list_append(concurrent([["append", "x", 1]], [["r", "x", [1, 99]]]))
+    assert r["valid"] is False and "garbage-read" in types(r)
+
+
+# --- rw-register ------------------------------------------------------------------------------------
+
+
+def test_serial_rw_register_is_valid() -> None:
+    h = H()
+    h.txn(0, [["r", "x", None], ["w", "x", 1]])
+    h.txn(1, [["r", "x", 1], ["w", "x", 2], ["r", "x", 2]])
+    h.txn(0, [["r", "x", 2], ["r", "y", None]])
+    r = check_rw_register(h.ops)
+    assert r["valid"] is True, r
+    assert check_rw_register(h.ops, linearizable_keys=True)["valid"] is True
+
+
+def test_rw_register_g1c() -> None:
+    r = check_rw_register(concurrent([["w", "x", 1], ["r", "y", 2]], [["w", "y", 2], ["r", "x", 1]]))
+    assert r["valid"] is False and "G1c" in types(r)
+    assert "read T0's write of 1 to key 'x'" in r["anomalies"]["G1c"][0]["explanation"]
+
+
+def test_rw_register_write_skew() -> None:
+    r = check_rw_register(
+        concurrent([["r", "x", None], ["w", "y", 1]], [["r", "y", None], ["w", "x", 1]]), consistency="serializable"
+    )
+    assert r["valid"] is False and "G2-item" in types(r)
+
+
+def test_rw_register_stale_read_realtime() -> None:
+    h = H()
+    h.txn(0, [["w", "x", 1]])
+    h.txn(1, [["r", "x", None]])
+    r = check_rw_register(h.ops)
+    assert r["valid"] is False and "G-single-realtime" in types(r)
+
+
+def test_rw_register_linearizable_keys_orders_writes_by_real_time() -> None:
+    h = H()
+    h.txn(0, [["w", "x", 1]])
+    h.txn(1, [["w", "x", 2]])
+    h.txn(2, [["r", "x", 1]])  # after x=2 was written and acknowledged
+    assert check_rw_register(h.ops)["valid"] is True  # nothing orders 1 and 2 without the assumption
+    r = check_rw_register(h.ops, linearizable_keys=True)
+    assert r["valid"] is False and "G-single-realtime" in types(r)
+
+
+def test_rw_register_cyclic_versions() -> None:
+    r = check_rw_register(concurrent([["r", "x", 1], ["w", "x", 2]], [["r", "x", 2], ["w", "x", 1]]))
+    assert r["valid"] is False and "cyclic-versions" in types(r)
+
+
+def test_rw_register_g1a_g1b_internal_garbage() -> None:
+    h = H()
+    h.invoke(0, [["w", "x", 1]]).fail(0, [["w", "x", 1]])
+    h.txn(1, [["r", "x", 1]])
+    assert "G1a" in types(check_rw_register(h.ops))
+    g1b = concurrent([["w", "x", 1], ["w", "x", 2]], [["r", "x", 1]])
+    assert "G1b" in types(check_rw_register(g1b))
+    internal = concurrent([["w", "x", 1], ["r", "x", 3]], [["w", "x", 3]])
+    assert "internal" in types(check_rw_register(internal))
+    garbage = concurrent([["r", "x", 42]])
+    assert "garbage-read" in types(check_rw_register(garbage))
+    for ops in (h.ops, g1b, internal, garbage):
+        assert check_rw_register(ops)["valid"] is False
+
+
+# --- verdicts, models and rendering -----------------------------------------------------------------
+
+
+def test_empty_history_is_unknown_and_bad_model_raises() -> None:
+    assert check_list_append([])["valid"] == "unknown"
+    with pytest.raises(ValueError):
+        check_list_append([], consistency="eventual-wishful-thinking")
+
+
+def test_search_cut_short_is_unknown() -> None:
+    # Write skew needs the cycle search; with no time at all it cannot conclude.
+    ops = concurrent(
+        [["r", "x", []], ["append", "y", 1]], [["r", "y", []], ["append", "x", 1]], [["r", "x", [1]], ["r", "y", [1]]]
+    )
+    r = check_list_append(ops, time_limit_s=-1.0)
+    assert r["valid"] == "unknown" and r["stats"]["search_complete"] is False
+
+
+def test_cycle_type_and_models() -> None:
+    assert A.cycle_type(["ww", "ww"]) == "G0"
+    assert A.cycle_type(["ww", "wr"]) == "G1c"
+    assert A.cycle_type(["rw", "wr", "realtime"]) == "G-single-realtime"
+    assert A.cycle_type(["rw", "wr", "rw", "wr"]) == "G-nonadjacent"
+    assert A.cycle_type(["rw", "rw", "wr"]) == "G2-item"
+    assert A.cycle_type(["rw", "process"]) == "G-single-process"
+    assert A.model("strong-serializable") == "strict-serializable"
+    assert A.ruled_out({"G-single-realtime"}) == ["strong-snapshot-isolation", "strict-serializable"]
+    assert A.needs_order("serializable") == (False, False)
+    assert A.needs_order("strict-serializable") == (True, True)
+
+
+def test_realtime_order_is_a_transitive_reduction_that_keeps_reachability() -> None:
+    rng = random.Random(7)
+    for _ in range(20):
+        spans = []
+        for tid in range(40):
+            start = rng.uniform(0, 100)
+            spans.append((start, start + rng.uniform(0.1, 15), tid))
+        events = sorted([(s, 0, t) for s, _, t in spans] + [(e, 1, t) for _, e, t in spans])
+        reduced = nx.DiGraph()
+        reduced.add_nodes_from(range(40))
+        realtime_order([(k, t) for _, k, t in events], reduced.add_edge)
+        closure = nx.transitive_closure_dag(reduced)
+        naive = {(a, b) for _, ea, a in spans for sb, _, b in spans if ea < sb}
+        assert set(closure.edges) == naive
+        assert reduced.number_of_edges() <= len(naive)
+
+
+def test_render_html_draws_each_cycle_and_escapes() -> None:
+    r = check_list_append(concurrent([["append", "<k>", 1], ["r", "y", [1]]], [["append", "y", 1], ["r", "<k>", [1]]]))
+    html = render_html(r)
+    assert html.count("<svg") == 1 and "</svg>" in html
+    assert "<k>" not in html and "&lt;k&gt;" in html
+    assert "<script" not in html and "<link" not in html
+    ok = render_html(check_list_append(concurrent([["append", "x", 1]])))
+    assert "<svg" not in ok and "consistent with strict-serializable" in ok
+
+
+def test_results_are_json_and_diagrams_are_well_formed_xml() -> None:
+    r = check_list_append(
+        concurrent(
+            [["r", "a", []], ["r", "d", [4]]],
+            [["append", "a", 1], ["append", "b", 2]],
+            [["r", "b", [2]], ["r", "c", []]],
+            [["append", "c", 3], ["append", "d", 4]],
+            [["r", "a", [1]], ["r", "c", [3]]],
+        )
+    )
+    assert json.loads(json.dumps(r)) == json.loads(json.dumps(r, sort_keys=True))
+    for ev in (e for evs in r["anomalies"].values() for e in evs if "steps" in e):
+        root = ET.fromstring(cycle_svg(ev))
+        assert root.tag.endswith("svg")
+        assert len([c for c in root if c.tag.endswith("circle")]) == len(ev["steps"])
+
+
+def test_malformed_history_is_unknown_not_a_crash() -> None:
+    h = H().invoke(0, [["append", "x", 1]])
+    h.ops.append({"index": 1, "process": 0, "type": "ok", "f": "txn", "value": None})
+    r = check_list_append(h.ops)
+    assert r["valid"] == "unknown" and "malformed" in r["summary"]
+
+
+def test_checker_wrapper_fits_the_workload_protocol() -> None:
+    check = checker("rw-register", consistency="serializable")
+    ops = concurrent([["r", "x", None], ["w", "y", 1]], [["r", "y", None], ["w", "x", 1]])
+    assert check(ops, {})["valid"] is False
+    assert checker()(concurrent([["append", "x", 1]]), {})["valid"] is True
+
+
+def test_rw_register_g0_from_writes_that_follow_reads() -> None:
+    # Each txn read the other's write of one key before overwriting it: x 1 < 2 and y 2 < 1.
+    r = check_rw_register(
+        concurrent([["r", "y", 2], ["w", "x", 1], ["w", "y", 1]], [["r", "x", 1], ["w", "x", 2], ["w", "y", 2]])
+    )
+    assert r["valid"] is False and "G0" in types(r)
+    assert "overwrote it with" in r["anomalies"]["G0"][0]["explanation"]
