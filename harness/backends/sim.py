@@ -1,0 +1,134 @@
+"""The `sim` backend: the whole cluster inside one deterministic simulation.
+
+Rules this module keeps (besides those of harness/backends/base.py):
+
+- The world is built from the spec alone: `spec.seed`, `spec.nodes`,
+  `spec.bugs`, `spec.options` (the system's DEFAULT_OPTIONS under them), so
+  the seed reproduces the run. Simulator settings may come from
+  `spec.options["sim"]`: the NetConfig fields (`base_s`, `tail_s`, `loss`,
+  `duplicate`, `reorder`) and `sync_s`, `time_limit_s`.
+- `run(spec, body)` starts every node (the system's `start_node`), awaits
+  `body(cluster)` on the virtual-time loop, and on every exit path stops
+  every node, cancels every task, closes the loop, and writes each node's
+  log to run_dir/nodes/<id>.log, the message journal to
+  run_dir/journal.jsonl and the seed, digest and counters to run_dir/sim.json
+  (when the spec has a run_dir).
+- `cluster.client.now()` is virtual time. Fault methods are idempotent and
+  act at once (nothing here waits in real time).
+- Virtual time is bounded (default: 20 x the test's own length, at least an
+  hour) so a body that waits forever ends with `SimTimeLimit`, never a hang.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import importlib
+import json
+from collections.abc import Awaitable, Callable
+from pathlib import Path
+from typing import Any, TypeVar
+
+from harness.backends.base import Grudge, LinkFault
+from systems.runtime.api import NodeConfig, Runtime
+from systems.runtime.sim import NetConfig, SimWorld
+
+T = TypeVar("T")
+
+_WORLD_KEYS = ("sync_s", "time_limit_s")
+
+
+class SimCluster:
+    """`Cluster` over a `SimWorld`."""
+
+    def __init__(self, world: SimWorld, run_dir: Path) -> None:
+        self.world = world
+        self.nodes = list(world.nodes)
+        self.client: Runtime = world.client("client")
+        self.run_dir = run_dir
+
+    def is_up(self, node: str) -> bool:
+        return self.world.is_up(node)
+
+    async def kill(self, node: str) -> None:
+        self.world.crash(node)
+
+    async def restart(self, node: str) -> None:
+        await self.world.restart(node)
+
+    async def pause(self, node: str) -> None:
+        self.world.pause(node)
+
+    async def resume(self, node: str) -> None:
+        self.world.resume(node)
+
+    async def partition(self, grudge: Grudge) -> None:
+        self.world.partition(grudge)
+
+    async def set_links(self, faults: dict[tuple[str, str], LinkFault]) -> None:
+        self.world.set_links(faults)
+
+    async def heal(self) -> None:
+        self.world.heal()
+
+
+def sim_settings(spec: Any) -> tuple[NetConfig, dict[str, Any]]:
+    """Split `spec.options["sim"]` into the network config and the world's own settings."""
+    raw = dict(spec.options.get("sim") or {})
+    world = {k: raw.pop(k) for k in _WORLD_KEYS if k in raw}
+    if "time_limit_s" not in world:
+        test_s = spec.time_limit_s + spec.quiet_s + 10 * spec.op_timeout_s
+        world["time_limit_s"] = max(3600.0, 20 * test_s)
+    return NetConfig.from_dict(raw), world
+
+
+class SimBackend:
+    name = "sim"
+
+    def __init__(self, *, keep_journal: bool = True) -> None:
+        self.keep_journal = keep_journal
+        self.world: SimWorld | None = None
+        """The last run's world (its journal, logs and stats stay readable after the run)."""
+
+    def run(self, spec: Any, body: Callable[[Any], Awaitable[T]]) -> T:
+        module = importlib.import_module(f"systems.{spec.system}")
+        options = {**getattr(module, "DEFAULT_OPTIONS", {}), **spec.options}
+        config = NodeConfig(system=spec.system, bugs=tuple(spec.bugs), options=options, seed=spec.seed)
+        net, settings = sim_settings(spec)
+        world = SimWorld(spec.seed, spec.nodes, net=net, keep_journal=self.keep_journal, **settings)
+        self.world = world
+        run_dir = Path(spec.run_dir) if spec.run_dir else None
+        cluster = SimCluster(world, run_dir if run_dir is not None else Path("."))
+
+        async def main() -> T:
+            for node in world.nodes:
+                await world.start(node, module.start_node, config)
+            return await body(cluster)
+
+        try:
+            return world.run(main())
+        finally:
+            if run_dir is not None:
+                write_outputs(world, run_dir)
+
+
+def write_outputs(world: SimWorld, run_dir: Path) -> None:
+    """Each node's log as nodes/<id>.log, and the message journal as journal.jsonl."""
+    nodes_dir = run_dir / "nodes"
+    nodes_dir.mkdir(parents=True, exist_ok=True)
+    for node in world.nodes:
+        lines = world.logs.get(node, [])
+        (nodes_dir / f"{node}.log").write_text("".join(line + "\n" for line in lines), encoding="utf-8")
+    if world.journal.keep:
+        (run_dir / "journal.jsonl").write_text(world.journal.to_jsonl(), encoding="utf-8")
+    summary = {
+        "seed": world.seed,
+        "digest": world.digest(),
+        "virtual_time_s": world.loop.time(),
+        "stats": world.stats,
+        "net": dataclasses.asdict(world.net.config),
+    }
+    (run_dir / "sim.json").write_text(json.dumps(summary, indent=2) + "\n", encoding="utf-8")
+
+
+def make_backend() -> SimBackend:
+    return SimBackend()

@@ -1,0 +1,132 @@
+"""The simulated disk: in memory, with exact crash semantics.
+
+Rules this module keeps:
+
+- A node's disk (`DiskStore`) outlives its incarnations: it holds, per file,
+  the *durable* content (what survives a crash) and the *current* content
+  (what the running node reads: durable plus every write since).
+- Names follow the real disk's rules (relative, no empty/'.'/'..' or
+  dot-prefixed components, no NUL or backslash), else ValueError.
+- `write` replaces a whole file atomically; `append`/`truncate` edit it in
+  place (`truncate` creates a missing file and zero-fills when growing);
+  all three are visible to `read` at once and durable only after a
+  `sync(name)` of that file completes. `sync` takes `sync_s` of virtual time
+  and makes durable exactly what the file held when it was called.
+- `delete` is durable after the next completed sync of any file.
+- `crash()` throws away everything not durable: current := durable.
+- A running incarnation reaches the store through a `DiskView` bound to it:
+  once that incarnation is dead (crashed or stopped), its writes are ignored
+  and its syncs never complete, so a cancelled task's `finally` cannot reach
+  the disk after the "power" went off.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Callable
+
+
+def _check_name(name: str) -> None:
+    """The real disk's name rules (real_disk.check_name), so a name fails the same way on both."""
+    if not isinstance(name, str) or not name:
+        raise ValueError(f"disk name must be a non-empty string, got {name!r}")
+    if "\x00" in name or "\\" in name:
+        raise ValueError(f"disk name {name!r} contains a NUL byte or a backslash")
+    if name.startswith("/"):
+        raise ValueError(f"disk name {name!r} is absolute; names are relative to the data directory")
+    for part in name.split("/"):
+        if part in ("", ".", ".."):
+            raise ValueError(f"disk name {name!r} has an empty, '.' or '..' component")
+        if part.startswith("."):
+            raise ValueError(f"disk name {name!r} has a component starting with '.' (reserved)")
+
+
+class DiskStore:
+    """Durable and current content of one node's files."""
+
+    def __init__(self) -> None:
+        self.durable: dict[str, bytes] = {}
+        self.current: dict[str, bytearray] = {}
+        self.pending_deletes: dict[str, None] = {}
+        """Names deleted since the last sync (an insertion-ordered set)."""
+
+    def crash(self) -> None:
+        """Lose everything that was not synced."""
+        self.current = {name: bytearray(data) for name, data in self.durable.items()}
+        self.pending_deletes.clear()
+
+    def snapshot(self, name: str) -> tuple[bytes | None, list[str]]:
+        """What a sync of `name` started now would make durable: its content and the deletes."""
+        data = self.current.get(name)
+        return (bytes(data) if data is not None else None), list(self.pending_deletes)
+
+    def make_durable(self, name: str, data: bytes | None, deletes: list[str]) -> None:
+        if data is None:
+            self.durable.pop(name, None)
+        else:
+            self.durable[name] = data
+        for gone in deletes:
+            if gone not in self.current:
+                self.durable.pop(gone, None)
+            self.pending_deletes.pop(gone, None)
+
+    def unsynced(self) -> list[str]:
+        """Names whose current content differs from the durable one (sorted)."""
+        names = sorted({*self.current, *self.durable})
+        cur = {n: bytes(b) for n, b in self.current.items()}
+        return [n for n in names if self.durable.get(n) != cur.get(n)]
+
+
+class DiskView:
+    """`systems.runtime.api.Disk` for one incarnation of a node."""
+
+    def __init__(self, store: DiskStore, alive: Callable[[], bool], sync_s: float = 0.001) -> None:
+        self._store = store
+        self._alive = alive
+        self.sync_s = sync_s
+
+    def read(self, name: str) -> bytes | None:
+        _check_name(name)
+        data = self._store.current.get(name)
+        return bytes(data) if data is not None else None
+
+    def write(self, name: str, data: bytes) -> None:
+        _check_name(name)
+        if self._alive():
+            self._store.current[name] = bytearray(data)
+            self._store.pending_deletes.pop(name, None)
+
+    def append(self, name: str, data: bytes) -> None:
+        _check_name(name)
+        if self._alive():
+            self._store.current.setdefault(name, bytearray()).extend(data)
+            self._store.pending_deletes.pop(name, None)
+
+    def truncate(self, name: str, size: int) -> None:
+        _check_name(name)
+        if size < 0:
+            raise ValueError(f"truncate {name!r} to a negative size {size}")
+        if not self._alive():
+            return
+        buf = self._store.current.setdefault(name, bytearray())  # created if missing, as ftruncate does
+        if size <= len(buf):
+            del buf[size:]
+        else:
+            buf.extend(bytes(size - len(buf)))
+        self._store.pending_deletes.pop(name, None)
+
+    def delete(self, name: str) -> None:
+        _check_name(name)
+        if self._alive() and self._store.current.pop(name, None) is not None:
+            self._store.pending_deletes[name] = None
+
+    def list(self, prefix: str = "") -> list[str]:
+        return sorted(n for n in self._store.current if n.startswith(prefix))
+
+    async def sync(self, name: str) -> None:
+        _check_name(name)
+        data, deletes = self._store.snapshot(name)
+        await asyncio.sleep(self.sync_s)
+        if not self._alive():
+            raise asyncio.CancelledError()
+        self._store.make_durable(name, data, deletes)

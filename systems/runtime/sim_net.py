@@ -1,0 +1,172 @@
+"""The simulated network's rules: latency, loss, duplication, reordering, partitions.
+
+Rules this module keeps (the same semantics as the real runtime's packet filter):
+
+- Every frame (request, reply, one-way message) gets a latency of
+  `base_s + Exp(mean tail_s)`; a per-link `LinkFault` adds `delay_s` plus a
+  uniform `[0, jitter_s)`.
+- Faults act between cluster nodes only: frames to or from an endpoint that is
+  not a cluster node (the harness's clients) are never lost, duplicated,
+  delayed by a fault or cut by a partition.
+- A grudge `{dst: [src, ...]}` drops at `dst` every frame from those `src`
+  (inbound, like iptables INPUT DROP), judged when the frame *arrives*: a
+  partition made while a frame is in flight catches it.
+- Background `loss`/`duplicate` (NetConfig) and a link's `drop`/`duplicate`
+  are drawn when the frame is sent; a duplicate gets its own latency.
+- Frames on one directed link arrive in the order sent (like a TCP stream)
+  unless `reorder` is on or the link has jitter.
+- All randomness comes from one `random.Random` handed in; the plan for a
+  frame depends only on that stream and the fault state, so a seed fixes it.
+- `Journal` records every send/deliver/drop as a compact tuple, and folds each
+  record (with a hash of the payload) into a running SHA-256 digest.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from dataclasses import dataclass, field
+from typing import Any, Protocol
+
+_FIFO_GAP_S = 1e-9
+
+
+class LinkFault(Protocol):
+    """Shape of `harness.backends.base.LinkFault` (systems never import the harness)."""
+
+    drop: float
+    delay_s: float
+    jitter_s: float
+    duplicate: float
+
+
+def _is_noop(f: LinkFault) -> bool:
+    return not (f.drop or f.delay_s or f.jitter_s or f.duplicate)
+
+
+@dataclass(frozen=True, slots=True)
+class NetConfig:
+    """The simulated network's defaults (faults come and go on top of these)."""
+
+    base_s: float = 0.0005
+    """Minimum one-way latency."""
+    tail_s: float = 0.0005
+    """Mean of the exponential tail added to the base latency."""
+    loss: float = 0.0
+    """Background probability that a frame between nodes is lost."""
+    duplicate: float = 0.0
+    """Background probability that a frame between nodes arrives twice."""
+    reorder: bool = False
+    """Let frames on one link overtake each other (otherwise each link is FIFO)."""
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> NetConfig:
+        known = {"base_s", "tail_s", "loss", "duplicate", "reorder"}
+        unknown = sorted(k for k in d if k not in known)
+        if unknown:
+            raise ValueError(f"unknown sim network options {unknown}; known: {sorted(known)}")
+        return cls(**d)
+
+
+@dataclass
+class Network:
+    """Fault state and the per-frame plan. Pure decisions; delivery is the world's job."""
+
+    nodes: frozenset[str]
+    rng: Any
+    config: NetConfig = field(default_factory=NetConfig)
+    drops_from: dict[str, frozenset[str]] = field(default_factory=dict)
+    links: dict[tuple[str, str], LinkFault] = field(default_factory=dict)
+    _last_arrival: dict[tuple[str, str], float] = field(default_factory=dict)
+
+    def faulty(self, src: str, dst: str) -> bool:
+        """Faults apply only to frames between two cluster nodes."""
+        return src in self.nodes and dst in self.nodes
+
+    def partition(self, grudge: dict[str, list[str]]) -> None:
+        for node in grudge:
+            if node not in self.nodes:
+                raise ValueError(f"grudge names {node!r}, which is not a cluster node")
+        self.drops_from = {dst: frozenset(srcs) for dst, srcs in grudge.items() if srcs}
+
+    def set_links(self, faults: dict[tuple[str, str], LinkFault]) -> None:
+        self.links = {link: fault for link, fault in faults.items() if not _is_noop(fault)}
+
+    def heal(self) -> None:
+        self.drops_from = {}
+        self.links = {}
+
+    def cut(self, src: str, dst: str) -> bool:
+        """True when `dst` drops frames from `src` right now (checked on arrival)."""
+        srcs = self.drops_from.get(dst)
+        return srcs is not None and src in srcs and self.faulty(src, dst)
+
+    def plan(self, src: str, dst: str, now: float) -> list[float]:
+        """Arrival times for one frame sent now: [] lost, one, or two (duplicated)."""
+        cfg = self.config
+        rng = self.rng
+        fault = self.links.get((src, dst)) if self.faulty(src, dst) else None
+        if self.faulty(src, dst):
+            if cfg.loss and rng.random() < cfg.loss:
+                return []
+            if fault is not None and fault.drop and rng.random() < fault.drop:
+                return []
+        copies = 1
+        if self.faulty(src, dst):
+            if cfg.duplicate and rng.random() < cfg.duplicate:
+                copies = 2
+            if fault is not None and fault.duplicate and rng.random() < fault.duplicate:
+                copies = 2
+        fifo = not cfg.reorder and (fault is None or not fault.jitter_s)
+        arrivals = []
+        for i in range(copies):
+            t = now + self._latency(fault)
+            if fifo and i == 0:
+                last = self._last_arrival.get((src, dst), 0.0)
+                t = max(t, last + _FIFO_GAP_S)
+                self._last_arrival[(src, dst)] = t
+            arrivals.append(t)
+        return arrivals
+
+    def _latency(self, fault: LinkFault | None) -> float:
+        cfg = self.config
+        s = cfg.base_s
+        if cfg.tail_s > 0:
+            s += self.rng.expovariate(1.0 / cfg.tail_s)
+        if fault is not None:
+            s += fault.delay_s
+            if fault.jitter_s:
+                s += self.rng.uniform(0.0, fault.jitter_s)
+        return s
+
+
+Record = tuple[int, str, str, str, str, str, int, str]
+"""(time_ns, event, src, dst, kind, method, frame id, note)."""
+
+JOURNAL_FIELDS = ("t", "ev", "src", "dst", "kind", "method", "id", "note")
+
+
+class Journal:
+    """Every send / deliver / drop of the simulated network, and a digest over all of them."""
+
+    def __init__(self, keep: bool = True) -> None:
+        self.keep = keep
+        self.records: list[Record] = []
+        self._hash = hashlib.sha256()
+
+    def add(self, record: Record, payload: bytes | None = None) -> None:
+        if self.keep:
+            self.records.append(record)
+        h = self._hash
+        h.update(repr(record).encode())
+        if payload is not None:
+            h.update(hashlib.sha256(payload).digest())
+
+    def digest(self) -> str:
+        return self._hash.hexdigest()
+
+    def to_jsonl(self) -> str:
+        lines = [
+            json.dumps(dict(zip(JOURNAL_FIELDS, r, strict=True)), separators=(",", ":")) for r in self.records
+        ]
+        return "\n".join(lines) + ("\n" if lines else "")

@@ -1,0 +1,233 @@
+"""One simulated node (or client endpoint): the `Runtime` a system sees inside the simulator.
+
+Rules this module keeps:
+
+- `SimRuntime` is one *incarnation* of a node: a restart makes a new one with
+  the next incarnation number and its own RNG stream
+  `derive_rng(seed, "node", id, incarnation)`. Once dead it never acts
+  again: its `send`s vanish, its disk writes are ignored, its tasks only see
+  CancelledError (sim_gate).
+- Every message is round-tripped through msgpack before it leaves (`encode`):
+  what the real runtime would reject is rejected here too, and no object is
+  ever shared between two nodes. `call` raises `MessageNotEncodable` (a
+  TypeError) at once; `send` never raises: it logs `send-unencodable`.
+- `call` waits for its own reply or its own deadline: `RpcTimeout` when no
+  reply came in time; the world completes it with the reply, a
+  `RemoteError`, `Unreachable` (refused) or an early `RpcTimeout` (reset).
+- `spawn`ed tasks belong to the node; an exception escaping one is logged
+  (`task-failed`), never lost.
+- The log is JSON lines: `time` (virtual seconds), `node`, `level`,
+  `event`, `incarnation`, then the fields (a clashing name becomes
+  `field_<name>`), kept per node across incarnations.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import itertools
+import json
+import traceback
+from collections.abc import Callable, Coroutine
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+import msgpack
+
+from systems.runtime.api import Handler, Message, RpcTimeout, Unreachable, derive_rng
+from systems.runtime.sim_disk import DiskStore, DiskView
+from systems.runtime.sim_gate import create_owned_task
+
+if TYPE_CHECKING:
+    from systems.runtime.sim_world import SimWorld
+
+_LOG_BASE = ("time", "node", "level", "event", "incarnation")
+
+
+class MessageNotEncodable(TypeError):
+    """A message msgpack cannot carry (the real runtime would reject it too)."""
+
+
+def encode(msg: Message, where: str) -> bytes:
+    """The bytes on the wire for `msg`, checked to unpack as the receiver will unpack them."""
+    try:
+        payload = msgpack.packb(msg, use_bin_type=True)
+        decode(payload)
+        return payload
+    except (TypeError, ValueError, OverflowError) as e:
+        raise MessageNotEncodable(
+            f"{where}: message is not msgpack-able ({e}); use None, bool, int, float, str, bytes, "
+            f"and lists/dicts of those (dict keys str or int): {msg!r:.200}"
+        ) from None
+
+
+def decode(payload: bytes) -> Message:
+    return msgpack.unpackb(payload, raw=False, strict_map_key=False)
+
+
+class SimLog:
+    """`api.Log`: one JSON line per record, `time` in virtual seconds, appended to a list."""
+
+    def __init__(self, node_id: str, lines: list[str], clock: Callable[[], float], incarnation: int) -> None:
+        self.node_id = node_id
+        self.lines = lines
+        self._clock = clock
+        self.incarnation = incarnation
+
+    def _emit(self, level: str, event: str, fields: dict[str, Any]) -> None:
+        rec: dict[str, Any] = {
+            "time": round(self._clock(), 9),
+            "node": self.node_id,
+            "level": level,
+            "event": event,
+            "incarnation": self.incarnation,
+        }
+        for k, v in fields.items():
+            rec[f"field_{k}" if k in _LOG_BASE else k] = v
+        try:
+            self.lines.append(json.dumps(rec, default=repr, ensure_ascii=False))
+        except (TypeError, ValueError) as e:  # circular structures and the like: never crash the node
+            self.lines.append(json.dumps({**rec, "unloggable": repr(e)} | {k: repr(v) for k, v in fields.items()}))
+
+    def debug(self, event: str, **fields: Any) -> None:
+        self._emit("debug", event, fields)
+
+    def info(self, event: str, **fields: Any) -> None:
+        self._emit("info", event, fields)
+
+    def warning(self, event: str, **fields: Any) -> None:
+        self._emit("warning", event, fields)
+
+    def error(self, event: str, **fields: Any) -> None:
+        self._emit("error", event, fields)
+
+
+@dataclass(slots=True)
+class PendingCall:
+    caller: SimRuntime
+    dst: str
+    dst_incarnation: int
+    method: str
+    future: asyncio.Future[Any]
+
+
+class SimRuntime:
+    """`systems.runtime.api.Runtime` for one incarnation of a node, or for a client endpoint."""
+
+    def __init__(
+        self,
+        world: SimWorld,
+        node_id: str,
+        peers: list[str],
+        incarnation: int,
+        store: DiskStore,
+        *,
+        is_node: bool,
+    ) -> None:
+        self.world = world
+        self.node_id = node_id
+        self.peers = list(peers)
+        self.incarnation = incarnation
+        self.is_node = is_node
+        self.rng = derive_rng(world.seed, "node", node_id, incarnation)
+        self.disk = DiskView(store, lambda: not self.dead, world.sync_s)
+        self.log = SimLog(node_id, world.logs.setdefault(node_id, []), world.loop.time, incarnation)
+        self.dead = False
+        self.paused = False
+        self.handlers: dict[str, Handler] = {}
+        self._tasks: dict[int, asyncio.Task[Any]] = {}
+        self._task_ids = itertools.count()
+        self._waiters: list[asyncio.Future[None]] = []
+
+    # -- gate owner (sim_gate) ----------------------------------------------------------------
+    def gate_waiter(self) -> asyncio.Future[None]:
+        fut: asyncio.Future[None] = self.world.loop.create_future()
+        self._waiters.append(fut)
+        return fut
+
+    def own_task(self, task: asyncio.Task[Any]) -> None:
+        key = next(self._task_ids)
+        self._tasks[key] = task
+        task.add_done_callback(lambda _t, key=key: self._tasks.pop(key, None))
+
+    def _release(self) -> None:
+        waiters, self._waiters = self._waiters, []
+        for fut in waiters:
+            if not fut.done():
+                fut.set_result(None)
+
+    def _kill(self) -> None:
+        self.dead = True
+        self.paused = False
+        self._release()
+        for task in list(self._tasks.values()):
+            task.cancel()
+
+    @property
+    def tasks(self) -> list[asyncio.Task[Any]]:
+        return list(self._tasks.values())
+
+    # -- Runtime ------------------------------------------------------------------------------
+    def now(self) -> float:
+        return self.world.loop.time()
+
+    async def sleep(self, seconds: float) -> None:
+        await asyncio.sleep(max(0.0, seconds))
+        self.world.stats["timers"] += 1
+
+    def spawn(self, coro: Coroutine[Any, Any, Any], name: str = "") -> asyncio.Task[Any]:
+        task = create_owned_task(self.world.loop, self if self.is_node else None, coro, name)
+        task.add_done_callback(self._task_done)
+        return task
+
+    def _task_done(self, task: asyncio.Task[Any]) -> None:
+        if task.cancelled():
+            return
+        exc = task.exception()
+        if exc is not None:
+            self.log.error(
+                "task-failed", task=task.get_name(), error=repr(exc),
+                traceback="".join(traceback.format_exception(exc)),
+            )
+
+    def serve(self, method: str, handler: Handler) -> None:
+        self.handlers[method] = handler
+
+    async def call(self, dst: str, method: str, msg: Message, timeout: float = 1.0) -> Message:
+        world = self.world
+        payload = encode(msg, f"call {self.node_id}->{dst} {method}")
+        if dst not in world.endpoints:
+            raise Unreachable(f"no route to {dst!r}")
+        if self.dead:
+            raise Unreachable(f"{self.node_id} is down")
+        loop = world.loop
+        fut: asyncio.Future[Any] = loop.create_future()
+        call_id = next(world._ids)
+        world._calls[call_id] = PendingCall(self, dst, world.incarnation_of(dst), method, fut)
+        expiry = loop.call_later(max(0.0, timeout), _expire, fut, dst, method, timeout)
+        try:
+            world._transmit(self, dst, "call", method, payload, call_id)
+            return await fut
+        finally:
+            expiry.cancel()
+            world._calls.pop(call_id, None)
+
+    def send(self, dst: str, method: str, msg: Message) -> None:
+        if self.dead:
+            return
+        try:
+            payload = encode(msg, f"send {self.node_id}->{dst} {method}")
+        except MessageNotEncodable as e:
+            self.log.error("send-unencodable", dst=dst, method=method, error=str(e))
+            self.world.stats["unencodable"] += 1
+            return
+        if dst in self.world.endpoints:
+            self.world._transmit(self, dst, "send", method, payload, 0)
+
+
+def _expire(fut: asyncio.Future[Any], dst: str, method: str, timeout: float) -> None:
+    if not fut.done():
+        fut.set_exception(RpcTimeout(f"no reply from {dst} to {method} within {timeout}s"))
+
+
+def error_body(code: str, definite: bool, message: str) -> dict[str, Any]:
+    return {"code": code, "definite": definite, "message": message}

@@ -1,0 +1,335 @@
+"""The simulated world: nodes, client endpoints, the network between them, their disks.
+
+Rules this module keeps:
+
+- One `SimWorld` per run, on one `VirtualTimeLoop`. Every node and client
+  endpoint reaches the others only through `_transmit`, which round-trips the
+  message through msgpack (so nothing the real runtime would reject gets
+  through, and no object is shared between nodes) and schedules each arrival
+  with the latency `Network.plan` draws.
+- `call` raises as api.py says: `Unreachable` when the request met a node
+  that was down when it was sent (connection refused) or names no endpoint;
+  `RpcTimeout` when no reply came in time, or, early, when the node it was
+  talking to crashed (connection reset; indefinite, like the real runtime's
+  ConnectionLost); `RemoteError` carrying the handler's code and definite
+  flag. Any other handler exception is logged and answered as the
+  indefinite `RemoteError("internal")`. A message that msgpack cannot carry
+  makes `call` raise `MessageNotEncodable` at once; `send` never raises and
+  logs it as `send-unencodable` (as the real runtime does).
+- A request or one-way message reaches only the incarnation it was sent to:
+  if that incarnation crashed meanwhile the frame is dropped.
+- crash: the node's code stops at once (its tasks only ever see
+  CancelledError, see sim_gate), its disk loses what was not synced, calls
+  in flight to it fail with a reset after one latency. restart: a fresh
+  `SimRuntime` (next incarnation, its own RNG stream
+  `derive_rng(seed, "node", id, incarnation)`) over the same disk, and the
+  system's `start_node` again. pause: nothing of the node runs until resume;
+  what arrives meanwhile waits and is handled on resume, in arrival order.
+- Determinism: every choice comes from seeded streams, every collection that
+  is iterated is a list or an insertion-ordered dict, and ids come from
+  counters. The journal's digest is the same for the same seed, on any
+  machine and under any PYTHONHASHSEED.
+- Node logs are JSON lines with virtual `time`, kept per node across
+  incarnations in `world.logs[node]`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import contextvars
+import itertools
+import traceback
+from collections.abc import Awaitable, Callable, Coroutine
+from dataclasses import dataclass
+from typing import Any
+
+from systems.runtime.api import Message, NodeConfig, RemoteError, RpcError, RpcTimeout, Unreachable, derive_rng
+from systems.runtime.sim_disk import DiskStore
+from systems.runtime.sim_gate import create_owned_task, task_factory
+from systems.runtime.sim_loop import SimError, VirtualTimeLoop
+from systems.runtime.sim_net import Journal, LinkFault, NetConfig, Network
+from systems.runtime.sim_node import MessageNotEncodable, PendingCall, SimRuntime, decode, encode, error_body
+
+NodeMain = Callable[[Any, NodeConfig], Awaitable[None]]
+
+
+@dataclass(slots=True)
+class Frame:
+    """One message on the simulated wire."""
+
+    id: int
+    src: str
+    dst: str
+    kind: str
+    """call, reply, error, refused, reset or send."""
+    method: str
+    payload: bytes
+    call_id: int
+    dst_incarnation: int
+    """Which incarnation of dst the frame was sent to (0: dst was down when sent)."""
+
+
+class SimWorld:
+    """Nodes, clients, network and disks of one simulation, driven by one seed."""
+
+    def __init__(
+        self,
+        seed: int,
+        nodes: list[str],
+        *,
+        net: NetConfig | None = None,
+        sync_s: float = 0.001,
+        keep_journal: bool = True,
+        time_limit_s: float | None = None,
+    ) -> None:
+        self.seed = seed
+        self.nodes = list(nodes)
+        self.sync_s = sync_s
+        self.loop = VirtualTimeLoop(time_limit_s=time_limit_s)
+        self.loop.set_task_factory(task_factory)
+        self.net = Network(frozenset(self.nodes), derive_rng(seed, "net"), net or NetConfig())
+        self.journal = Journal(keep=keep_journal)
+        self.logs: dict[str, list[str]] = {n: [] for n in self.nodes}
+        self.stores: dict[str, DiskStore] = {n: DiskStore() for n in self.nodes}
+        self.runtimes: dict[str, SimRuntime] = {}
+        """The current incarnation of every node ever started, and every client endpoint."""
+        self.endpoints: dict[str, SimRuntime | None] = {n: None for n in self.nodes}
+        self.up: dict[str, bool] = {n: False for n in self.nodes}
+        self.mains: dict[str, tuple[NodeMain, NodeConfig]] = {}
+        self.stats: dict[str, int] = {
+            "sent": 0, "delivered": 0, "dropped": 0, "timers": 0, "unencodable": 0, "handler_errors": 0,
+        }
+        self._incarnations: dict[str, int] = {n: 0 for n in self.nodes}
+        self._calls: dict[int, PendingCall] = {}
+        self._ids = itertools.count(1)
+        self._root = contextvars.Context()
+
+    # -- endpoints ----------------------------------------------------------------------------
+    def client(self, name: str = "client") -> SimRuntime:
+        """A harness endpoint: never partitioned, never crashed, peers = every node."""
+        if name in self.nodes:
+            raise ValueError(f"{name!r} is a node name")
+        existing = self.runtimes.get(name)
+        if existing is not None:
+            return existing
+        rt = SimRuntime(self, name, sorted(self.nodes), 1, DiskStore(), is_node=False)
+        self.runtimes[name] = rt
+        self.endpoints[name] = rt
+        return rt
+
+    def incarnation_of(self, node: str) -> int:
+        """The running incarnation of `node` (0 while it is down); clients are always 1."""
+        if node in self.up:
+            return self._incarnations[node] if self.up[node] else 0
+        return 1
+
+    def is_up(self, node: str) -> bool:
+        return self.up[node]
+
+    # -- lifecycle ----------------------------------------------------------------------------
+    async def start(self, node: str, main: NodeMain, config: NodeConfig) -> None:
+        """Start `node` (it must be down) and await its `start_node`; remembered for restarts."""
+        self.mains[node] = (main, config)
+        if self.up[node]:
+            return
+        inc = self._incarnations[node] + 1
+        self._incarnations[node] = inc
+        peers = sorted(n for n in self.nodes if n != node)
+        rt = SimRuntime(self, node, peers, inc, self.stores[node], is_node=True)
+        self.runtimes[node] = rt
+        self.endpoints[node] = rt
+        self.up[node] = True
+        rt.log.info("sim-start")
+        task = create_owned_task(self.loop, rt, main(rt, config), f"{node}.start_node")
+        await task
+
+    async def restart(self, node: str) -> None:
+        if self.up[node]:
+            return
+        main, config = self.mains[node]
+        await self.start(node, main, config)
+
+    def crash(self, node: str) -> None:
+        """Power off: the node's code stops, unsynced writes are lost, connections to it reset."""
+        if not self.up[node]:
+            return
+        rt = self.runtimes[node]
+        rt.log.info("sim-crash", unsynced=self.stores[node].unsynced())
+        self.up[node] = False
+        self.endpoints[node] = None
+        rt._kill()
+        self.stores[node].crash()
+        for call_id, call in list(self._calls.items()):
+            if call.caller is rt:
+                self._calls.pop(call_id, None)
+            elif call.dst == node and call.dst_incarnation == rt.incarnation:
+                self._transmit_raw(node, call.caller.node_id, "reset", call.method, b"", call_id, 1)
+
+    def pause(self, node: str) -> None:
+        if self.up[node] and not self.runtimes[node].paused:
+            self.runtimes[node].log.info("sim-pause")
+            self.runtimes[node].paused = True
+
+    def resume(self, node: str) -> None:
+        rt = self.runtimes.get(node)
+        if rt is not None and self.up[node] and rt.paused:
+            rt.paused = False
+            rt.log.info("sim-resume", waiting=len(rt._waiters))
+            rt._release()
+
+    def partition(self, grudge: dict[str, list[str]]) -> None:
+        self.net.partition(grudge)
+
+    def set_links(self, faults: dict[tuple[str, str], LinkFault]) -> None:
+        self.net.set_links(faults)
+
+    def heal(self) -> None:
+        self.net.heal()
+
+    async def shutdown(self) -> None:
+        """Stop every node and cancel everything still running on the loop."""
+        for node in self.nodes:
+            rt = self.runtimes.get(node)
+            if rt is not None:
+                rt._kill()
+            self.up[node] = False
+            self.endpoints[node] = None
+        me = asyncio.current_task()
+        rest = [t for t in asyncio.all_tasks(self.loop) if t is not me and not t.done()]
+        for t in rest:
+            t.cancel()
+        if rest:
+            await asyncio.wait(rest, timeout=1.0)
+
+    # -- the wire -----------------------------------------------------------------------------
+    def _transmit(self, src: SimRuntime, dst: str, kind: str, method: str, payload: bytes, call_id: int) -> None:
+        if src.dead:
+            return
+        self._transmit_raw(src.node_id, dst, kind, method, payload, call_id, self.incarnation_of(dst))
+
+    def _transmit_raw(
+        self, src: str, dst: str, kind: str, method: str, payload: bytes, call_id: int, dst_inc: int
+    ) -> None:
+        now = self.loop.time()
+        frame = Frame(next(self._ids), src, dst, kind, method, payload, call_id, dst_inc)
+        arrivals = self.net.plan(src, dst, now)
+        note = "lost" if not arrivals else ("dup" if len(arrivals) > 1 else "")
+        self.journal.add((_ns(now), "send", src, dst, kind, method, frame.id, note), payload)
+        self.stats["sent"] += 1
+        for t in arrivals:
+            self.loop.call_at(t, self._arrive, frame, context=self._root)
+        if not arrivals:
+            self.stats["dropped"] += 1
+
+    def _drop(self, frame: Frame, why: str) -> None:
+        self.stats["dropped"] += 1
+        self.journal.add(
+            (_ns(self.loop.time()), "drop", frame.src, frame.dst, frame.kind, frame.method, frame.id, why)
+        )
+
+    def _arrive(self, frame: Frame) -> None:
+        if self.net.cut(frame.src, frame.dst):
+            self._drop(frame, "partition")
+            return
+        if frame.kind in ("call", "send"):
+            self._arrive_request(frame)
+        else:
+            self._arrive_reply(frame)
+
+    def _arrive_request(self, frame: Frame) -> None:
+        dst = frame.dst
+        if frame.dst_incarnation == 0:
+            self._drop(frame, "down")
+            if frame.kind == "call":  # connection refused
+                self._transmit_raw(dst, frame.src, "refused", frame.method, b"", frame.call_id, 1)
+            return
+        rt = self.endpoints.get(dst)
+        if rt is None or self.incarnation_of(dst) != frame.dst_incarnation:
+            self._drop(frame, "crashed")
+            return
+        self.stats["delivered"] += 1
+        self.journal.add(
+            (_ns(self.loop.time()), "recv", frame.src, dst, frame.kind, frame.method, frame.id, "")
+        )
+        owner = rt if rt.is_node else None
+        create_owned_task(self.loop, owner, self._handle(rt, frame, decode(frame.payload)), f"{dst}.{frame.method}")
+
+    async def _handle(self, rt: SimRuntime, frame: Frame, msg: Message) -> None:
+        is_call = frame.kind == "call"
+        handler = rt.handlers.get(frame.method)
+        if handler is None:
+            rt.log.warning("unknown-method", method=frame.method, src=frame.src)
+            if is_call:
+                body = error_body("unknown-method", True, f"{rt.node_id} serves no {frame.method!r}")
+                self._reply(rt, frame, "error", body)
+            return
+        try:
+            result = await handler(frame.src, msg)
+        except RpcError as e:
+            if is_call:
+                self._reply(rt, frame, "error", error_body(e.code, e.definite, e.message))
+            return
+        except Exception as e:
+            self.stats["handler_errors"] += 1
+            rt.log.error(
+                "handler-failed", method=frame.method, src=frame.src, error=repr(e),
+                traceback="".join(traceback.format_exception(e)),
+            )
+            if is_call:
+                self._reply(rt, frame, "error", error_body("internal", False, f"{type(e).__name__}: {e}"))
+            return
+        if is_call:
+            self._reply(rt, frame, "reply", result)
+
+    def _reply(self, rt: SimRuntime, frame: Frame, kind: str, body: Message) -> None:
+        try:
+            payload = encode(body, f"reply {rt.node_id}->{frame.src} {frame.method}")
+        except MessageNotEncodable as e:
+            rt.log.error("bad-reply", method=frame.method, error=str(e))
+            kind = "error"
+            payload = encode(error_body("internal", False, f"reply could not be encoded: {e}"), "reply")
+        self._transmit(rt, frame.src, kind, frame.method, payload, frame.call_id)
+
+    def _arrive_reply(self, frame: Frame) -> None:
+        call = self._calls.get(frame.call_id)
+        if call is None or call.future.done() or call.caller.dead:
+            self._drop(frame, "late")
+            return
+        self.stats["delivered"] += 1
+        self.journal.add(
+            (_ns(self.loop.time()), "recv", frame.src, frame.dst, frame.kind, frame.method, frame.id, "")
+        )
+        fut = call.future
+        if frame.kind == "reply":
+            fut.set_result(decode(frame.payload))
+        elif frame.kind == "error":
+            b = decode(frame.payload)
+            fut.set_exception(RemoteError(str(b.get("message", "")), code=b["code"], definite=b["definite"]))
+        elif frame.kind == "refused":
+            fut.set_exception(Unreachable(f"connection to {frame.src} refused"))
+        else:  # reset
+            fut.set_exception(RpcTimeout(f"connection to {frame.src} lost"))
+
+    # -- running ------------------------------------------------------------------------------
+    def run(self, coro: Coroutine[Any, Any, Any]) -> Any:
+        """Run `coro` on the world's loop; then shut everything down and close the loop."""
+        loop = self.loop
+        main = loop.create_task(coro, name="sim-main")
+        try:
+            return loop.run_until_complete(main)
+        finally:
+            loop.time_limit_s = None
+            try:
+                with contextlib.suppress(SimError):  # a task that refuses to die must not hide the result
+                    loop.run_until_complete(self.shutdown())
+            finally:
+                loop.close()
+
+    def digest(self) -> str:
+        """SHA-256 over every journal record and payload: equal seeds, equal digests."""
+        return self.journal.digest()
+
+
+def _ns(t: float) -> int:
+    return round(t * 1e9)
