@@ -1,0 +1,228 @@
+"""The command line behind every `python -m systems.<name>`: run one node on the real runtime.
+
+    python -m systems.echo --cluster FILE --id NODE [--data-dir DIR] [--log FILE]
+                           [--bug NAME]... [--seed N]
+
+Rules this module keeps:
+
+- The cluster file is JSON, or TOML when its name ends in `.toml`:
+  `{"system": "echo", "seed": 0, "bugs": [], "options": {...},
+    "nodes": {"n1": {"host": "127.0.0.1", "port": 7001}, ...}}`.
+  Only "nodes" is required. A broken file (missing, unreadable, bad syntax,
+  wrong shape, another system's file, unknown node id, bad host or port) or
+  an unknown `--bug` ends the process with one line `node: error: ...` on
+  stderr naming the problem and exit code 2: never a traceback.
+- `--seed` overrides the file's seed; `--bug`s are added to the file's bugs;
+  options are the system's DEFAULT_OPTIONS overlaid with the file's options.
+- `--data-dir` defaults to `data/<id>` beside the cluster file; `--log` to
+  stderr (JSON lines, see real_log).
+- Start: the node listens on its address, runs `start_node(rt, config)`,
+  then marks itself ready (requests that arrived meanwhile wait; `ping`
+  answers `ready: false` until then) and logs `node-started` with its pid.
+  A port already taken logs the reason, prints one line and exits
+  `EXIT_PORT_TAKEN` (3: the local backend then picks other ports); any other
+  failure to listen, or `start_node` raising, does the same with exit 1.
+- It serves until SIGTERM or SIGINT (logs `node-stopping`, closes
+  connections, cancels tasks, exit 0) or SIGKILL.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import errno
+import importlib
+import ipaddress
+import json
+import os
+import signal
+import sys
+import tomllib
+import traceback
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, NoReturn
+
+from systems.runtime.api import NodeConfig, NodeMain
+from systems.runtime.real import RealRuntime
+from systems.runtime.real_log import JsonLog
+from systems.runtime.real_transport import Address
+
+EXIT_PORT_TAKEN = 3
+"""Exit status when the node's address is already in use."""
+
+
+class ClusterFileError(ValueError):
+    """The cluster file cannot be used; the message names the problem."""
+
+
+@dataclass(frozen=True, slots=True)
+class ClusterFile:
+    system: str | None
+    seed: int
+    bugs: tuple[str, ...]
+    options: dict[str, Any]
+    nodes: dict[str, Address]
+
+
+def load_cluster_file(path: str | Path) -> ClusterFile:
+    """Parse and validate a cluster file (JSON, or TOML by extension). Raises ClusterFileError."""
+    p = Path(path)
+    try:
+        raw = p.read_bytes()
+    except FileNotFoundError:
+        raise ClusterFileError(f"cluster file {p} does not exist") from None
+    except OSError as e:
+        raise ClusterFileError(f"cannot read cluster file {p}: {e.strerror or e}") from None
+    try:
+        data = tomllib.loads(raw.decode("utf-8")) if p.suffix.lower() == ".toml" else json.loads(raw)
+    except (ValueError, UnicodeDecodeError) as e:  # JSONDecodeError and TOMLDecodeError are ValueErrors
+        kind = "TOML" if p.suffix.lower() == ".toml" else "JSON"
+        raise ClusterFileError(f"cluster file {p} is not valid {kind}: {e}") from None
+    return parse_cluster(data, str(p))
+
+
+def parse_cluster(data: Any, source: str = "cluster file") -> ClusterFile:
+    if not isinstance(data, dict):
+        raise ClusterFileError(f"{source}: top level must be an object/table")
+    system = data.get("system")
+    if system is not None and not isinstance(system, str):
+        raise ClusterFileError(f"{source}: 'system' must be a string")
+    seed = data.get("seed", 0)
+    if isinstance(seed, bool) or not isinstance(seed, int):
+        raise ClusterFileError(f"{source}: 'seed' must be an integer, got {seed!r}")
+    bugs = data.get("bugs", [])
+    if not isinstance(bugs, list) or not all(isinstance(b, str) for b in bugs):
+        raise ClusterFileError(f"{source}: 'bugs' must be a list of strings")
+    options = data.get("options", {})
+    if not isinstance(options, dict):
+        raise ClusterFileError(f"{source}: 'options' must be an object/table")
+    nodes_raw = data.get("nodes")
+    if not isinstance(nodes_raw, dict) or not nodes_raw:
+        raise ClusterFileError(f"{source}: 'nodes' must be a non-empty object of node id -> {{host, port}}")
+    nodes: dict[str, Address] = {}
+    for nid, spec in nodes_raw.items():
+        if not nid or nid == "client":
+            raise ClusterFileError(f"{source}: bad node id {nid!r}")
+        if not isinstance(spec, dict):
+            raise ClusterFileError(f"{source}: node {nid}: must be an object with host and port")
+        host, port = spec.get("host"), spec.get("port")
+        if not isinstance(host, str) or not host:
+            raise ClusterFileError(f"{source}: node {nid}: 'host' must be a non-empty string, got {host!r}")
+        if isinstance(port, bool) or not isinstance(port, int) or not 1 <= port <= 65535:
+            raise ClusterFileError(f"{source}: node {nid}: 'port' must be an integer in 1..65535, got {port!r}")
+        nodes[nid] = (host, port)
+    return ClusterFile(system, seed, tuple(bugs), dict(options), nodes)
+
+
+def _fail(msg: str, code: int = 2) -> NoReturn:
+    print(f"node: error: {msg}", file=sys.stderr, flush=True)
+    raise SystemExit(code)
+
+
+def _parser(system_name: str) -> argparse.ArgumentParser:
+    ap = argparse.ArgumentParser(prog=f"python -m systems.{system_name}", description=f"Run one {system_name} node.")
+    ap.add_argument("--cluster", required=True, help="cluster file (JSON, or TOML by .toml extension)")
+    ap.add_argument("--id", required=True, dest="node_id", help="this node's id in the cluster file")
+    ap.add_argument("--data-dir", help="the node's data directory (default: data/<id> beside the cluster file)")
+    ap.add_argument("--log", help="append the JSON-lines log to this file (default: stderr)")
+    ap.add_argument("--bug", action="append", default=[], help="switch on a planted bug (repeatable)")
+    ap.add_argument("--seed", type=int, help="override the cluster file's seed")
+    return ap
+
+
+def _system_catalog(system_name: str) -> tuple[dict[str, str] | None, dict[str, Any]]:
+    """The system's BUGS and DEFAULT_OPTIONS, if its package exports them."""
+    try:
+        mod = importlib.import_module(f"systems.{system_name}")
+    except ImportError:
+        return None, {}
+    bugs = getattr(mod, "BUGS", None)
+    opts = getattr(mod, "DEFAULT_OPTIONS", {})
+    return (dict(bugs) if isinstance(bugs, dict) else None), (dict(opts) if isinstance(opts, dict) else {})
+
+
+def main(system_name: str, start_node: NodeMain, argv: Sequence[str] | None = None) -> None:
+    args = _parser(system_name).parse_args(argv)
+    try:
+        cf = load_cluster_file(args.cluster)
+    except ClusterFileError as e:
+        _fail(str(e))
+    if cf.system is not None and cf.system != system_name:
+        _fail(f"cluster file {args.cluster} is for system {cf.system!r}, not {system_name!r}")
+    if args.node_id not in cf.nodes:
+        _fail(f"node id {args.node_id!r} is not in cluster file {args.cluster} (nodes: {', '.join(cf.nodes)})")
+    host, _port = cf.nodes[args.node_id]
+    try:
+        ip = ipaddress.ip_address(host)
+    except ValueError:
+        ip = None  # a host name: resolved when binding
+    if ip is not None and ip.is_multicast:
+        _fail(f"node {args.node_id}: host {host} is a multicast address")
+    known_bugs, default_options = _system_catalog(system_name)
+    bugs = tuple(dict.fromkeys([*cf.bugs, *args.bug]))
+    if known_bugs is not None:
+        unknown = [b for b in bugs if b not in known_bugs]
+        if unknown:
+            known = ", ".join(sorted(known_bugs)) or "none"
+            _fail(f"unknown bug {unknown[0]!r} for system {system_name} (known: {known})")
+    seed = args.seed if args.seed is not None else cf.seed
+    config = NodeConfig(system=system_name, bugs=bugs, options={**default_options, **cf.options}, seed=seed)
+    data_dir = Path(args.data_dir) if args.data_dir else Path(args.cluster).resolve().parent / "data" / args.node_id
+    try:
+        log = JsonLog.to_file(args.node_id, args.log) if args.log else JsonLog(args.node_id)
+    except OSError as e:
+        _fail(f"cannot open log file {args.log}: {e.strerror or e}")
+    try:
+        code = asyncio.run(_serve(args.node_id, cf.nodes, data_dir, seed, log, start_node, config))
+    except KeyboardInterrupt:
+        code = 0
+    log.close()
+    raise SystemExit(code)
+
+
+async def _serve(
+    node_id: str,
+    nodes: dict[str, Address],
+    data_dir: Path,
+    seed: int,
+    log: JsonLog,
+    start_node: NodeMain,
+    config: NodeConfig,
+) -> int:
+    loop = asyncio.get_running_loop()
+    stop = asyncio.Event()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(sig, stop.set)
+    try:
+        rt = RealRuntime(node_id, nodes, data_dir, seed=seed, log=log)
+    except OSError as e:
+        log.error("node-failed", reason=f"data dir {data_dir}: {e}")
+        print(f"node: error: cannot use data directory {data_dir}: {e.strerror or e}", file=sys.stderr)
+        return 1
+    try:
+        await rt.start()
+    except OSError as e:
+        host, port = nodes[node_id]
+        log.error("node-failed", reason=f"cannot listen on {host}:{port}: {e}")
+        print(f"node: error: cannot listen on {host}:{port}: {e.strerror or e}", file=sys.stderr)
+        await rt.close()
+        return EXIT_PORT_TAKEN if e.errno == errno.EADDRINUSE else 1
+    try:
+        await start_node(rt, config)
+    except Exception as e:
+        log.error("node-failed", reason="start_node raised", error=repr(e),
+                  traceback="".join(traceback.format_exception(e)))
+        print(f"node: error: start_node failed: {e!r}", file=sys.stderr)
+        await rt.close()
+        return 1
+    rt.mark_ready()
+    host, port = nodes[node_id]
+    log.info("node-started", pid=os.getpid(), system=config.system, host=host, port=port,
+             bugs=list(config.bugs), seed=seed, data_dir=str(data_dir))
+    await stop.wait()
+    log.info("node-stopping", pid=os.getpid())
+    await rt.close()
+    log.info("node-stopped", pid=os.getpid())
+    return 0

@@ -1,0 +1,215 @@
+"""`api.Disk` over a node's data directory, with real fsync.
+
+Rules this module keeps:
+
+- Names are relative, '/'-separated ("log", "chunks/17"). Rejected with
+  `ValueError` naming the problem: empty names or components, absolute paths,
+  '.' or '..' components, components starting with '.' (reserved for temp
+  files), backslashes and NUL bytes. Nothing outside the data directory is
+  ever touched.
+- `write` writes a temp file `.<base>.tmp` beside the target and renames it
+  over the target with `os.replace` (atomic); the temp file is not fsynced,
+  so a power loss between `write` and `sync` may leave the old content (the
+  crash contract in api.py asks for no more).
+- `append` keeps one cached O_APPEND descriptor per name (no user-space
+  buffering: a `read` sees every append at once); `write`, `truncate` and
+  `delete` of the name close it first.
+- `sync(name)` fsyncs the file (opened afresh, any descriptor of the inode
+  will do) and every directory whose entries changed since its last fsync
+  (create, rename, delete), in the loop's default executor so a slow fsync
+  does not stall the event loop.
+- Group commit: each change of a name bumps its sequence number; a sync
+  records the sequence it started at. Concurrent `sync(name)` callers queue
+  on one lock per name and a caller whose changes were already covered by a
+  finished fsync returns without another: N concurrent syncs cost at most two
+  fsyncs.
+- `list` walks the directory tree, skips dot files (temp files), sorted.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+from pathlib import Path
+
+
+def check_name(name: str) -> str:
+    """Return `name` if it is a valid disk name, else raise ValueError saying why."""
+    if not isinstance(name, str) or not name:
+        raise ValueError(f"disk name must be a non-empty string, got {name!r}")
+    if "\x00" in name or "\\" in name:
+        raise ValueError(f"disk name {name!r} contains a NUL byte or a backslash")
+    if name.startswith("/"):
+        raise ValueError(f"disk name {name!r} is absolute; names are relative to the data directory")
+    for part in name.split("/"):
+        if part in ("", ".", ".."):
+            raise ValueError(f"disk name {name!r} has an empty, '.' or '..' component")
+        if part.startswith("."):
+            raise ValueError(f"disk name {name!r} has a component starting with '.' (reserved)")
+    return name
+
+
+class RealDisk:
+    def __init__(self, root: Path | str) -> None:
+        self.root = Path(root).resolve()
+        self.root.mkdir(parents=True, exist_ok=True)
+        self._fds: dict[str, int] = {}
+        self._seq: dict[str, int] = {}
+        self._synced: dict[str, int] = {}
+        self._locks: dict[str, asyncio.Lock] = {}
+        self._dirty_dirs: set[str] = set()
+        self.fsyncs = 0
+        """How many fsync calls this disk made (files and directories): for tests and stats."""
+
+    # -- helpers -----------------------------------------------------------------------------
+    def _path(self, name: str) -> Path:
+        return self.root / check_name(name)
+
+    def _changed(self, name: str) -> None:
+        self._seq[name] = self._seq.get(name, 0) + 1
+
+    def _close_fd(self, name: str) -> None:
+        fd = self._fds.pop(name, None)
+        if fd is not None:
+            os.close(fd)
+
+    def _ensure_parent(self, path: Path) -> None:
+        parent = path.parent
+        if not parent.is_dir():
+            parent.mkdir(parents=True, exist_ok=True)
+            # every directory created on the way needs its parent's entry synced
+            p = parent
+            while p != self.root and self.root in p.parents:
+                self._dirty_dirs.add(str(p.parent))
+                p = p.parent
+
+    # -- api.Disk ----------------------------------------------------------------------------
+    def read(self, name: str) -> bytes | None:
+        try:
+            return self._path(name).read_bytes()
+        except FileNotFoundError:
+            return None
+
+    def write(self, name: str, data: bytes) -> None:
+        path = self._path(name)
+        self._ensure_parent(path)
+        self._close_fd(name)
+        tmp = path.with_name(f".{path.name}.tmp")
+        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644)
+        try:
+            _write_all(fd, data)
+        finally:
+            os.close(fd)
+        os.replace(tmp, path)
+        self._dirty_dirs.add(str(path.parent))
+        self._changed(name)
+
+    def append(self, name: str, data: bytes) -> None:
+        fd = self._fds.get(name)
+        if fd is None:
+            path = self._path(name)
+            self._ensure_parent(path)
+            existed = path.exists()
+            fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o644)
+            self._fds[name] = fd
+            if not existed:
+                self._dirty_dirs.add(str(path.parent))
+        _write_all(fd, data)
+        self._changed(name)
+
+    def truncate(self, name: str, size: int) -> None:
+        if size < 0:
+            raise ValueError(f"truncate size must be >= 0, got {size}")
+        path = self._path(name)
+        self._ensure_parent(path)
+        self._close_fd(name)
+        if not path.exists():
+            self._dirty_dirs.add(str(path.parent))
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT, 0o644)
+        try:
+            os.ftruncate(fd, size)
+        finally:
+            os.close(fd)
+        self._changed(name)
+
+    def delete(self, name: str) -> None:
+        path = self._path(name)
+        self._close_fd(name)
+        try:
+            os.unlink(path)
+        except FileNotFoundError:
+            return
+        self._dirty_dirs.add(str(path.parent))
+        self._changed(name)
+
+    def list(self, prefix: str = "") -> list[str]:
+        out: list[str] = []
+        for dirpath, dirnames, filenames in os.walk(self.root):
+            dirnames[:] = [d for d in dirnames if not d.startswith(".")]
+            rel = os.path.relpath(dirpath, self.root)
+            for f in filenames:
+                if f.startswith("."):
+                    continue
+                name = f if rel == "." else f"{rel.replace(os.sep, '/')}/{f}"
+                if name.startswith(prefix):
+                    out.append(name)
+        out.sort()
+        return out
+
+    async def sync(self, name: str) -> None:
+        path = self._path(name)
+        target = self._seq.get(name, 0)
+        lock = self._locks.get(name)
+        if lock is None:
+            lock = self._locks[name] = asyncio.Lock()
+        async with lock:
+            if self._synced.get(name, -1) >= target and not self._dirty_dirs:
+                return  # an fsync that started after our changes already finished
+            start_seq = self._seq.get(name, 0)
+            dirs = sorted(self._dirty_dirs)
+            self._dirty_dirs.clear()
+            loop = asyncio.get_running_loop()
+            try:
+                n = await loop.run_in_executor(None, _fsync_paths, str(path), dirs)
+            except BaseException:
+                self._dirty_dirs.update(dirs)
+                raise
+            self.fsyncs += n
+            self._synced[name] = max(self._synced.get(name, 0), start_seq)
+
+    def close(self) -> None:
+        for name in list(self._fds):
+            self._close_fd(name)
+
+
+def _write_all(fd: int, data: bytes) -> None:
+    view = memoryview(data)
+    while view:
+        n = os.write(fd, view)
+        view = view[n:]
+
+
+def _fsync_paths(path: str, dirs: list[str]) -> int:
+    """fsync the file (if it exists) and then each directory; returns the fsync count."""
+    count = 0
+    try:
+        fd = os.open(path, os.O_RDONLY)
+    except FileNotFoundError:
+        fd = -1
+    if fd >= 0:
+        try:
+            os.fsync(fd)
+            count += 1
+        finally:
+            os.close(fd)
+    for d in dirs:
+        try:
+            dfd = os.open(d, os.O_RDONLY | os.O_DIRECTORY)
+        except FileNotFoundError:
+            continue
+        try:
+            os.fsync(dfd)
+            count += 1
+        finally:
+            os.close(dfd)
+    return count
