@@ -24,6 +24,7 @@ import pytest
 from harness.backends.local import free_ports
 from systems.echo import start_node as echo_start
 from systems.runtime.api import (
+    ConnectionLost,
     NodeConfig,
     ProtocolError,
     RemoteError,
@@ -37,7 +38,6 @@ from systems.runtime.node_main import main as node_main
 from systems.runtime.real import ClientEndpoint, RealRuntime
 from systems.runtime.real_filter import Fault, PacketFilter
 from systems.runtime.real_log import JsonLog
-from systems.runtime.real_transport import ConnectionLost
 from systems.runtime.real_wire import MAX_FRAME_BYTES, Frame, FrameDecoder, Kind, encode
 
 REPO = Path(__file__).resolve().parents[1]

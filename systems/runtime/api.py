@@ -12,7 +12,8 @@ Rules this module fixes for every implementation:
 - `call` either returns the handler's reply or raises an `RpcError`:
   `Unreachable` when the request certainly never reached a handler (no route,
   connection refused: a *definite* failure), `RpcTimeout` when no reply came
-  in time (the request may or may not have been applied: *indefinite*), and
+  in time (the request may or may not have been applied: *indefinite*;
+  `ConnectionLost` is the same when the connection died mid-call), and
   `RemoteError` when the handler raised `RpcError` itself (its `definite` flag
   travels with it).
 - A handler is `async def handler(src: str, msg) -> reply`. A handler that
@@ -75,6 +76,12 @@ class RpcTimeout(RpcError):
     definite = False
 
 
+class ConnectionLost(RpcTimeout):
+    """The connection died with the request in flight: it may have been delivered (indefinite)."""
+
+    code = "connection-lost"
+
+
 class RemoteError(RpcError):
     """The handler answered with an error. Handlers raise it to reply with an error."""
 
@@ -107,7 +114,7 @@ class Disk(Protocol):
         ...
 
     def truncate(self, name: str, size: int) -> None:
-        """Cut the file to `size` bytes."""
+        """Cut the file to `size` bytes (a missing file is created; growing zero-fills)."""
         ...
 
     def delete(self, name: str) -> None:

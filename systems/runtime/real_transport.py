@@ -40,7 +40,7 @@ import traceback
 from collections.abc import Coroutine
 from typing import Any
 
-from systems.runtime.api import Message, ProtocolError, RemoteError, RpcError, RpcTimeout, Unreachable
+from systems.runtime.api import ConnectionLost, Message, ProtocolError, RemoteError, RpcError, RpcTimeout, Unreachable
 from systems.runtime.real_filter import PacketFilter
 from systems.runtime.real_log import JsonLog
 from systems.runtime.real_wire import MAX_FRAME_BYTES, Frame, FrameDecoder, Kind, encode_raw
@@ -54,12 +54,6 @@ CONNECT_FAILURE_LOG_S = 5.0
 """Repeated connect failures to one destination are logged at most this often."""
 
 Address = tuple[str, int]
-
-
-class ConnectionLost(RpcTimeout):
-    """The connection died with the request in flight: it may have been delivered."""
-
-    code = "connection-lost"
 
 
 class Conn(asyncio.Protocol):

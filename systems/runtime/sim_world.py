@@ -44,7 +44,15 @@ from collections.abc import Awaitable, Callable, Coroutine
 from dataclasses import dataclass
 from typing import Any
 
-from systems.runtime.api import Message, NodeConfig, RemoteError, RpcError, RpcTimeout, Unreachable, derive_rng
+from systems.runtime.api import (
+    ConnectionLost,
+    Message,
+    NodeConfig,
+    RemoteError,
+    RpcError,
+    Unreachable,
+    derive_rng,
+)
 from systems.runtime.sim_disk import DiskStore
 from systems.runtime.sim_gate import create_owned_task, task_factory
 from systems.runtime.sim_loop import SimError, VirtualTimeLoop
@@ -309,7 +317,7 @@ class SimWorld:
         elif frame.kind == "refused":
             fut.set_exception(Unreachable(f"connection to {frame.src} refused"))
         else:  # reset
-            fut.set_exception(RpcTimeout(f"connection to {frame.src} lost"))
+            fut.set_exception(ConnectionLost(f"connection to {frame.src} lost"))
 
     # -- running ------------------------------------------------------------------------------
     def run(self, coro: Coroutine[Any, Any, Any]) -> Any:
