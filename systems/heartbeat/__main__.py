@@ -1,0 +1,7 @@
+"""`python -m systems.heartbeat --cluster FILE --id NODE`: run one heartbeat node."""
+
+from systems.heartbeat import start_node
+from systems.runtime.node_main import main
+
+if __name__ == "__main__":
+    main("heartbeat", start_node)
