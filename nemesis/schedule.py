@@ -1,28 +1,45 @@
 """The nemesis schedule: faults one at a time, each held a while and then cured.
 
-Each cycle: a healthy stretch, then one package chosen by the seeded RNG
-inflicts its fault, holds it, and cures it. Durations scale with the test's
-`nemesis_interval_s` (healthy 0.5-1.0x, fault 0.5-1.0x, so a new fault starts
-every ~1-2 intervals). The loop stops at `stop_at` (test clock) and the caller
-then runs the final heal, which cures whatever is still in place.
+Each cycle: a healthy stretch, then one package inflicts its fault, holds it,
+and cures it. Packages are dealt from a shuffled deck (every chosen package
+once per round, in a seeded random order), so a run long enough for one round
+exercises every fault it names rather than whichever the dice favour.
+Durations scale with `nemesis_interval_s` (healthy 0.5-1.0x, fault 0.5-1.0x,
+so a new fault starts every ~1-2 intervals); a fault that could not be held
+its whole drawn time before `stop_at` is not started, so no fault is cut
+short by the end of the test. The loop stops at `stop_at`
+(test clock); the caller then runs the final heal, which cures whatever is
+still in place.
 """
 
 from __future__ import annotations
 
+import random
+from collections.abc import Iterator
+
 from nemesis.packages import Fault, NemesisContext
+
+
+def deal(packages: list[Fault], rng: random.Random) -> Iterator[Fault]:
+    """Endless rounds, each a fresh shuffle of all packages."""
+    while True:
+        deck = list(packages)
+        rng.shuffle(deck)
+        yield from deck
 
 
 async def run_schedule(ctx: NemesisContext, packages: list[Fault], interval_s: float, stop_at: float) -> None:
     rt = ctx.cluster.client
     if not packages:
         return
+    deck = deal(packages, ctx.rng)
     while True:
         healthy_s = interval_s * ctx.rng.uniform(0.5, 1.0)
-        if rt.now() + healthy_s >= stop_at:
+        hold_s = interval_s * ctx.rng.uniform(0.5, 1.0)
+        if rt.now() + healthy_s + hold_s > stop_at:
             return
         await rt.sleep(healthy_s)
-        package = ctx.rng.choice(packages)
+        package = next(deck)
         await package.start(ctx)
-        hold_s = min(interval_s * ctx.rng.uniform(0.5, 1.0), max(0.0, stop_at - rt.now()))
         await rt.sleep(hold_s)
         await package.stop(ctx)

@@ -59,3 +59,13 @@ def test_bridge_node_sees_everyone_and_the_halves_do_not_see_each_other():
 def test_unknown_shape_is_a_clear_error():
     with pytest.raises(ValueError, match="unknown partition shape"):
         grudges.make("triangle", NODES, random.Random(0))
+
+
+def test_the_schedule_deals_every_package_once_per_round():
+    from nemesis.schedule import deal
+
+    packages = ["kill", "pause", "partition"]
+    dealt = deal(packages, random.Random(4))  # type: ignore[arg-type]
+    rounds = [[next(dealt) for _ in packages] for _ in range(20)]
+    assert all(sorted(r) == sorted(packages) for r in rounds)
+    assert len({tuple(r) for r in rounds}) > 1, "rounds should be shuffled"
