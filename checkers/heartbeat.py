@@ -127,6 +127,10 @@ class Faults:
     paused: dict[str, list[Interval]] = field(default_factory=lambda: defaultdict(list))
     cut: dict[tuple[str, str], list[Interval]] = field(default_factory=lambda: defaultdict(list))
     """(observer, subject) -> windows in which subject's traffic to observer was cut or degraded."""
+    isolated: dict[str, list[Interval]] = field(default_factory=lambda: defaultdict(list))
+    """node -> windows in which its cable was pulled (link-down): cut from everyone, both ways."""
+    switch_off: list[Interval] = field(default_factory=list)
+    """Windows in which the whole switch was off: everyone cut from everyone."""
     network: list[tuple[float, float, str]] = field(default_factory=list)
     """(start, end, description) of every partition or link fault, for pictures."""
     restarts: list[Restart] = field(default_factory=list)
@@ -150,6 +154,8 @@ def fault_timeline(history: list[Op]) -> Faults:
     paused_since: dict[str, float] = {}
     cut_since: dict[tuple[str, str], float] = {}
     net_since: tuple[float, str] | None = None
+    unplugged_since: dict[str, float] = {}
+    switch_since: float | None = None
 
     def close_network(t: float) -> None:
         nonlocal net_since
@@ -196,7 +202,26 @@ def fault_timeline(history: list[Op]) -> Faults:
             net_since = (t, f"faulty links ({len(value)})")
         elif fn in ("stop-partition", "stop-links"):
             close_network(t)
+        elif fn == "link-down":
+            for n in nodes:
+                unplugged_since.setdefault(n, t)
+        elif fn == "link-up":
+            for n in nodes:
+                if n in unplugged_since:
+                    t0 = unplugged_since.pop(n)
+                    f.isolated[n].append((t0, t))
+                    f.network.append((t0, t, f"{n} cable pulled"))
+        elif fn == "switch-off":
+            switch_since = t if switch_since is None else switch_since
+        elif fn == "switch-on" and switch_since is not None:
+            f.switch_off.append((switch_since, t))
+            f.network.append((switch_since, t, "switch off"))
+            switch_since = None
     close_network(math.inf)
+    for n, t0 in unplugged_since.items():
+        f.isolated[n].append((t0, math.inf))
+    if switch_since is not None:
+        f.switch_off.append((switch_since, math.inf))
     for n, t0 in down_since.items():
         f.down[n].append((t0, math.inf))
     for n, t0 in paused_since.items():
@@ -246,6 +271,12 @@ class _Judge:
             w = f.active(f.paused.get(who, []), t0, t1, b.settle_s)
             if w:
                 return f"{role} {who} paused from {w[0]:.2f}s"
+            w = f.active(f.isolated.get(who, []), t0, t1, b.settle_s)
+            if w:
+                return f"{role} {who}'s cable pulled from {w[0]:.2f}s"
+        w = f.active(f.switch_off, t0, t1, b.settle_s)
+        if w:
+            return f"switch off from {w[0]:.2f}s"
         w = f.active(f.cut.get((o, s), []), t0, t1, b.settle_s)
         if w:
             return f"{s}->{o} cut from {w[0]:.2f}s"

@@ -8,6 +8,7 @@ far is on disk and `harness check` reads it).
 
 from __future__ import annotations
 
+import os
 import random
 import signal
 import sys
@@ -81,7 +82,8 @@ def cli() -> None:
 @click.option(
     "--option", "options", multiple=True, help="Node option KEY=VALUE (VALUE parsed as JSON if it can be)."
 )
-@click.option("--cluster", "cluster_file", default=None, help="Cluster file for the ssh backend.")
+@click.option("--cluster", "cluster_file", default=None, help="Cluster file (TOML) for the ssh backend.")
+@click.option("--capture", is_flag=True, help="netns: record the bridge's traffic to capture.pcap in the run dir.")
 @click.option(
     "--results", "results_root", default="results", show_default=True, type=click.Path(file_okay=False)
 )
@@ -100,6 +102,7 @@ def run(
     quiet_s: float,
     options: tuple[str, ...],
     cluster_file: str | None,
+    capture: bool,
     results_root: str,
 ) -> None:
     """Run SYSTEM under faults, check the history, and write a report under results/."""
@@ -126,13 +129,15 @@ def run(
             cluster_file=cluster_file,
             command_line=" ".join(["harness", *sys.argv[1:]]),
         )
-        from nemesis.packages import make_packages
+        from nemesis.catalog import make_packages
 
         make_packages(spec.nemesis)
         spec = prepare(spec, Path(results_root))
     except (registry.RegistryError, ValueError) as e:
         _fail_usage(str(e))
     console.print(f"run directory {spec.run_dir}")
+    if capture:
+        os.environ["PICLUSTER_CAPTURE"] = "1"
     signal.signal(signal.SIGTERM, _raise_interrupt)
     progress = Progress(console)
     try:
@@ -227,6 +232,16 @@ def _print_results(results: dict[str, Any], run_dir: Path) -> None:
     console.print(f"verdict {word}; report {run_dir / 'report.html'}")
 
 
+def _register_host_commands() -> None:
+    from harness.cli_hosts import cleanup_cmd, doctor_cmd
+
+    cli.add_command(doctor_cmd)
+    cli.add_command(cleanup_cmd)
+
+
+_register_host_commands()
+
+
 def main() -> None:
     try:
         cli.main(standalone_mode=False)
@@ -237,6 +252,11 @@ def main() -> None:
     except click.ClickException as e:
         e.show()
         sys.exit(EXIT_USAGE)
+    except KeyboardInterrupt:
+        sys.exit(EXIT_INTERRUPTED)
+    except Exception:
+        console.print(f"[red]the harness failed[/red]\n{traceback.format_exc()}")
+        sys.exit(EXIT_CRASH)
 
 
 if __name__ == "__main__":

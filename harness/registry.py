@@ -72,6 +72,20 @@ def check_bugs(system: str, names: tuple[str, ...]) -> None:
             raise RegistryError(f"system {system!r} has no bug switch {name!r}; known: {listed}")
 
 
+def preflight(spec: TestSpec) -> None:
+    """Let the backend refuse a spec it cannot run (no root, a broken cluster file) before anything starts."""
+    if spec.backend not in BACKENDS:
+        raise RegistryError(f"unknown backend {spec.backend!r}; known: {', '.join(BACKENDS)}")
+    module = importlib.import_module(f"harness.backends.{spec.backend}")
+    check = getattr(module, "preflight", None)
+    if check is None:
+        return
+    try:
+        check(spec)
+    except (RuntimeError, ValueError, OSError) as e:
+        raise RegistryError(str(e)) from None
+
+
 def make_backend(name: str) -> Any:
     if name == "local":
         from harness.backends.local import LocalBackend

@@ -21,9 +21,8 @@ from typing import Any
 
 from harness.history import Op, pairs
 from harness.spec import TestSpec
-from nemesis.packages import FAULT_CURES
+from nemesis.catalog import FAULT_CURES, PER_NODE_OPS
 
-FAULT_PAIRS = FAULT_CURES
 MAX_TIMELINE_OPS = 3000
 VERDICT_WORD = {True: "valid", False: "INVALID", "unknown": "unknown"}
 VERDICT_COLOUR = {True: "#1a7f37", False: "#cf222e", "unknown": "#9a6700"}
@@ -34,6 +33,8 @@ FAULT_COLOUR = {
     "start-partition": "#54aeff",
     "power-off": "#6e7781",
     "start-links": "#c297ff",
+    "link-down": "#fb8f44",
+    "switch-off": "#24292f",
 }
 """Fault windows are shaded in their kind's colour; unknown kinds in grey."""
 
@@ -54,20 +55,18 @@ def fault_windows(history: list[Op]) -> list[FaultWindow]:
     end_of_history = max((op.get("time", 0) for op in history), default=0) / 1e9
     open_faults: dict[tuple[str, str], tuple[float, str]] = {}
     out: list[FaultWindow] = []
-    cures = {v: k for k, v in FAULT_PAIRS.items()}
+    cures = {v: k for k, v in FAULT_CURES.items()}
     for op in history:
         if op.get("process") != "nemesis":
             continue
         f, t = op.get("f", ""), op.get("time", 0) / 1e9
         value = op.get("value")
-        nodes = value if isinstance(value, list) and f in ("kill", "pause", "restart", "resume") else [""]
+        nodes = value if isinstance(value, list) and f in PER_NODE_OPS else [""]
         for node in nodes:
-            if f in FAULT_PAIRS:
+            if f in FAULT_CURES:
                 open_faults[(f, str(node))] = (t, f"{f} {node}".strip())
             elif f in cures:
                 start = open_faults.pop((cures[f], str(node)), None)
-                if start is None and f == "power-on":
-                    start = open_faults.pop(("power-off", ""), None)
                 if start is not None:
                     out.append(FaultWindow(start[0], t, start[1]))
     out.extend(FaultWindow(t, end_of_history, label) for t, label in open_faults.values())

@@ -26,7 +26,8 @@ from typing import Any
 from harness.backends.base import Cluster
 from harness.history import HistoryWriter, Op
 from harness.spec import TestSpec
-from nemesis.packages import NemesisContext, heal_all, make_packages
+from nemesis.catalog import make_packages
+from nemesis.packages import NemesisContext, heal_all
 from nemesis.schedule import run_schedule
 from systems.runtime.api import derive_rng
 from workloads.base import Workload

@@ -215,31 +215,11 @@ async def heal_all(ctx: NemesisContext) -> None:
     await restart(ctx, sorted(ctx.killed))
 
 
-FAULT_CURES = {
-    "kill": "restart",
-    "pause": "resume",
-    "start-partition": "stop-partition",
-    "power-off": "power-on",
-    "start-links": "stop-links",
-}
-"""Each fault's nemesis op and the op that records its cure."""
-
-PACKAGES: dict[str, Callable[[], Fault]] = {
+CORE_PACKAGES: dict[str, Callable[[], Fault]] = {
     "kill": Kill,
     "pause": Pause,
     "partition": Partition,
     "power": Power,
     "flaky": Flaky,
 }
-
-
-def make_packages(names: list[str] | tuple[str, ...]) -> list[Fault]:
-    """Instantiate the named packages; 'none' or an empty list means no faults."""
-    out: list[Fault] = []
-    for name in names:
-        if name in ("none", ""):
-            continue
-        if name not in PACKAGES:
-            raise ValueError(f"unknown nemesis {name!r}; known: {', '.join(sorted(PACKAGES))}, none")
-        out.append(PACKAGES[name]())
-    return out
+"""The packages every backend can carry out (see nemesis/catalog.py for all of them)."""

@@ -13,7 +13,7 @@ import pytest
 from harness.history import pairs, read_history
 from harness.session import check, execute, prepare
 from harness.spec import TestSpec
-from nemesis.packages import FAULT_CURES
+from nemesis.catalog import FAULT_CURES
 
 
 def run_sim(tmp_path: Path, **kw) -> Path:

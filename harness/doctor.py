@@ -1,0 +1,153 @@
+"""`harness doctor`: is every host in a cluster file ready for a run, and if not, what to fix.
+
+Rules this module keeps:
+
+- Each check is a pure verdict on what a host answered (`Check`: node,
+  name, ok, detail, fix); the SSH calls that gather the answers are apart
+  (`check_node`) so the verdict logic is testable without hosts.
+- Checks per node: reachable over SSH with a known host key; python
+  version (3.11 or newer); iptables usable without a password prompt (sudo
+  -n when `sudo = true`); clock offset from this machine within
+  `max_offset_s` (midpoint of the round trip); the node's port free on its
+  address; the data directory writable. Cluster-wide: power and switch
+  commands configured (informational: a run without them refuses those
+  faults).
+- A host that cannot be reached gets one failed `reachable` check and no
+  others. Nothing on a host is changed apart from creating the data
+  directory.
+"""
+
+from __future__ import annotations
+
+import shlex
+import shutil
+import time
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+
+from harness.backends.ssh_config import NodeHost, SshClusterConfig
+from harness.backends.ssh_deploy import home_path
+from harness.backends.ssh_remote import HostUnreachable, Remote
+
+MIN_PYTHON = (3, 11)
+
+
+@dataclass(frozen=True, slots=True)
+class Check:
+    node: str
+    name: str
+    ok: bool
+    detail: str
+    fix: str = ""
+
+
+def python_check(node: str, python: str, answer: str) -> Check:
+    try:
+        major, minor = (int(x) for x in answer.strip().split(".")[:2])
+    except ValueError:
+        return Check(node, "python", False, f"{python} did not run ({answer.strip()[:80]!r})",
+                     f"install Python 3.11+ or set `python` for {node} in the cluster file")
+    ok = (major, minor) >= MIN_PYTHON
+    return Check(node, "python", ok, f"{python} is {major}.{minor}",
+                 "" if ok else "install Python 3.11+ or point `python` at one")
+
+
+def iptables_check(node: str, host: NodeHost, rc: int, err: str) -> Check:
+    how = "sudo -n iptables" if host.sudo else "iptables"
+    if rc == 0:
+        return Check(node, "iptables", True, f"{how} works without a prompt")
+    if "password" in err.lower():
+        fix = f"allow it without a password: `{host.user} ALL=(root) NOPASSWD: /usr/sbin/iptables` in /etc/sudoers.d"
+    elif "not found" in err.lower():
+        fix = "install iptables (apt-get install iptables)"
+    elif not host.sudo:
+        fix = "log in as root or set `sudo = true` for this node"
+    else:
+        fix = "check that iptables runs on this host"
+    return Check(node, "iptables", False, f"{how} failed: {err.strip()[:120]}", fix)
+
+
+def clock_check(node: str, t0: float, remote_t: float, t1: float, max_offset_s: float) -> Check:
+    offset = remote_t - (t0 + t1) / 2
+    ok = abs(offset) <= max_offset_s + (t1 - t0) / 2
+    return Check(node, "clock", ok, f"offset {offset * 1000:+.0f} ms (round trip {(t1 - t0) * 1000:.0f} ms)",
+                 "" if ok else "run an NTP client (chrony, systemd-timesyncd) on every host")
+
+
+def port_check(node: str, host: NodeHost, rc: int, err: str) -> Check:
+    ok = rc == 0
+    return Check(node, "port", ok, f"{host.host}:{host.port} " + ("is free" if ok else f"is not free: {err[-120:]}"),
+                 "" if ok else f"stop what listens on port {host.port} (a node left running? `harness cleanup`) "
+                               f"or set another `port`")
+
+
+BIND = ("import socket, sys\ns = socket.socket()\ns.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)\n"
+        "s.bind((sys.argv[1], int(sys.argv[2])))\n")
+
+
+def check_node(host: NodeHost, config: SshClusterConfig, max_offset_s: float = 0.5) -> list[Check]:
+    node = host.node
+    remote = Remote(host, known_hosts=config.known_hosts, accept_new=config.accept_new_host_keys,
+                    timeout_s=config.connect_timeout_s)
+    try:
+        remote.connect()
+    except HostUnreachable as e:
+        return [Check(node, "reachable", False, str(e), "check the address, that sshd runs, the key and known_hosts")]
+    out = [Check(node, "reachable", True, f"{host.user}@{host.host}:{host.ssh_port}")]
+    try:
+        r = remote.run([host.python, "-c", "import sys; print('%d.%d' % sys.version_info[:2])"], check=False)
+        out.append(python_check(node, host.python, r.out if r.rc == 0 else r.err or r.out))
+        r = remote.iptables("-S", "INPUT", check=False)
+        out.append(iptables_check(node, host, r.rc, r.err))
+        t0 = time.time()
+        r = remote.run([host.python, "-c", "import time; print(repr(time.time()))"], check=False)
+        t1 = time.time()
+        try:
+            out.append(clock_check(node, t0, float(r.out.strip()), t1, max_offset_s))
+        except ValueError:
+            out.append(Check(node, "clock", False, f"could not read the clock: {r.err.strip()[:80]}"))
+        r = remote.run([host.python, "-c", BIND, host.host, str(host.port)], check=False)
+        out.append(port_check(node, host, r.rc, r.err.strip()))
+        data = home_path(remote, host.data_dir)
+        r = remote.sh(shlex.join(["mkdir", "-p", data]) + " && " + shlex.join(["test", "-w", data]), check=False)
+        out.append(Check(node, "data dir", r.rc == 0, data,
+                         "" if r.rc == 0 else "make the data directory writable by the login user"))
+    except HostUnreachable as e:
+        out.append(Check(node, "reachable", False, str(e), "the connection dropped during the checks"))
+    finally:
+        remote.close()
+    return out
+
+
+def cluster_checks(config: SshClusterConfig) -> list[Check]:
+    out = []
+    for h in config.nodes.values():
+        ok = h.power_off is not None and h.power_on is not None
+        out.append(Check(h.node, "power cmds", ok, "configured" if ok else "none: power faults will be refused",
+                         "" if ok else "optional: set power_off/power_on (smart plug, uhubctl, PDU)"))
+    ok = config.switch_off is not None and config.switch_on is not None
+    out.append(Check("cluster", "switch cmds", ok, "configured" if ok else "none: switch faults will be refused",
+                     "" if ok else "optional: set switch_off/switch_on in [cluster]"))
+    for h in config.nodes.values():
+        for cmd in (h.power_off, h.power_on):
+            if cmd is not None and shutil.which(cmd[0]) is None:
+                out.append(Check(h.node, "power cmds", False, f"{cmd[0]} not found on this machine",
+                                 "install it or give its full path"))
+    return out
+
+
+REQUIRED = ("reachable", "python", "iptables", "clock", "port", "data dir")
+
+
+def ready(checks: list[Check]) -> bool:
+    """Ready to run: every required check passed (power/switch commands are optional)."""
+    return all(c.ok for c in checks if c.name in REQUIRED)
+
+
+def run_doctor(config: SshClusterConfig, nodes: list[str] | None = None,
+               checker: Callable[[NodeHost, SshClusterConfig], list[Check]] = check_node) -> list[Check]:
+    hosts = [config.nodes[n] for n in (nodes or list(config.nodes))]
+    with ThreadPoolExecutor(max_workers=max(1, len(hosts))) as pool:
+        per_node = list(pool.map(lambda h: checker(h, config), hosts))
+    return [c for checks in per_node for c in checks] + cluster_checks(config)

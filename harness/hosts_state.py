@@ -1,0 +1,277 @@
+"""What a netns or ssh run created, written down before it is created, so a crashed run can be undone.
+
+Rules this module keeps:
+
+- A run's state is one JSON document (changed under a lock: hosts are set up
+  and torn down from several threads), kept in two places: run_dir/hosts-state.json
+  and a well-known directory (`state_dir()`: /run/picluster when writable, else
+  results/.hosts-state) as `<run_id>.json`. Both are rewritten atomically
+  (temp file + rename) on every change.
+- Intent first: a resource is recorded *before* the command that creates it
+  runs, so a crash between the two leaves a record of something that may
+  not exist; cleanup tolerates that. A resource is forgotten only after it
+  was removed.
+- Cleanup (`cleanup_state`) removes exactly what the record names: network
+  namespaces by name, links (bridge, veth) by name, node processes by pid
+  only when /proc/<pid>/cmdline still carries the run's marker (the run's
+  cluster file path), remote iptables chains and remote pids through SSH.
+  It never lists the machine's namespaces, links or processes and guesses
+  by pattern.
+- A state whose harness pid is still running a harness is left alone unless
+  `force` is given (a live run cleans up after itself).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import signal
+import subprocess
+import threading
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+STATE_NAME = "hosts-state.json"
+WELL_KNOWN = Path("/run/picluster")
+FALLBACK = Path("results/.hosts-state")
+
+
+def state_dir() -> Path:
+    """/run/picluster if we may write there (root), else results/.hosts-state (relative to cwd)."""
+    override = os.environ.get("PICLUSTER_STATE_DIR")
+    if override:
+        return Path(override)
+    try:
+        WELL_KNOWN.mkdir(parents=True, exist_ok=True)
+        if os.access(WELL_KNOWN, os.W_OK):
+            return WELL_KNOWN
+    except OSError:
+        pass
+    return FALLBACK.resolve()
+
+
+@dataclass
+class HostsState:
+    """The record of one run's resources. Mutate through the methods: each one saves."""
+
+    run_id: str
+    backend: str
+    run_dir: str
+    marker: str = ""
+    """A string every node process of this run carries on its command line (the cluster file path)."""
+    harness_pid: int = field(default_factory=os.getpid)
+    netns: list[str] = field(default_factory=list)
+    links: list[str] = field(default_factory=list)
+    pids: list[int] = field(default_factory=list)
+    remote: list[dict[str, Any]] = field(default_factory=list)
+    """One entry per ssh host: {"node", "host", "port", "user", "key", "sudo", "chain", "pids", "marker"}."""
+    extra_dir: Path | None = None
+    _lock: threading.RLock = field(default_factory=threading.RLock, repr=False, compare=False)
+
+    # -- persistence --------------------------------------------------------------------------
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "version": 1,
+            "run_id": self.run_id,
+            "backend": self.backend,
+            "run_dir": self.run_dir,
+            "marker": self.marker,
+            "harness_pid": self.harness_pid,
+            "netns": list(self.netns),
+            "links": list(self.links),
+            "pids": list(self.pids),
+            "remote": [dict(r) for r in self.remote],
+        }
+
+    @classmethod
+    def from_json(cls, d: dict[str, Any]) -> HostsState:
+        return cls(
+            run_id=str(d["run_id"]),
+            backend=str(d.get("backend", "")),
+            run_dir=str(d.get("run_dir", "")),
+            marker=str(d.get("marker", "")),
+            harness_pid=int(d.get("harness_pid", 0)),
+            netns=[str(x) for x in d.get("netns", [])],
+            links=[str(x) for x in d.get("links", [])],
+            pids=[int(x) for x in d.get("pids", [])],
+            remote=[dict(r) for r in d.get("remote", [])],
+        )
+
+    def paths(self) -> list[Path]:
+        out = []
+        if self.run_dir:
+            out.append(Path(self.run_dir) / STATE_NAME)
+        out.append((self.extra_dir or state_dir()) / f"{self.run_id}.json")
+        return out
+
+    def save(self) -> None:
+        """Rewrite both copies; safe from several threads at once (the ssh backend works hosts in parallel)."""
+        with self._lock:
+            text = json.dumps(self.to_json(), indent=2) + "\n"
+            for path in self.paths():
+                path.parent.mkdir(parents=True, exist_ok=True)
+                tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+                tmp.write_text(text)
+                os.replace(tmp, path)
+
+    def is_empty(self) -> bool:
+        return not (self.netns or self.links or self.pids or self.remote)
+
+    def finish(self) -> None:
+        """Everything is gone: drop the well-known copy, leave an empty record in the run dir."""
+        with self._lock:
+            self.netns, self.links, self.pids, self.remote = [], [], [], []
+            *in_run_dir, well_known = self.paths()
+            for path in in_run_dir:
+                if path.parent.is_dir():
+                    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+                    tmp.write_text(json.dumps(self.to_json(), indent=2) + "\n")
+                    os.replace(tmp, path)
+            with contextlib.suppress(FileNotFoundError):
+                well_known.unlink()
+
+    # -- recording ----------------------------------------------------------------------------
+    def add_netns(self, name: str) -> None:
+        _add(self.netns, name)
+        self.save()
+
+    def add_link(self, name: str) -> None:
+        _add(self.links, name)
+        self.save()
+
+    def add_pid(self, pid: int) -> None:
+        _add(self.pids, pid)
+        self.save()
+
+    def drop_pid(self, pid: int) -> None:
+        if pid in self.pids:
+            self.pids.remove(pid)
+            self.save()
+
+    def drop_netns(self, name: str) -> None:
+        if name in self.netns:
+            self.netns.remove(name)
+            self.save()
+
+    def drop_link(self, name: str) -> None:
+        if name in self.links:
+            self.links.remove(name)
+            self.save()
+
+    def remote_entry(self, node: str) -> dict[str, Any]:
+        for r in self.remote:
+            if r.get("node") == node:
+                return r
+        raise KeyError(node)
+
+    def set_remote(self, entry: dict[str, Any]) -> None:
+        with self._lock:
+            self.remote = [r for r in self.remote if r.get("node") != entry["node"]] + [dict(entry)]
+            self.save()
+
+    def drop_remote(self, node: str) -> None:
+        with self._lock:
+            self.remote = [r for r in self.remote if r.get("node") != node]
+            self.save()
+
+
+def _add(items: list[Any], item: Any) -> None:
+    if item not in items:
+        items.append(item)
+
+
+# -- finding and cleaning ---------------------------------------------------------------------
+def load(path: Path) -> HostsState:
+    """Read a state file; saving it again rewrites the same well-known directory it came from."""
+    path = Path(path)
+    state = HostsState.from_json(json.loads(path.read_text()))
+    state.extra_dir = state_dir() if path.name == STATE_NAME else path.parent
+    return state
+
+
+def recorded_states(directory: Path | None = None) -> Iterator[tuple[Path, HostsState]]:
+    """Every state file in the well-known directory (unreadable ones are skipped)."""
+    d = directory or state_dir()
+    if not d.is_dir():
+        return
+    for path in sorted(d.glob("*.json")):
+        try:
+            yield path, load(path)
+        except (OSError, ValueError, KeyError, TypeError):
+            continue
+
+
+def pid_carries(pid: int, marker: str) -> bool:
+    """True if process `pid` exists and its command line contains `marker` as one argument."""
+    if not marker:
+        return False
+    try:
+        raw = Path(f"/proc/{pid}/cmdline").read_bytes()
+    except OSError:
+        return False
+    return marker in raw.decode(errors="replace").split("\x00")
+
+
+def harness_alive(pid: int) -> bool:
+    """True if `pid` is a live process other than us that looks like a Python harness."""
+    if pid <= 0 or pid == os.getpid():
+        return False
+    try:
+        raw = Path(f"/proc/{pid}/cmdline").read_bytes()
+    except OSError:
+        return False
+    return b"python" in raw or b"harness" in raw or b"pytest" in raw
+
+
+Runner = Callable[[list[str]], subprocess.CompletedProcess[str]]
+
+
+def _run(argv: list[str]) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(argv, capture_output=True, text=True, timeout=30, check=False)
+
+
+RemoteCleaner = Callable[[dict[str, Any]], list[str]]
+
+
+def cleanup_state(
+    state: HostsState,
+    *,
+    run: Runner = _run,
+    remote_cleaner: RemoteCleaner | None = None,
+) -> list[str]:
+    """Remove every resource the state records; returns a line per thing removed (or failed)."""
+    done: list[str] = []
+    for pid in list(state.pids):
+        if pid_carries(pid, state.marker):
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(pid, signal.SIGCONT)
+                os.kill(pid, signal.SIGKILL)
+                done.append(f"killed pid {pid}")
+        state.drop_pid(pid)
+    for entry in list(state.remote):
+        if remote_cleaner is None:
+            from harness.backends.ssh_remote import clean_remote_entry
+
+            remote_cleaner = clean_remote_entry
+        try:
+            done.extend(remote_cleaner(entry))
+            state.drop_remote(str(entry.get("node")))
+        except Exception as e:  # an unreachable host keeps its record for the next cleanup
+            done.append(f"FAILED on {entry.get('node')} ({entry.get('host')}): {e}")
+    for ns in list(state.netns):
+        r = run(["ip", "netns", "delete", ns])
+        if r.returncode == 0:
+            done.append(f"deleted netns {ns}")
+        state.drop_netns(ns)
+    for link in list(state.links):
+        exists = run(["ip", "link", "show", "dev", link]).returncode == 0
+        if exists:
+            r = run(["ip", "link", "delete", "dev", link])
+            done.append(f"deleted link {link}" if r.returncode == 0 else f"FAILED to delete link {link}")
+        state.drop_link(link)
+    if state.is_empty():
+        state.finish()
+    return done
