@@ -1,0 +1,76 @@
+"""Anti-entropy: replicas of a key compare digests and swap what differs.
+
+Rules this module keeps:
+
+- Only preference-list replicas take part: a node offers a peer the keys both
+  of them replicate under its current ring (data held as a stand-in goes home
+  by hinted handoff, not here).
+- A round is push-pull: the initiator sends {key: digest}; the peer answers
+  with its full state for every key whose digest differs, plus keys it
+  replicates with the initiator that the initiator did not list; the
+  initiator merges those and pushes its own state for the differing keys.
+  After a round both hold the merge of both, so once the network heals and
+  every pair has had a round, all replicas of every key hold the same siblings.
+- Digests are SHA-256 of the canonical msgpack encoding of the state.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from typing import TYPE_CHECKING, Any
+
+import msgpack
+
+from systems.kv.messages import DigestRequest, StoreRequest
+from systems.kv.vclock import Versioned, VersionError
+from systems.runtime.api import RpcError
+
+if TYPE_CHECKING:
+    from systems.kv.node import KvNode
+
+
+def digest(state: Versioned) -> str:
+    return hashlib.sha256(msgpack.packb(state.encode())).hexdigest()[:16]
+
+
+def shared_keys(node: KvNode, peer: str) -> list[str]:
+    me = node.rt.node_id
+    out = []
+    for key in node.store.key_list():
+        pref = node.preference_list(key)
+        if me in pref and peer in pref:
+            out.append(key)
+    return out
+
+
+def answer(node: KvNode, src: str, offered: dict[str, str]) -> dict[str, Any]:
+    """The peer's side: states for keys that differ or that the initiator lacks."""
+    states: dict[str, Any] = {}
+    for key, d in offered.items():
+        mine = node.store.get(key)
+        if digest(mine) != d:
+            states[key] = mine.encode()
+    for key in shared_keys(node, src):
+        if key not in offered:
+            states[key] = node.store.get(key).encode()
+    return {"states": states}
+
+
+async def exchange(node: KvNode, peer: str) -> int:
+    """One push-pull round with `peer`; returns how many keys differed."""
+    offered = {k: digest(node.store.get(k)) for k in shared_keys(node, peer)}
+    try:
+        reply = await node.call(peer, "kv.digest", DigestRequest(offered).to_wire(), timeout=node.rpc_timeout_s)
+    except RpcError:
+        return 0
+    states = reply.get("states", {}) if isinstance(reply, dict) else {}
+    me = node.rt.node_id
+    for key, raw in states.items():
+        try:
+            theirs = Versioned.decode(raw)
+        except VersionError:
+            continue
+        merged = await node.store.merge(key, theirs, owned=me in node.preference_list(key))
+        if merged != theirs:
+            node.rt.send(peer, "kv.store", StoreRequest(key, merged).to_wire())
+    return len(states)

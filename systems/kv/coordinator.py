@@ -1,0 +1,237 @@
+"""Coordinating a client's get or put: quorums over the preference list.
+
+Rules this module keeps:
+
+- Any node coordinates a get. A put is coordinated by a preference node: a
+  node outside the list forwards it to the first preference node it does not
+  suspect (node.py keeps suspicion from recent RPC failures), and coordinates
+  it itself only when it suspects them all (then its own copy is a stand-in
+  with a hint, like any fallback's).
+- The coordinator of a put issues the new version's dot, makes it durable in
+  its own record of the key (that record is how it never reuses a dot), then
+  sends that *whole* record to the preference nodes (whole, so that any
+  replica holding a dot also holds that node's earlier dots or what replaced
+  them, which keeps dotted clocks sound).
+- Sloppy quorum: when a preference node fails, the request goes to the next
+  node clockwise outside the list, carrying a hint naming the node it stands
+  in for. A reply counts toward R/W either way; the result says "strict" when
+  R (or W) replies came from the preference list itself, "sloppy" otherwise.
+  R + W > N makes a strict read see every strict write acknowledged before it.
+- A put succeeds after W acknowledgements (the coordinator's own durable write
+  counts when it is in the list); the others keep going in the background.
+  Too few acks before the deadline is an *indefinite* failure (some replica
+  may hold the write); a get with too few replies is a definite one.
+- Read repair: once every replica of a get has answered (or failed), the
+  merge of the preference nodes' replies is sent to each of them whose copy
+  differed (stand-ins' data goes home by hinted handoff only).
+- Planted bug `sloppy-ack`: a put is acknowledged after W-1 acks, still
+  reported as strict.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+from systems.kv import vclock
+from systems.kv.messages import KeyRequest, PutRequest, StoreRequest
+from systems.kv.store import Hint
+from systems.kv.vclock import Versioned, VersionError
+from systems.runtime.api import RemoteError, RpcError, RpcTimeout, Unreachable
+
+if TYPE_CHECKING:
+    from systems.kv.node import KvNode
+
+
+@dataclass(frozen=True, slots=True)
+class QuorumConfig:
+    n: int = 3
+    r: int = 2
+    w: int = 2
+
+    def write_need(self, *, sloppy_ack: bool = False) -> int:
+        return max(1, self.w - 1) if sloppy_ack else self.w
+
+
+@dataclass(frozen=True, slots=True)
+class Reply:
+    node: str
+    """Who answered."""
+    hint: str | None
+    """The preference node it stood in for, or None when it is one."""
+    result: Any
+
+
+def quorum_kind(replies: list[Reply], need: int) -> str:
+    """'strict' when `need` replies came from preference nodes themselves."""
+    return "strict" if sum(1 for r in replies if r.hint is None) >= need else "sloppy"
+
+
+@dataclass
+class Fanout:
+    """Ask each target; on failure move on to the next unused fallback with a hint.
+
+    Tasks run on the node (rt.spawn) and outlive `wait`, so a put keeps
+    replicating after its quorum and a get's stragglers feed read repair.
+    """
+
+    attempt: Callable[[str, str | None], Awaitable[Any]]
+    targets: list[str]
+    fallbacks: list[str]
+    replies: list[Reply] = field(default_factory=list)
+    failures: list[tuple[str, str]] = field(default_factory=list)
+    remaining: int = 0
+    _changed: asyncio.Event = field(default_factory=asyncio.Event)
+
+    def start(self, spawn: Callable[[Any], Any]) -> None:
+        self.remaining = len(self.targets)
+        for t in self.targets:
+            spawn(self._run(t))
+
+    async def _run(self, target: str) -> None:
+        node, hint = target, None
+        try:
+            while True:
+                try:
+                    self.replies.append(Reply(node, hint, await self.attempt(node, hint)))
+                    return
+                except RpcError as e:
+                    self.failures.append((node, e.code))
+                    if not self.fallbacks:
+                        return
+                    node, hint = self.fallbacks.pop(0), target
+        finally:
+            self.remaining -= 1
+            self._changed.set()
+
+    async def wait(self, need: int, timeout_s: float) -> None:
+        """Until `need` replies, every task finished, or the timeout."""
+
+        async def until() -> None:
+            while len(self.replies) < need and self.remaining > 0:
+                self._changed.clear()
+                await self._changed.wait()
+
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(until(), timeout_s)
+
+    async def all_done(self, timeout_s: float) -> None:
+        await self.wait(len(self.targets) + 1, timeout_s)
+
+
+class Coordinator:
+    def __init__(self, node: KvNode) -> None:
+        self.node = node
+
+    # -- get
+
+    async def get(self, key: str) -> dict[str, Any]:
+        node, rt, q = self.node, self.node.rt, self.node.quorum
+        pref = node.preference_list(key)
+        local: list[Reply] = []
+        if rt.node_id in pref:
+            local.append(Reply(rt.node_id, None, node.store.get(key)))
+
+        async def attempt(dst: str, hint: str | None) -> Versioned:
+            if dst == rt.node_id:
+                return node.local_view(key)
+            raw = await node.call(dst, "kv.fetch", KeyRequest(key).to_wire(), timeout=node.rpc_timeout_s)
+            try:
+                return Versioned.decode(raw)
+            except VersionError as e:
+                raise RemoteError(str(e), code="bad-reply", definite=True) from e
+
+        fallbacks = [f for f in node.fallbacks(key) if f != rt.node_id]
+        if not local:
+            fallbacks.insert(0, rt.node_id)  # what this node holds for others counts as a sloppy reply
+        fan = Fanout(attempt, [p for p in pref if p != rt.node_id], fallbacks)
+        fan.start(rt.spawn)
+        await fan.wait(q.r - len(local), node.coord_timeout_s)
+        replies = local + list(fan.replies)
+        if len(replies) < q.r:
+            raise RemoteError(f"{len(replies)} of R={q.r} replicas answered", code="unavailable", definite=True)
+        merged = vclock.merge_all((r.result for r in replies), last_writer_wins=node.store.lww)
+        rt.spawn(self._read_repair(key, fan, local), name="kv-read-repair")
+        return {
+            "values": merged.values,
+            "siblings": [[s.value, s.ts, s.dot.node, s.dot.counter] for s in merged.siblings],
+            "context": merged.clock,
+            "quorum": quorum_kind(replies, q.r),
+        }
+
+    async def _read_repair(self, key: str, fan: Fanout, local: list[Reply]) -> None:
+        node = self.node
+        await fan.all_done(node.coord_timeout_s)
+        replies = [r for r in local + list(fan.replies) if r.hint is None]
+        merged = vclock.merge_all((r.result for r in replies), last_writer_wins=node.store.lww)
+        for r in replies:
+            if r.result == merged:
+                continue
+            if r.node == node.rt.node_id:
+                await node.store.merge(key, merged, owned=True)
+            else:
+                node.rt.send(r.node, "kv.store", StoreRequest(key, merged).to_wire())
+
+    # -- put
+
+    async def put(self, key: str, value: Any, ctx: dict[str, int], *, overwrite: bool, forwarded: bool) -> Any:
+        """A client's write; `overwrite` replaces whatever the coordinator knows of the key."""
+        node = self.node
+        pref = node.preference_list(key)
+        if node.rt.node_id not in pref and not forwarded:
+            msg = PutRequest(key, value, ctx, overwrite, forwarded=True).to_wire()
+            for dst in pref:
+                if node.suspected(dst):
+                    continue
+                try:
+                    return await node.call(dst, "kv.put", msg, timeout=node.coord_timeout_s + node.rpc_timeout_s)
+                except Unreachable:
+                    continue
+                except RpcTimeout as e:
+                    raise RemoteError(f"put forwarded to {dst} timed out", code="timeout", definite=False) from e
+        return await self._coordinate(key, value, ctx, overwrite=overwrite)
+
+    async def _coordinate(self, key: str, value: Any, ctx: dict[str, int], *, overwrite: bool) -> Any:
+        node, rt, q = self.node, self.node.rt, self.node.quorum
+        pref = node.preference_list(key)
+        if overwrite:
+            ctx = vclock.join(ctx, node.store.get(key).clock)
+        in_pref = rt.node_id in pref
+        await node.store.update(key, rt.node_id, value, ctx, node.clock(), owned=in_pref)
+        local = [Reply(rt.node_id, None, True)] if in_pref else []
+
+        async def attempt(dst: str, hint: str | None) -> bool:
+            if dst == rt.node_id:
+                await self.on_store(key, node.store.get(key), hint)
+                return True
+            msg = StoreRequest(key, node.store.get(key), hint).to_wire()
+            await node.call(dst, "kv.store", msg, timeout=node.rpc_timeout_s)
+            return True
+
+        # A coordinator outside the list is its own first stand-in (its copy is durable already).
+        fallbacks = [f for f in node.fallbacks(key) if f != rt.node_id]
+        if not in_pref:
+            fallbacks.insert(0, rt.node_id)
+        fan = Fanout(attempt, [p for p in pref if p != rt.node_id], fallbacks)
+        fan.start(rt.spawn)
+        need = q.write_need(sloppy_ack="sloppy-ack" in node.bugs)
+        await fan.wait(need - len(local), node.coord_timeout_s)
+        replies = local + list(fan.replies)
+        if len(replies) < need:
+            raise RemoteError(f"{len(replies)} of W={q.w} replicas acknowledged", code="unavailable", definite=False)
+        return {"quorum": quorum_kind(replies, need), "acks": len(replies)}
+
+    # -- replica side
+
+    async def on_store(self, key: str, state: Versioned, hint: str | None) -> None:
+        node = self.node
+        owned = node.rt.node_id in node.preference_list(key)
+        if hint is None or owned or hint == node.rt.node_id:
+            await node.store.merge(key, state, owned=owned)
+            return
+        await node.store.merge_held(key, state)
+        if "no-handoff" not in node.bugs:
+            await node.store.add_hint(Hint(hint, key))
