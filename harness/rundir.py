@@ -25,12 +25,17 @@ def create_run_dir(results_root: Path, spec: TestSpec) -> Path:
     stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%S")
     nemesis = "+".join(spec.nemesis) or "none"
     base = results_root / spec.system / f"{stamp}-{nemesis}"
+    base.parent.mkdir(parents=True, exist_ok=True)
     run_dir = base
     n = 1
-    while run_dir.exists():
-        n += 1
-        run_dir = base.with_name(f"{base.name}-{n}")
-    (run_dir / "nodes").mkdir(parents=True)
+    while True:
+        try:
+            run_dir.mkdir()  # atomic: two runs started in the same second get different directories
+            break
+        except FileExistsError:
+            n += 1
+            run_dir = base.with_name(f"{base.name}-{n}")
+    (run_dir / "nodes").mkdir()
     latest = results_root / "latest"
     tmp = results_root / f".latest-{os.getpid()}"
     if tmp.is_symlink() or tmp.exists():

@@ -34,3 +34,13 @@ def test_stats_counts_outcomes_and_latency():
     s = stats(h)
     assert s["by_f"]["read"]["ok"] == 1 and s["by_f"]["read"]["p50_ms"] == 2.0
     assert s["by_f"]["write"]["info"] == 1
+
+
+def test_runs_started_in_the_same_second_get_their_own_directories(tmp_path):
+    from harness.rundir import create_run_dir
+    from harness.spec import TestSpec
+
+    spec = TestSpec(system="echo", workload="echo", nemesis=("kill",))
+    dirs = {create_run_dir(tmp_path, spec) for _ in range(3)}
+    assert len(dirs) == 3
+    assert all((d / "nodes").is_dir() for d in dirs)
