@@ -1,0 +1,272 @@
+"""The asyncio glue around RaftCore: one loop owns the core, persists, sends, applies.
+
+Rules:
+
+- Only the `_run` task touches the core. Handlers and the ticker put events
+  on a queue; the loop drains every queued event, then handles each Ready:
+  persist (one sync for all of it: group commit) BEFORE sending any message,
+  then send, then apply committed entries and answer confirmed reads, then
+  `advance`. While a sync is in progress new events queue up, so the next
+  Ready batches them (and their entries) together.
+- A client write is answered only after its entry is applied; its reply says
+  what certainly happened: "ok"/"fail" (applied, with the state machine's
+  result), "not-leader" (never appended here: definite), "dropped" (appended
+  here but overwritten by another leader's entry: this attempt can never
+  apply), "unknown" (no answer in time, or superseded by a snapshot).
+- Reads go through ReadIndex (default) or the log (`read_mode: "log"`);
+  never from a follower's state. The `stale-read` bug answers from the
+  leader's local state without confirming leadership (and, trusting its
+  leadership blindly, turns off check-quorum, so a cut-off leader stays one).
+- Peer messages arrive one-way on "raft" and may be lost, duplicated or
+  reordered; malformed ones are logged and dropped.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Any
+
+from systems.raft.core import CoreConfig, RaftCore, Ready, Role
+from systems.raft.kvstate import KVState, encode_command
+from systems.raft.messages import BadMessage, from_wire, to_wire
+from systems.raft.storage import RaftStorage
+from systems.runtime.api import Message, NodeConfig, Runtime
+
+DEFAULT_OPTIONS: dict[str, Any] = {
+    "tick_s": 0.1,
+    "heartbeat_ticks": 1,
+    "election_ticks": 10,
+    "max_batch": 64,
+    "max_inflight": 8,
+    "check_quorum": True,
+    "pre_vote": True,
+    "snapshot_every": 200,
+    "read_mode": "read-index",
+    "apply_wait_s": 1.5,
+    "digest_checkpoint_every": 64,
+}
+
+WRITE_OPS = ("put", "cas", "append", "txn")
+READ_OPS = ("get",)
+
+
+class RaftNode:
+    def __init__(self, rt: Runtime, config: NodeConfig) -> None:
+        self.rt = rt
+        self.opts = {**DEFAULT_OPTIONS, **config.options}
+        self.bugs = set(config.bugs)
+        self.storage = RaftStorage(
+            rt.disk, sync="no-fsync" not in self.bugs, persist_vote="double-vote" not in self.bugs
+        )
+        self.kv = KVState(checkpoint_every=int(self.opts["digest_checkpoint_every"]))
+        self.events: asyncio.Queue[tuple[Any, ...]] = asyncio.Queue()
+        self.waiters: dict[int, tuple[int, asyncio.Future[dict[str, Any]]]] = {}
+        self.read_waiters: list[tuple[int, str, asyncio.Future[dict[str, Any]]]] = []
+        self.open_reads: list[asyncio.Future[dict[str, Any]]] = []
+        self.incarnation = f"{rt.rng.getrandbits(32):08x}"
+        self.core: RaftCore | None = None
+        self._last_role: tuple[int, Role, str | None] | None = None
+        self.led_terms: list[int] = []
+        """Terms this incarnation led (the last 64), reported in status for the safety checker."""
+
+    # ------------------------------------------------------------ start
+    def start(self) -> None:
+        loaded = self.storage.load()
+        if loaded.torn_tail:
+            self.rt.log.warning("raft-log-torn-tail", entries=len(loaded.entries))
+        if loaded.snapshot is not None:
+            self.kv.restore(loaded.snapshot.data)
+        o = self.opts
+        cfg = CoreConfig(
+            node_id=self.rt.node_id,
+            peers=tuple(self.rt.peers),
+            election_ticks=int(o["election_ticks"]),
+            heartbeat_ticks=int(o["heartbeat_ticks"]),
+            max_batch=int(o["max_batch"]),
+            max_inflight=int(o["max_inflight"]),
+            # The stale-read bug trusts leadership blindly, so it never checks for a quorum either.
+            check_quorum=bool(o["check_quorum"]) and "stale-read" not in self.bugs,
+            pre_vote=bool(o["pre_vote"]),
+            commit_old_term="commit-old-term" in self.bugs,
+        )
+        self.core = RaftCore(cfg, self.rt.rng, loaded.hard, loaded.snapshot, loaded.entries)
+        self.rt.log.info(
+            "raft-start",
+            incarnation=self.incarnation,
+            term=loaded.hard.term,
+            vote=loaded.hard.vote,
+            snapshot_index=loaded.snapshot.index if loaded.snapshot else 0,
+            entries=len(loaded.entries),
+            bugs=sorted(self.bugs),
+        )
+        self.rt.serve("raft", self._on_raft)
+        self.rt.serve("client", self._on_client)
+        self.rt.serve("status", self._on_status)
+        self.rt.spawn(self._ticker(), name="raft-ticker")
+        self.rt.spawn(self._run(), name="raft-loop")
+
+    # ------------------------------------------------------------ handlers
+    async def _on_raft(self, src: str, msg: Message) -> Message:
+        try:
+            m = from_wire(msg)
+        except BadMessage as e:
+            self.rt.log.warning("raft-bad-message", src=src, error=str(e))
+            return None
+        if m.src != src:
+            self.rt.log.warning("raft-bad-message", src=src, error=f"claims to be from {m.src}")
+            return None
+        self.events.put_nowait(("msg", m))
+        return None
+
+    async def _on_status(self, src: str, msg: Message) -> Message:
+        core = self._core()
+        return {
+            "node": self.rt.node_id,
+            "incarnation": self.incarnation,
+            **core.status(),
+            "last_applied": self.kv.applied_index,
+            "applied_digest": self.kv.applied_digest,
+            "checkpoints": {str(k): v for k, v in sorted(self.kv.checkpoints.items())},
+            "led_terms": list(self.led_terms),
+            **self.storage.sizes(),
+            "syncs": self.storage.syncs,
+        }
+
+    async def _on_client(self, src: str, msg: Message) -> Message:
+        core = self._core()
+        if not isinstance(msg, dict) or msg.get("f") not in (*WRITE_OPS, *READ_OPS):
+            return self._reply({"status": "fail", "error": f"bad request {str(msg)[:80]}"})
+        wait_s = min(float(msg.get("timeout_s", self.opts["apply_wait_s"])), float(self.opts["apply_wait_s"]))
+        loop = asyncio.get_running_loop()
+        fut: asyncio.Future[dict[str, Any]] = loop.create_future()
+        if msg["f"] in READ_OPS and self.opts["read_mode"] != "log":
+            if "stale-read" in self.bugs:
+                if core.role is Role.LEADER:
+                    return self._reply({"status": "ok", "value": self.kv.read(msg.get("key"))})
+                return self._reply({"status": "not-leader"})
+            self.events.put_nowait(("read", msg.get("key"), fut))
+        else:
+            cmd = {k: msg[k] for k in ("f", "key", "value", "client", "seq") if k in msg}
+            self.events.put_nowait(("propose", encode_command(cmd), fut))
+        try:
+            result = await asyncio.wait_for(fut, wait_s)
+        except TimeoutError:
+            result = {"status": "unknown", "error": "timeout"}
+        return self._reply(result)
+
+    def _reply(self, result: dict[str, Any]) -> dict[str, Any]:
+        core = self._core()
+        return {**result, "node": self.rt.node_id, "term": core.term, "role": core.role.value, "leader": core.leader}
+
+    def _core(self) -> RaftCore:
+        assert self.core is not None, "node not started"
+        return self.core
+
+    # ------------------------------------------------------------ the loop
+    async def _ticker(self) -> None:
+        while True:
+            await self.rt.sleep(float(self.opts["tick_s"]))
+            self.events.put_nowait(("tick",))
+
+    async def _run(self) -> None:
+        core = self._core()
+        while True:
+            self._handle(await self.events.get())
+            while not self.events.empty():
+                self._handle(self.events.get_nowait())
+            while core.has_ready():
+                rd = core.ready()
+                await self._process(rd)
+            self._note_role()
+
+    def _handle(self, ev: tuple[Any, ...]) -> None:
+        core = self._core()
+        match ev:
+            case ("tick",):
+                core.tick()
+            case ("msg", m):
+                core.step(m)
+            case ("propose", data, fut):
+                placed = core.propose(data)
+                if fut.done():
+                    return
+                if placed is None:
+                    fut.set_result({"status": "not-leader"})
+                else:
+                    self.waiters[placed[0]] = (placed[1], fut)
+            case ("read", key, fut):
+                if fut.done():
+                    return
+                if not core.read_index((key, fut)):
+                    fut.set_result({"status": "not-leader"})
+                else:
+                    self.open_reads.append(fut)
+        if core.role is not Role.LEADER and self.open_reads:
+            # A deposed leader forgets its pending reads: they certainly returned nothing.
+            for f in self.open_reads:
+                if not f.done():
+                    f.set_result({"status": "not-leader"})
+            self.open_reads = []
+
+    async def _process(self, rd: Ready) -> None:
+        core = self._core()
+        await self.storage.save(rd.hard_state, rd.snapshot, rd.entries)
+        for m in rd.messages:
+            self.rt.send(m.dst, "raft", to_wire(m))
+        if rd.snapshot is not None:
+            self.kv.restore(rd.snapshot.data)
+            for index in [i for i in self.waiters if i <= rd.snapshot.index]:
+                _, fut = self.waiters.pop(index)
+                if not fut.done():
+                    fut.set_result({"status": "unknown", "error": "superseded by a snapshot"})
+        for e in rd.committed:
+            if e.index <= self.kv.applied_index:
+                continue
+            result = self.kv.apply_entry(e.index, e.term, e.data)
+            waiter = self.waiters.pop(e.index, None)
+            if waiter is not None and not waiter[1].done():
+                term, fut = waiter
+                if term == e.term:
+                    fut.set_result(result or {"status": "ok", "value": None})
+                else:
+                    fut.set_result({"status": "dropped", "error": "overwritten by another leader"})
+        for (key, fut), index in rd.reads:
+            self.read_waiters.append((index, key, fut))
+        self._release_reads()
+        core.advance(rd)
+        await self._maybe_compact()
+
+    def _release_reads(self) -> None:
+        keep = []
+        for index, key, fut in self.read_waiters:
+            if index <= self.kv.applied_index:
+                if not fut.done():
+                    fut.set_result({"status": "ok", "value": self.kv.read(key)})
+            else:
+                keep.append((index, key, fut))
+        self.read_waiters = keep
+        self.open_reads = [f for f in self.open_reads if not f.done()]
+
+    async def _maybe_compact(self) -> None:
+        core = self._core()
+        every = int(self.opts["snapshot_every"])
+        if every <= 0 or core.applied - core.log.snapshot_index < every:
+            return
+        assert self.kv.applied_index == core.applied, (self.kv.applied_index, core.applied)
+        snap = core.compact(core.applied, self.kv.snapshot())
+        await self.storage.compact(snap, core.log.slice(snap.index + 1, core.log.stable))
+        self.rt.log.debug("raft-snapshot", index=snap.index, bytes=len(snap.data))
+
+    def _note_role(self) -> None:
+        core = self._core()
+        now = (core.term, core.role, core.leader)
+        if now != self._last_role:
+            self._last_role = now
+            if core.role is Role.LEADER and (not self.led_terms or self.led_terms[-1] != core.term):
+                self.led_terms = [*self.led_terms[-63:], core.term]
+            self.rt.log.info("raft-role", term=core.term, role=core.role.value, leader=core.leader)
+
+
+async def start_node(rt: Runtime, config: NodeConfig) -> None:
+    """NodeMain: load the durable state, register handlers, start the loop."""
+    RaftNode(rt, config).start()
