@@ -3,16 +3,38 @@
 The core packages (kill, pause, partition, power, flaky) work on every
 backend; the hardware ones (link, switch, plug) need a backend with cables,
 a switch or power controllers (netns, ssh) and refuse clearly elsewhere.
+
+A new fault is one new module: any module in nemesis/ that defines a
+`PACKAGES: dict[str, Callable[[], Fault]]` is found here (in module-name
+order) and its packages join the catalog. A name defined twice is an error.
 """
 
 from __future__ import annotations
 
+import importlib
+import pkgutil
 from collections.abc import Callable
 
-from nemesis.hardware import PACKAGES as HARDWARE_PACKAGES
+import nemesis
 from nemesis.packages import CORE_PACKAGES, Fault
 
-PACKAGES: dict[str, Callable[[], Fault]] = {**CORE_PACKAGES, **HARDWARE_PACKAGES}
+NOT_PACKAGE_MODULES = {"catalog", "packages", "schedule", "grudges"}
+
+
+def _discover() -> dict[str, Callable[[], Fault]]:
+    found: dict[str, Callable[[], Fault]] = dict(CORE_PACKAGES)
+    for info in sorted(pkgutil.iter_modules(nemesis.__path__), key=lambda m: m.name):
+        if info.name in NOT_PACKAGE_MODULES:
+            continue
+        module = importlib.import_module(f"nemesis.{info.name}")
+        for name, package in getattr(module, "PACKAGES", {}).items():
+            if name in found:
+                raise ValueError(f"nemesis package {name!r} is defined twice (again in nemesis.{info.name})")
+            found[name] = package
+    return found
+
+
+PACKAGES: dict[str, Callable[[], Fault]] = _discover()
 
 FAULT_CURES = {
     "kill": "restart",
