@@ -25,6 +25,7 @@ from harness.backends.local import free_ports
 from systems.echo import start_node as echo_start
 from systems.runtime.api import (
     ConnectionLost,
+    LinkFault,
     NodeConfig,
     ProtocolError,
     RemoteError,
@@ -36,7 +37,7 @@ from systems.runtime.api import (
 )
 from systems.runtime.node_main import main as node_main
 from systems.runtime.real import ClientEndpoint, RealRuntime
-from systems.runtime.real_filter import Fault, PacketFilter
+from systems.runtime.real_filter import PacketFilter
 from systems.runtime.real_log import JsonLog
 from systems.runtime.real_wire import MAX_FRAME_BYTES, Frame, FrameDecoder, Kind, encode
 
@@ -367,7 +368,7 @@ def test_filter_decisions_are_seeded_and_follow_the_fault() -> None:
     with pytest.raises(ProtocolError):
         f.set({"links": {"n1": {"drop": 2}}})
     with pytest.raises(ProtocolError):
-        Fault.from_wire({"delay_s": -1})
+        LinkFault.from_wire({"delay_s": -1})
 
 
 def test_drop_everything_gives_timeouts_but_spares_the_client_and_control(tmp_path: Path) -> None:

@@ -19,37 +19,16 @@ Rules every backend keeps:
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Protocol, TypeVar
 
-from systems.runtime.api import Runtime
+from systems.runtime.api import LinkFault, Runtime
+
+__all__ = ["Backend", "Cluster", "Grudge", "LinkFault"]
 
 T = TypeVar("T")
 
 Grudge = dict[str, list[str]]
-
-
-@dataclass(frozen=True, slots=True)
-class LinkFault:
-    """Trouble on one directed link src -> dst, applied where dst receives."""
-
-    drop: float = 0.0
-    """Probability that a frame is lost."""
-    delay_s: float = 0.0
-    """Extra delay added to every frame."""
-    jitter_s: float = 0.0
-    """Uniform random extra delay in [0, jitter_s) (reorders frames)."""
-    duplicate: float = 0.0
-    """Probability that a frame is delivered twice."""
-
-    def to_wire(self) -> dict[str, float]:
-        return {
-            "drop": self.drop,
-            "delay_s": self.delay_s,
-            "jitter_s": self.jitter_s,
-            "duplicate": self.duplicate,
-        }
 
 
 class Cluster(Protocol):

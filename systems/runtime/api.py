@@ -92,6 +92,28 @@ class ProtocolError(Exception):
     """A peer sent something that is not a valid frame or message. Logged and dropped."""
 
 
+def check_disk_name(name: str) -> str:
+    """Return `name` if it is a valid disk name, else raise ValueError saying why.
+
+    Names are relative paths of non-empty components separated by "/", with
+    no ".", ".." or hidden (leading ".") component, no backslash and no NUL,
+    so a name means the same file on every disk and never leaves the node's
+    data directory.
+    """
+    if not isinstance(name, str) or not name:
+        raise ValueError(f"disk name must be a non-empty string, got {name!r}")
+    if "\x00" in name or "\\" in name:
+        raise ValueError(f"disk name {name!r} contains a NUL byte or a backslash")
+    if name.startswith("/"):
+        raise ValueError(f"disk name {name!r} is absolute; names are relative to the data directory")
+    for part in name.split("/"):
+        if part in ("", ".", ".."):
+            raise ValueError(f"disk name {name!r} has an empty, '.' or '..' component")
+        if part.startswith("."):
+            raise ValueError(f"disk name {name!r} has a component starting with '.' (reserved)")
+    return name
+
+
 class Disk(Protocol):
     """Durable files named by flat relative names ("log", "meta", "chunks/17").
 
@@ -168,6 +190,45 @@ class Runtime(Protocol):
     def send(self, dst: str, method: str, msg: Message) -> None: ...
 
     def serve(self, method: str, handler: Handler) -> None: ...
+
+
+LINK_FAULT_FIELDS = ("drop", "delay_s", "jitter_s", "duplicate")
+
+
+@dataclass(frozen=True, slots=True)
+class LinkFault:
+    """Trouble on one directed link src -> dst, applied where dst receives (both runtimes agree)."""
+
+    drop: float = 0.0
+    """Probability that a frame is lost."""
+    delay_s: float = 0.0
+    """Extra delay added to every frame."""
+    jitter_s: float = 0.0
+    """Uniform random extra delay in [0, jitter_s) (reorders frames)."""
+    duplicate: float = 0.0
+    """Probability that a frame is delivered twice."""
+
+    def to_wire(self) -> dict[str, float]:
+        return {k: getattr(self, k) for k in LINK_FAULT_FIELDS}
+
+    @classmethod
+    def from_wire(cls, d: Any) -> LinkFault:
+        """Parse a link fault from a peer; bad input raises ProtocolError."""
+        if not isinstance(d, dict):
+            raise ProtocolError(f"link fault must be a dict, got {type(d).__name__}")
+        vals: dict[str, float] = {}
+        for k in LINK_FAULT_FIELDS:
+            v = d.get(k, 0.0)
+            if isinstance(v, bool) or not isinstance(v, int | float) or v < 0:
+                raise ProtocolError(f"link fault {k} must be a non-negative number, got {v!r}")
+            vals[k] = float(v)
+        if vals["drop"] > 1 or vals["duplicate"] > 1:
+            raise ProtocolError("drop and duplicate are probabilities in [0, 1]")
+        return cls(**vals)
+
+    @property
+    def is_noop(self) -> bool:
+        return not (self.drop or self.delay_s or self.jitter_s or self.duplicate)
 
 
 @dataclass(frozen=True, slots=True)

@@ -32,21 +32,9 @@ import asyncio
 import os
 from pathlib import Path
 
+from systems.runtime.api import check_disk_name
 
-def check_name(name: str) -> str:
-    """Return `name` if it is a valid disk name, else raise ValueError saying why."""
-    if not isinstance(name, str) or not name:
-        raise ValueError(f"disk name must be a non-empty string, got {name!r}")
-    if "\x00" in name or "\\" in name:
-        raise ValueError(f"disk name {name!r} contains a NUL byte or a backslash")
-    if name.startswith("/"):
-        raise ValueError(f"disk name {name!r} is absolute; names are relative to the data directory")
-    for part in name.split("/"):
-        if part in ("", ".", ".."):
-            raise ValueError(f"disk name {name!r} has an empty, '.' or '..' component")
-        if part.startswith("."):
-            raise ValueError(f"disk name {name!r} has a component starting with '.' (reserved)")
-    return name
+check_name = check_disk_name
 
 
 class RealDisk:

@@ -27,36 +27,7 @@ import random
 from dataclasses import dataclass, field
 from typing import Any
 
-from systems.runtime.api import ProtocolError
-
-_FAULT_KEYS = ("drop", "delay_s", "jitter_s", "duplicate")
-
-
-@dataclass(frozen=True, slots=True)
-class Fault:
-    """One directed link's trouble; the same fields as harness LinkFault."""
-
-    drop: float = 0.0
-    delay_s: float = 0.0
-    jitter_s: float = 0.0
-    duplicate: float = 0.0
-
-    @classmethod
-    def from_wire(cls, d: Any) -> Fault:
-        if not isinstance(d, dict):
-            raise ProtocolError(f"link fault must be a dict, got {type(d).__name__}")
-        vals: dict[str, float] = {}
-        for k in _FAULT_KEYS:
-            v = d.get(k, 0.0)
-            if isinstance(v, bool) or not isinstance(v, int | float) or v < 0:
-                raise ProtocolError(f"link fault {k} must be a non-negative number, got {v!r}")
-            vals[k] = float(v)
-        if vals["drop"] > 1 or vals["duplicate"] > 1:
-            raise ProtocolError("drop and duplicate are probabilities in [0, 1]")
-        return cls(**vals)
-
-    def to_wire(self) -> dict[str, float]:
-        return {k: getattr(self, k) for k in _FAULT_KEYS}
+from systems.runtime.api import LinkFault, ProtocolError
 
 
 @dataclass
@@ -75,7 +46,7 @@ class FilterStats:
 class PacketFilter:
     rng: random.Random
     grudge: frozenset[str] = frozenset()
-    links: dict[str, Fault] = field(default_factory=dict)
+    links: dict[str, LinkFault] = field(default_factory=dict)
     version: int = 0
     stats: FilterStats = field(default_factory=FilterStats)
 
@@ -98,7 +69,7 @@ class PacketFilter:
             raise ProtocolError("set-filter grudge must be a list of node ids")
         if not isinstance(links, dict) or not all(isinstance(s, str) for s in links):
             raise ProtocolError("set-filter links must map node ids to faults")
-        parsed = {src: Fault.from_wire(f) for src, f in links.items()}
+        parsed = {src: LinkFault.from_wire(f) for src, f in links.items()}
         if version < self.version:
             return False
         self.version = version

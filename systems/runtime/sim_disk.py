@@ -25,20 +25,7 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Callable
 
-
-def _check_name(name: str) -> None:
-    """The real disk's name rules (real_disk.check_name), so a name fails the same way on both."""
-    if not isinstance(name, str) or not name:
-        raise ValueError(f"disk name must be a non-empty string, got {name!r}")
-    if "\x00" in name or "\\" in name:
-        raise ValueError(f"disk name {name!r} contains a NUL byte or a backslash")
-    if name.startswith("/"):
-        raise ValueError(f"disk name {name!r} is absolute; names are relative to the data directory")
-    for part in name.split("/"):
-        if part in ("", ".", ".."):
-            raise ValueError(f"disk name {name!r} has an empty, '.' or '..' component")
-        if part.startswith("."):
-            raise ValueError(f"disk name {name!r} has a component starting with '.' (reserved)")
+from systems.runtime.api import check_disk_name
 
 
 class DiskStore:
@@ -86,24 +73,24 @@ class DiskView:
         self.sync_s = sync_s
 
     def read(self, name: str) -> bytes | None:
-        _check_name(name)
+        check_disk_name(name)
         data = self._store.current.get(name)
         return bytes(data) if data is not None else None
 
     def write(self, name: str, data: bytes) -> None:
-        _check_name(name)
+        check_disk_name(name)
         if self._alive():
             self._store.current[name] = bytearray(data)
             self._store.pending_deletes.pop(name, None)
 
     def append(self, name: str, data: bytes) -> None:
-        _check_name(name)
+        check_disk_name(name)
         if self._alive():
             self._store.current.setdefault(name, bytearray()).extend(data)
             self._store.pending_deletes.pop(name, None)
 
     def truncate(self, name: str, size: int) -> None:
-        _check_name(name)
+        check_disk_name(name)
         if size < 0:
             raise ValueError(f"truncate {name!r} to a negative size {size}")
         if not self._alive():
@@ -116,7 +103,7 @@ class DiskView:
         self._store.pending_deletes.pop(name, None)
 
     def delete(self, name: str) -> None:
-        _check_name(name)
+        check_disk_name(name)
         if self._alive() and self._store.current.pop(name, None) is not None:
             self._store.pending_deletes[name] = None
 
@@ -124,7 +111,7 @@ class DiskView:
         return sorted(n for n in self._store.current if n.startswith(prefix))
 
     async def sync(self, name: str) -> None:
-        _check_name(name)
+        check_disk_name(name)
         data, deletes = self._store.snapshot(name)
         await asyncio.sleep(self.sync_s)
         if not self._alive():

@@ -26,22 +26,11 @@ from __future__ import annotations
 import hashlib
 import json
 from dataclasses import dataclass, field
-from typing import Any, Protocol
+from typing import Any
+
+from systems.runtime.api import LinkFault
 
 _FIFO_GAP_S = 1e-9
-
-
-class LinkFault(Protocol):
-    """Shape of `harness.backends.base.LinkFault` (systems never import the harness)."""
-
-    drop: float
-    delay_s: float
-    jitter_s: float
-    duplicate: float
-
-
-def _is_noop(f: LinkFault) -> bool:
-    return not (f.drop or f.delay_s or f.jitter_s or f.duplicate)
 
 
 @dataclass(frozen=True, slots=True)
@@ -90,7 +79,7 @@ class Network:
         self.drops_from = {dst: frozenset(srcs) for dst, srcs in grudge.items() if srcs}
 
     def set_links(self, faults: dict[tuple[str, str], LinkFault]) -> None:
-        self.links = {link: fault for link, fault in faults.items() if not _is_noop(fault)}
+        self.links = {link: fault for link, fault in faults.items() if not fault.is_noop}
 
     def heal(self) -> None:
         self.drops_from = {}

@@ -46,6 +46,7 @@ from typing import Any
 
 from systems.runtime.api import (
     ConnectionLost,
+    LinkFault,
     Message,
     NodeConfig,
     RemoteError,
@@ -56,7 +57,7 @@ from systems.runtime.api import (
 from systems.runtime.sim_disk import DiskStore
 from systems.runtime.sim_gate import create_owned_task, task_factory
 from systems.runtime.sim_loop import SimError, VirtualTimeLoop
-from systems.runtime.sim_net import Journal, LinkFault, NetConfig, Network
+from systems.runtime.sim_net import Journal, NetConfig, Network
 from systems.runtime.sim_node import MessageNotEncodable, PendingCall, SimRuntime, decode, encode, error_body
 
 NodeMain = Callable[[Any, NodeConfig], Awaitable[None]]
