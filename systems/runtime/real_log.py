@@ -19,11 +19,13 @@ import sys
 import time
 from typing import Any, TextIO
 
+from systems.runtime.common import LevelledLog
+
 LEVELS = ("debug", "info", "warning", "error")
 _BASE = ("time", "node", "level", "event")
 
 
-class JsonLog:
+class JsonLog(LevelledLog):
     def __init__(self, node_id: str, stream: TextIO | None = None, *, min_level: str = "debug") -> None:
         self.node_id = node_id
         self.stream: TextIO = stream if stream is not None else sys.stderr
@@ -48,18 +50,6 @@ class JsonLog:
             self.stream.flush()
         except Exception:
             pass
-
-    def debug(self, event: str, **fields: Any) -> None:
-        self._emit("debug", event, fields)
-
-    def info(self, event: str, **fields: Any) -> None:
-        self._emit("info", event, fields)
-
-    def warning(self, event: str, **fields: Any) -> None:
-        self._emit("warning", event, fields)
-
-    def error(self, event: str, **fields: Any) -> None:
-        self._emit("error", event, fields)
 
     def close(self) -> None:
         if self.stream not in (sys.stderr, sys.stdout):

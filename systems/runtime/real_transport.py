@@ -36,11 +36,11 @@ from __future__ import annotations
 import asyncio
 import itertools
 import time
-import traceback
 from collections.abc import Coroutine
 from typing import Any
 
 from systems.runtime.api import ConnectionLost, Message, ProtocolError, RemoteError, RpcError, RpcTimeout, Unreachable
+from systems.runtime.common import log_task_failure
 from systems.runtime.real_filter import PacketFilter
 from systems.runtime.real_log import JsonLog
 from systems.runtime.real_wire import MAX_FRAME_BYTES, Frame, FrameDecoder, Kind, encode_raw
@@ -171,14 +171,7 @@ class Endpoint:
 
     def _task_done(self, task: asyncio.Task[Any]) -> None:
         self._tasks.discard(task)
-        if task.cancelled():
-            return
-        exc = task.exception()
-        if exc is not None:
-            self.log.error(
-                "task-failed", task=task.get_name(), error=repr(exc),
-                traceback="".join(traceback.format_exception(exc)),
-            )
+        log_task_failure(self.log, task)
 
     # -- outgoing ----------------------------------------------------------------------------
     async def call(self, dst: str, method: str, msg: Message, timeout: float = 1.0) -> Message:

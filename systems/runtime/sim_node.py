@@ -26,7 +26,6 @@ from __future__ import annotations
 import asyncio
 import itertools
 import json
-import traceback
 from collections.abc import Callable, Coroutine
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
@@ -34,6 +33,7 @@ from typing import TYPE_CHECKING, Any
 import msgpack
 
 from systems.runtime.api import Handler, Message, RpcTimeout, Unreachable, derive_rng
+from systems.runtime.common import LevelledLog, log_task_failure
 from systems.runtime.sim_disk import DiskStore, DiskView
 from systems.runtime.sim_gate import create_owned_task
 
@@ -64,7 +64,7 @@ def decode(payload: bytes) -> Message:
     return msgpack.unpackb(payload, raw=False, strict_map_key=False)
 
 
-class SimLog:
+class SimLog(LevelledLog):
     """`api.Log`: one JSON line per record, `time` in virtual seconds, appended to a list."""
 
     def __init__(self, node_id: str, lines: list[str], clock: Callable[[], float], incarnation: int) -> None:
@@ -87,18 +87,6 @@ class SimLog:
             self.lines.append(json.dumps(rec, default=repr, ensure_ascii=False))
         except (TypeError, ValueError) as e:  # circular structures and the like: never crash the node
             self.lines.append(json.dumps({**rec, "unloggable": repr(e)} | {k: repr(v) for k, v in fields.items()}))
-
-    def debug(self, event: str, **fields: Any) -> None:
-        self._emit("debug", event, fields)
-
-    def info(self, event: str, **fields: Any) -> None:
-        self._emit("info", event, fields)
-
-    def warning(self, event: str, **fields: Any) -> None:
-        self._emit("warning", event, fields)
-
-    def error(self, event: str, **fields: Any) -> None:
-        self._emit("error", event, fields)
 
 
 @dataclass(slots=True)
@@ -180,14 +168,7 @@ class SimRuntime:
         return task
 
     def _task_done(self, task: asyncio.Task[Any]) -> None:
-        if task.cancelled():
-            return
-        exc = task.exception()
-        if exc is not None:
-            self.log.error(
-                "task-failed", task=task.get_name(), error=repr(exc),
-                traceback="".join(traceback.format_exception(exc)),
-            )
+        log_task_failure(self.log, task)
 
     def serve(self, method: str, handler: Handler) -> None:
         self.handlers[method] = handler
