@@ -29,6 +29,7 @@ import os
 import signal
 import subprocess
 import threading
+import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -236,6 +237,20 @@ def _run(argv: list[str]) -> subprocess.CompletedProcess[str]:
 RemoteCleaner = Callable[[dict[str, Any]], list[str]]
 
 
+def _link_exists(run: Runner, link: str) -> bool:
+    return run(["ip", "link", "show", "dev", link]).returncode == 0
+
+
+def _link_lingers(run: Runner, link: str, checks: int = 10, every_s: float = 0.1) -> bool:
+    """True when the link is still there after a short while (the kernel removes veths asynchronously)."""
+    for i in range(checks):
+        if not _link_exists(run, link):
+            return False
+        if i + 1 < checks:
+            time.sleep(every_s)
+    return True
+
+
 def cleanup_state(
     state: HostsState,
     *,
@@ -267,10 +282,13 @@ def cleanup_state(
             done.append(f"deleted netns {ns}")
         state.drop_netns(ns)
     for link in list(state.links):
-        exists = run(["ip", "link", "show", "dev", link]).returncode == 0
-        if exists:
-            r = run(["ip", "link", "delete", "dev", link])
-            done.append(f"deleted link {link}" if r.returncode == 0 else f"FAILED to delete link {link}")
+        if _link_exists(run, link):
+            run(["ip", "link", "delete", "dev", link])
+            # Judge by what is left: a veth also vanishes by itself once its peer's namespace is deleted.
+            if _link_lingers(run, link):
+                done.append(f"FAILED to delete link {link} (it stays recorded for the next cleanup)")
+                continue
+            done.append(f"deleted link {link}")
         state.drop_link(link)
     if state.is_empty():
         state.finish()

@@ -24,17 +24,22 @@ def state_dir(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
 
 
 class FakeIp:
-    """Records every command; links in `existing` exist."""
+    """Records every command; links in `existing` exist until deleted (unless listed as stuck)."""
 
-    def __init__(self, existing: set[str]) -> None:
+    def __init__(self, existing: set[str], stuck: frozenset[str] = frozenset()) -> None:
         self.calls: list[list[str]] = []
         self.existing = existing
+        self.stuck = stuck
 
     def __call__(self, argv: list[str]) -> subprocess.CompletedProcess[str]:
         self.calls.append(argv)
         rc = 0
         if argv[:3] == ["ip", "link", "show"]:
             rc = 0 if argv[-1] in self.existing else 1
+        elif argv[:3] == ["ip", "link", "delete"]:
+            rc = 1 if argv[-1] in self.stuck else 0
+            if not rc:
+                self.existing.discard(argv[-1])
         return subprocess.CompletedProcess(argv, rc, "", "")
 
 
@@ -73,6 +78,14 @@ def test_cleanup_removes_only_recorded_names(tmp_path: Path, state_dir: Path) ->
     assert s.is_empty()
     assert not (state_dir / "pc00001.json").exists()
     assert json.loads((tmp_path / "hosts-state.json").read_text())["netns"] == []
+
+
+def test_a_link_that_will_not_go_stays_recorded_and_is_reported(tmp_path: Path, state_dir: Path) -> None:
+    s = HostsState(run_id="pc00003", backend="netns", run_dir=str(tmp_path))
+    s.add_link("pc00003br")
+    done = cleanup_state(s, run=FakeIp(existing={"pc00003br"}, stuck=frozenset({"pc00003br"})))
+    assert any(line.startswith("FAILED to delete link pc00003br") for line in done)
+    assert s.links == ["pc00003br"]
 
 
 def test_cleanup_kills_a_recorded_pid_only_while_it_carries_the_marker(tmp_path: Path) -> None:

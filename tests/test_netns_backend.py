@@ -320,6 +320,15 @@ def _harness(args: list[str], **kw: Any) -> subprocess.Popen[str]:
     )
 
 
+def _stop(proc: subprocess.Popen[str]) -> None:
+    """Kill the harness if it still runs, reap it, and close its pipe (no unclosed-file warning later)."""
+    if proc.poll() is None:
+        proc.kill()
+        proc.wait()
+    if proc.stdout is not None:
+        proc.stdout.close()
+
+
 def _run_dir_of(output: str) -> Path:
     for line in output.splitlines():
         if line.startswith("run directory "):
@@ -340,9 +349,7 @@ def test_harness_run_on_netns_with_partition_link_switch(tmp_path: Path) -> None
     try:
         out, _ = proc.communicate(timeout=300)
     finally:
-        if proc.poll() is None:
-            proc.kill()
-            proc.wait()
+        _stop(proc)
     assert proc.returncode == 0, out
     run_dir = _run_dir_of(out)
     results = json.loads((run_dir / "results.json").read_text())
@@ -390,9 +397,7 @@ def test_interrupting_a_netns_run_leaves_nothing_behind(tmp_path: Path, sig: int
         proc.send_signal(sig)
         out, _ = proc.communicate(timeout=60)
     finally:
-        if proc.poll() is None:
-            proc.kill()
-            proc.wait()
+        _stop(proc)
     # Ctrl-C is the CLI's "interrupted" (130); SIGTERM ends the backend with 128 + 15, as on `local`
     assert proc.returncode == (130 if sig == signal.SIGINT else 143), "".join(lines) + out
     assert leftovers(run_dir) == []
@@ -428,9 +433,7 @@ def test_cleanup_removes_what_a_killed_harness_left(tmp_path: Path) -> None:
         proc.kill()
         proc.wait()
     finally:
-        if proc.poll() is None:
-            proc.kill()
-            proc.wait()
+        _stop(proc)
     state = load(run_dir / "hosts-state.json")
     assert state.netns and state.pids, "the record should still name the namespaces and node pids"
     pids = list(state.pids)
