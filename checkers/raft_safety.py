@@ -13,6 +13,12 @@ Rules checked (Raft paper, Figure 3):
   the same index (a digest chains every applied entry, so equal index and
   different digest means two nodes applied different commands somewhere at
   or below that index).
+- State Machine Safety, by terms: a report's `term_runs` ([first index,
+  term] per run of applied entries of one term) give the term of every
+  index it applied since its first run; two reports covering one index
+  with different terms applied different commands there (Log Matching:
+  equal index and term mean equal command). Unlike digests, this compares
+  nodes at every index, not only at equal checkpoints.
 - Terms never decrease: for two status reports from one node incarnation,
   if the first completed before the second was invoked, the second's term is
   not lower. Across a node's restarts the same must hold, since currentTerm
@@ -24,6 +30,7 @@ True otherwise.
 
 from __future__ import annotations
 
+import bisect
 from typing import Any
 
 from harness.history import Op, pairs
@@ -51,11 +58,60 @@ def _reports(history: list[Op]) -> list[dict[str, Any]]:
                 "applied_digest": v.get("applied_digest"),
                 "checkpoints": v.get("checkpoints") or {},
                 "led_terms": [t for t in v.get("led_terms") or [] if isinstance(t, int)],
+                "term_runs": _runs(v.get("term_runs"), v.get("last_applied")),
                 "invoke_index": p.invoke.get("index"),
                 "complete_index": c.get("index"),
             }
         )
     return out
+
+
+def _runs(raw: Any, last_applied: Any) -> list[tuple[int, int]]:
+    """Well-formed, strictly increasing [first index, term] runs ending at or before last_applied."""
+    if not isinstance(raw, list) or not isinstance(last_applied, int):
+        return []
+    out: list[tuple[int, int]] = []
+    for r in raw:
+        if not (isinstance(r, list | tuple) and len(r) == 2 and all(isinstance(x, int) for x in r)):
+            return []
+        if (out and r[0] <= out[-1][0]) or r[0] > last_applied:
+            return []
+        out.append((r[0], r[1]))
+    return out
+
+
+def _term_conflicts(reports: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Indexes that two reports say were applied with different terms.
+
+    Two step functions that differ somewhere differ at a run start of one of
+    them, so checking every report at every run start seen is complete."""
+    covering = [r for r in reports if r["term_runs"]]
+    points = sorted({start for r in covering for start, _ in r["term_runs"]})
+    seen: dict[int, tuple[int, dict[str, Any]]] = {}
+    out: list[dict[str, Any]] = []
+    flagged: set[int] = set()
+    for r in covering:
+        runs = r["term_runs"]
+        starts = [s for s, _ in runs]
+        lo = bisect.bisect_left(points, starts[0])
+        hi = bisect.bisect_right(points, r["last_applied"])
+        for index in points[lo:hi]:
+            term = runs[bisect.bisect_right(starts, index) - 1][1]
+            if index not in seen:
+                seen[index] = (term, r)
+            elif seen[index][0] != term and index not in flagged:
+                flagged.add(index)
+                first_term, first = seen[index]
+                out.append(
+                    {
+                        "index": index,
+                        "reports": [
+                            {"node": first["node"], "op": first["complete_index"], "term": first_term},
+                            {"node": r["node"], "op": r["complete_index"], "term": term},
+                        ],
+                    }
+                )
+    return sorted(out, key=lambda c: c["index"])
 
 
 def _leader_claims(history: list[Op], reports: list[dict[str, Any]]) -> dict[int, dict[str, list[Any]]]:
@@ -143,6 +199,7 @@ def check(history: list[Op], test: dict[str, Any] | None = None) -> dict[str, An
         if len(by_node) > 1
     ]
     conflicts = _digest_conflicts(reports)
+    term_conflicts = _term_conflicts(reports)
     regressions = _term_regressions(reports, same_incarnation=True)
     lost = _term_regressions(reports, same_incarnation=False)
     problems = []
@@ -150,6 +207,8 @@ def check(history: list[Op], test: dict[str, Any] | None = None) -> dict[str, An
         problems.append(f"{len(two_leaders)} term(s) with two leaders (first: term {two_leaders[0]['term']})")
     if conflicts:
         problems.append(f"nodes applied different commands at or below index {conflicts[0]['index']}")
+    if term_conflicts:
+        problems.append(f"nodes applied entries of different terms at index {term_conflicts[0]['index']}")
     if regressions:
         problems.append(f"term went down within one run of node {regressions[0]['node']}")
     if lost:
@@ -171,6 +230,7 @@ def check(history: list[Op], test: dict[str, Any] | None = None) -> dict[str, An
         "leaders_by_term": {str(t): sorted(by_node) for t, by_node in sorted(claims.items())},
         "two_leaders": two_leaders[:MAX_EVIDENCE],
         "digest_conflicts": conflicts[:MAX_EVIDENCE],
+        "term_conflicts": term_conflicts[:MAX_EVIDENCE],
         "term_regressions": regressions[:MAX_EVIDENCE],
         "term_lost_in_restart": lost[:MAX_EVIDENCE],
         "stats": {"status_reports": len(reports), "terms_with_leader": len(claims)},

@@ -72,6 +72,21 @@ def test_safety_rejects_different_commands_at_one_index() -> None:
     assert r["digest_conflicts"][0]["index"] == 9
 
 
+def test_safety_rejects_different_terms_applied_at_one_index() -> None:
+    # n1 applied 1..9 in term 1 and 10..12 in term 2; n2 applied index 10 in term 3 (Figure 8's loss).
+    h = status_pair(0, 0, "n1", term=2, applied=12, digest="aaa")
+    h += status_pair(2, 1, "n2", term=3, applied=11, digest="bbb")
+    h[1]["value"]["term_runs"] = [[1, 1], [10, 2]]
+    h[3]["value"]["term_runs"] = [[5, 1], [10, 3]]
+    r = raft_safety.check(h, {})
+    assert r["valid"] is False and r["term_conflicts"][0]["index"] == 10
+    assert not r["digest_conflicts"]  # the digests were never taken at one index: only the terms tell
+    h[3]["value"]["term_runs"] = [[5, 1], [10, 2]]
+    assert raft_safety.check(h, {})["valid"] is True
+    h[3]["value"]["term_runs"] = [[5, 1], [10, 2], [11, 3]]  # they differ inside a run of n1's
+    assert raft_safety.check(h, {})["term_conflicts"][0]["index"] == 11
+
+
 def test_safety_rejects_a_term_going_down() -> None:
     h = status_pair(0, 0, "n1", term=5) + status_pair(2, 0, "n1", term=3)
     r = raft_safety.check(h, {})
@@ -176,11 +191,13 @@ def test_same_seed_same_history(tmp_path: Path) -> None:
 
 @pytest.mark.sim
 @pytest.mark.slow
-def test_same_seed_same_history_under_any_hash_seed(tmp_path: Path) -> None:
+@pytest.mark.parametrize(("nemesis", "nodes"), [("partition,kill", "3"), ("figure8,voter-crash,leader-churn", "5")])
+def test_same_seed_same_history_under_any_hash_seed(tmp_path: Path, nemesis: str, nodes: str) -> None:
     def digest(hash_seed: str) -> str:
         out = tmp_path / hash_seed
         cmd = [sys.executable, "-m", "harness.cli", "run", "raft", "--backend", "sim", "--seed", "3",
-               "--nemesis", "partition,kill", "--time-limit", "10", "--nodes", "3", "--results", str(out)]
+               "--nemesis", nemesis, "--time-limit", "30", "--interval", "10", "--nodes", nodes,
+               "--results", str(out)]
         env = {**os.environ, "PYTHONHASHSEED": hash_seed}
         subprocess.run(cmd, env=env, check=True, capture_output=True, timeout=300, cwd=ROOT)
         (history,) = out.glob("raft/*/history.jsonl")

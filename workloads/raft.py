@@ -14,10 +14,12 @@ Rules this module keeps:
   ["r", k, null]) over a few keys, checked by Elle for strict serializability.
 - Every workload sprinkles `status` ops (each client asks its own node) and
   ends with a `status` of every node, feeding checkers/raft_safety.py.
-- The client goes to its assigned node first and follows redirects to the
-  leader (systems/raft/client.py); the outcome rules are the client
-  library's: ok, fail only when certainly nothing happened, else info. A
-  status or read that does not complete is `fail` (it has no effect).
+- The client goes to its assigned node first, on every op, and follows
+  redirects to the leader (systems/raft/client.py), so every node keeps
+  hearing from its clients (a deposed leader that still answers is heard).
+  The outcome rules are the client library's: ok, fail only when certainly
+  nothing happened, else info. A status or read that does not complete is
+  `fail` (it has no effect).
 - Ok completions carry `raft: {node, term, role}` of the node that answered.
 """
 
@@ -53,6 +55,7 @@ class RaftWorkloadClient:
             except RpcError as e:
                 return {**op, "type": "fail", "error": e.code}
             return {**op, "type": "ok", "value": st}
+        self.kv.leader = self.node  # every op starts at the assigned node
         if f == "read":
             out = await self.kv.request("get", op.get("key"), None, timeout_s=self.timeout_s)
         elif f == "write":

@@ -25,7 +25,10 @@ Algorithm (Extended Version)", Figure 2 and §5–§7):
 - Replication (§5.3): AppendEntries carries (prev_index, prev_term); a
   follower rejects it unless its log matches there, and then cuts its log at
   the first conflicting entry only. Rejections carry a conflict hint so the
-  leader backs nextIndex up a term at a time. Each follower's progress is
+  leader backs nextIndex up a term at a time (a rejection at or below what
+  the follower once acknowledged is not answered at once, only at the next
+  heartbeat, so a follower that lost entries cannot ping-pong with the
+  leader). Each follower's progress is
   probing (one message at a time) or replicating (pipelined, at most
   max_inflight messages in flight).
 - Commit (§5.4.2, Figure 8): the leader commits index N when a majority has
@@ -541,7 +544,12 @@ class RaftCore:
                         nxt = own + 1
                 pr.become_probe()
                 pr.next = max(pr.match + 1, min(nxt, m.reject_index))
-                self._send_append(m.src)
+                if m.reject_index > pr.match:
+                    self._send_append(m.src)
+                else:
+                    # It rejects what it once acknowledged (it lost entries, or diverged under a
+                    # planted bug): probing again at once would ping-pong; the next heartbeat retries.
+                    pr.probe_sent = True
         self._check_reads()
 
     def _maybe_commit(self) -> None:

@@ -17,6 +17,11 @@ Rules:
   d_i = sha256(d_{i-1} | index | term | data). Equal digests at an equal
   index mean equal applied prefixes. Every `checkpoint_every` indexes the
   digest is remembered so nodes at different indexes can still be compared.
+- `term_runs` lists [first index, term] for each run of applied entries of
+  one term (the last `keep_runs`), so the term of every applied index since
+  the first run is known. By Log Matching, equal (index, term) means equal
+  command, so two nodes that applied different terms at one index applied
+  different commands there (the checker compares these at every index).
 """
 
 from __future__ import annotations
@@ -31,7 +36,7 @@ Result = dict[str, Any]
 
 
 class KVState:
-    def __init__(self, checkpoint_every: int = 64, keep_checkpoints: int = 32) -> None:
+    def __init__(self, checkpoint_every: int = 64, keep_checkpoints: int = 32, keep_runs: int = 64) -> None:
         self.data: dict[str, Any] = {}
         self.sessions: dict[str, list[Any]] = {}
         """client id -> [last applied seq, its result]"""
@@ -40,6 +45,8 @@ class KVState:
         self.checkpoints: dict[int, str] = {}
         self.checkpoint_every = checkpoint_every
         self.keep_checkpoints = keep_checkpoints
+        self.term_runs: list[list[int]] = []
+        self.keep_runs = keep_runs
 
     # ------------------------------------------------------------ applying
     def apply_entry(self, index: int, term: int, data: bytes | None) -> Result | None:
@@ -50,6 +57,10 @@ class KVState:
             h.update(data)
         self.applied_digest = h.hexdigest()[:16]
         self.applied_index = index
+        if not self.term_runs or self.term_runs[-1][1] != term:
+            self.term_runs.append([index, term])
+            if len(self.term_runs) > self.keep_runs:
+                del self.term_runs[0]
         if index % self.checkpoint_every == 0:
             self.checkpoints[index] = self.applied_digest
             if len(self.checkpoints) > self.keep_checkpoints:
@@ -129,6 +140,7 @@ class KVState:
                 "applied_index": self.applied_index,
                 "applied_digest": self.applied_digest,
                 "checkpoints": self.checkpoints,
+                "term_runs": self.term_runs,
             },
             use_bin_type=True,
         )
@@ -140,6 +152,7 @@ class KVState:
         self.applied_index = d["applied_index"]
         self.applied_digest = d["applied_digest"]
         self.checkpoints = {int(k): v for k, v in d["checkpoints"].items()}
+        self.term_runs = [list(r) for r in d.get("term_runs", [])]
 
 
 def _malformed(f: Any, value: Any) -> str | None:

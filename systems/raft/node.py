@@ -6,7 +6,10 @@ Rules:
   on a queue; the loop drains every queued event, then handles each Ready:
   persist (one sync for all of it: group commit) BEFORE sending any message,
   then send, then apply committed entries and answer confirmed reads, then
-  `advance`. While a sync is in progress new events queue up, so the next
+  `advance`. The one exception: a leader's AppendEntries and InstallSnapshot
+  go out before its own sync (they promise nothing; the leader counts its
+  own log only once stable), so its fsync overlaps its followers'.
+  While a sync is in progress new events queue up, so the next
   Ready batches them (and their entries) together.
 - A client write is answered only after its entry is applied; its reply says
   what certainly happened: "ok"/"fail" (applied, with the state machine's
@@ -28,7 +31,7 @@ from typing import Any
 
 from systems.raft.core import CoreConfig, RaftCore, Ready, Role
 from systems.raft.kvstate import KVState, encode_command
-from systems.raft.messages import BadMessage, from_wire, to_wire
+from systems.raft.messages import Append, BadMessage, InstallSnapshot, from_wire, to_wire
 from systems.raft.storage import RaftStorage
 from systems.runtime.api import Message, NodeConfig, Runtime
 
@@ -127,6 +130,7 @@ class RaftNode:
             "last_applied": self.kv.applied_index,
             "applied_digest": self.kv.applied_digest,
             "checkpoints": {str(k): v for k, v in sorted(self.kv.checkpoints.items())},
+            "term_runs": [list(r) for r in self.kv.term_runs],
             "led_terms": list(self.led_terms),
             **self.storage.sizes(),
             "syncs": self.storage.syncs,
@@ -210,9 +214,15 @@ class RaftNode:
 
     async def _process(self, rd: Ready) -> None:
         core = self._core()
+        # A leader's AppendEntries may go out before its own write (dissertation §10.2.1): the
+        # leader counts itself only once its entries are stable. Every answer waits for the sync.
+        early = [m for m in rd.messages if isinstance(m, Append | InstallSnapshot)]
+        for m in early:
+            self.rt.send(m.dst, "raft", to_wire(m))
         await self.storage.save(rd.hard_state, rd.snapshot, rd.entries)
         for m in rd.messages:
-            self.rt.send(m.dst, "raft", to_wire(m))
+            if not isinstance(m, Append | InstallSnapshot):
+                self.rt.send(m.dst, "raft", to_wire(m))
         if rd.snapshot is not None:
             self.kv.restore(rd.snapshot.data)
             for index in [i for i in self.waiters if i <= rd.snapshot.index]:
