@@ -83,3 +83,23 @@ def test_healthy_raft_survives_the_leader_faults(tmp_path: Path, nemesis: str) -
     assert results["valid"] is True, f"{verdicts}; replay: {replay_command(spec)}"
     faults = [op for op in history if op["process"] == "nemesis" and op["f"] in ("kill", "start-partition")]
     assert len(faults) >= 2, "the nemesis never struck"
+
+
+def test_stale_read_surfaces_as_a_real_time_anomaly_in_list_append(tmp_path: Path) -> None:
+    """Read-only transactions are served like reads, so a deposed leader's stale answer breaks
+    strict serializability, and Elle names the cycle (G-single or another real-time cycle)."""
+    seen = {}
+    for seed in (2, 3, 4, 6):
+        spec = TestSpec(system="raft", workload="list-append", nemesis=("leader-isolate",), backend="sim",
+                        node_count=5, concurrency=5, time_limit_s=30.0, nemesis_interval_s=10.0, quiet_s=3.0,
+                        seed=seed, bugs=("stale-read",))
+        results, _ = run_case(tmp_path, spec)
+        elle = results["checkers"]["elle"]
+        seen[seed] = elle["summary"][:100]
+        if elle["valid"] is False:
+            assert any("G-single" in a or "realtime" in a for a in elle["anomalies"]), elle["anomalies"].keys()
+            assert "strict-serializable" in elle["not"]
+            print(f"stale-read caught by elle: {elle['summary'][:120]}; replay: "
+                  f"{replay_command(spec).replace('harness run raft', 'harness run raft --workload list-append')}")
+            return
+    pytest.fail(f"stale-read went unnoticed by elle under list-append: {seen}")

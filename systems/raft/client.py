@@ -10,7 +10,8 @@ Rules:
   (every attempt was refused before being appended: unreachable, not-leader,
   dropped), and "info" otherwise (some attempt timed out or was left in
   doubt, and we ran out of time).
-- Reads have no effect, so a read that did not complete is "fail".
+- Reads (a get, or a txn of reads only) have no effect, so a read that did
+  not complete is "fail".
 - `home` is tried first; a not-leader answer's hint is followed next; without
   a hint the client walks the node list, pausing briefly between rounds.
 """
@@ -20,6 +21,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
+from systems.raft.kvstate import is_read_only
 from systems.runtime.api import RpcError, Runtime
 
 
@@ -62,8 +64,8 @@ class RaftClient:
 
     async def request(self, f: str, key: Any = None, value: Any = None, *, timeout_s: float = 2.0) -> Outcome:
         """Perform one operation; see the module rules for what the outcome means."""
-        is_read = f == "get"
         msg: dict[str, Any] = {"f": f, "key": key, "value": value}
+        is_read = is_read_only(msg)
         if not is_read:
             self.seq += 1
             msg["client"], msg["seq"] = self.client_id, self.seq

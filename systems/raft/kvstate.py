@@ -131,6 +131,11 @@ class KVState:
     def read(self, key: str) -> Any:
         return self.data.get(key)
 
+    def query(self, cmd: Command) -> Result:
+        """Answer a read-only command (see `is_read_only`) from the current state, changing nothing."""
+        assert is_read_only(cmd), f"not a read-only command: {cmd.get('f')!r}"
+        return self._execute(cmd)
+
     # ------------------------------------------------------------ snapshots
     def snapshot(self) -> bytes:
         return msgpack.packb(
@@ -166,6 +171,21 @@ def _malformed(f: Any, value: Any) -> str | None:
             if not (isinstance(mop, list | tuple) and len(mop) == 3 and mop[0] in ("r", "w", "append")):
                 return f"bad micro-op {mop!r}"
     return None
+
+
+def is_read_only(cmd: Any) -> bool:
+    """A get, or a txn made only of reads: it can be answered without going through the log."""
+    if not isinstance(cmd, dict):
+        return False
+    if cmd.get("f") == "get":
+        return True
+    mops = cmd.get("value")
+    return (
+        cmd.get("f") == "txn"
+        and isinstance(mops, list)
+        and bool(mops)
+        and all(isinstance(m, list | tuple) and len(m) == 3 and m[0] == "r" for m in mops)
+    )
 
 
 def encode_command(cmd: Command) -> bytes:

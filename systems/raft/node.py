@@ -30,7 +30,7 @@ import asyncio
 from typing import Any
 
 from systems.raft.core import CoreConfig, RaftCore, Ready, Role
-from systems.raft.kvstate import KVState, encode_command
+from systems.raft.kvstate import KVState, encode_command, is_read_only
 from systems.raft.messages import Append, BadMessage, InstallSnapshot, from_wire, to_wire
 from systems.raft.storage import RaftStorage
 from systems.runtime.api import Message, NodeConfig, Runtime
@@ -64,7 +64,7 @@ class RaftNode:
         self.kv = KVState(checkpoint_every=int(self.opts["digest_checkpoint_every"]))
         self.events: asyncio.Queue[tuple[Any, ...]] = asyncio.Queue()
         self.waiters: dict[int, tuple[int, asyncio.Future[dict[str, Any]]]] = {}
-        self.read_waiters: list[tuple[int, str, asyncio.Future[dict[str, Any]]]] = []
+        self.read_waiters: list[tuple[int, dict[str, Any], asyncio.Future[dict[str, Any]]]] = []
         self.open_reads: list[asyncio.Future[dict[str, Any]]] = []
         self.incarnation = f"{rt.rng.getrandbits(32):08x}"
         self.core: RaftCore | None = None
@@ -143,12 +143,13 @@ class RaftNode:
         wait_s = min(float(msg.get("timeout_s", self.opts["apply_wait_s"])), float(self.opts["apply_wait_s"]))
         loop = asyncio.get_running_loop()
         fut: asyncio.Future[dict[str, Any]] = loop.create_future()
-        if msg["f"] in READ_OPS and self.opts["read_mode"] != "log":
+        if is_read_only(msg) and self.opts["read_mode"] != "log":
+            query = {k: msg[k] for k in ("f", "key", "value") if k in msg}
             if "stale-read" in self.bugs:
                 if core.role is Role.LEADER:
-                    return self._reply({"status": "ok", "value": self.kv.read(msg.get("key"))})
+                    return self._reply(self.kv.query(query))
                 return self._reply({"status": "not-leader"})
-            self.events.put_nowait(("read", msg.get("key"), fut))
+            self.events.put_nowait(("read", query, fut))
         else:
             cmd = {k: msg[k] for k in ("f", "key", "value", "client", "seq") if k in msg}
             self.events.put_nowait(("propose", encode_command(cmd), fut))
@@ -198,10 +199,10 @@ class RaftNode:
                     fut.set_result({"status": "not-leader"})
                 else:
                     self.waiters[placed[0]] = (placed[1], fut)
-            case ("read", key, fut):
+            case ("read", query, fut):
                 if fut.done():
                     return
-                if not core.read_index((key, fut)):
+                if not core.read_index((query, fut)):
                     fut.set_result({"status": "not-leader"})
                 else:
                     self.open_reads.append(fut)
@@ -240,20 +241,20 @@ class RaftNode:
                     fut.set_result(result or {"status": "ok", "value": None})
                 else:
                     fut.set_result({"status": "dropped", "error": "overwritten by another leader"})
-        for (key, fut), index in rd.reads:
-            self.read_waiters.append((index, key, fut))
+        for (query, fut), index in rd.reads:
+            self.read_waiters.append((index, query, fut))
         self._release_reads()
         core.advance(rd)
         await self._maybe_compact()
 
     def _release_reads(self) -> None:
         keep = []
-        for index, key, fut in self.read_waiters:
+        for index, query, fut in self.read_waiters:
             if index <= self.kv.applied_index:
                 if not fut.done():
-                    fut.set_result({"status": "ok", "value": self.kv.read(key)})
+                    fut.set_result(self.kv.query(query))
             else:
-                keep.append((index, key, fut))
+                keep.append((index, query, fut))
         self.read_waiters = keep
         self.open_reads = [f for f in self.open_reads if not f.done()]
 
