@@ -35,6 +35,7 @@ FAULT_COLOUR = {
     "start-links": "#c297ff",
     "link-down": "#fb8f44",
     "switch-off": "#24292f",
+    "leave": "#8c959f",
 }
 """Fault windows are shaded in their kind's colour; unknown kinds in grey."""
 

@@ -44,10 +44,13 @@ FAULT_CURES = {
     "start-links": "stop-links",
     "link-down": "link-up",
     "switch-off": "switch-on",
+    "leave": "join",
 }
 """Each fault's nemesis op and the op that records its cure."""
 
-PER_NODE_OPS = {"kill", "restart", "pause", "resume", "power-off", "power-on", "link-down", "link-up"}
+PER_NODE_OPS = {
+    "kill", "restart", "pause", "resume", "power-off", "power-on", "link-down", "link-up", "leave", "join",
+}
 """Nemesis ops whose value is the list of nodes they touched."""
 
 

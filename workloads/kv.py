@@ -3,10 +3,22 @@
 Rules this module keeps:
 
 - `set` (the default; Jepsen's set-full): clients add unique integers to a few
-  keys. An add reads the key, takes the union of all siblings, adds its
-  element and writes the union back with the context it read, so concurrent
-  adds become siblings and the next read merges them. A read returns the
-  union. After the final heal and quiet period, every node dumps its replicas
+  keys. A read returns the union of the key's siblings. An add reads the
+  key; after a strict-quorum read it writes back the union plus its element
+  with the context it read (superseding what it read; concurrent adds stay
+  siblings). After a sloppy read it writes its element alone as a new
+  sibling (empty context): a client that wrote back what it read through
+  stand-ins would carry their writes home itself and hide a broken hinted
+  handoff. The next strict add folds those siblings in.
+- The set keys are chosen (by the nodes' own pure ring code, from the test's
+  nodes and options) so that every distinct replica set of the cluster is
+  some key's preference list when there are at most MAX_SPREAD_KEYS of
+  them: however a partition splits the nodes, a side holding none of a
+  key's replicas writes it through stand-ins alone. Each client aims
+  `remote_share` of its ops at keys its own node does not replicate (its
+  node is nodes[(process % concurrency) % len(nodes)], the runner's slot
+  rule), so the clients cut off from a key's replicas do write that key.
+- After the final heal and quiet period, every node dumps its replicas
   (for the convergence and load checkers) and then reads every key: those
   final reads must contain every acknowledged add.
 - `register`: blind last-writer-wins writes of unique integers and reads that
@@ -22,17 +34,57 @@ Rules this module keeps:
 from __future__ import annotations
 
 import itertools
+import math
 import random
 from typing import Any
 
 from harness.history import Op
 from harness.spec import TestSpec
+from systems.kv import DEFAULT_OPTIONS
 from systems.kv.messages import KeyRequest, PutRequest
+from systems.kv.ring import Ring
 from systems.runtime.api import RpcError, Runtime
 from workloads.base import Checker, Client
 
 SET_KEYS = 8
+MAX_SPREAD_KEYS = 16
+SCAN_LIMIT = 20_000
 REGISTER_KEYS = 3
+
+
+def _ring(nodes: list[str], options: dict[str, Any]) -> tuple[Ring, int]:
+    """The initial ring the nodes build from these options, and N (at most the member count)."""
+    opts = {**DEFAULT_OPTIONS, **options}
+    members = list(opts.get("members") or nodes)
+    return Ring.of(members, int(opts["vnodes"])), min(int(opts["n"]), len(members))
+
+
+def spread_keys(nodes: list[str], options: dict[str, Any], prefix: str = "set", least: int = SET_KEYS) -> list[str]:
+    """Names `prefix<i>`: one per distinct replica set when there are at most MAX_SPREAD_KEYS, topped up to `least`."""
+    ring, n = _ring(nodes, options)
+    members = ring.nodes
+    chosen: list[int] = []
+    if math.comb(len(members), n) <= MAX_SPREAD_KEYS:
+        wanted = math.comb(len(members), n)
+        seen: set[frozenset[str]] = set()
+        for i in range(SCAN_LIMIT):
+            replicas = frozenset(ring.preference_list(f"{prefix}{i}", n))
+            if replicas not in seen:
+                seen.add(replicas)
+                chosen.append(i)
+                if len(seen) == wanted:
+                    break
+    top_up = (i for i in itertools.count() if i not in chosen)
+    while len(chosen) < least:
+        chosen.append(next(top_up))
+    return [f"{prefix}{i}" for i in sorted(chosen)]
+
+
+def remote_keys(nodes: list[str], options: dict[str, Any], keys: list[str]) -> dict[str, list[str]]:
+    """For each node, the keys of `keys` it does not replicate (under the initial ring)."""
+    ring, n = _ring(nodes, options)
+    replicas = {k: ring.preference_list(k, n) for k in keys}
+    return {node: [k for k in keys if node not in replicas[k]] for node in nodes}
 
 
 class KvClient:
@@ -93,8 +145,12 @@ class SetClient:
         current = union(got["values"])
         if f == "read":
             return {**op, "type": "ok", "value": current, "quorum": got["quorum"]}
+        if got["quorum"] == "strict":
+            value, context = sorted({*current, op["value"]}), got["context"]
+        else:
+            value, context = [op["value"]], {}
         try:
-            put = await self.kv.put(key, sorted({*current, op["value"]}), got["context"])
+            put = await self.kv.put(key, value, context)
         except RpcError as e:
             return _failed(op, e, wrote=True)
         return {**op, "type": "ok", "quorum": put["quorum"]}
@@ -130,17 +186,25 @@ class SetWorkload:
 
     name = "set"
 
-    def __init__(self, spec: TestSpec, *, keys: int = SET_KEYS, read_share: float = 0.25) -> None:
+    def __init__(
+        self, spec: TestSpec, *, keys: int = SET_KEYS, read_share: float = 0.25, remote_share: float = 0.5
+    ) -> None:
         self.timeout_s = spec.op_timeout_s
-        self.keys = [f"set{i}" for i in range(keys)]
+        self.keys = spread_keys(spec.nodes, spec.options, "set", keys)
+        self.nodes = spec.nodes
+        self.concurrency = max(1, spec.concurrency)
+        self.remote = remote_keys(spec.nodes, spec.options, self.keys)
         self.read_share = read_share
+        self.remote_share = remote_share
         self._next = itertools.count()
 
     def client(self, rt: Runtime, node: str) -> Client:
         return SetClient(rt, node, self.timeout_s)
 
     def next_op(self, process: int, rng: random.Random) -> Op | None:
-        key = rng.choice(self.keys)
+        node = self.nodes[(process % self.concurrency) % len(self.nodes)]
+        remote = self.remote.get(node)
+        key = rng.choice(remote if remote and rng.random() < self.remote_share else self.keys)
         if rng.random() < self.read_share:
             return {"f": "read", "key": key, "value": None}
         return {"f": "add", "key": key, "value": next(self._next)}

@@ -11,7 +11,9 @@ Rules this module keeps:
   initiator merges those and pushes its own state for the differing keys.
   After a round both hold the merge of both, so once the network heals and
   every pair has had a round, all replicas of every key hold the same siblings.
-- Digests are SHA-256 of the canonical msgpack encoding of the state.
+- Digests are SHA-256 of the canonical msgpack encoding of the state,
+  cached per key until the node's record of the key changes (states are
+  immutable, so "changed" is "a different object").
 """
 
 from __future__ import annotations
@@ -33,6 +35,17 @@ def digest(state: Versioned) -> str:
     return hashlib.sha256(msgpack.packb(state.encode())).hexdigest()[:16]
 
 
+def key_digest(node: KvNode, key: str) -> str:
+    """`digest` of this node's record of the key, recomputed only when the record changed."""
+    state = node.store.get(key)
+    cached = node.digests.get(key)
+    if cached is not None and cached[0] is state:
+        return cached[1]
+    d = digest(state)
+    node.digests[key] = (state, d)
+    return d
+
+
 def shared_keys(node: KvNode, peer: str) -> list[str]:
     me = node.rt.node_id
     out = []
@@ -47,9 +60,8 @@ def answer(node: KvNode, src: str, offered: dict[str, str]) -> dict[str, Any]:
     """The peer's side: states for keys that differ or that the initiator lacks."""
     states: dict[str, Any] = {}
     for key, d in offered.items():
-        mine = node.store.get(key)
-        if digest(mine) != d:
-            states[key] = mine.encode()
+        if key_digest(node, key) != d:
+            states[key] = node.store.get(key).encode()
     for key in shared_keys(node, src):
         if key not in offered:
             states[key] = node.store.get(key).encode()
@@ -58,7 +70,7 @@ def answer(node: KvNode, src: str, offered: dict[str, str]) -> dict[str, Any]:
 
 async def exchange(node: KvNode, peer: str) -> int:
     """One push-pull round with `peer`; returns how many keys differed."""
-    offered = {k: digest(node.store.get(k)) for k in shared_keys(node, peer)}
+    offered = {k: key_digest(node, k) for k in shared_keys(node, peer)}
     try:
         reply = await node.call(peer, "kv.digest", DigestRequest(offered).to_wire(), timeout=node.rpc_timeout_s)
     except RpcError:

@@ -8,7 +8,8 @@ Rules this module keeps:
   kv.put {key, value, context, overwrite} -> {quorum, acks};
   admin: kv.join {node}, kv.leave {node}, kv.dump {} (this node's replicas,
   ring, data held for others and hints, for the convergence and load
-  checkers).
+  checkers), kv.ring {} -> {members, vnodes, n, keys} (this node's view of
+  the ring and the keys it stores, for faults aimed at a key's replicas).
 - Peer RPCs: kv.fetch, kv.store, kv.digest, kv.members (gossip).
 - Background loops (hinted handoff, ownership transfer, anti-entropy,
   membership gossip) run every `*_interval_s` on the node's own timers.
@@ -73,6 +74,9 @@ class KvNode:
         self.suspect_s = float(opts.get("suspect_s", 1.0))
         self._suspects: dict[str, float] = {}
         self._ring: Ring | None = None
+        self._prefs: dict[str, tuple[str, ...]] = {}
+        self.digests: dict[str, tuple[Versioned, str]] = {}
+        """key -> (the state last digested, its digest), for anti-entropy (states are immutable)."""
         self.coordinator = Coordinator(self)
 
     # -- ring
@@ -92,10 +96,16 @@ class KvNode:
         members = self.membership.members
         if self._ring is None or self._ring.nodes != tuple(sorted(members)):
             self._ring = Ring(members, self.vnodes)
+            self._prefs = {}
         return self._ring
 
     def preference_list(self, key: str) -> list[str]:
-        return self.ring.preference_list(key, self.quorum.n)
+        """The key's N replicas under the current ring (cached until the ring changes)."""
+        ring = self.ring
+        pref = self._prefs.get(key)
+        if pref is None:
+            pref = self._prefs[key] = tuple(ring.preference_list(key, self.quorum.n))
+        return list(pref)
 
     def fallbacks(self, key: str) -> list[str]:
         """Every other known node, in ring order after the preference list, then non-members."""
@@ -177,6 +187,14 @@ class KvNode:
     async def h_leave(self, src: str, msg: Message) -> Message:
         return await self._change(self.membership.leave(parse(AdminRequest.from_wire, msg).node))
 
+    async def h_ring(self, src: str, msg: Message) -> Message:
+        return {
+            "members": list(self.membership.members),
+            "vnodes": self.vnodes,
+            "n": self.quorum.n,
+            "keys": sorted(self.store.key_list()),
+        }
+
     async def h_dump(self, src: str, msg: Message) -> Message:
         me = self.rt.node_id
         keys = {}
@@ -238,6 +256,7 @@ class KvNode:
             "kv.join": self.h_join,
             "kv.leave": self.h_leave,
             "kv.dump": self.h_dump,
+            "kv.ring": self.h_ring,
         }
         for method, handler in handlers.items():
             self.rt.serve(method, handler)
