@@ -38,9 +38,9 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 import bench_raft_vs_etcd as raft_bench
 from loadgen import drive, median
 
+from base.spec import TestSpec
 from checkers import kv_convergence
 from harness.backends.local import LocalBackend
-from harness.spec import TestSpec
 from nemesis import grudges
 from workloads.kv import KvClient
 

@@ -30,8 +30,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from etcd_cluster import HOST, EtcdClient, EtcdCluster, HttpConnection, b64
 from loadgen import LoadResult, drive, median
 
+from base.spec import TestSpec
 from harness.backends.local import LocalBackend
-from harness.spec import TestSpec
 from systems.raft.client import RaftClient
 
 VALUE = "v" * 100

@@ -56,7 +56,7 @@ from collections import defaultdict
 from dataclasses import dataclass, field
 from typing import Any
 
-from harness.history import HistoryError, Op, pairs
+from base.history import HistoryError, Op, pairs
 
 Interval = tuple[float, float]
 NS = 1e9

@@ -25,7 +25,7 @@ from collections import Counter
 from html import escape
 from typing import Any
 
-from harness.history import Op, pairs
+from base.history import Op, pairs
 from systems.kv.ring import Ring, std_dev
 
 MAX_EVIDENCE = 50

@@ -27,7 +27,7 @@ from collections import defaultdict
 from dataclasses import dataclass
 from typing import Any
 
-from harness.history import Op, Pair, pairs
+from base.history import Op, Pair, pairs
 
 MAX_EVIDENCE = 50
 MAX_STABLE = 500

@@ -33,7 +33,7 @@ from __future__ import annotations
 import bisect
 from typing import Any
 
-from harness.history import Op, pairs
+from base.history import Op, pairs
 
 MAX_EVIDENCE = 10
 

@@ -8,7 +8,7 @@ Rules:
   spec's `expect` names the checker), a verdict equal to the expectation
   counts as valid ("behaving as designed") and is marked so; any other
   verdict counts as itself.
-- The worst effective verdict wins (checkers.base.merge_valid).
+- The worst effective verdict wins (base.verdict.merge_valid).
 - Two checkers always run: `history` (well-formed pairs) and `stats`
   (counts and latency percentiles per operation).
 """
@@ -19,10 +19,10 @@ import traceback
 from collections import Counter, defaultdict
 from typing import Any
 
-from checkers.base import merge_valid
-from harness.history import HistoryError, Op, pairs
+from base.history import HistoryError, Op, pairs
+from base.spec import TestSpec
+from base.verdict import merge_valid
 from harness.registry import make_workload
-from harness.spec import TestSpec
 
 
 def run_checkers(spec: TestSpec, history: list[Op], *, torn_tail: bool = False) -> dict[str, Any]:

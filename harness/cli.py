@@ -19,9 +19,9 @@ from typing import Any, NoReturn
 import click
 from rich.console import Console
 
+from base.history import HistoryError
+from base.spec import TestSpec
 from harness import registry
-from harness.history import HistoryError
-from harness.spec import TestSpec
 
 EXIT_VALID, EXIT_INVALID, EXIT_UNKNOWN, EXIT_CRASH, EXIT_USAGE, EXIT_INTERRUPTED = 0, 1, 2, 3, 64, 130
 

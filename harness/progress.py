@@ -14,7 +14,7 @@ from rich.console import Console
 from rich.live import Live
 from rich.table import Table
 
-from harness.history import Op
+from base.history import Op
 from harness.runner import Runner
 
 PLAIN_EVERY_S = 10.0

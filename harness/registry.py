@@ -15,7 +15,7 @@ from types import ModuleType
 from typing import Any
 
 import systems
-from harness.spec import TestSpec
+from base.spec import TestSpec
 from workloads.base import Workload
 
 BACKENDS = ("local", "sim", "netns", "ssh")

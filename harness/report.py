@@ -19,8 +19,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from harness.history import Op, pairs
-from harness.spec import TestSpec
+from base.history import Op, pairs
+from base.spec import TestSpec
 from nemesis.catalog import FAULT_CURES, PER_NODE_OPS
 
 MAX_TIMELINE_OPS = 3000

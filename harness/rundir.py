@@ -16,7 +16,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from harness.spec import TestSpec
+from base.spec import TestSpec
 
 VERSION = "0.1.0"
 

@@ -23,9 +23,9 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
+from base.history import HistoryWriter, Op
+from base.spec import TestSpec
 from harness.backends.base import Cluster
-from harness.history import HistoryWriter, Op
-from harness.spec import TestSpec
 from nemesis.catalog import make_packages
 from nemesis.packages import NemesisContext, heal_all
 from nemesis.schedule import run_schedule

@@ -16,14 +16,14 @@ from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
+from base.history import HistoryWriter, Op, read_history
+from base.spec import TestSpec
 from harness import registry
 from harness.backends.base import Cluster
 from harness.checking import run_checkers
-from harness.history import HistoryWriter, Op, read_history
 from harness.report import write_report
 from harness.rundir import create_run_dir, read_spec, write_json, write_test_json
 from harness.runner import Runner, Stats
-from harness.spec import TestSpec
 
 
 def prepare(spec: TestSpec, results_root: Path) -> TestSpec:

@@ -39,7 +39,7 @@ import contextlib
 from collections.abc import Callable
 from typing import Any
 
-from harness.backends.base import LinkFault
+from base.links import LinkFault
 from nemesis import grudges
 from nemesis.packages import Fault, NemesisContext, heal_network, restart
 

@@ -17,7 +17,7 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
-from harness.backends.base import Cluster, LinkFault
+from base.cluster import Cluster, LinkFault
 from nemesis import grudges
 
 Recorder = Callable[[str, Any], None]

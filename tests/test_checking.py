@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from checkers.base import compose, merge_valid
+from base.verdict import compose, merge_valid
 from harness.checking import effective, stats
 
 
@@ -37,8 +37,8 @@ def test_stats_counts_outcomes_and_latency():
 
 
 def test_runs_started_in_the_same_second_get_their_own_directories(tmp_path):
+    from base.spec import TestSpec
     from harness.rundir import create_run_dir
-    from harness.spec import TestSpec
 
     spec = TestSpec(system="echo", workload="echo", nemesis=("kill",))
     dirs = {create_run_dir(tmp_path, spec) for _ in range(3)}

@@ -10,9 +10,9 @@ from pathlib import Path
 
 import pytest
 
-from harness.history import pairs, read_history
+from base.history import pairs, read_history
+from base.spec import TestSpec
 from harness.session import check, execute, prepare
-from harness.spec import TestSpec
 from nemesis.catalog import FAULT_CURES
 
 

@@ -5,8 +5,8 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
+from base.history import Op
 from checkers.heartbeat import check, fault_timeline
-from harness.history import Op
 from workloads.heartbeat import report_sections
 
 NODES = ["n1", "n2", "n3"]

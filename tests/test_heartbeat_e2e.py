@@ -18,8 +18,8 @@ from typing import Any
 
 import pytest
 
+from base.spec import TestSpec
 from harness.session import check, execute, prepare
-from harness.spec import TestSpec
 
 NEMESIS = ("kill", "pause", "partition")
 HARNESS = [sys.executable, "-m", "harness.cli"]

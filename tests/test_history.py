@@ -6,7 +6,7 @@ import json
 
 import pytest
 
-from harness.history import HistoryError, HistoryWriter, pairs, parse_lines, read_history
+from base.history import HistoryError, HistoryWriter, pairs, parse_lines, read_history
 
 
 def test_writer_assigns_indices_and_orders_keys(tmp_path):

@@ -16,10 +16,10 @@ from typing import Any
 
 import pytest
 
+from base.history import read_history
+from base.spec import TestSpec
 from checkers import kv_set
-from harness.history import read_history
 from harness.session import check, execute, prepare
-from harness.spec import TestSpec
 from systems.kv import DEFAULT_OPTIONS, start_node
 from systems.kv.ring import Ring
 from systems.runtime.api import NodeConfig, Runtime

@@ -13,8 +13,8 @@ from typing import Any
 
 import pytest
 
+from base.spec import TestSpec
 from harness.session import check, execute, prepare
-from harness.spec import TestSpec
 from nemesis.catalog import PACKAGES
 from nemesis.ring_faults import cut_off, parse_view, split_off
 from systems.kv import BUGS, DEFAULT_OPTIONS

@@ -12,10 +12,10 @@ from typing import Any
 
 import pytest
 
-from harness.history import read_history
+from base.history import read_history
+from base.spec import TestSpec
 from harness.report import fault_windows
 from harness.session import check, execute, prepare
-from harness.spec import TestSpec
 
 SEEDS = (1, 2)
 

@@ -17,10 +17,10 @@ from typing import Any
 import pytest
 
 import harness.backends.local as local
+from base.spec import TestSpec
 from harness.backends.base import LinkFault
 from harness.backends.local import LocalBackend, LocalCluster, NodeStartError, free_ports
 from harness.backends.local_procs import NodeProcesses, cleanup_stale, is_our_node
-from harness.spec import TestSpec
 from systems.runtime.api import RemoteError, RpcError, RpcTimeout, Unreachable
 
 pytestmark = pytest.mark.real
@@ -162,7 +162,7 @@ HARNESS_SCRIPT = textwrap.dedent(
     import asyncio, json, sys
     from pathlib import Path
     from harness.backends.local import LocalBackend
-    from harness.spec import TestSpec
+    from base.spec import TestSpec
 
     async def body(c):
         pids = {n: c.pid(n) for n in c.nodes}

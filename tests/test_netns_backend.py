@@ -210,8 +210,8 @@ def gone(pid: int) -> bool:
 @pytest.mark.root
 @needs_root
 def test_netns_faults_really_cut_traffic(tmp_path: Path) -> None:
+    from base.spec import TestSpec
     from harness.backends.netns import NetnsBackend
-    from harness.spec import TestSpec
     from systems.runtime.api import RpcError
 
     spec = TestSpec(system="echo", workload="echo", nemesis=(), node_count=3, run_dir=str(tmp_path / "run"))
@@ -264,9 +264,9 @@ def test_netns_faults_really_cut_traffic(tmp_path: Path) -> None:
 @pytest.mark.root
 @needs_root
 def test_capture_records_traffic_between_nodes(tmp_path: Path) -> None:
+    from base.spec import TestSpec
     from harness.backends.netns import NetnsBackend
     from harness.backends.netns_capture import read_pcap
-    from harness.spec import TestSpec
 
     spec = TestSpec(system="echo", workload="echo", nemesis=(), node_count=2, run_dir=str(tmp_path / "run"))
     backend = NetnsBackend(capture=True)
@@ -298,8 +298,8 @@ def socket_ntoa(b: bytes) -> str:
 @pytest.mark.root
 @needs_root
 def test_netns_teardown_after_an_exception_in_the_body(tmp_path: Path) -> None:
+    from base.spec import TestSpec
     from harness.backends.netns import NetnsBackend
-    from harness.spec import TestSpec
 
     spec = TestSpec(system="echo", workload="echo", nemesis=(), node_count=2, run_dir=str(tmp_path / "run"))
 

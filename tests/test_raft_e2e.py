@@ -13,10 +13,10 @@ from typing import Any
 
 import pytest
 
+from base.history import read_history
+from base.spec import TestSpec
 from checkers import raft_safety
-from harness.history import read_history
 from harness.session import check, execute, prepare
-from harness.spec import TestSpec
 from systems.runtime.api import derive_rng
 from workloads import raft as wl
 

@@ -12,9 +12,9 @@ from typing import Any
 
 import pytest
 
-from harness.history import read_history
+from base.history import read_history
+from base.spec import TestSpec
 from harness.session import check, execute, prepare
-from harness.spec import TestSpec
 
 pytestmark = pytest.mark.sim
 

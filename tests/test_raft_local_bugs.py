@@ -14,8 +14,8 @@ from pathlib import Path
 
 import pytest
 
+from base.spec import TestSpec
 from harness.session import check, execute, prepare
-from harness.spec import TestSpec
 
 pytestmark = [pytest.mark.real, pytest.mark.slow]
 

@@ -14,8 +14,8 @@ from typing import Any
 
 import pytest
 
+from base.spec import TestSpec
 from harness.session import check, execute, prepare
-from harness.spec import TestSpec
 
 pytestmark = [pytest.mark.sim, pytest.mark.slow]
 

@@ -21,6 +21,7 @@ from typing import Any
 import msgpack
 import pytest
 
+from base.links import LinkFaultError
 from harness.backends.local import free_ports
 from systems.echo import start_node as echo_start
 from systems.runtime.api import (
@@ -367,7 +368,7 @@ def test_filter_decisions_are_seeded_and_follow_the_fault() -> None:
     assert f.grudge == frozenset({"n3"})
     with pytest.raises(ProtocolError):
         f.set({"links": {"n1": {"drop": 2}}})
-    with pytest.raises(ProtocolError):
+    with pytest.raises(LinkFaultError):
         LinkFault.from_wire({"delay_s": -1})
 
 

@@ -8,9 +8,9 @@ from typing import Any
 
 import pytest
 
+from base.spec import TestSpec
 from harness.backends.base import Cluster, LinkFault
 from harness.backends.sim import SimBackend, sim_settings
-from harness.spec import TestSpec
 from systems.runtime.api import RemoteError, RpcTimeout, Unreachable
 from systems.runtime.sim import SimTimeLimit
 

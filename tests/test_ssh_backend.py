@@ -92,8 +92,8 @@ def test_unreachable_host_is_named(tmp_path: Path) -> None:
 
 
 def test_ssh_backend_without_cluster_file_is_a_clear_error() -> None:
+    from base.spec import TestSpec
     from harness.backends.ssh import make_backend
-    from harness.spec import TestSpec
 
     spec = TestSpec(system="echo", workload="echo", nemesis=(), backend="ssh")
 
@@ -289,8 +289,8 @@ def test_doctor_and_backend_refuse_unknown_host_keys(rehearsal: Rehearsal) -> No
 @pytest.mark.root
 @needs_root
 def test_ssh_faults_for_real_and_nothing_left(rehearsal: Rehearsal, tmp_path: Path) -> None:
+    from base.spec import TestSpec
     from harness.backends.ssh import NotConfigured, SshBackend
-    from harness.spec import TestSpec
     from systems.runtime.api import RpcError
 
     spec = TestSpec(system="echo", workload="echo", nemesis=(), backend="ssh", node_count=3,
@@ -349,8 +349,8 @@ def test_ssh_faults_for_real_and_nothing_left(rehearsal: Rehearsal, tmp_path: Pa
 @pytest.mark.root
 @needs_root
 def test_an_unreachable_host_stops_the_run_naming_it(rehearsal: Rehearsal, tmp_path: Path) -> None:
+    from base.spec import TestSpec
     from harness.backends.ssh import SshBackend
-    from harness.spec import TestSpec
 
     path = rehearsal.cluster_file("n3-down.toml")
     path.write_text(path.read_text().replace("[nodes.n3]\n", "[nodes.n3]\nssh_port = 2222\n"))  # nobody there
@@ -369,8 +369,8 @@ def test_an_unreachable_host_stops_the_run_naming_it(rehearsal: Rehearsal, tmp_p
 @pytest.mark.root
 @needs_root
 def test_power_fault_without_commands_is_refused(rehearsal: Rehearsal, tmp_path: Path) -> None:
+    from base.spec import TestSpec
     from harness.backends.ssh import NotConfigured, SshBackend
-    from harness.spec import TestSpec
 
     spec = TestSpec(system="echo", workload="echo", nemesis=(), backend="ssh", node_count=2,
                     cluster_file=str(rehearsal.cluster_file("nopower.toml", power=False, switch=False)),
@@ -451,7 +451,7 @@ def test_cleanup_undoes_a_crashed_ssh_run(rehearsal: Rehearsal, tmp_path: Path) 
     code = (
         "import asyncio, os, signal, sys\n"
         "from harness.backends.ssh import SshBackend\n"
-        "from harness.spec import TestSpec\n"
+        "from base.spec import TestSpec\n"
         f"spec = TestSpec(system='echo', workload='echo', nemesis=(), backend='ssh', node_count=2, "
         f"cluster_file={str(rehearsal.cluster_file())!r}, run_dir={str(tmp_path / 'run')!r})\n"
         "async def body(c):\n"

@@ -19,14 +19,11 @@ Rules (Jepsen's client protocol, cut down):
 from __future__ import annotations
 
 import random
-from collections.abc import Callable
-from typing import Any, Protocol
+from typing import Protocol
 
-from harness.history import Op
+from base.history import Op
+from base.verdict import Checker
 from systems.runtime.api import Runtime
-
-CheckResult = dict[str, Any]
-Checker = Callable[[list[Op], dict[str, Any]], CheckResult]
 
 
 class Client(Protocol):

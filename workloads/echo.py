@@ -10,8 +10,8 @@ from __future__ import annotations
 import random
 from typing import Any
 
-from harness.history import Op, pairs
-from harness.spec import TestSpec
+from base.history import Op, pairs
+from base.spec import TestSpec
 from systems.runtime.api import RpcError, Runtime
 from workloads.base import Checker, Client
 

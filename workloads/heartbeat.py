@@ -19,9 +19,9 @@ import html
 import random
 from typing import Any
 
+from base.history import Op
+from base.spec import TestSpec
 from checkers.heartbeat import Faults, Observation, check, fault_timeline, observations
-from harness.history import Op
-from harness.spec import TestSpec
 from systems.runtime.api import RpcError, Runtime
 from workloads.base import Checker, Client
 

@@ -38,8 +38,8 @@ import math
 import random
 from typing import Any
 
-from harness.history import Op
-from harness.spec import TestSpec
+from base.history import Op
+from base.spec import TestSpec
 from systems.kv import DEFAULT_OPTIONS
 from systems.kv.messages import KeyRequest, PutRequest
 from systems.kv.ring import Ring

@@ -30,8 +30,8 @@ import itertools
 import random
 from typing import Any
 
-from harness.history import Op, pairs
-from harness.spec import TestSpec
+from base.history import Op, pairs
+from base.spec import TestSpec
 from systems.raft.client import RaftClient
 from systems.runtime.api import RpcError, Runtime
 from workloads.base import Checker, Client

@@ -43,7 +43,7 @@ from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any, TypeVar
 
-from harness.backends.base import Grudge, LinkFault
+from base.cluster import CORE_CAPABILITIES, Grudge, LinkFault
 from harness.backends.local_procs import NodeProcesses, cleanup_stale
 from systems.runtime.api import RpcError, Unreachable
 from systems.runtime.node_main import EXIT_PORT_TAKEN
@@ -91,6 +91,8 @@ def log_tail(path: Path, lines: int = 15) -> str:
 
 class LocalCluster:
     """`Cluster` over local processes. Built and torn down by LocalBackend.run."""
+
+    capabilities = CORE_CAPABILITIES
 
     def __init__(
         self,

@@ -49,8 +49,8 @@ from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any, TypeVar
 
+from base.cluster import CORE_CAPABILITIES, Capability, Grudge
 from harness.backends import netns_net as net
-from harness.backends.base import Grudge
 from harness.backends.local import LocalCluster, _cluster_doc
 from harness.backends.local_procs import NodeProcesses
 from harness.backends.netns_capture import BridgeCapture
@@ -130,6 +130,8 @@ class NetnsProcesses(NodeProcesses):
 
 class NetnsCluster(LocalCluster):
     """`Cluster` over namespaces: LocalCluster's process control, real network faults."""
+
+    capabilities = CORE_CAPABILITIES | {Capability.CABLE, Capability.SWITCH, Capability.PLUG}
 
     def __init__(self, plan: net.NetPlan, *args: Any, **kw: Any) -> None:
         super().__init__(*args, **kw)

@@ -28,7 +28,7 @@ from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any, TypeVar
 
-from harness.backends.base import Grudge, LinkFault
+from base.cluster import CORE_CAPABILITIES, Grudge, LinkFault
 from systems.runtime.api import NodeConfig, Runtime
 from systems.runtime.sim import NetConfig, SimWorld
 
@@ -39,6 +39,8 @@ _WORLD_KEYS = ("sync_s", "time_limit_s")
 
 class SimCluster:
     """`Cluster` over a `SimWorld`."""
+
+    capabilities = CORE_CAPABILITIES
 
     def __init__(self, world: SimWorld, run_dir: Path) -> None:
         self.world = world

@@ -47,8 +47,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, TypeVar
 
+from base.cluster import CORE_CAPABILITIES, Capability, Grudge, LinkFault
 from harness.backends import ssh_config
-from harness.backends.base import Grudge, LinkFault
 from harness.backends.local import _cluster_doc
 from harness.backends.netns_signals import signals_ignored, terminate_as_exit
 from harness.backends.ssh_config import NodeHost, SshClusterConfig
@@ -116,6 +116,11 @@ class SshCluster:
         self.version = 0
         self.switch_is_off = False
         self.links_down: set[str] = set()
+
+    @property
+    def capabilities(self) -> frozenset[str]:
+        """The core faults, plus cable, plug and switch where the cluster file gives their commands."""
+        return ssh_capabilities(self.config, [n.host for n in self.by_id.values()])
 
     def _node(self, node: str) -> SshNode:
         if node not in self.by_id:
@@ -329,6 +334,18 @@ class SshCluster:
             return
         await asyncio.to_thread(run_local, list(self.config.switch_on), "switch_on")
         self.switch_is_off = False
+
+
+def ssh_capabilities(config: SshClusterConfig, hosts: list[NodeHost]) -> frozenset[str]:
+    """What an ssh cluster can do: the hardware faults need their commands in the cluster file."""
+    caps = set(CORE_CAPABILITIES)
+    if hosts and all(h.link_down is not None and h.link_up is not None for h in hosts):
+        caps.add(Capability.CABLE)
+    if hosts and all(h.power_off is not None and h.power_on is not None for h in hosts):
+        caps.add(Capability.PLUG)
+    if config.switch_off is not None and config.switch_on is not None:
+        caps.add(Capability.SWITCH)
+    return frozenset(caps)
 
 
 def remote_entry(n: SshNode, config: SshClusterConfig) -> dict[str, Any]:

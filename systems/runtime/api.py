@@ -26,6 +26,7 @@ Rules this module fixes for every implementation:
 - `disk` loses every write that was not followed by a completed `sync` of the
   same file when the node crashes (the simulator enforces this exactly; the
   real runtime fsyncs on `sync`).
+- `LinkFault` (trouble on one link) is defined in base/links.py and re-exported here.
 - `rng` is the node's own seeded stream. Systems never use the global
   `random`, `time`, sockets, threads or files (tests/test_purity.py enforces it).
 """
@@ -37,6 +38,9 @@ import random
 from collections.abc import Awaitable, Callable, Coroutine
 from dataclasses import dataclass, field
 from typing import Any, Protocol, runtime_checkable
+
+from base.links import LINK_FAULT_FIELDS as LINK_FAULT_FIELDS  # re-exported: part of the seam
+from base.links import LinkFault as LinkFault
 
 Message = Any
 """A msgpack-able value (see the module rules)."""
@@ -190,45 +194,6 @@ class Runtime(Protocol):
     def send(self, dst: str, method: str, msg: Message) -> None: ...
 
     def serve(self, method: str, handler: Handler) -> None: ...
-
-
-LINK_FAULT_FIELDS = ("drop", "delay_s", "jitter_s", "duplicate")
-
-
-@dataclass(frozen=True, slots=True)
-class LinkFault:
-    """Trouble on one directed link src -> dst, applied where dst receives (both runtimes agree)."""
-
-    drop: float = 0.0
-    """Probability that a frame is lost."""
-    delay_s: float = 0.0
-    """Extra delay added to every frame."""
-    jitter_s: float = 0.0
-    """Uniform random extra delay in [0, jitter_s) (reorders frames)."""
-    duplicate: float = 0.0
-    """Probability that a frame is delivered twice."""
-
-    def to_wire(self) -> dict[str, float]:
-        return {k: getattr(self, k) for k in LINK_FAULT_FIELDS}
-
-    @classmethod
-    def from_wire(cls, d: Any) -> LinkFault:
-        """Parse a link fault from a peer; bad input raises ProtocolError."""
-        if not isinstance(d, dict):
-            raise ProtocolError(f"link fault must be a dict, got {type(d).__name__}")
-        vals: dict[str, float] = {}
-        for k in LINK_FAULT_FIELDS:
-            v = d.get(k, 0.0)
-            if isinstance(v, bool) or not isinstance(v, int | float) or v < 0:
-                raise ProtocolError(f"link fault {k} must be a non-negative number, got {v!r}")
-            vals[k] = float(v)
-        if vals["drop"] > 1 or vals["duplicate"] > 1:
-            raise ProtocolError("drop and duplicate are probabilities in [0, 1]")
-        return cls(**vals)
-
-    @property
-    def is_noop(self) -> bool:
-        return not (self.drop or self.delay_s or self.jitter_s or self.duplicate)
 
 
 @dataclass(frozen=True, slots=True)

@@ -12,9 +12,8 @@ Rules this module keeps (the same semantics as the simulator's network):
   construction: n2 grudging n1 drops n1 -> n2 frames only. A call from n2 to
   n1 still runs n1's handler but n1's reply is dropped at n2, so such calls
   time out in both directions while one-way messages n2 -> n1 still arrive.
-- A link fault draws, per frame: drop with probability `drop`; otherwise one
-  delivery after `delay_s + uniform[0, jitter_s)`; with probability
-  `duplicate` a second delivery with its own jitter. Jitter reorders frames.
+- A link fault's effect on a frame is `base.links.link_delays`, the same
+  decision the simulated network makes. Jitter reorders frames.
 - Every draw comes from the rng given to the filter (seeded by the runtime);
   `decide` is pure apart from that rng and the counters.
 - Filter state is replaced whole by `set` (with a version: an older version
@@ -27,7 +26,8 @@ import random
 from dataclasses import dataclass, field
 from typing import Any
 
-from systems.runtime.api import LinkFault, ProtocolError
+from base.links import LinkFault, LinkFaultError, link_delays
+from systems.runtime.api import ProtocolError
 
 
 @dataclass
@@ -69,7 +69,10 @@ class PacketFilter:
             raise ProtocolError("set-filter grudge must be a list of node ids")
         if not isinstance(links, dict) or not all(isinstance(s, str) for s in links):
             raise ProtocolError("set-filter links must map node ids to faults")
-        parsed = {src: LinkFault.from_wire(f) for src, f in links.items()}
+        try:
+            parsed = {src: LinkFault.from_wire(f) for src, f in links.items()}
+        except LinkFaultError as e:
+            raise ProtocolError(str(e)) from None
         if version < self.version:
             return False
         self.version = version
@@ -104,13 +107,11 @@ class PacketFilter:
         if fault is None:
             self.stats.passed += 1
             return [0.0]
-        rng = self.rng
-        if fault.drop > 0 and rng.random() < fault.drop:
+        delays = link_delays(fault, self.rng)
+        if not delays:
             self.stats.dropped += 1
             return []
-        delays = [fault.delay_s + (rng.random() * fault.jitter_s if fault.jitter_s > 0 else 0.0)]
-        if fault.duplicate > 0 and rng.random() < fault.duplicate:
-            delays.append(fault.delay_s + (rng.random() * fault.jitter_s if fault.jitter_s > 0 else 0.0))
+        if len(delays) > 1:
             self.stats.duplicated += 1
         if any(d > 0 for d in delays):
             self.stats.delayed += 1

@@ -3,16 +3,18 @@
 Rules this module keeps (the same semantics as the real runtime's packet filter):
 
 - Every frame (request, reply, one-way message) gets a latency of
-  `base_s + Exp(mean tail_s)`; a per-link `LinkFault` adds `delay_s` plus a
-  uniform `[0, jitter_s)`.
+  `base_s + Exp(mean tail_s)`; a per-link `LinkFault` decides loss,
+  duplication and extra delay with `base.links.link_delays`, the same
+  decision the real packet filter makes.
 - Faults act between cluster nodes only: frames to or from an endpoint that is
   not a cluster node (the harness's clients) are never lost, duplicated,
   delayed by a fault or cut by a partition.
 - A grudge `{dst: [src, ...]}` drops at `dst` every frame from those `src`
   (inbound, like iptables INPUT DROP), judged when the frame *arrives*: a
   partition made while a frame is in flight catches it.
-- Background `loss`/`duplicate` (NetConfig) and a link's `drop`/`duplicate`
-  are drawn when the frame is sent; a duplicate gets its own latency.
+- Background `loss`/`duplicate` (NetConfig) and the link's decision are
+  drawn when the frame is sent, in that order (background loss, the link,
+  background duplicate); every copy gets its own latency.
 - Frames on one directed link arrive in the order sent (like a TCP stream)
   unless `reorder` is on or the link has jitter.
 - All randomness comes from one `random.Random` handed in; the plan for a
@@ -28,7 +30,7 @@ import json
 from dataclasses import dataclass, field
 from typing import Any
 
-from systems.runtime.api import LinkFault
+from base.links import LinkFault, link_delays
 
 _FIFO_GAP_S = 1e-9
 
@@ -94,22 +96,19 @@ class Network:
         """Arrival times for one frame sent now: [] lost, one, or two (duplicated)."""
         cfg = self.config
         rng = self.rng
-        fault = self.links.get((src, dst)) if self.faulty(src, dst) else None
-        if self.faulty(src, dst):
-            if cfg.loss and rng.random() < cfg.loss:
-                return []
-            if fault is not None and fault.drop and rng.random() < fault.drop:
-                return []
-        copies = 1
-        if self.faulty(src, dst):
-            if cfg.duplicate and rng.random() < cfg.duplicate:
-                copies = 2
-            if fault is not None and fault.duplicate and rng.random() < fault.duplicate:
-                copies = 2
+        faulty = self.faulty(src, dst)
+        fault = self.links.get((src, dst)) if faulty else None
+        if faulty and cfg.loss and rng.random() < cfg.loss:
+            return []
+        extras = link_delays(fault, rng) if fault is not None else [0.0]
+        if not extras:
+            return []
+        if faulty and len(extras) == 1 and cfg.duplicate and rng.random() < cfg.duplicate:
+            extras.append(extras[0])
         fifo = not cfg.reorder and (fault is None or not fault.jitter_s)
         arrivals = []
-        for i in range(copies):
-            t = now + self._latency(fault)
+        for i, extra in enumerate(extras):
+            t = now + self._latency() + extra
             if fifo and i == 0:
                 last = self._last_arrival.get((src, dst), 0.0)
                 t = max(t, last + _FIFO_GAP_S)
@@ -117,16 +116,11 @@ class Network:
             arrivals.append(t)
         return arrivals
 
-    def _latency(self, fault: LinkFault | None) -> float:
+    def _latency(self) -> float:
         cfg = self.config
-        s = cfg.base_s
         if cfg.tail_s > 0:
-            s += self.rng.expovariate(1.0 / cfg.tail_s)
-        if fault is not None:
-            s += fault.delay_s
-            if fault.jitter_s:
-                s += self.rng.uniform(0.0, fault.jitter_s)
-        return s
+            return cfg.base_s + self.rng.expovariate(1.0 / cfg.tail_s)
+        return cfg.base_s
 
 
 Record = tuple[int, str, str, str, str, str, int, str]

@@ -7,7 +7,7 @@ worst verdict wins when checkers are combined: False beats "unknown" beats True.
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from typing import Any
 
 Verdict = bool | str
@@ -27,3 +27,10 @@ def merge_valid(verdicts: Iterable[Verdict]) -> Verdict:
 def compose(results: dict[str, dict[str, Any]]) -> dict[str, Any]:
     """The top-level results.json object for a set of named checker results."""
     return {"valid": merge_valid(r.get("valid", "unknown") for r in results.values()), "checkers": results}
+
+
+CheckResult = dict[str, Any]
+"""What a checker returns: {"valid": True | False | "unknown", "summary": ..., evidence...}."""
+
+Checker = Callable[[list[dict[str, Any]], dict[str, Any]], CheckResult]
+"""A checker: a pure function of (history, test as JSON) -> CheckResult."""

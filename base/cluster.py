@@ -1,0 +1,132 @@
+"""The cluster contract: what a backend's cluster can do, and what a fault may ask of it.
+
+Rules every backend's cluster keeps:
+
+- `client` is an `Endpoint` for the harness itself (its clients, clock and
+  timers): `client.now()` is the test's clock. Clients are never partitioned
+  from nodes; faults act between cluster nodes only (as Jepsen's).
+- `capabilities` says which faults the cluster can carry out (`Capability`).
+  Every cluster can kill, pause, partition and fault links; the hardware
+  ones (`cable`, `switch`, `plug`) exist where there is a cable, a switch or a
+  power controller (netns, ssh). A fault package names the capabilities it
+  needs and is refused before a run starts when one is missing.
+- A grudge maps a node to the nodes whose traffic it drops (inbound), like
+  iptables INPUT DROP rules: {"n1": ["n3"], "n3": ["n1"]} cuts n1 <-> n3.
+- Fault methods are idempotent: killing a dead node or healing a healthy
+  network does nothing.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Coroutine
+from enum import StrEnum
+from pathlib import Path
+from typing import Any, Protocol, runtime_checkable
+
+from base.links import LinkFault
+
+Grudge = dict[str, list[str]]
+
+
+class Capability(StrEnum):
+    """Something a cluster can do to its nodes; fault packages declare which they need."""
+
+    KILL = "kill"
+    """SIGKILL a node (a crash in sim) and restart it over its data directory."""
+    PAUSE = "pause"
+    """SIGSTOP / SIGCONT a node."""
+    PARTITION = "partition"
+    """Drop traffic between nodes by a grudge."""
+    LINKS = "links"
+    """Lossy, slow, duplicating links between nodes."""
+    CABLE = "cable"
+    """Pull one node's network cable and plug it back (`link_down` / `link_up`)."""
+    SWITCH = "switch"
+    """Turn the whole switch off and on (`switch_off` / `switch_on`)."""
+    PLUG = "plug"
+    """Cut one node's power and restore it (`power_off` / `power_on`)."""
+
+
+CORE_CAPABILITIES = frozenset({Capability.KILL, Capability.PAUSE, Capability.PARTITION, Capability.LINKS})
+"""What every backend's cluster can do."""
+
+
+class Endpoint(Protocol):
+    """The harness's own place in the cluster: a clock, timers and RPC to nodes (a Runtime subset)."""
+
+    node_id: str
+
+    def now(self) -> float: ...
+
+    async def sleep(self, seconds: float) -> None: ...
+
+    async def call(self, dst: str, method: str, msg: Any, timeout: float = 1.0) -> Any: ...
+
+    def send(self, dst: str, method: str, msg: Any) -> None: ...
+
+    def spawn(self, coro: Coroutine[Any, Any, Any], name: str = "") -> Any: ...
+
+
+@runtime_checkable
+class Cluster(Protocol):
+    nodes: list[str]
+    client: Endpoint
+    run_dir: Path
+    capabilities: frozenset[str]
+
+    def is_up(self, node: str) -> bool:
+        """False while the node is killed (paused nodes are up)."""
+        ...
+
+    async def kill(self, node: str) -> None:
+        """SIGKILL (or a crash in sim): unsynced disk writes are lost."""
+        ...
+
+    async def restart(self, node: str) -> None:
+        """Start a killed node again over its data directory."""
+        ...
+
+    async def pause(self, node: str) -> None:
+        """SIGSTOP: the node keeps its sockets but does nothing."""
+        ...
+
+    async def resume(self, node: str) -> None: ...
+
+    async def partition(self, grudge: Grudge) -> None:
+        """Replace the network partition with this grudge."""
+        ...
+
+    async def set_links(self, faults: dict[tuple[str, str], LinkFault]) -> None:
+        """Replace the per-link faults (drop/delay/duplicate)."""
+        ...
+
+    async def heal(self) -> None:
+        """Remove every network fault (partition and links); processes are left as they are."""
+        ...
+
+
+class HardwareCluster(Cluster, Protocol):
+    """A cluster with cables, a switch and power controllers (see `Capability`)."""
+
+    async def link_down(self, node: str) -> None: ...
+
+    async def link_up(self, node: str) -> None: ...
+
+    async def switch_off(self) -> None: ...
+
+    async def switch_on(self) -> None: ...
+
+    async def power_off(self, node: str) -> None: ...
+
+    async def power_on(self, node: str) -> None: ...
+
+
+__all__ = [
+    "CORE_CAPABILITIES",
+    "Capability",
+    "Cluster",
+    "Endpoint",
+    "Grudge",
+    "HardwareCluster",
+    "LinkFault",
+]
