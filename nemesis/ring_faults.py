@@ -36,7 +36,7 @@ from typing import Any
 
 from nemesis import grudges
 from nemesis.packages import Fault, NemesisContext, heal_network
-from systems.kv.ring import Ring
+from systems.kv.client import Ring
 from systems.runtime.api import RpcError
 
 RING_TIMEOUT_S = 1.0
