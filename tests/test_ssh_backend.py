@@ -45,6 +45,7 @@ def test_wheel_holds_the_packages_and_a_valid_record(tmp_path: Path) -> None:
     with zipfile.ZipFile(wheel) as z:
         names = set(z.namelist())
         assert "systems/runtime/node_main.py" in names
+        assert "base/spec.py" in names  # the bottom layer every package imports
         assert "systems/echo/__init__.py" in names
         record = z.read("picluster-0.1.0.dist-info/RECORD").decode().splitlines()
         for line in record:
@@ -333,7 +334,7 @@ def test_ssh_faults_for_real_and_nothing_left(rehearsal: Rehearsal, tmp_path: Pa
             await c.client.call("n1", "echo", 1, timeout=0.5)
         await c.heal()
         assert await relay(c, "n2", "n1", 3.0) == "x"
-        c.config = ssh_config.parse({"nodes": {"n1": {"host": "h", "user": "u"}}}, "no-commands.toml")
+        c.hardware.config = ssh_config.parse({"nodes": {"n1": {"host": "h", "user": "u"}}}, "no-commands.toml")
         with pytest.raises(NotConfigured, match="refused"):
             await c.switch_off()
 
