@@ -120,14 +120,13 @@ def run_process_cluster(
     deploy: Callable[[Teardown], Deployment],
     startup_timeout_s: float = 20.0,
     probe_interval_s: float = 0.02,
-    on_cluster: Callable[[ProcessCluster], None] | None = None,
 ) -> T:
     """Set up, start, run `body(cluster)`, and tear everything down on every exit path (see module rules)."""
     with exit_signals.sigterm_exits(), Teardown() as teardown:
         d = deploy(teardown)
         teardown.push("stop the nodes", d.procs.stop_all)
         d.procs.write_config(d.program.config_files(d.node_addrs or d.addrs))
-        main = _main(spec, body, run_dir, d, startup_timeout_s, probe_interval_s, on_cluster)
+        main = _main(spec, body, run_dir, d, startup_timeout_s, probe_interval_s)
         try:
             return asyncio.run(main)
         except asyncio.CancelledError:  # SIGTERM cancelled the body; teardown has run in the loop
@@ -141,7 +140,6 @@ async def _main(
     d: Deployment,
     startup_timeout_s: float,
     probe_interval_s: float,
-    on_cluster: Callable[[ProcessCluster], None] | None,
 ) -> T:
     loop = asyncio.get_running_loop()
     main_task = asyncio.current_task()
@@ -153,8 +151,6 @@ async def _main(
     client_log = JsonLog.to_file("client", str(run_dir / "client.log"), min_level="info")
     client = ClientEndpoint(dict(d.addrs), seed=spec.seed, log=client_log)
     cluster = _make_cluster(spec, run_dir, d, client, startup_timeout_s, probe_interval_s)
-    if on_cluster is not None:
-        on_cluster(cluster)
     try:
         await _start(cluster, d)
         return await body(cluster)

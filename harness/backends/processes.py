@@ -9,10 +9,10 @@ has its own (harness/backends/ssh_processes.py).
 Rules every `Processes` keeps:
 
 - Blocking methods; the lifecycle calls them from worker threads.
-- `start` returns the new pid, recorded in the run's HostsState *before*
-  anything else can happen to it, with the program's marker, so `harness
-  cleanup` can find it after a crashed harness; a pid is forgotten only
-  once it was reaped (or found gone).
+- `start` returns the new pid, recorded in the run's HostsState (whose
+  marker is the program's) as soon as it exists, so `harness cleanup` can
+  find it after a killed harness; a pid is forgotten only once it was
+  reaped (or found gone).
 - Only pids this object started are ever signalled; `kill` is SIGKILL and
   reap; `lost` is what a power cut does to the node's process; `stop_all`
   (teardown, never raises) continues every node, asks it to stop (SIGTERM),

@@ -30,13 +30,10 @@ from pathlib import Path
 from typing import Any
 
 from harness.backends.node_program import NodeProgram, NodeSite
+from harness.backends.process_cluster import NodeStartError
 from harness.backends.ssh_config import NodeHost, SshClusterConfig
 from harness.backends.ssh_remote import CHAIN, Remote, script
 from harness.hosts_state import HostsState
-
-
-class NodeStartFailed(RuntimeError):
-    """A node's start command did not report a pid; the message names the host."""
 
 
 @dataclass
@@ -125,7 +122,7 @@ class SshProcesses:
         try:
             pid = int(out.splitlines()[-1])
         except (ValueError, IndexError):
-            raise NodeStartFailed(f"{h.host.where}: node did not report its pid (got {out!r})") from None
+            raise NodeStartError(f"{h.host.where}: node did not report its pid (got {out!r})") from None
         h.pid = pid
         h.pids.append(pid)
         self.started_pids.append(pid)
