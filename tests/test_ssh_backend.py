@@ -301,6 +301,8 @@ def test_ssh_faults_for_real_and_nothing_left(rehearsal: Rehearsal, tmp_path: Pa
         return await c.client.call(a, "relay", {"to": b, "msg": "x", "timeout": timeout}, timeout=timeout + 1.0)
 
     async def body(c: Any) -> None:
+        assert c.capabilities == {"kill", "pause", "partition", "links", "cable", "switch", "plug"}
+        assert c.capabilities == SshBackend.capabilities(spec)
         assert await relay(c, "n1", "n2", 3.0) == "x"
         await c.partition({"n2": ["n1"], "n1": ["n2"]})
         with pytest.raises(RpcError):
@@ -378,6 +380,7 @@ def test_power_fault_without_commands_is_refused(rehearsal: Rehearsal, tmp_path:
                     run_dir=str(tmp_path / "run"))
 
     async def body(c: Any) -> None:
+        assert c.capabilities == {"kill", "pause", "partition", "links"}  # no commands: no hardware faults
         with pytest.raises(NotConfigured, match="node n1"):
             await c.power_off("n1")
         with pytest.raises(NotConfigured, match="node n2"):

@@ -52,7 +52,6 @@ from systems.runtime.real_log import JsonLog
 from systems.runtime.real_transport import Address
 
 T = TypeVar("T")
-C = TypeVar("C", bound=ProcessCluster)
 
 START_ATTEMPTS = 3
 """How often the cluster is started on fresh addresses when a chosen port was taken meanwhile."""
@@ -167,11 +166,12 @@ async def _main(
 def _make_cluster(spec: TestSpec, run_dir: Path, d: Deployment, client: ClientEndpoint,
                   startup_timeout_s: float, probe_interval_s: float) -> ProcessCluster:
     network = d.network(client)
-    args = (list(spec.nodes), dict(d.addrs), d.procs, d.program, network, client, run_dir)
-    kw: dict[str, Any] = {"startup_timeout_s": startup_timeout_s, "probe_interval_s": probe_interval_s}
     if d.hardware is not None:
-        return HardwareProcessCluster(*args, hardware=d.hardware, **kw)
-    return ProcessCluster(*args, **kw)
+        return HardwareProcessCluster(list(spec.nodes), dict(d.addrs), d.procs, d.program, network, client, run_dir,
+                                      hardware=d.hardware, startup_timeout_s=startup_timeout_s,
+                                      probe_interval_s=probe_interval_s)
+    return ProcessCluster(list(spec.nodes), dict(d.addrs), d.procs, d.program, network, client, run_dir,
+                          startup_timeout_s=startup_timeout_s, probe_interval_s=probe_interval_s)
 
 
 async def _start(cluster: ProcessCluster, d: Deployment) -> None:

@@ -220,8 +220,22 @@ class ProcessCluster:
 class HardwareProcessCluster(ProcessCluster):
     """A process cluster with cables, a switch and power plugs (`base.cluster.HardwareCluster`)."""
 
-    def __init__(self, *args: object, hardware: Hardware, **kw: object) -> None:
-        super().__init__(*args, **kw)  # type: ignore[arg-type]
+    def __init__(
+        self,
+        nodes: list[str],
+        addrs: dict[str, Address],
+        procs: Processes,
+        program: NodeProgram,
+        network: Network,
+        client: ClientEndpoint,
+        run_dir: Path,
+        *,
+        hardware: Hardware,
+        startup_timeout_s: float = 20.0,
+        probe_interval_s: float = 0.02,
+    ) -> None:
+        super().__init__(nodes, addrs, procs, program, network, client, run_dir,
+                         startup_timeout_s=startup_timeout_s, probe_interval_s=probe_interval_s)
         self.hardware = hardware
         self.capabilities = self.capabilities | hardware.capabilities
         self.links_down: set[str] = set()
