@@ -37,8 +37,30 @@ def verdict_exit(valid: Any) -> int:
 
 
 def _fail_usage(message: str) -> NoReturn:
-    console.print(f"[red]error:[/red] {message}")
+    from rich.markup import escape
+
+    console.print(f"[red]error:[/red] {escape(message)}")
     sys.exit(EXIT_USAGE)
+
+
+def _fail_setup(message: str, run_dir: Path) -> NoReturn:
+    """The backend could not set the run up: one line, exit 64, and no run directory left behind
+    (unless it records something to clean up, which the line then says how to remove)."""
+    from harness.rundir import discard_run_dir
+
+    if not discard_run_dir(run_dir):
+        message += f"; what it had set up is recorded: remove it with `harness cleanup {run_dir}`"
+    _fail_usage(message)
+
+
+def _warn_about_leftovers() -> None:
+    """Say what killed runs left behind (node processes, namespaces, chains) and the command that removes it."""
+    from harness.hosts_state import describe, leftovers
+
+    for state in leftovers():
+        where = state.run_dir if state.run_dir and Path(state.run_dir).is_dir() else ""
+        command = f"harness cleanup {where}".strip()
+        console.print(f"[yellow]warning:[/yellow] a killed run left {describe(state)}; remove it with `{command}`")
 
 
 def _raise_interrupt(signum: int, frame: Any) -> None:
@@ -107,10 +129,9 @@ def run(
 ) -> None:
     """Run SYSTEM under faults, check the history, and write a report under results/."""
     from harness.progress import Progress
-    from harness.session import check, execute, prepare
+    from harness.session import SetupFailed, check, execute, prepare
 
     seed = seed if seed is not None else random.SystemRandom().randrange(2**31)
-    console.print(f"seed {seed}")
     try:
         spec = TestSpec(
             system=system,
@@ -132,9 +153,12 @@ def run(
         from nemesis.catalog import make_packages
 
         make_packages(spec.nemesis)
+        registry.preflight(spec)  # backend set-up errors: one line, before any run directory exists
         spec = prepare(spec, Path(results_root))
     except (registry.RegistryError, ValueError) as e:
         _fail_usage(str(e))
+    console.print(f"seed {seed}")
+    _warn_about_leftovers()
     console.print(f"run directory {spec.run_dir}")
     if capture:
         os.environ["PICLUSTER_CAPTURE"] = "1"
@@ -142,6 +166,9 @@ def run(
     progress = Progress(console)
     try:
         execute(spec, on_start=progress.attach, on_op=progress.on_op)
+    except SetupFailed as e:
+        progress.close()
+        _fail_setup(str(e), Path(spec.run_dir))
     except KeyboardInterrupt:
         progress.close()
         console.print(

@@ -19,7 +19,7 @@ from typing import Any
 
 import pytest
 
-from harness.backends import netns_net as net
+from harness.backends import netns_commands as net
 from nemesis import hardware
 from nemesis.packages import NemesisContext
 
@@ -211,7 +211,7 @@ def gone(pid: int) -> bool:
 @needs_root
 def test_netns_faults_really_cut_traffic(tmp_path: Path) -> None:
     from base.spec import TestSpec
-    from harness.backends.netns import NetnsBackend
+    from harness.backends.netns import NetnsBackend, rules
     from systems.runtime.api import RpcError
 
     spec = TestSpec(system="echo", workload="echo", nemesis=(), node_count=3, run_dir=str(tmp_path / "run"))
@@ -222,15 +222,17 @@ def test_netns_faults_really_cut_traffic(tmp_path: Path) -> None:
         return await c.client.call(a, "relay", {"to": b, "msg": "x", "timeout": timeout}, timeout=timeout + 1.0)
 
     async def body(c: Any) -> None:
+        plan = backend.last_plan
+        assert c.capabilities == {"kill", "pause", "partition", "links", "cable", "switch", "plug"}
         assert await relay(c, "n1", "n2", 3.0) == "x"
         await c.partition({"n2": ["n1"], "n1": ["n2"]})
-        assert "-s " + c.plan.node("n1").ip + "/32 -j DROP" in c.rules("n2")
+        assert "-s " + plan.node("n1").ip + "/32 -j DROP" in rules(plan, "n2")
         with pytest.raises(RpcError):
             await relay(c, "n1", "n2", 0.5)  # must be rejected: n1 and n2 are cut apart
         assert await relay(c, "n3", "n2", 3.0) == "x"  # n3 still reaches both
         assert await c.client.call("n2", "echo", 1, timeout=3.0) == 1  # the client is never partitioned
         await c.heal()
-        assert "DROP" not in c.rules("n2")
+        assert "DROP" not in rules(plan, "n2")
         assert await relay(c, "n1", "n2", 3.0) == "x"
         await c.link_down("n3")
         with pytest.raises(RpcError):
@@ -273,7 +275,7 @@ def test_capture_records_traffic_between_nodes(tmp_path: Path) -> None:
     ips: dict[str, str] = {}
 
     async def body(c: Any) -> None:
-        ips.update({n: c.plan.node(n).ip for n in c.nodes})
+        ips.update({n: backend.last_plan.node(n).ip for n in c.nodes})
         await c.switch_off()  # the capture survives the switch going down and up
         await c.switch_on()
         for _ in range(3):
