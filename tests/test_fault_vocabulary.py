@@ -256,3 +256,12 @@ def test_the_progress_line_names_every_fault_in_place(tmp_path: Path) -> None:
         assert progress._line().endswith("faults none")
     finally:
         writer.close()
+
+
+def test_the_readme_tables_say_what_the_catalog_says() -> None:
+    readme = (Path(__file__).resolve().parents[1] / "README.md").read_text()
+    for kind in VOCABULARY:
+        row = next((line for line in readme.splitlines() if line.startswith(f"| `{kind.name}` | `{kind.start}`")), "")
+        assert row and f"`{kind.colour}`" in row and all(f"`{op}`" in row for op in kind.stop), kind.name
+    for name in PACKAGES:
+        assert f"| `{name}` |" in readme, name
