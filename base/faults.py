@@ -36,7 +36,7 @@ This module imports nothing of ours.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from enum import StrEnum
 from typing import Any
@@ -168,7 +168,7 @@ class Vocabulary:
         if both:
             raise ValueError(f"op {sorted(both)[0]!r} both starts and stops a fault")
 
-    def __iter__(self) -> Any:
+    def __iter__(self) -> Iterator[FaultKind]:
         return iter(self.kinds.values())
 
     def __len__(self) -> int:

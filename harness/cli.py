@@ -245,7 +245,7 @@ def _print_results(results: dict[str, Any], run_dir: Path) -> None:
         table.add_row(name, word, str(r.get("summary", "")))
     console.print(table)
     faults = results.get("faults") or {}
-    if faults.get("missing"):
+    if faults.get("headline"):
         console.print(f"[yellow]faults: {faults['headline']}[/yellow]")
     v = results.get("valid")
     word = {True: "[green]VALID[/green]", False: "[red]INVALID[/red]"}.get(v, "[yellow]UNKNOWN[/yellow]")
