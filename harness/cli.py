@@ -72,13 +72,29 @@ def cli() -> None:
     """picluster's test harness: run systems under faults, check what they did."""
 
 
-@cli.command()
+class RunCommand(click.Command):
+    """`harness run`, whose help ends with every nemesis package in the catalog and where it applies."""
+
+    def format_epilog(self, ctx: click.Context, formatter: click.HelpFormatter) -> None:
+        from harness.applicability import package_help
+
+        with formatter.section("Nemesis packages (--nemesis NAME,NAME,... or none)"):
+            formatter.write_dl(package_help())
+        super().format_epilog(ctx, formatter)
+
+
+@cli.command(cls=RunCommand)
 @click.argument("system")
 @click.option(
     "--nemesis",
     default="partition",
     show_default=True,
-    help="Comma list: kill,pause,partition,power,flaky or none.",
+    help="Comma list of nemesis packages (listed below), or none.",
+)
+@click.option(
+    "--allow-no-faults",
+    is_flag=True,
+    help="Let the verdict be valid even when a requested fault never took effect.",
 )
 @click.option("--workload", default=None, help="The system's workload (default: the system's own default).")
 @click.option("--backend", default="local", show_default=True, type=click.Choice(list(registry.BACKENDS)))
@@ -112,6 +128,7 @@ def cli() -> None:
 def run(
     system: str,
     nemesis: str,
+    allow_no_faults: bool,
     workload: str | None,
     backend: str,
     node_count: int,
@@ -128,6 +145,7 @@ def run(
     results_root: str,
 ) -> None:
     """Run SYSTEM under faults, check the history, and write a report under results/."""
+    from harness.applicability import check_nemesis
     from harness.progress import Progress
     from harness.session import SetupFailed, check, execute, prepare
 
@@ -149,10 +167,9 @@ def run(
             quiet_s=quiet_s,
             cluster_file=cluster_file,
             command_line=" ".join(["harness", *sys.argv[1:]]),
+            allow_no_faults=allow_no_faults,
         )
-        from nemesis.catalog import make_packages
-
-        make_packages(spec.nemesis)
+        check_nemesis(spec)
         registry.preflight(spec)  # backend set-up errors: one line, before any run directory exists
         spec = prepare(spec, Path(results_root))
     except (registry.RegistryError, ValueError) as e:
@@ -254,6 +271,9 @@ def _print_results(results: dict[str, Any], run_dir: Path) -> None:
             word += " (as designed)" if r.get("as_designed") else " (NOT as designed)"
         table.add_row(name, word, str(r.get("summary", "")))
     console.print(table)
+    faults = results.get("faults") or {}
+    if faults.get("headline"):
+        console.print(f"[yellow]faults: {faults['headline']}[/yellow]")
     v = results.get("valid")
     word = {True: "[green]VALID[/green]", False: "[red]INVALID[/red]"}.get(v, "[yellow]UNKNOWN[/yellow]")
     console.print(f"verdict {word}; report {run_dir / 'report.html'}")
