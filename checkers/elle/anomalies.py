@@ -226,7 +226,8 @@ _FORBIDDEN_BY: dict[str, set[str]] = {}
 for _m, _as in FORBIDS.items():
     for _a in _as:
         _FORBIDDEN_BY.setdefault(_a, set()).add(_m)
-ALL_MODELS = frozenset(MODEL_IMPLIES) | frozenset(CANONICAL) | frozenset(CANONICAL.values()) | frozenset(FORBIDS)
+ALL_MODELS = (frozenset(MODEL_IMPLIES) | frozenset(CANONICAL) | frozenset(CANONICAL.values())
+              | frozenset(_canon(m) for m in _FORBIDS_FRIENDLY))
 
 
 def _reach(g: Mapping[str, Iterable[str]], start: Iterable[str]) -> set[str]:

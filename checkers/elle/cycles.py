@@ -166,6 +166,9 @@ def search(g: DepGraph, members: set[int], spec: Spec, deadline: Deadline, max_s
     sub = sccs(sorted(members), g.successors(allowed, members))
     if not sub:
         return None
+    if spec.rw in ("single", "nonadjacent") and not sccs(sorted(members), _extension(g, spec.rels | spec.extra, RW,
+                                                                                       members)):
+        return None  # no cycle where every rw edge follows another relation (Elle's SI subgraph): none of these
     comp_of = {v: i for i, c in enumerate(sub) for v in c}
     starts = 0
     for comp in sub:
@@ -182,85 +185,105 @@ def search(g: DepGraph, members: set[int], spec: Spec, deadline: Deadline, max_s
     return None
 
 
-# A search state: (last edge was rw, rw edges so far capped at 2, two rw adjacent so far, extra seen, wr seen).
-State = tuple[bool, int, bool, bool, bool]
+# A search state, packed in 6 bits: last edge was rw (1), rw edges so far capped at 2 (2, 4), two rw edges
+# adjacent so far (8), extra relation seen (16), wr seen (32).
+_LAST, _ONE, _TWO, _ADJ, _EXTRA, _WR = 1, 2, 4, 8, 16, 32
+_RELS = (WW, WR, RW, PROCESS, REALTIME)
 
 
-def _step(spec: Spec, s: State, r: int) -> State | None:
-    last_rw, n_rw, adj, extra, wr = s
+def _next(spec: Spec, s: int, r: int) -> int:
+    """The state after taking an edge as relation r, or -1 when the spec forbids it."""
+    n_rw = 2 if s & _TWO else (1 if s & _ONE else 0)
     if r == RW:
         if spec.rw == "single" and n_rw >= 1:
-            return None
-        if spec.rw == "nonadjacent" and last_rw:
-            return None
-        return (True, min(2, n_rw + 1), adj or last_rw, extra, wr)
-    return (False, n_rw, adj, extra or r == spec.extra, wr or r == WR)
+            return -1
+        if spec.rw == "nonadjacent" and s & _LAST:
+            return -1
+        adj = _ADJ if s & (_ADJ | _LAST) else 0
+        return _LAST | (_TWO if n_rw >= 1 else _ONE) | adj | (s & (_EXTRA | _WR))
+    out = s & ~_LAST
+    if r == spec.extra:
+        out |= _EXTRA
+    if r == WR:
+        out |= _WR
+    return out
 
 
-def _closes(spec: Spec, s: State, first_rw: bool) -> bool:
-    last_rw, n_rw, adj, extra, wr = s
-    if spec.extra and not extra:
+def _closes(spec: Spec, s: int, first_rw: bool) -> bool:
+    if spec.extra and not s & _EXTRA:
         return False
-    if spec.need_wr and not wr:
+    if spec.need_wr and not s & _WR:
         return False
+    wrap = bool(s & _LAST) and first_rw
     match spec.rw:
         case "none":
             return True
         case "single":
-            return n_rw == 1
+            return bool(s & _ONE)
         case "nonadjacent":
-            return n_rw >= 2 and not (last_rw and first_rw)
+            return bool(s & _TWO) and not wrap
         case _:
-            return n_rw >= 2 and (adj or (last_rw and first_rw))
+            return bool(s & _TWO) and (bool(s & _ADJ) or wrap)
 
 
-def _uses(bits: int, allowed: int) -> list[int]:
-    usable = bits & allowed
-    return [r for r in (WW, WR, RW, PROCESS, REALTIME) if usable & r]
+def _tables(spec: Spec) -> tuple[list[list[tuple[int, int]]], list[bool]]:
+    """For each state and edge bitmask (0..31): the (relation, next state) moves; and which states close a cycle."""
+    allowed = spec.allowed
+    moves = []
+    for s in range(64):
+        row = []
+        for bits in range(32):
+            row.append([(r, n) for r in _RELS if bits & allowed & r and (n := _next(spec, s, r)) >= 0])
+        moves.append(row)
+    return moves, [_closes(spec, s, spec.anchor == RW) for s in range(64)]
+
+
+_TABLES: dict[str, Any] = {}
 
 
 def _from_edge(g: DepGraph, comp: set[int], spec: Spec, a: int, b: int, deadline: Deadline) -> list[Step] | None:
     """Shortest cycle a -> b -> ... -> a through the anchor edge a -> b (used as spec.anchor)."""
-    start = _step(spec, (False, 0, False, False, False), spec.anchor)
-    assert start is not None
-    first_rw = spec.anchor == RW
+    if spec.name not in _TABLES:
+        _TABLES[spec.name] = _tables(spec)
+    moves, closes = _TABLES[spec.name]
+    start = _next(spec, 0, spec.anchor)
     allowed = spec.allowed
-    prev: dict[tuple[int, State], tuple[int, State, int] | None] = {(b, start): None}
-    queue = deque([(b, start)])
+    prev: dict[int, tuple[int, int]] = {b << 6 | start: (-1, 0)}
+    queue = deque([b << 6 | start])
     expanded = 0
     out = g.out
     while queue:
-        u, s = queue.popleft()
+        key = queue.popleft()
+        u, s = key >> 6, key & 63
         expanded += 1
-        if expanded % 2048 == 0 and deadline.passed():
+        if expanded & 2047 == 0 and deadline.passed():
             return None
+        row = moves[s]
         for v, bits in out[u].items():
-            if v not in comp or not bits & allowed:
+            if not bits & allowed or v not in comp:
                 continue
-            for r in _uses(bits, allowed):
-                ns = _step(spec, s, r)
-                if ns is None:
-                    continue
+            for r, ns in row[bits & 31]:
                 if v == a:
-                    if _closes(spec, ns, first_rw):
-                        steps = _walk(prev, (u, s))
+                    if closes[ns]:
+                        steps = _walk(prev, key)
                         cycle = [Step(a, b, spec.anchor), *steps, Step(u, a, r)]
                         if len({st.a for st in cycle}) == len(cycle):
                             return cycle
                     continue
-                if (v, ns) not in prev:
-                    prev[(v, ns)] = (u, s, r)
-                    queue.append((v, ns))
+                nk = v << 6 | ns
+                if nk not in prev:
+                    prev[nk] = (key, r)
+                    queue.append(nk)
     return None
 
 
-def _walk(prev: dict[tuple[int, State], tuple[int, State, int] | None], end: tuple[int, State]) -> list[Step]:
+def _walk(prev: dict[int, tuple[int, int]], end: int) -> list[Step]:
     steps: list[Step] = []
     cur = end
-    while (p := prev[cur]) is not None:
-        pu, ps, r = p
-        steps.append(Step(pu, cur[0], r))
-        cur = (pu, ps)
+    while (p := prev[cur])[0] != -1:
+        pk, r = p
+        steps.append(Step(pk >> 6, cur >> 6, r))
+        cur = pk
     steps.reverse()
     return steps
 

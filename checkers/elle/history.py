@@ -100,6 +100,8 @@ def _mops(value: Any, kind: str, completed_ok: bool, where: str) -> tuple[list[t
     fs = MOP_FS[kind]
     out = []
     for m in value:
+        if isinstance(m, list | tuple) and len(m) == 2 and m[0] == "r" and not completed_ok:
+            m = [*m, None]  # an invocation's read, as Jepsen sometimes writes it: [:r :x]
         if not isinstance(m, list | tuple) or len(m) != 3:
             raise HistoryError(f"{where}: micro-op {m!r} is not [f, key, value]")
         f, k, v = m

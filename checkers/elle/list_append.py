@@ -194,11 +194,11 @@ def _json_key(e: Any) -> Any:
 
 
 def _lost_updates(t: Txn, lost: dict[tuple[Any, Any], list[Txn]]) -> None:
-    """As Elle: the first read of a key, if the txn later appends to that key for the first time."""
+    """As Elle: the first read of a key, if the txn later writes (appends to) that key for the first time."""
     reads: dict[Any, Any] = {}
     wrote: set[Any] = set()
     for f, k, v in t.mops:
-        if f == "append":
+        if f != "r":
             if k not in wrote and k in reads:
                 lost.setdefault((k, reads[k]), []).append(t)
                 wrote.add(k)
