@@ -154,6 +154,7 @@ def extract(history: Iterable[dict[str, Any]], kind: str, lines: Sequence[int] |
         index = inv.get("index", ipos)
         where = _where(inv, ipos, lines)
         if kind_ == "ok":
+            _mops(inv.get("value"), kind, False, where)  # a bad micro-op is named where it first appears
             mops, raw = _mops(comp.get("value"), kind, True, _where(comp, cpos, lines))
         else:
             mops, raw = _mops(inv.get("value"), kind, False, where)
