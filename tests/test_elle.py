@@ -402,3 +402,37 @@ def test_rw_register_g0_from_writes_that_follow_reads() -> None:
     )
     assert r["valid"] is False and "G0" in types(r)
     assert "overwrote it with" in r["anomalies"]["G0"][0]["explanation"]
+
+
+def test_rw_register_linearizable_keys_order_reads_too() -> None:
+    # Nobody orders the blind writes of 1 and 2, but with linearizable keys three reads in real-time order do:
+    # 1 < 2 (read-read), then 2 < 1 (read-read): the versions of x are cyclic.
+    h = H()
+    h.invoke(0, [["w", "x", 1]]).invoke(1, [["w", "x", 2]])
+    h.ok(0, [["w", "x", 1]]).ok(1, [["w", "x", 2]])
+    h.txn(2, [["r", "x", 1]]).txn(3, [["r", "x", 2]]).txn(4, [["r", "x", 1]])
+    assert check_rw_register(h.ops, consistency="serializable")["valid"] is True
+    r = check_rw_register(h.ops, consistency="serializable", linearizable_keys=True)
+    assert r["valid"] is False and types(r) == {"cyclic-versions"}
+    assert r["anomalies"]["cyclic-versions"][0]["sources"] == ["initial-state", "linearizable-keys"]
+    # The same reads by one process, under the sequential-keys assumption.
+    s = H()
+    s.invoke(0, [["w", "x", 1]]).invoke(1, [["w", "x", 2]]).ok(0, [["w", "x", 1]]).ok(1, [["w", "x", 2]])
+    s.txn(2, [["r", "x", 1]]).txn(2, [["r", "x", 2]]).txn(2, [["r", "x", 1]])
+    r = check_rw_register(s.ops, consistency="serializable", sequential_keys=True)
+    assert types(r) == {"cyclic-versions"} and r["anomalies"]["cyclic-versions"][0]["sources"][-1] == "sequential-keys"
+
+
+def test_rw_register_initial_value_is_part_of_the_test() -> None:
+    h = H()
+    h.txn(0, [["r", "x", 0], ["w", "x", 1]])
+    h.txn(1, [["r", "x", 1]])
+    garbage = check_rw_register(h.ops)
+    assert garbage["valid"] is False and types(garbage) == {"garbage-read"}  # x starts as null: 0 came from nowhere
+    assert check_rw_register(h.ops, initial=0)["valid"] is True
+    assert check_rw_register(h.ops, initial_by_key={"x": 0})["valid"] is True
+    stale = H()
+    stale.txn(0, [["w", "x", 1]])
+    stale.txn(1, [["r", "x", 0]])
+    r = check_rw_register(stale.ops, initial=0)
+    assert r["valid"] is False and types(r) == {"G-single-item-realtime"}  # reading the initial value too late
