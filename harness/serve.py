@@ -2,7 +2,7 @@
 
 Serves the results directory read-only on loopback by default, with an index
 page listing every run (system, time, nemesis, verdict) newest first, each
-linking to its report.html. Nothing is written.
+linking to its report.html, then every sweep (harness/sweep_page.py). Nothing is written.
 """
 
 from __future__ import annotations
@@ -14,6 +14,8 @@ import json
 from http.server import SimpleHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
+
+from harness.sweep_page import sweeps_section
 
 VERDICT = {True: ("valid", "#1a7f37"), False: ("INVALID", "#cf222e")}
 
@@ -52,7 +54,7 @@ def index_html(root: Path) -> str:
         "<!doctype html><meta charset='utf-8'><title>picluster results</title>"
         "<style>body{font-family:system-ui,sans-serif;margin:24px}td,th{padding:4px 10px;text-align:left}</style>"
         "<h1>picluster results</h1><table><tr><th>run</th><th>backend</th><th>seed</th><th>bugs</th>"
-        f"<th>verdict</th></tr>{''.join(rows)}</table>"
+        f"<th>verdict</th></tr>{''.join(rows)}</table>" + sweeps_section(root)
     )
 
 
