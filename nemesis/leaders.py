@@ -17,7 +17,9 @@ a sim run reproduces from its seed.
 - voter-crash: kill the leader X, bridge the others through X (the two
   sides cannot talk), restart X, and the moment X reports a vote in a new
   term, kill and restart it at once: both sides campaign in one term, and
-  a voter that forgot its vote elects both. Only one node of each side
+  a voter that forgot its vote elects both (restarted, it no longer hears
+  the candidate it chose, whose retries would otherwise win it again,
+  while its first answer still travels). Only one node of each side
   (its candidate) reaches X; the others hear their own side alone, so they
   cannot gather a majority themselves and never split their side's vote:
   each candidate's side plus X is a majority at any odd cluster size
@@ -288,7 +290,8 @@ class VoterCrash(_Looping):
         left, right = others[:half], others[half:]
         await self.slow_links(ctx, ctx.rng.uniform(0.1, 0.3))
         await self.kill(ctx, x)
-        await self.partition(ctx, bridged_sides(nodes, x, left, right), "voter-crash: bridged through the voter")
+        bridged = bridged_sides(nodes, x, left, right)
+        await self.partition(ctx, bridged, "voter-crash: bridged through the voter")
         await self.nap(ctx, ctx.rng.uniform(1.5, 2.5))  # both sides time out; neither can win without x
         await self.restart(ctx, x)
         voted = await self.wait_status(
@@ -296,6 +299,10 @@ class VoterCrash(_Looping):
         )
         if voted is not None:
             await self.kill(ctx, x)
+            # The first choice keeps asking until x's answer (slowed) arrives; were x to hear it again after
+            # the restart, it would simply vote for it again. Deaf to it one way, x hears the other side only.
+            deaf = {**bridged, x: sorted({*bridged[x], str(voted["vote"])})}
+            await self.partition(ctx, deaf, "voter-crash: the voter deaf to its first choice")
             await self.nap(ctx, ctx.rng.uniform(0.01, 0.1))
             await self.restart(ctx, x)
             await self.nap(ctx, ctx.rng.uniform(1.0, 2.0))
