@@ -21,7 +21,9 @@ Rules this module keeps:
   unknown is never counted as passing. The exit code: 1 if any seed was
   invalid, else 3 if any crashed, else 2 if any was unknown, else 0.
 - `stop_on_first` cancels the seeds not yet started once one is invalid
-  (those running finish and are recorded).
+  (those running finish and are recorded). Ctrl-C stops at once: local
+  workers are terminated (by their pids), Dask tasks not started are
+  cancelled; the finished seeds stay in summary.jsonl and on the page.
 - No job queue of our own: the engines are concurrent.futures' process pool
   and Dask's scheduler.
 """
@@ -189,6 +191,10 @@ class Engine(Protocol):
         """Drop the seeds not yet started."""
         ...
 
+    def abort(self) -> None:
+        """Stop now (Ctrl-C): drop what has not started and stop what runs, where the engine can."""
+        ...
+
     def close(self) -> None: ...
 
 
@@ -218,6 +224,13 @@ class LocalEngine:
     def cancel(self) -> None:
         for f in self.futures:
             f.cancel()
+
+    def abort(self) -> None:
+        self.cancel()
+        for process in list(getattr(self.pool, "_processes", {}).values()):  # our own workers, by their pids
+            if process.is_alive():
+                process.terminate()
+        self.pool.shutdown(wait=False, cancel_futures=True)
 
     def close(self) -> None:
         self.pool.shutdown(wait=True, cancel_futures=True)
@@ -250,6 +263,9 @@ class DaskEngine:
 
     def cancel(self) -> None:
         self.client.cancel([f for f in self.futures if not f.done()])
+
+    def abort(self) -> None:
+        self.cancel()  # a seed already running on a worker finishes there; its row is not awaited
 
     def close(self) -> None:
         self.cancel()
@@ -362,7 +378,7 @@ def run_sweep(
                     engine.cancel()
     except KeyboardInterrupt:
         outcome.interrupted = True
-        engine.cancel()
+        engine.abort()
         raise
     finally:
         wall_s = time.monotonic() - wall0

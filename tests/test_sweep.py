@@ -326,3 +326,54 @@ def test_an_explicit_schedule_is_played_as_written(tmp_path: Path) -> None:
                            ("stop-partition", None, "partition", 4.5)]
     assert [(f, p) for f, _, p, _ in nemesis[4:]] == [("pause", "pause"), ("resume", "pause")]
     assert 5.0 <= nemesis[4][3] <= 5.1
+
+
+@pytest.mark.sim
+@pytest.mark.slow
+def test_ctrl_c_stops_the_workers_and_keeps_the_finished_seeds(tmp_path: Path) -> None:
+    import os
+    import signal
+    import time
+
+    proc = subprocess.Popen([*HARNESS, "sweep", "echo", "--seeds", "1-40", "--workers", "2", "--nemesis", "kill",
+                             "--time-limit", "6", "--interval", "2", "--quiet", "1", "--results", str(tmp_path)],
+                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, start_new_session=True)
+    try:
+        deadline = time.monotonic() + 600
+        summary = None
+        while time.monotonic() < deadline and proc.poll() is None:
+            found = list(tmp_path.glob("echo/sweeps/*/summary.jsonl"))
+            if found and found[0].read_text().count("\n") >= 1:
+                summary = found[0]
+                break
+            time.sleep(0.5)
+        assert summary is not None, "no seed finished within the bound"
+        os.killpg(proc.pid, signal.SIGINT)  # the terminal's Ctrl-C: the whole group we started
+        out, _ = proc.communicate(timeout=120)
+    finally:
+        if proc.poll() is None:
+            os.killpg(proc.pid, signal.SIGKILL)
+            proc.wait(timeout=60)
+    assert proc.returncode == 130, out
+    assert "interrupted" in out
+    rows = rows_of(summary.parent)
+    assert 1 <= len(rows) < 40 and all(r["verdict"] == "valid" for r in rows)
+    meta = json.loads((summary.parent / "sweep.json").read_text())
+    assert meta["interrupted"] is True and meta["done"] == len(rows)
+    assert "interrupted" in (summary.parent / "index.html").read_text()
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:  # every worker of the group is gone
+        left = [p for p in os.listdir("/proc") if p.isdigit() and _pgid(int(p)) == proc.pid]
+        if not left:
+            break
+        time.sleep(0.5)
+    assert not left, f"processes of the sweep still running: {left}"
+
+
+def _pgid(pid: int) -> int | None:
+    import os
+
+    try:
+        return os.getpgid(pid)
+    except OSError:
+        return None
