@@ -3,9 +3,10 @@
 A fixed mix of faults hides bugs that need one fault often and another never
 (a leader isolated again and again, with no kill to reset it). A swarm run
 draws, from its seed alone, which fault packages it uses (each applicable
-package in or out with even odds), how often each is dealt and how long
-faults are held and spaced, the workload and its rate and concurrency, the
-node count, and the system's own options that widen the search (the values
+package in or out with even odds), how often each is dealt, how long faults
+are held, how far apart (one round of them fills 40-80% of the time limit,
+so every package drawn is dealt at least once), the workload and its rate
+and concurrency, the time limit, the node count, and the system's own options that widen the search (the values
 its package lists in `SWARM_OPTIONS`, next to its BUGS).
 
 Rules this module keeps:
@@ -37,12 +38,15 @@ from nemesis.package import refusal
 from systems.runtime.api import derive_rng
 
 NODE_COUNTS = (3, 5)
-TIME_LIMITS_S = (20.0, 30.0, 45.0, 60.0)
-INTERVAL_S = (1.0, 15.0)
-"""Log-uniform range of the fault spacing."""
+TIME_LIMITS_S = (30.0, 45.0, 60.0)
+ROUND_SHARE = (0.4, 0.8)
+"""One round of the chosen packages (each dealt its weight's times) fills this share of the time limit
+(uniform): the spacing follows, so every package drawn is dealt at least once."""
+INTERVAL_S = (0.5, 20.0)
+"""The spacing is kept within these bounds."""
 RATE = (5.0, 80.0)
 """Log-uniform range of the total op rate."""
-WEIGHTS = (1, 1, 2, 3)
+WEIGHTS = (1, 1, 2)
 """How many times per round a chosen package is dealt (each equally likely)."""
 
 PINNABLE = frozenset(
@@ -78,7 +82,7 @@ def draw(spec: TestSpec, pinned: frozenset[str] = frozenset()) -> TestSpec:
         "time_limit_s": rng.choice(TIME_LIMITS_S),
         "rate": round(_log_uniform(rng, *RATE), 1),
         "clients_per_node": rng.choice((1, 2)),
-        "nemesis_interval_s": round(_log_uniform(rng, *INTERVAL_S), 1),
+        "round_share": round(rng.uniform(*ROUND_SHARE), 2),
         "healthy": _range(rng, 0.1, 0.6),
         "hold": _range(rng, 0.3, 1.2),
     }
@@ -96,7 +100,6 @@ def draw(spec: TestSpec, pinned: frozenset[str] = frozenset()) -> TestSpec:
         time_limit_s=spec.time_limit_s if "time_limit_s" in pinned else drawn["time_limit_s"],
         rate=spec.rate if "rate" in pinned else drawn["rate"],
         concurrency=spec.concurrency if "concurrency" in pinned else nodes * drawn["clients_per_node"],
-        nemesis_interval_s=spec.nemesis_interval_s if "nemesis_interval_s" in pinned else drawn["nemesis_interval_s"],
         options=options,
     )
     pool = [n for n in spec.nemesis if n not in ("none", "")] if "nemesis" in pinned else sorted(PACKAGES)
@@ -105,6 +108,11 @@ def draw(spec: TestSpec, pinned: frozenset[str] = frozenset()) -> TestSpec:
         raise ValueError(f"no fault package applies to {spec.system} on {spec.backend} with {nodes} nodes")
     chosen = [n for n in applicable if coins.get(n, True)] or [applicable[int(fallback * len(applicable))]]
     pace = {"healthy": drawn["healthy"], "hold": drawn["hold"], "weights": {n: weights.get(n, 1) for n in chosen}}
+    if "nemesis_interval_s" not in pinned:
+        cycle = (sum(drawn["healthy"]) + sum(drawn["hold"])) / 2  # one fault's share of an interval, on average
+        deck = sum(pace["weights"].values())
+        interval = out.time_limit_s * drawn["round_share"] / (deck * cycle)
+        out = replace(out, nemesis_interval_s=round(min(max(interval, INTERVAL_S[0]), INTERVAL_S[1]), 1))
     record = {
         "seed": spec.seed,
         "pinned": sorted(pinned),
