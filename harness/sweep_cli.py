@@ -128,7 +128,14 @@ def run_extras(spec: TestSpec, swarm: bool, schedule_file: str | None) -> TestSp
     type=click.FloatRange(0.1),
     help="Fault spacing in seconds (default 5).",
 )
-@click.option("--quiet", "quiet_s", default=5.0, show_default=True, type=click.FloatRange(0.0))
+@click.option(
+    "--quiet",
+    "quiet_s",
+    default=5.0,
+    show_default=True,
+    type=click.FloatRange(0.0),
+    help="Quiet seconds after the final heal.",
+)
 @click.option("--option", "options", multiple=True, help="Node option KEY=VALUE (VALUE parsed as JSON if it can be).")
 @click.option("--allow-no-faults", is_flag=True, help="Let a seed be valid even when a fault never took effect.")
 @click.option(
