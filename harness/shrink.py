@@ -234,7 +234,8 @@ class Shrinker:
         self.attempts.flush()
         self.log(
             f"attempt {self.runs}: {len(cand.script.faults)} faults, {spec.time_limit_s:g} s, "
-            f"{spec.concurrency} clients at {spec.rate:g} op/s: {'still fails' if verdict else 'passes'}"
+            f"{spec.concurrency} clients at {spec.rate:g} op/s, {spec.quiet_s:g} s quiet: "
+            f"{'still fails' if verdict else 'passes'}"
         )
         if verdict:
             if self._best_dir is not None:
