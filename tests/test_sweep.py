@@ -232,6 +232,34 @@ def test_bad_schedule_files_are_one_line_and_exit_64(tmp_path: Path) -> None:
     assert proc.returncode == 64 and "one of them" in proc.stdout
 
 
+def test_every_planted_bug_says_how_it_is_exposed_and_harness_systems_prints_it() -> None:
+    from harness.sweep_exposure import exposed_spec, exposures
+
+    for system in ("heartbeat", "raft", "kv"):
+        declared = exposures(system)
+        assert declared and all(declared.values()), f"{system}: every bug declares its exposure"
+        for bug, settings in declared.items():
+            spec = exposed_spec(spec_of(system, 1, bugs=(bug,)), settings)
+            assert spec.nemesis == tuple(settings["nemesis"]) and spec.bugs == (bug,)
+    proc = harness("systems", timeout=120)
+    assert proc.returncode == 0
+    assert ("exposed by: harness run raft --backend sim --nemesis figure8 --time-limit 40 --interval 20 "
+            "--option max_batch=1 --bug commit-old-term --seed N") in proc.stdout
+    assert proc.stdout.count("exposed by: harness run") >= 9
+
+
+def test_a_broken_exposure_declaration_is_one_clear_error(monkeypatch: pytest.MonkeyPatch) -> None:
+    import systems.raft
+    from harness.sweep_exposure import exposures
+
+    monkeypatch.setattr(systems.raft, "EXPOSED_BY", {"stale-read": {"nemsis": ["kill"]}})
+    with pytest.raises(ValueError, match="unknown setting"):
+        exposures("raft")
+    monkeypatch.setattr(systems.raft, "EXPOSED_BY", {"no-such-bug": {}})
+    with pytest.raises(ValueError, match="not one of its bugs"):
+        exposures("raft")
+
+
 # -- real sweeps ---------------------------------------------------------------------------------------
 
 
