@@ -73,10 +73,21 @@ def _raise_terminated(signum: int, frame: Any) -> None:
     raise SystemExit(EXIT_TERMINATED)
 
 
+def _forget_abandoned_tasks() -> None:
+    """A signal stops the sim backend's event loop where it stands, on purpose; its unfinished tasks are
+    garbage from then on, and Python would print "Task was destroyed but it is pending!" (and a traceback
+    per abandoned coroutine) as they are collected. The run is over: say nothing about them."""
+    import logging
+
+    logging.getLogger("asyncio").setLevel(logging.CRITICAL + 1)
+    sys.unraisablehook = lambda unraisable: None
+
+
 def _interrupted(run_dir: Path, signal_name: str, exit_code: int) -> NoReturn:
     """Mark the run interrupted, check its partial history (a second signal skips that), exit."""
     from harness.session import check, mark_interrupted
 
+    _forget_abandoned_tasks()
     mark_interrupted(run_dir, signal_name, exit_code)
     console.print(f"[yellow]interrupted[/yellow] ({signal_name}): cluster torn down; "
                   "checking the partial history (Ctrl-C to skip)")
@@ -126,7 +137,11 @@ class RunCommand(click.Command):
     "--concurrency", default=None, type=click.IntRange(1, 1024), help="Client processes (default: nodes)."
 )
 @click.option(
-    "--rate", default=20.0, show_default=True, type=click.FloatRange(0.0), help="Target ops/s in total."
+    "--rate",
+    default=20.0,
+    show_default=True,
+    type=click.FloatRange(0.0),
+    help="Target ops/s over all clients; 0: unpaced, each client issues its next op as soon as the last ends.",
 )
 @click.option("--seed", default=None, type=int, help="Seed for every random choice (default: a fresh one).")
 @click.option("--bug", "bugs", multiple=True, help="Plant a named bug in the system (repeatable).")
@@ -140,7 +155,11 @@ class RunCommand(click.Command):
     help="Quiet seconds after the final heal.",
 )
 @click.option(
-    "--option", "options", multiple=True, help="Node option KEY=VALUE (VALUE parsed as JSON if it can be)."
+    "--option",
+    "options",
+    multiple=True,
+    help="Node option KEY=VALUE (VALUE parsed as JSON if it can be); KEY one of the system's options "
+    "(`harness systems` lists them); on sim also sim='{\"loss\": 0.01}'.",
 )
 @click.option("--cluster", "cluster_file", default=None, help="Cluster file (TOML) for the ssh backend.")
 @click.option("--capture", is_flag=True, help="netns: record the bridge's traffic to capture.pcap in the run dir.")
@@ -191,6 +210,7 @@ def run(
             command_line=" ".join(["harness", *sys.argv[1:]]),
             allow_no_faults=allow_no_faults,
         )
+        registry.check_options(spec.system, spec.backend, spec.options)
         check_nemesis(spec)
         registry.preflight(spec)  # backend set-up errors: one line, before any run directory exists
         spec = prepare(spec, Path(results_root))
@@ -245,7 +265,11 @@ def check_cmd(run_dir: Path) -> None:
 
 @cli.command("systems")
 def systems_cmd() -> None:
-    """List the systems, their workloads and their bug switches."""
+    """List the systems, their workloads, their bug switches and their node options."""
+    import json
+
+    from rich.markup import escape
+
     for name in registry.known_systems():
         module = registry.workload_module(name)
         console.print(
@@ -254,6 +278,10 @@ def systems_cmd() -> None:
         )
         for bug, text in sorted(registry.bugs(name).items()):
             console.print(f"    --bug {bug}: {text}")
+        options = registry.default_options(name)
+        if options:
+            listed = " ".join(f"{k}={json.dumps(v, separators=(',', ':'))}" for k, v in options.items())
+            console.print(f"    --option (defaults): {escape(listed)}")
 
 
 @cli.command("serve")

@@ -47,6 +47,7 @@ def prepare(spec: TestSpec, results_root: Path) -> TestSpec:
     """Validate names, create the run directory and write test.json; returns the spec with run_dir set."""
     registry.make_workload(spec)
     registry.check_bugs(spec.system, spec.bugs)
+    registry.check_options(spec.system, spec.backend, spec.options)
     options = {**registry.default_options(spec.system), **spec.options}
     run_dir = create_run_dir(results_root, spec)
     spec = replace(spec, run_dir=str(run_dir), options=options)
