@@ -173,7 +173,8 @@ def linearizable_html(name: str, r: dict[str, Any], ctx: Context) -> str:
 
 
 def elle_html(name: str, r: dict[str, Any], ctx: Context) -> str:
-    out = [f"<h3>{_e(name)}: {_e(r.get('summary', ''))}</h3>"]
+    model = r.get("consistency")
+    out = [f"<h3>{_e(name)}: {_e(f'not {model}' if model else 'anomalies found')}</h3>"]
     if r.get("not"):
         out.append(f"<p class='muted'>Ruled out: {_e(', '.join(map(str, r['not'])))}.</p>")
     counts = r.get("anomaly_counts") or {}
