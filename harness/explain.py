@@ -13,7 +13,7 @@ Rules this module keeps:
   ops (those that cannot take effect after the longest linearizable
   prefix); every transaction of an Elle cycle, or the op an Elle non-cycle
   anomaly names. Ops are found in the history by their invocation index.
-- The node's state comes from the workload's `account(history)` hook
+- The node's state comes from the workload's `account(history, test)` hook
   (workloads/<system>.py), an object whose `describe(invoke, complete)`
   returns (node, clause) or None; without the hook the clause is only the
   node the client asked (the history's `node`).
@@ -94,7 +94,7 @@ def _account(spec: TestSpec, history: list[Op]) -> Describe | None:
     try:
         module = importlib.import_module(f"workloads.{spec.system}")
         hook = getattr(module, "account", None)
-        return hook(history).describe if hook is not None else None
+        return hook(history, spec.to_json()).describe if hook is not None else None
     except Exception:  # an account that cannot be read leaves the bare node name, never a broken report
         return None
 

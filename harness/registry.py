@@ -2,7 +2,8 @@
 
 A system is the package `systems.<name>` (exports start_node, BUGS,
 DEFAULT_OPTIONS); its workloads live in `workloads.<name>` (exports
-WORKLOADS, DEFAULT_WORKLOAD and optionally find_leader and report_sections).
+WORKLOADS, DEFAULT_WORKLOAD and optionally find_leader, report_sections and
+account, the nodes' own account of an op that harness/explain.py reads).
 Unknown names raise `RegistryError` with the list of known ones, so the CLI
 can print one clear line.
 

@@ -200,3 +200,34 @@ def test_evidence_times_are_seconds() -> None:
                   {"valid": False, "checkers": {"x": {"valid": False, "summary": "s",
                                                       "stuck": [{"index": 4, "time": 21668612489}]}}})
     assert "21.669 s" in page and "21668612489" not in page
+
+
+def test_a_kv_op_is_told_with_its_coordinators_ring_view_and_quorum() -> None:
+    from systems.kv.client import Ring
+    from workloads.kv_account import account
+
+    members = ["n1", "n2", "n4", "n5"]
+    ops = [
+        {"time": 1 * S, "process": 0, "type": "invoke", "f": "ring", "value": None, "node": "n3"},
+        {"time": 1 * S + 10, "process": 0, "type": "ok", "f": "ring", "node": "n3",
+         "value": {"node": "n3", "members": members, "n": 3, "vnodes": 16}},
+        {"time": 2 * S, "process": 0, "type": "invoke", "f": "read", "key": "reg1", "value": None, "node": "n3"},
+        {"time": 2 * S + 10, "process": 0, "type": "ok", "f": "read", "key": "reg1", "value": 4, "node": "n3",
+         "quorum": "sloppy"},
+        {"time": 3 * S, "process": 1, "type": "invoke", "f": "read", "key": "reg1", "value": None, "node": "n1"},
+        {"time": 3 * S + 10, "process": 1, "type": "ok", "f": "read", "key": "reg1", "value": 4, "node": "n1",
+         "quorum": "strict"},
+    ]
+    history = [{"index": i, **o} for i, o in enumerate(ops)]
+    test = {"nodes": ["n1", "n2", "n3", "n4", "n5"], "options": {"vnodes": 16}}
+    told = account(history, test)
+    replicas = " ".join(Ring.of(members, 16).preference_list("reg1", 3))
+    node, text = told.describe(history[2], history[3])
+    assert node == "n3"
+    assert text == (f"coordinated by n3, whose ring view (as it reported at 1.00 s) had members n1 n2 n4 n5, "
+                    f"which makes {replicas} the replicas of reg1; answered by a sloppy quorum (stand-ins for "
+                    "replicas it could not reach)")
+    initial = " ".join(Ring.of(test["nodes"], 16).preference_list("reg1", 3))
+    assert told.describe(history[4], history[5])[1] == (
+        f"coordinated by n1, under the initial ring of n1 n2 n3 n4 n5, which makes {initial} the replicas of reg1; "
+        "answered by a strict quorum of those replicas")

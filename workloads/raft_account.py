@@ -118,6 +118,6 @@ def _states(invoke: Op, complete: Op) -> list[tuple[str, int, str]]:
     return out
 
 
-def account(history: list[Op]) -> Any:
-    """The workload hook the report calls: an object with describe(invoke, complete)."""
+def account(history: list[Op], test: dict[str, Any] | None = None) -> ServerAccount:
+    """The workload hook the report calls (harness/explain.py): an object with describe(invoke, complete)."""
     return ServerAccount(history)
