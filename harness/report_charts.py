@@ -17,7 +17,8 @@ Rules this module keeps (a person must be able to read them):
 - The timeline has one row per client slot: a process whose op ended
   `info` is replaced by a fresh process number on the same slot (the
   runner's rule: p, p + concurrency, ...), so its row lists every process
-  it was; the final reads, one process each, share one last row. Processes
+  it was; the final reads, one process each (marked `final`, or invoked
+  after the time limit, when clients invoke nothing), share one last row. Processes
   that issued no op have no row. Bars carry "op N" tooltips (N: the
   invocation's history index) with times in seconds.
 - Inline SVG only (matplotlib with the Agg backend, or hand-drawn), every
@@ -73,7 +74,7 @@ def throughput(ps: list[Pair], seconds: int) -> dict[str, list[int]]:
     """Completions per whole second 0..seconds-1 by outcome (final ops left out), 0 where there were none."""
     out = {t: [0] * seconds for t in OUTCOME_COLOUR}
     for p in ps:
-        if p.complete is None or p.invoke.get("final"):
+        if p.complete is None or is_final(p, seconds):
             continue
         s = int(p.complete["time"] // NS)
         if 0 <= s < seconds:
@@ -146,12 +147,18 @@ def latency_and_throughput_svg(spec: TestSpec, history: list[Op], windows: list[
 # -- the timeline ------------------------------------------------------------------------------------------
 
 
-def _rows(ps: list[Pair], concurrency: int) -> tuple[dict[Any, str], list[str]]:
+def is_final(p: Pair, time_limit_s: float) -> bool:
+    """A final op: marked so, or invoked after the time limit (clients invoke nothing later; the runner's
+    final ops come after the final heal and the quiet period)."""
+    return bool(p.invoke.get("final")) or p.invoke.get("time", 0) >= time_limit_s * NS
+
+
+def _rows(ps: list[Pair], concurrency: int, time_limit_s: float) -> tuple[dict[Any, str], list[str]]:
     """Process -> row key, and the row keys in order: one per client slot, then "final"."""
     row_of: dict[Any, str] = {}
     for p in ps:
         proc = p.invoke["process"]
-        if p.invoke.get("final"):
+        if is_final(p, time_limit_s):
             row_of[proc] = "final"
         elif isinstance(proc, int) and concurrency > 0:
             row_of.setdefault(proc, f"slot {proc % concurrency}")
@@ -183,7 +190,7 @@ def timeline_svg(spec: TestSpec, history: list[Op], windows: list[FaultWindow]) 
     if not ps:
         return "<p>No client operations.</p>"
     end_ns = max(op.get("time", 0) for op in history) or 1
-    row_of, rows = _rows(ps, spec.concurrency)
+    row_of, rows = _rows(ps, spec.concurrency, spec.time_limit_s)
     index = {r: i for i, r in enumerate(rows)}
     width, left, row_h, top = 1000, 92, 13, 4
     plot_h = row_h * len(rows)
