@@ -183,7 +183,7 @@ def test_requests_are_pipelined_on_one_connection(tmp_path: Path) -> None:
     async def main() -> None:
         async with net(tmp_path) as nt:
             n1 = nt.rts["n1"]
-            replies = await asyncio.gather(*(n1.call("n2", "echo", i) for i in range(300)))
+            replies = await asyncio.gather(*(n1.call("n2", "echo", i, timeout=30.0) for i in range(300)))
             assert replies == list(range(300))
             assert list(n1._out) == ["n2"]
 
