@@ -20,6 +20,7 @@ import contextlib
 import importlib
 import json
 import shutil
+import sys
 import tempfile
 from collections.abc import AsyncIterator
 from pathlib import Path
@@ -43,15 +44,19 @@ def cluster_doc(system: str, addrs: dict[str, tuple[str, int]], options: dict[st
 
 
 @contextlib.asynccontextmanager
-async def local_cluster(system: str, size: int, options: dict[str, Any] | None = None) -> AsyncIterator[LocalCluster]:
-    """`size` nodes of `system` (n1..nN) as local processes, ready when this yields."""
+async def local_cluster(
+    system: str, size: int, options: dict[str, Any] | None = None, *, python: str = sys.executable
+) -> AsyncIterator[LocalCluster]:
+    """`size` nodes of `system` (n1..nN) as local processes, ready when this yields.
+
+    `python` runs each node (bench/cprofile_node.py puts a profiler in between)."""
     run_dir = Path(tempfile.mkdtemp(prefix=f"picluster-bench-{system}-"))
     nodes = [f"n{i}" for i in range(1, size + 1)]
     addrs = dict(zip(nodes, ((HOST, p) for p in free_ports(size)), strict=True))
     cluster_file = run_dir / "cluster.json"
     cluster_file.write_text(json.dumps(cluster_doc(system, addrs, options or {}), indent=2) + "\n")
     (run_dir / "nodes").mkdir()
-    procs = NodeProcesses(run_dir, system, cluster_file)
+    procs = NodeProcesses(run_dir, system, cluster_file, python=python)
     client_log = JsonLog.to_file("client", str(run_dir / "client.log"), min_level="warning")
     client = ClientEndpoint(addrs, log=client_log)
     cluster = LocalCluster(nodes, addrs, procs, client, run_dir)

@@ -68,6 +68,7 @@ class Conn(asyncio.Protocol):
         self.closed = False
         self.peer = "?"
         self._wbuf: list[bytes] = []
+        self._wbuf_bytes = 0
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         assert isinstance(transport, asyncio.Transport)
@@ -110,17 +111,19 @@ class Conn(asyncio.Protocol):
         if not self._wbuf:
             asyncio.get_running_loop().call_soon(self._flush)
         self._wbuf.append(data)
+        self._wbuf_bytes += len(data)
         return True
 
     def _flush(self) -> None:
         data, self._wbuf = self._wbuf, []
+        self._wbuf_bytes = 0
         t = self.transport
         if data and t is not None and not t.is_closing():
             t.write(data[0] if len(data) == 1 else b"".join(data))
 
     def buffered_bytes(self) -> int:
         t = self.transport
-        return (t.get_write_buffer_size() if t is not None else 0) + sum(len(b) for b in self._wbuf)
+        return (t.get_write_buffer_size() if t is not None else 0) + self._wbuf_bytes
 
     def close(self) -> None:
         if not self.closed:
