@@ -12,7 +12,8 @@ Rules this module keeps:
   the ring and the keys it stores, for faults aimed at a key's replicas).
 - Peer RPCs: kv.fetch, kv.store, kv.digest, kv.members (gossip).
 - Background loops (hinted handoff, ownership transfer, anti-entropy,
-  membership gossip) run every `*_interval_s` on the node's own timers.
+  membership gossip, compaction of the store's log) run every
+  `*_interval_s` on the node's own timers.
 - The membership table is synced before a join/leave is acknowledged.
 - A peer is suspected for `suspect_s` after an RPC to it got no answer
   (timeout, refused); any answer clears it. Only put forwarding uses it.
@@ -68,6 +69,7 @@ class KvNode:
         self.handoff_interval_s = float(opts.get("handoff_interval_s", 0.5))
         self.antientropy_interval_s = float(opts.get("antientropy_interval_s", 0.5))
         self.gossip_interval_s = float(opts.get("gossip_interval_s", 0.5))
+        self.compact_interval_s = float(opts.get("compact_interval_s", 1.0))
         self.skew_s = float((opts.get("clock_skew_s") or {}).get(rt.node_id, 0.0))
         self.store = Store(rt.disk, last_writer_wins="lww-clock" in config.bugs)
         self.membership = self._load_members(opts.get("members"))
@@ -240,6 +242,10 @@ class KvNode:
         if peers:
             await antientropy.exchange(self, self.rt.rng.choice(peers))
 
+    async def _compact_step(self) -> None:
+        if self.store.wants_compaction():
+            await self.store.compact()
+
     async def _gossip_step(self) -> None:
         peers = sorted({*self.rt.peers, *(n for n, _ in self.membership.table)} - {self.rt.node_id})
         if peers:
@@ -263,6 +269,7 @@ class KvNode:
         self.rt.spawn(self._every(self.handoff_interval_s, self._handoff_step), name="kv-handoff")
         self.rt.spawn(self._every(self.antientropy_interval_s, self._antientropy_step), name="kv-antientropy")
         self.rt.spawn(self._every(self.gossip_interval_s, self._gossip_step), name="kv-gossip")
+        self.rt.spawn(self._every(self.compact_interval_s, self._compact_step), name="kv-compact")
         self.rt.log.info("kv-started", keys=len(self.store.key_list()), members=list(self.membership.members))
 
 
