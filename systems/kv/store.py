@@ -83,6 +83,9 @@ class Store:
         self.held: dict[str, Versioned] = {}
         """States held for other nodes (sloppy quorum), by key."""
         self._hints: set[Hint] = set()
+        self._sorted_keys: list[str] | None = None
+        self.owned_epoch = 0
+        """Bumped whenever a key becomes owned: until then, the owned keys are the same set."""
         self.segments: list[int] = []
         self.log_bytes = 0
         """Bytes in every segment."""
@@ -160,6 +163,10 @@ class Store:
     async def _sync(self) -> None:
         await self.disk.sync(self.current)
 
+    async def commit(self) -> None:
+        """Make every change made so far durable (after changes made with `sync=False`)."""
+        await self._sync()
+
     def wants_compaction(self) -> bool:
         """The log is at least COMPACT_MIN_BYTES and COMPACT_RATIO times what a compacted one would hold."""
         if self.compacting or self.log_bytes < self.compact_min_bytes:
@@ -194,12 +201,19 @@ class Store:
     # -- keys
 
     def key_list(self) -> list[str]:
-        return sorted(self.data)
+        """Every key seen, sorted (a copy; the sorted list is cached until a new key arrives)."""
+        if self._sorted_keys is None:
+            self._sorted_keys = sorted(self.data)
+        return list(self._sorted_keys)
 
     def get(self, key: str) -> Versioned:
         return self.data.get(key, Versioned())
 
     def _install(self, key: str, state: Versioned, owned: bool) -> None:
+        if key not in self.data:
+            self._sorted_keys = None
+        if owned and not self.owned.get(key, False):
+            self.owned_epoch += 1
         self.data[key] = state
         self.owned[key] = owned
         self._append(_record("k", key, {"v": state.encode(), "o": owned}), "k:" + key)
@@ -213,14 +227,15 @@ class Store:
         await self._sync()
         return state, sib
 
-    async def merge(self, key: str, incoming: Versioned, *, owned: bool) -> Versioned:
-        """Merge a peer's state for the key; durable when this returns."""
+    async def merge(self, key: str, incoming: Versioned, *, owned: bool, sync: bool = True) -> Versioned:
+        """Merge a peer's state for the key; durable when this returns (with `sync`, else at `commit`)."""
         old = self.get(key)
         state = vclock.merge(old, incoming, last_writer_wins=self.lww)
         now_owned = owned or self.owned.get(key, False)
         if state != old or now_owned != self.owned.get(key, False) or key not in self.data:
             self._install(key, state, now_owned)
-            await self._sync()
+            if sync:
+                await self._sync()
         return state
 
     async def disown(self, key: str) -> None:
@@ -234,20 +249,22 @@ class Store:
     def get_held(self, key: str) -> Versioned:
         return self.held.get(key, Versioned())
 
-    async def merge_held(self, key: str, incoming: Versioned) -> Versioned:
+    async def merge_held(self, key: str, incoming: Versioned, *, sync: bool = True) -> Versioned:
         old = self.get_held(key)
         state = vclock.merge(old, incoming, last_writer_wins=self.lww)
         if state != old or key not in self.held:
             self.held[key] = state
             self._append(_record("x", key, state.encode()), "x:" + key)
-            await self._sync()
+            if sync:
+                await self._sync()
         return state
 
-    async def add_hint(self, hint: Hint) -> None:
+    async def add_hint(self, hint: Hint, *, sync: bool = True) -> None:
         if hint not in self._hints:
             self._hints.add(hint)
             self._append(_record("h", hint.node, hint.key))
-        await self._sync()
+        if sync:
+            await self._sync()
 
     def hints(self) -> list[Hint]:
         return sorted(self._hints)
