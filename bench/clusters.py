@@ -26,8 +26,9 @@ from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
-from harness.backends.local import HOST, LocalCluster, free_ports
 from harness.backends.local_procs import NodeProcesses
+
+from harness.backends.local import HOST, LocalCluster, free_ports
 from systems.runtime.real import ClientEndpoint
 from systems.runtime.real_log import JsonLog
 
