@@ -86,7 +86,8 @@ def test_the_stale_read_report_names_the_node_its_term_and_the_partition(tmp_pat
 
 
 def test_every_anomaly_elle_names_has_its_own_plain_sentence() -> None:
-    non_cycle = ["G1a", "G1b", "internal", "duplicate-elements", "incompatible-order", "garbage-read", "cyclic-versions",
+    non_cycle = ["G1a", "G1b", "internal", "duplicate-elements", "incompatible-order", "garbage-read",
+                 "cyclic-versions",
                  "lost-update", "dirty-update", "future-read", "no-serial-order", "no-serial-order-process",
                  "no-serial-order-realtime"]
     names = [*non_cycle, *CYCLE_TYPES]
