@@ -1,0 +1,145 @@
+"""The KV set checker against an oracle that reads its rules directly, on generated set histories.
+
+Adds end ok, info, fail or never; reads (final or not, strict or sloppy quorum, on any node) see
+any subset of the elements, including ones never added; the oracle recomputes lost, not converged,
+unexpected, stale reads, quorum violations, recovered elements and stable visibility from the rules
+in checkers/kv_set.py's docstring, each the obvious way.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from checkers import kv_set
+
+SETTINGS = settings(max_examples=200, deadline=None, derandomize=True, suppress_health_check=[HealthCheck.too_slow])
+KEYS = ["s", "t"]
+NODES = ["n1", "n2", "n3"]
+
+
+@st.composite
+def set_histories(draw: st.DrawFn) -> tuple[list[dict[str, Any]], dict[str, Any]]:
+    items = []
+    for e in draw(st.lists(st.integers(1, 5), max_size=5, unique=True)):  # the workload adds each once
+        key = draw(st.sampled_from(KEYS))
+        outcome = draw(st.sampled_from(["ok", "ok", "info", "fail", None]))
+        quorum = draw(st.sampled_from(["strict", "sloppy"]))
+        inv = {"f": "add", "key": key, "value": e, "node": "n1"}
+        comp = None if outcome is None else {"f": "add", "key": key, "value": e, "type": outcome,
+                                             **({"quorum": quorum} if outcome == "ok" else {})}
+        items.append((inv, comp))
+    for _ in range(draw(st.integers(0, 6))):
+        key = draw(st.sampled_from(KEYS))
+        final = draw(st.integers(0, 2)) == 0
+        node = draw(st.sampled_from(NODES))
+        flag = {"final": True} if final else {}
+        seen = sorted(draw(st.sets(st.integers(1, 6), max_size=5)))
+        inv = {"f": "read", "key": key, "value": None, "node": node, **flag}
+        comp = {"f": "read", "key": key, "value": seen, "type": "ok", "node": node,
+                "quorum": draw(st.sampled_from(["strict", "sloppy"])), **flag}
+        if draw(st.integers(0, 6)) == 0:
+            comp = {**comp, "type": "fail", "value": None}
+        items.append((inv, comp))
+    events = []
+    for p, (inv, comp) in enumerate(items):
+        start = draw(st.integers(0, 40))
+        events.append((start, 0, p, {**inv, "type": "invoke"}))
+        if comp is not None:
+            events.append((start + draw(st.integers(1, 15)), 1, p, comp))
+    events.sort(key=lambda e: e[:3])
+    history = [{"index": i, "time": 1_000_000 * t, "process": p, **op} for i, (t, _, p, op) in enumerate(events)]
+    opts = {"r": draw(st.integers(1, 3)), "w": draw(st.integers(1, 3)), "n": 3}
+    return history, {"options": opts} if draw(st.booleans()) else {}
+
+
+def oracle(history: list[dict[str, Any]], test: dict[str, Any]) -> dict[str, Any]:
+    invokes: dict[int, dict[str, Any]] = {}
+    done: dict[int, dict[str, Any]] = {}
+    for op in history:
+        (invokes if op["type"] == "invoke" else done)[op["process"]] = op
+    adds = [(inv, done.get(p)) for p, inv in invokes.items() if inv["f"] == "add"]
+    attempted = {(i["key"], i["value"]) for i, _ in adds}
+    acked = {(i["key"], i["value"]): (i, c) for i, c in adds if c and c["type"] == "ok"}
+    failed = {(i["key"], i["value"]) for i, c in adds if c and c["type"] == "fail"}
+    reads = [(inv, done[p]) for p, inv in invokes.items()
+             if inv["f"] == "read" and p in done and done[p]["type"] == "ok"]
+    lost, unconverged, unknown_keys = set(), set(), set()
+    recovered = 0
+    for key in KEYS:
+        finals = [c for i, c in reads if i["key"] == key and i.get("final")]
+        if not finals:
+            if any(k == key for k, _ in acked):
+                unknown_keys.add(key)
+            continue
+        for (k, e) in acked:
+            if k == key:
+                missing = [c for c in finals if e not in c["value"]]
+                if len(missing) == len(finals):
+                    lost.add((key, e))
+                elif missing:
+                    unconverged.add((key, e, tuple(sorted(c["node"] for c in missing))))
+        seen = {e for c in finals for e in c["value"]}
+        recovered += sum(1 for e in seen if (key, e) in attempted and (key, e) not in acked and (key, e) not in failed)
+    unexpected = sorted((c["index"], e, "never attempted" if (i["key"], e) not in attempted else "its add failed")
+                        for i, c in reads for e in c["value"]
+                        if (i["key"], e) not in attempted or (i["key"], e) in failed)
+    stale, violations = 0, 0
+    for i, c in reads:
+        if i.get("final"):
+            continue
+        misses = [(e, ac) for (k, e), (_, ac) in acked.items()
+                  if k == i["key"] and ac["index"] < i["index"] and e not in c["value"]]
+        if misses:
+            stale += 1
+            if c.get("quorum") == "strict":
+                violations += min(3, sum(1 for _, ac in misses if ac.get("quorum") == "strict"))
+    opts = test.get("options") or {}
+    overlapping = opts.get("r", 2) + opts.get("w", 2) > opts.get("n", 3)
+    latencies = []
+    for (key, e), (ai, ac) in acked.items():
+        rs = sorted(((i, c) for i, c in reads if i["key"] == key and c["time"] >= ai["time"]),
+                    key=lambda ic: (ic[0]["time"], ic[1]["index"]))
+        misses = [n for n, (_, c) in enumerate(rs) if e not in c["value"]]
+        after = misses[-1] + 1 if misses else 0
+        if after < len(rs):
+            latencies.append((rs[after][0]["time"] - ac["time"]) / 1e9)
+    bad = bool(lost or unconverged or unexpected or (violations and overlapping))
+    return {"valid": False if bad else ("unknown" if unknown_keys else True), "lost": lost,
+            "unconverged": unconverged, "unexpected": unexpected, "stale": stale, "violations": violations,
+            "recovered": recovered, "acked": len(acked), "attempted": len(attempted),
+            "latencies": sorted(latencies), "overlapping": overlapping}
+
+
+@SETTINGS
+@given(set_histories())
+def test_set_checker_matches_the_oracle(case: tuple[list[dict[str, Any]], dict[str, Any]]) -> None:
+    history, test = case
+    want = oracle(history, test)
+    got = kv_set.check(history, test)
+    assert got["valid"] == want["valid"], (got, history)
+    assert {(x["key"], x["element"]) for x in got["lost"]} == want["lost"]
+    assert got["lost_count"] == len(want["lost"])
+    assert {(x["key"], x["element"], tuple(sorted(x["missing_on"]))) for x in got["not_converged"]} == \
+        want["unconverged"]
+    assert sorted((x["read_index"], x["element"], x["why"]) for x in got["unexpected"]) == want["unexpected"]
+    assert got["stale_reads"] == want["stale"]
+    assert got["quorum_violation_count"] == want["violations"]
+    assert (got["recovered"], got["acknowledged"], got["attempted"]) == \
+        (want["recovered"], want["acked"], want["attempted"])
+    assert sorted(got["stable_latencies_s"]) == [round(x, 6) for x in want["latencies"]]
+    assert got["stable_latency_s"]["count"] == len(want["latencies"])
+    if want["latencies"]:
+        assert got["stable_latency_s"]["max"] == max(want["latencies"])
+    summary = got["summary"]
+    assert summary.endswith(f"{want['stale']} stale reads")
+    assert ("acknowledged adds lost" in summary) == bool(want["lost"])
+    assert ("missing from some final reads" in summary) == bool(want["unconverged"])
+    assert ("never (successfully) added" in summary) == bool(want["unexpected"])
+    assert ("strict-quorum reads missed" in summary) == bool(want["violations"] and want["overlapping"])
+    for x in got["lost"]:
+        assert set(x) == {"key", "element", "add_index"}
+    for x in got["quorum_violations"]:
+        assert set(x) == {"key", "element", "add_index", "read_index"}
