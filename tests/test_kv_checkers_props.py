@@ -143,3 +143,120 @@ def test_set_checker_matches_the_oracle(case: tuple[list[dict[str, Any]], dict[s
         assert set(x) == {"key", "element", "add_index"}
     for x in got["quorum_violations"]:
         assert set(x) == {"key", "element", "add_index", "read_index"}
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# convergence: the replicas' final dumps against the rules, recomputed over every key and held dot
+
+MEMBERS = ["n1", "n2", "n3", "n4", "n5"]
+
+
+@st.composite
+def dump_histories(draw: st.DrawFn) -> list[dict[str, Any]]:
+    members = draw(st.sampled_from([MEMBERS[:3], MEMBERS[:4], MEMBERS]))
+    n = draw(st.integers(2, 4))
+    vnodes = draw(st.sampled_from([4, 8, 32]))
+    dot_pool = [["n1", 1], ["n1", 2], ["n2", 1]]
+    history: list[dict[str, Any]] = []
+    for p, node in enumerate(members):
+        if draw(st.integers(0, 7)) == 0:
+            continue  # no final dump from this node at all
+        outcome = draw(st.sampled_from(["ok"] * 6 + ["fail", "info"]))
+        keys = {}
+        for key in draw(st.sets(st.sampled_from(["a", "b", "c"]))):
+            dots = draw(st.lists(st.sampled_from(dot_pool), max_size=2, unique_by=tuple))
+            clock = {d[0]: draw(st.integers(d[1], 3)) for d in dots}
+            keys[key] = {"dots": dots, "values": [f"v{c}" for _, c in dots], "clock": clock}
+        value: dict[str, Any] = {"node": node, "keys": keys,
+                                 "members": members if draw(st.integers(0, 6)) else members[:-1],
+                                 "held": {k: [draw(st.sampled_from([["n1", 2], ["n3", 1]]))]
+                                          for k in draw(st.sets(st.sampled_from(["a", "b"]), max_size=1))},
+                                 "hints": draw(st.sampled_from([0, 0, 2]))}
+        if draw(st.integers(0, 4)):
+            value["n"] = n  # else the checker's default, 3
+        if draw(st.integers(0, 4)):
+            value["vnodes"] = vnodes  # else 32
+        final = {"final": True} if draw(st.integers(0, 8)) else {}
+        history.append({"process": p, "type": "invoke", "f": "dump", "value": None, "node": node, **final})
+        history.append({"process": p, "type": outcome, "f": "dump", "node": node, **final,
+                        "value": value if outcome == "ok" else None})
+    for i, op in enumerate(history):
+        op["index"] = i
+    return history
+
+
+def convergence_oracle(history: list[dict[str, Any]]) -> dict[str, Any]:
+    from systems.kv.ring import Ring
+
+    finals = [(history[i], history[i + 1]) for i in range(0, len(history), 2) if history[i].get("final")]
+    dumps = {inv["node"]: c["value"] for inv, c in finals if c["type"] == "ok"}
+    failed = sorted(inv["node"] for inv, c in finals if c["type"] != "ok")
+    if not dumps:
+        return {"valid": "unknown", "failed": failed}
+    views: dict[tuple[str, ...], int] = {}
+    for d in dumps.values():
+        views[tuple(sorted(d["members"]))] = views.get(tuple(sorted(d["members"])), 0) + 1
+    members = max(views, key=lambda v: (views[v], -list(views).index(v)))
+    first = next(iter(dumps.values()))
+    n, vnodes = first.get("n", 3), first.get("vnodes", 32)
+    ring = Ring.of(list(members), vnodes)
+    keys = sorted({k for d in dumps.values() for k in d["keys"]})
+    divergent = []
+    for key in keys:
+        seen = {repr(sorted(map(tuple, dumps[r]["keys"][key]["dots"])) if key in dumps[r]["keys"] else None)
+                for r in ring.preference_list(key, n) if r in dumps}
+        if len(seen) > 1:
+            divergent.append(key)
+    undelivered = []
+    for holder, d in dumps.items():
+        for key, dots in d["held"].items():
+            for node, counter in dots:
+                missing = sorted(r for r in ring.preference_list(key, n) if r in dumps
+                                 and dumps[r]["keys"].get(key, {}).get("clock", {}).get(node, 0) < counter)
+                if missing:
+                    undelivered.append((key, node, counter, holder, tuple(missing)))
+    valid: Any = not divergent and len(views) == 1 and not undelivered
+    if valid and failed:
+        valid = "unknown"
+    return {"valid": valid, "failed": failed, "divergent": divergent, "undelivered": sorted(undelivered),
+            "members": list(members), "keys": len(keys), "views": len(views),
+            "hints": {k: d["hints"] for k, d in dumps.items() if d["hints"]}}
+
+
+@settings(SETTINGS, max_examples=100)
+@given(dump_histories())
+def test_convergence_checker_matches_the_oracle(history: list[dict[str, Any]]) -> None:
+    from checkers import kv_convergence
+
+    want = convergence_oracle(history)
+    got = kv_convergence.check(history, {})
+    assert got["valid"] == want["valid"], (got, history)
+    assert sorted(got["failed_dumps"]) == want["failed"]
+    if "divergent" not in want:
+        assert got["summary"] == "no final dump of the replicas"
+        return
+    assert [d["key"] for d in got["divergent"]] == want["divergent"]
+    assert sorted((u["key"], *u["dot"], u["held_by"], tuple(sorted(u["missing_on"]))) for u in got["undelivered"]) \
+        == want["undelivered"]
+    assert (got["members"], got["keys"], len(got["ring_views"])) == (want["members"], want["keys"], want["views"])
+    assert got["pending_hints"] == want["hints"]
+    for d in got["divergent"]:
+        assert set(d) == {"key", "replicas", "dots"} and set(d["replicas"]) == set(d["dots"])
+        for node, dots in d["dots"].items():
+            entry = next(c for i, c in enumerate(history) if i % 2 and c["node"] == node
+                         and c.get("final") and c["type"] == "ok")["value"]["keys"].get(d["key"])
+            assert d["replicas"][node] == (entry["values"] if entry else None)
+            assert dots == (sorted(map(tuple, entry["dots"])) if entry else None)
+    summary = got["summary"]
+    assert ("differ between their replicas" in summary) == bool(want["divergent"])
+    assert ("hinted handoff did not deliver" in summary) == bool(want["undelivered"] and not want["divergent"])
+    assert ("disagree on the ring members" in summary) == \
+        bool(want["views"] > 1 and not want["divergent"] and not want["undelivered"])
+    assert ("no final dump from" in summary) == bool(want["failed"])
+    assert ("hints still pending on" in summary) == bool(want["hints"])
+    if want["valid"] is not False:
+        assert summary.startswith(f"all replicas of {want['keys']} keys hold the same siblings")
+    load = kv_convergence.check_load(history, {})
+    assert load["valid"] is True and load["vnodes"] == next(
+        c for i, c in enumerate(history) if i % 2 and c.get("final") and c["type"] == "ok")["value"].get("vnodes", 32)
+    assert sorted(load["shares"]) == want["members"]
