@@ -5,6 +5,7 @@ Usage (from the repository root, in the dev venv; slow, so not part of the defau
     .venv/bin/python tools/mutation.py              # run what is not judged yet, re-judge survivors, report
     .venv/bin/python tools/mutation.py --report     # only rewrite the report from the last run
     .venv/bin/python tools/mutation.py --fresh      # forget every cached result first
+    .venv/bin/python tools/mutation.py --only 'checkers.raft_safety.*'   # some modules (mutmut name globs)
 
 Rules this tool keeps:
 
@@ -32,6 +33,7 @@ import sys
 import time
 import tomllib
 from dataclasses import dataclass
+from fnmatch import fnmatch
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -156,6 +158,8 @@ def main() -> int:
     ap.add_argument("--report", action="store_true", help="only rewrite the report from the last run")
     ap.add_argument("--fresh", action="store_true", help="forget every cached result first")
     ap.add_argument("--max-children", type=int, default=2, help="mutants judged at once (default 2)")
+    ap.add_argument("--only", nargs="+", default=[], metavar="GLOB",
+                    help="judge only mutants whose names match, e.g. 'checkers.linearizable.search.*'")
     ap.add_argument("--out", type=Path, default=ROOT / "results" / "mutation" / "report.md")
     args = ap.parse_args()
     os.chdir(ROOT)
@@ -166,11 +170,12 @@ def main() -> int:
         (ROOT / "mutants").mkdir(exist_ok=True)
         started = time.monotonic()
         cached = {m.name for m in load_mutants(with_diffs=False) if m.exit_code in SURVIVED}
-        if mutmut("--max-children", str(args.max_children)) != 0:
+        if mutmut("--max-children", str(args.max_children), *args.only) != 0:
             print(f"mutmut failed: see {ROOT / 'mutants' / 'mutmut.log'}", file=sys.stderr)
             return 1
         # Survivors judged by an earlier run: a test added since may kill them now.
-        again = [m.name for m in load_mutants(with_diffs=False) if m.exit_code in SURVIVED and m.name in cached]
+        again = [m.name for m in load_mutants(with_diffs=False) if m.exit_code in SURVIVED and m.name in cached
+                 and (not args.only or any(fnmatch(m.name, g) for g in args.only))]
         if again and mutmut("--max-children", str(args.max_children), *again) != 0:
             print(f"mutmut failed re-judging survivors: see {ROOT / 'mutants' / 'mutmut.log'}", file=sys.stderr)
             return 1
