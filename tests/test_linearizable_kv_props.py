@@ -341,3 +341,21 @@ def test_budgets_give_unknown_never_valid() -> None:
     j = JitSearch(m, small)
     assert j.run(1) is None
     assert j.run(10**6) is False
+
+
+def test_models_describe_ops_for_the_evidence() -> None:
+    cas = CasRegisterModel()
+
+    def o(f: str, arg: Any, status: str = "ok", out: Any = None) -> Operation:
+        return Operation(id=0, process=0, f=f, key=None, arg=arg, out=out, status=status, call=0,
+                         ret=None if status == "info" else 1)
+
+    assert cas.describe(o("cas", (None, 2))) == "cas null→2"
+    assert cas.describe(o("cas", (1, 2), "info")) == "cas 1→2 (outcome unknown)"
+    assert cas.describe(o("cas-failed", (1, 3))) == "cas 1→3 failed"
+    assert cas.describe(o("write", 4, "info")) == "write 4 (outcome unknown)"
+    assert cas.describe(o("write", None)) == "write null"
+    assert cas.describe(o("read", None, out=5)) == "read → 5"
+    assert KvModel().describe(o("append", "a")) == "append 'a'"
+    with pytest.raises(ValueError, match="register: unknown f 'cas'"):
+        RegisterModel().step(None, o("cas", (1, 2)))

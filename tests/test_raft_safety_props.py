@@ -362,3 +362,11 @@ def test_evidence_is_capped() -> None:
     assert len(r["two_leaders"]) == raft_safety.MAX_EVIDENCE and r["two_leaders"][0]["term"] == 1
     assert len(r["two_leaders"][0]["leaders"]["n1"]) == 3
     assert "12 term(s) with two leaders (first: term 1)" in r["summary"]
+
+
+def test_report_node_is_the_one_the_status_names() -> None:
+    """A status answered through another node's address is that node's report (its value names it)."""
+    h = status(0, 0, "n2", term=3, role="leader") + status(2, 1, "n2", term=3, role="leader")
+    h[1]["node"] = "n1"
+    r = raft_safety.check(h, {})
+    assert r["leaders_by_term"] == {"3": ["n2"]} and r["valid"] is True
