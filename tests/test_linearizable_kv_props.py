@@ -359,3 +359,37 @@ def test_models_describe_ops_for_the_evidence() -> None:
     assert KvModel().describe(o("append", "a")) == "append 'a'"
     with pytest.raises(ValueError, match="register: unknown f 'cas'"):
         RegisterModel().step(None, o("cas", (1, 2)))
+
+
+class Counter(Model):
+    """A model that defines only `step`: the base class's compile, hints and equality serve it."""
+
+    name = "counter"
+    fs = frozenset({"inc", "read"})
+    read_fs = frozenset({"read"})
+
+    def init(self) -> Any:
+        return 0
+
+    def step(self, state: Any, op: Operation) -> tuple[bool, Any]:
+        return (state == op.out, state) if op.f == "read" else (True, state + 1)
+
+
+def test_a_model_with_only_step_gets_working_defaults() -> None:
+    m = Counter()
+    inc = op(0, "inc", 0, 3)
+    read = Operation(id=1, process=1, f="read", key="k", arg=None, out=1, status="ok", call=1, ret=2)
+    assert m.compile(inc)(0) == 1 and m.compile(read)(0) is ILLEGAL and m.compile(read)(1) == 1
+    assert m.reachable(5, read) and m.reach_fn(read)(7) and not m.monotone(inc) and m.equal(2, 2)
+    assert not m.equal(2, 3) and repr(ILLEGAL) == "ILLEGAL"
+    assert check_operations([inc, read], m)["valid"] is True
+    late = Operation(id=1, process=1, f="read", key="k", arg=None, out=0, status="ok", call=4, ret=5)
+    assert check_operations([inc, late], m)["valid"] is False
+
+
+def test_a_dropped_frontier_search_stops_and_reports_its_size() -> None:
+    ops = hard_ops(5)
+    j = JitSearch(KvModel(), ops)
+    assert j.run(3) is None and j.memory_bytes() > 0
+    j.drop_cache()
+    assert j.run(10**6) is None  # given up: it never decides after its memo is dropped
