@@ -370,3 +370,33 @@ def test_report_node_is_the_one_the_status_names() -> None:
     h[1]["node"] = "n1"
     r = raft_safety.check(h, {})
     assert r["leaders_by_term"] == {"3": ["n2"]} and r["valid"] is True
+
+
+def test_one_entry_per_index_in_index_order_whatever_the_report_order() -> None:
+    h = status(0, 0, "n1", last_applied=6, term_runs=[[1, 1], [4, 2]])
+    h += status(2, 1, "n2", last_applied=6, term_runs=[[4, 3]])  # disagrees with n1 at 4
+    h += status(4, 2, "n3", last_applied=2, term_runs=[[1, 5]])  # disagrees with n1 at 1, found later
+    h += status(6, 3, "n2", last_applied=6, term_runs=[[4, 3]])  # a third opinion at 4: still one entry
+    r = raft_safety.check(h, {})
+    assert [c["index"] for c in r["term_conflicts"]] == [1, 4]
+    h = status(0, 0, "n1", applied_digest="a", last_applied=5, checkpoints={"3": "c"})
+    h += status(2, 1, "n2", applied_digest="b", last_applied=5)
+    h += status(4, 2, "n3", applied_digest="b", last_applied=5, checkpoints={"3": "d"})
+    r = raft_safety.check(h, {})
+    assert [c["index"] for c in r["digest_conflicts"]] == [3, 5]
+
+
+def test_junk_checkpoints_do_not_hide_the_ones_after_them() -> None:
+    h = status(0, 0, "n1", last_applied=5, applied_digest="", checkpoints={"x": "junk", "0": "z", "3": "q"})
+    h += status(2, 1, "n2", last_applied=3, applied_digest="r")
+    r = raft_safety.check(h, {})
+    assert r["valid"] is False and r["digest_conflicts"][0]["index"] == 3
+
+
+def test_a_report_without_positions_is_skipped_for_ordering_only() -> None:
+    h = status(0, 0, "n1", term=5) + status(2, 1, "n1", term=3)
+    del h[1]["index"]  # a report with no completion position: cannot be ordered
+    h += status(4, 2, "n1", term=2)
+    r = raft_safety.check(h, {})
+    assert r["valid"] is False and [x["later"]["op"] for x in r["term_regressions"]] == [4]
+    assert r["term_regressions"][0]["earlier"]["op"] == 3
