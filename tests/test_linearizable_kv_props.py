@@ -393,3 +393,24 @@ def test_a_dropped_frontier_search_stops_and_reports_its_size() -> None:
     assert j.run(3) is None and j.memory_bytes() > 0
     j.drop_cache()
     assert j.run(10**6) is None  # given up: it never decides after its memo is dropped
+
+
+def test_memory_estimates_count_every_memo_entry_at_least_its_overhead() -> None:
+    from checkers.linearizable.search import CACHE_ENTRY_BYTES
+
+    s = Search(KvModel(), hard_ops(9))
+    assert s.run(3000) is None
+    entries = len(s.cache) + s.entries
+    assert entries > 100 and s.memory_bytes() >= entries * (CACHE_ENTRY_BYTES + 16)
+    j = JitSearch(KvModel(), hard_ops(9))
+    assert j.run(3000) is None
+    assert j.progress.cache_entries > 0
+    assert j.memory_bytes() >= 2 * j.progress.cache_entries * CACHE_ENTRY_BYTES
+
+
+def test_cas_needs_a_pair() -> None:
+    m = CasRegisterModel()
+    for f in ("cas", "cas-failed"):
+        with pytest.raises(ValueError, match="cas needs"):
+            m.validate(Operation(id=0, process=0, f=f, key=None, arg=5, out=None, status="ok", call=0, ret=1))
+        m.validate(Operation(id=0, process=0, f=f, key=None, arg=(1, 2), out=None, status="ok", call=0, ret=1))
