@@ -15,7 +15,8 @@ from hypothesis import strategies as st
 
 from checkers import raft_safety
 
-SETTINGS = settings(max_examples=200, deadline=None, derandomize=True, suppress_health_check=[HealthCheck.too_slow])
+# Examples: hypothesis's default (100), or the mutation profile's (tests/conftest.py).
+SETTINGS = settings(deadline=None, derandomize=True, suppress_health_check=[HealthCheck.too_slow])
 NODES = ["n1", "n2", "n3"]
 MAX_INDEX = 7
 
@@ -400,3 +401,10 @@ def test_a_report_without_positions_is_skipped_for_ordering_only() -> None:
     r = raft_safety.check(h, {})
     assert r["valid"] is False and [x["later"]["op"] for x in r["term_regressions"]] == [4]
     assert r["term_regressions"][0]["earlier"]["op"] == 3
+
+
+def test_every_problem_is_named_in_the_summary() -> None:
+    h = status(0, 0, "n1", term=5, role="leader") + status(2, 0, "n1", term=3)
+    h += status(4, 1, "n2", term=5, role="leader")
+    r = raft_safety.check(h, {})
+    assert r["summary"] == ("1 term(s) with two leaders (first: term 5); term went down within one run of node n1")

@@ -5,7 +5,8 @@ Usage (from the repository root, in the dev venv; slow, so not part of the defau
     .venv/bin/python tools/mutation.py              # run what is not judged yet, re-judge survivors, report
     .venv/bin/python tools/mutation.py --report     # only rewrite the report from the last run
     .venv/bin/python tools/mutation.py --fresh      # forget every cached result first
-    .venv/bin/python tools/mutation.py --only 'checkers.raft_safety.*'   # some modules (mutmut name globs)
+    .venv/bin/python tools/mutation.py --only 'checkers.raft_safety.*'   # only some modules (mutmut name globs):
+                                                    # their mutants not judged yet, and their survivors
 
 Rules this tool keeps:
 
@@ -169,15 +170,19 @@ def main() -> int:
             shutil.rmtree(ROOT / "mutants", ignore_errors=True)
         (ROOT / "mutants").mkdir(exist_ok=True)
         started = time.monotonic()
-        cached = {m.name for m in load_mutants(with_diffs=False) if m.exit_code in SURVIVED}
-        if mutmut("--max-children", str(args.max_children), *args.only) != 0:
-            print(f"mutmut failed: see {ROOT / 'mutants' / 'mutmut.log'}", file=sys.stderr)
-            return 1
+        known = load_mutants(with_diffs=False)
         # Survivors judged by an earlier run: a test added since may kill them now.
-        again = [m.name for m in load_mutants(with_diffs=False) if m.exit_code in SURVIVED and m.name in cached
-                 and (not args.only or any(fnmatch(m.name, g) for g in args.only))]
-        if again and mutmut("--max-children", str(args.max_children), *again) != 0:
-            print(f"mutmut failed re-judging survivors: see {ROOT / 'mutants' / 'mutmut.log'}", file=sys.stderr)
+        again = [m.name for m in known if m.exit_code in SURVIVED]
+        if args.only:
+            todo = [m.name for m in known if m.exit_code is None or m.exit_code in SURVIVED]
+            todo = [n for n in todo if any(fnmatch(n, g) for g in args.only)]
+            code = mutmut("--max-children", str(args.max_children), *todo) if todo else 0
+        else:
+            code = mutmut("--max-children", str(args.max_children))
+            if code == 0 and again:
+                code = mutmut("--max-children", str(args.max_children), *again)
+        if code != 0:
+            print(f"mutmut failed: see {ROOT / 'mutants' / 'mutmut.log'}", file=sys.stderr)
             return 1
         elapsed = time.monotonic() - started
     text = report(load_mutants(with_diffs=True), load_marks(), elapsed)
