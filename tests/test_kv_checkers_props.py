@@ -153,7 +153,9 @@ MEMBERS = ["n1", "n2", "n3", "n4", "n5"]
 
 
 @st.composite
-def dump_histories(draw: st.DrawFn) -> list[dict[str, Any]]:
+def dump_histories(draw: st.DrawFn) -> tuple[list[dict[str, Any]], dict[str, Any]]:
+    from systems.kv.ring import Ring  # the system's own ring: an independent oracle for the checker's reference
+
     members = draw(st.sampled_from([MEMBERS[:3], MEMBERS[:4], MEMBERS]))
     n = draw(st.integers(2, 4))
     vnodes = draw(st.sampled_from([4, 8, 32]))
@@ -168,6 +170,12 @@ def dump_histories(draw: st.DrawFn) -> list[dict[str, Any]]:
             dots = draw(st.lists(st.sampled_from(dot_pool), max_size=2, unique_by=tuple))
             clock = {d[0]: draw(st.integers(d[1], 3)) for d in dots}
             keys[key] = {"dots": dots, "values": [f"v{c}" for _, c in dots], "clock": clock}
+            pref = Ring.of(members, vnodes).preference_list(key, n)
+            choice = draw(st.integers(0, 5))
+            if choice == 0:
+                keys[key]["pref"] = pref[::-1]  # placed by other rules than the ring's
+            elif choice < 4:
+                keys[key]["pref"] = pref
         value: dict[str, Any] = {"node": node, "keys": keys,
                                  "members": members if draw(st.integers(0, 6)) else members[:-1],
                                  "held": {k: [draw(st.sampled_from([["n1", 2], ["n3", 1]]))]
@@ -183,10 +191,10 @@ def dump_histories(draw: st.DrawFn) -> list[dict[str, Any]]:
                         "value": value if outcome == "ok" else None})
     for i, op in enumerate(history):
         op["index"] = i
-    return history
+    return history, {"options": {"vnodes": vnodes}}  # what the nodes were configured with
 
 
-def convergence_oracle(history: list[dict[str, Any]]) -> dict[str, Any]:
+def convergence_oracle(history: list[dict[str, Any]], test: dict[str, Any]) -> dict[str, Any]:
     from systems.kv.ring import Ring
 
     finals = [(history[i], history[i + 1]) for i in range(0, len(history), 2) if history[i].get("final")]
@@ -199,7 +207,7 @@ def convergence_oracle(history: list[dict[str, Any]]) -> dict[str, Any]:
         views[tuple(sorted(d["members"]))] = views.get(tuple(sorted(d["members"])), 0) + 1
     members = max(views, key=lambda v: (views[v], -list(views).index(v)))
     first = next(iter(dumps.values()))
-    n, vnodes = first.get("n", 3), first.get("vnodes", 32)
+    n, vnodes = first.get("n", 3), first.get("vnodes") or test["options"]["vnodes"]
     ring = Ring.of(list(members), vnodes)
     keys = sorted({k for d in dumps.values() for k in d["keys"]})
     divergent = []
@@ -216,21 +224,25 @@ def convergence_oracle(history: list[dict[str, Any]]) -> dict[str, Any]:
                                  and dumps[r]["keys"].get(key, {}).get("clock", {}).get(node, 0) < counter)
                 if missing:
                     undelivered.append((key, node, counter, holder, tuple(missing)))
-    valid: Any = not divergent and len(views) == 1 and not undelivered
+    misplaced = sorted((key, node) for node, d in dumps.items() for key, e in d["keys"].items()
+                       if "pref" in e and e["pref"] != ring.preference_list(key, n)) if len(views) == 1 else []
+    valid: Any = not divergent and len(views) == 1 and not undelivered and not misplaced
     if valid and failed:
         valid = "unknown"
     return {"valid": valid, "failed": failed, "divergent": divergent, "undelivered": sorted(undelivered),
+            "misplaced": misplaced,
             "members": list(members), "keys": len(keys), "views": len(views),
             "hints": {k: d["hints"] for k, d in dumps.items() if d["hints"]}}
 
 
 @settings(SETTINGS, max_examples=max(10, SETTINGS.max_examples // 2))
 @given(dump_histories())
-def test_convergence_checker_matches_the_oracle(history: list[dict[str, Any]]) -> None:
+def test_convergence_checker_matches_the_oracle(case: tuple[list[dict[str, Any]], dict[str, Any]]) -> None:
     from checkers import kv_convergence
 
-    want = convergence_oracle(history)
-    got = kv_convergence.check(history, {})
+    history, test = case
+    want = convergence_oracle(history, test)
+    got = kv_convergence.check(history, test)
     assert got["valid"] == want["valid"], (got, history)
     assert sorted(got["failed_dumps"]) == want["failed"]
     if "divergent" not in want:
@@ -241,6 +253,7 @@ def test_convergence_checker_matches_the_oracle(history: list[dict[str, Any]]) -
         == want["undelivered"]
     assert (got["members"], got["keys"], len(got["ring_views"])) == (want["members"], want["keys"], want["views"])
     assert got["pending_hints"] == want["hints"]
+    assert sorted((m["key"], m["node"]) for m in got["misplaced"]) == want["misplaced"]
     for d in got["divergent"]:
         assert set(d) == {"key", "replicas", "dots"} and set(d["replicas"]) == set(d["dots"])
         for node, dots in d["dots"].items():
@@ -251,13 +264,15 @@ def test_convergence_checker_matches_the_oracle(history: list[dict[str, Any]]) -
     summary = got["summary"]
     assert ("differ between their replicas" in summary) == bool(want["divergent"])
     assert ("hinted handoff did not deliver" in summary) == bool(want["undelivered"] and not want["divergent"])
+    assert ("placed on other nodes than the ring" in summary) == \
+        bool(want["misplaced"] and not want["divergent"] and not want["undelivered"])
     assert ("disagree on the ring members" in summary) == \
         bool(want["views"] > 1 and not want["divergent"] and not want["undelivered"])
     assert ("no final dump from" in summary) == bool(want["failed"])
     assert ("hints still pending on" in summary) == bool(want["hints"])
     if want["valid"] is not False:
         assert summary.startswith(f"all replicas of {want['keys']} keys hold the same siblings")
-    load = kv_convergence.check_load(history, {})
-    assert load["valid"] is True and load["vnodes"] == next(
-        c for i, c in enumerate(history) if i % 2 and c.get("final") and c["type"] == "ok")["value"].get("vnodes", 32)
+    load = kv_convergence.check_load(history, test)
+    first = next(c for i, c in enumerate(history) if i % 2 and c.get("final") and c["type"] == "ok")["value"]
+    assert load["valid"] is True and load["vnodes"] == (first.get("vnodes") or test["options"]["vnodes"])
     assert sorted(load["shares"]) == want["members"]
