@@ -4,7 +4,8 @@ plus the settling time, and not a moment later; bounds come from the test option
 judged as a subject. Each case is a pair: the history it must accept and the one it must reject.
 
 Written against the module docstring's rules (issue 20's mutants in fault windows, `running_since`,
-the bounds and the node list), through `check` only, so a rewrite of how faults are read keeps them.
+the bounds and the node list), through `check` only (with the nemesis vocabulary), so they hold
+whatever way the faults are read.
 """
 
 from __future__ import annotations
@@ -12,9 +13,7 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
-from test_heartbeat_checker import KILL, NODES, TEST, build, good_inc, good_status, n3_down
-
-from checkers.heartbeat import check
+from test_heartbeat_checker import KILL, NODES, TEST, build, check, good_inc, good_status, n3_down
 
 FAULTS = {
     "cable": ([(12.0, "link-down", ["n2"]), (14.0, "link-up", ["n2"])], ("n1", "n2")),
