@@ -415,3 +415,39 @@ def test_cas_needs_a_pair() -> None:
         with pytest.raises(ValueError, match="cas needs"):
             m.validate(Operation(id=0, process=0, f=f, key=None, arg=5, out=None, status="ok", call=0, ret=1))
         m.validate(Operation(id=0, process=0, f=f, key=None, arg=(1, 2), out=None, status="ok", call=0, ret=1))
+
+
+def test_reduction_5_counts_unknown_outcome_puts_as_possible_states() -> None:
+    """An unknown-outcome put may be what a later read sees: pruning must keep its value as a base."""
+    ops = [op(0, "put", 0, 1, arg="x"), op(1, "put", 2, None, arg="v"), op(2, "get", 3, 4, out="v"),
+           op(3, "append", 5, 6, arg="z")]
+    assert oracle(ops, None) is True
+    assert engines(KvModel(), ops) == {"dfs": True, "jit": True, "check": True}
+    many = [op(0, "put", 0, 1, arg="x")]
+    many += [op(1 + i, "put", 2 + i, None, arg=f"v{i}") for i in range(MAX_BASES + 1)]
+    many += [op(MAX_BASES + 2, "get", 20, 21, out=f"v{MAX_BASES}"), op(MAX_BASES + 3, "append", 22, 23, arg="z")]
+    assert engines(KvModel(), many) == {"dfs": True, "jit": True, "check": True}
+
+
+def test_stuck_ops_are_listed_in_call_order() -> None:
+    ops = [op(0, "put", 0, 1, arg="a"), op(1, "get", 5, 9, out="q"), op(2, "put", 3, 8, arg="b"),
+           op(3, "append", 2, None, arg="c")]
+    s = Search(KvModel(), ops)
+    assert s.run(10**6) is False
+    stuck = s.stuck_ops()
+    assert stuck == sorted(stuck, key=lambda i: ops[i].call) and len(stuck) >= 2
+
+
+def test_model_errors_name_the_problem() -> None:
+    from checkers.linearizable.models import make_model
+
+    with pytest.raises(ValueError, match="unknown model 'nope'; known: cas-register, kv, register"):
+        make_model("nope")
+    cas_op = Operation(id=0, process=0, f="cas", key=None, arg=(1, 2), out=None, status="ok", call=0, ret=1)
+    with pytest.raises(ValueError, match="register: unknown f 'cas'"):
+        RegisterModel().compile(cas_op)
+    write = Operation(id=0, process=0, f="write", key=None, arg=(1, 2), out=None, status="ok", call=0, ret=1)
+    assert CasRegisterModel().describe(write) == "write (1, 2)"
+    kv = KvModel()
+    for f in ("put", "write"):
+        assert kv.total(Operation(id=0, process=0, f=f, key="k", arg=1, out=None, status="info", call=0, ret=None))
