@@ -74,7 +74,7 @@ def load_mutants(*, with_diffs: bool) -> list[Mutant]:
             continue
         for name, code in json.loads(meta.read_text())["exit_code_by_key"].items():
             m = Mutant(name, module, function_of(name), code)
-            if with_diffs and not m.killed:
+            if with_diffs and code in SURVIVED:
                 m = Mutant(name, module, m.function, code, *changed_lines(name, module))
             out.append(m)
     return out
@@ -139,9 +139,9 @@ def report(mutants: list[Mutant], marks: list[dict[str, str]], elapsed_s: float 
                 equivalent += 1
         judged = sum(m.exit_code is not None for m in ms)
         live = judged - killed - equivalent
-        score = killed / (judged - equivalent) if judged > equivalent else 1.0
+        score = f"{killed / (judged - equivalent):.1%}" if judged > equivalent else "-"
         pending = f" ({len(ms) - judged} not run)" if judged < len(ms) else ""
-        lines.append(f"| {module} | {len(ms)}{pending} | {killed} | {equivalent} | {live} | {score:.1%} |")
+        lines.append(f"| {module} | {len(ms)}{pending} | {killed} | {equivalent} | {live} | {score} |")
     lines += ["", f"## Surviving mutants not marked equivalent ({len(survivors)})", ""]
     for m in survivors:
         how = "no test reaches it" if m.exit_code in (5, 33) else "survived"
