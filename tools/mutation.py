@@ -175,7 +175,7 @@ def main() -> int:
         again = [m.name for m in known if m.exit_code in SURVIVED]
         if args.only:
             todo = [m.name for m in known if m.exit_code is None or m.exit_code in SURVIVED]
-            todo = [n for n in todo if any(fnmatch(n, g) for g in args.only)]
+            todo = [n for n in todo if any(fnmatch(n, g) for g in args.only)] if known else args.only
             code = mutmut("--max-children", str(args.max_children), *todo) if todo else 0
         else:
             code = mutmut("--max-children", str(args.max_children))
