@@ -111,6 +111,26 @@ def mark_for(m: Mutant, marks: list[dict[str, str]]) -> dict[str, str] | None:
     return None
 
 
+def refresh_copies() -> None:
+    """Bring mutmut's copies of the files it does not mutate up to date (it copies them only once),
+    and drop copies whose source is gone: after a merge, stale copies would shadow the real modules."""
+    config = tomllib.loads((ROOT / "pyproject.toml").read_text())["tool"]["mutmut"]
+    mutated = set(config["only_mutate"])
+    for src in config["source_paths"]:
+        copies = ROOT / "mutants" / src
+        if not copies.is_dir():
+            continue
+        for copy in copies.rglob("*.py"):
+            rel = copy.relative_to(ROOT / "mutants")
+            if str(rel) in mutated:
+                continue
+            source = ROOT / rel
+            if not source.exists():
+                copy.unlink()
+            elif source.read_bytes() != copy.read_bytes():
+                shutil.copy2(source, copy)
+
+
 def mutmut(*args: str) -> int:
     exe = Path(sys.executable).with_name("mutmut")
     with open(ROOT / "mutants" / "mutmut.log", "a") as log:
@@ -169,6 +189,7 @@ def main() -> int:
         if args.fresh:
             shutil.rmtree(ROOT / "mutants", ignore_errors=True)
         (ROOT / "mutants").mkdir(exist_ok=True)
+        refresh_copies()
         started = time.monotonic()
         known = load_mutants(with_diffs=False)
         # Survivors judged by an earlier run: a test added since may kill them now.
