@@ -276,3 +276,26 @@ def test_convergence_checker_matches_the_oracle(case: tuple[list[dict[str, Any]]
     first = next(c for i, c in enumerate(history) if i % 2 and c.get("final") and c["type"] == "ok")["value"]
     assert load["valid"] is True and load["vnodes"] == (first.get("vnodes") or test["options"]["vnodes"])
     assert sorted(load["shares"]) == want["members"]
+    from statistics import pstdev
+
+    from systems.kv.ring import Ring
+
+    shares = Ring.of(want["members"], load["vnodes"]).shares()
+    assert load["shares"] == {k: round(v, 6) for k, v in sorted(shares.items())}
+    assert load["share_ideal"] == round(1 / len(want["members"]), 6)
+    assert load["share_std_dev"] == round(pstdev(shares.values()), 6)
+    counts = {inv["node"]: len(c["value"]["keys"]) for inv, c in zip(history[::2], history[1::2], strict=True)
+              if inv.get("final") and c["type"] == "ok"}
+    assert load["keys_per_node"] == dict(sorted(counts.items()))
+    assert load["keys_std_dev"] == round(pstdev(counts.values()), 6)
+    worst = max(load["shares"].items(), key=lambda kv: kv[1])
+    assert load["summary"] == (f"{len(want['members'])} members x {load['vnodes']} vnodes: hash-space share std dev "
+                               f"{load['share_std_dev']:.4f} (ideal share {load['share_ideal']}); "
+                               f"largest {worst[0]} {worst[1]:.3f}")
+    assert load["kind"] == "kv_convergence"
+
+
+def test_load_without_dumps_is_unknown() -> None:
+    from checkers import kv_convergence
+
+    assert kv_convergence.check_load([], {}) == {"valid": "unknown", "summary": "no final dump of the replicas"}
