@@ -451,3 +451,12 @@ def test_model_errors_name_the_problem() -> None:
     kv = KvModel()
     for f in ("put", "write"):
         assert kv.total(Operation(id=0, process=0, f=f, key="k", arg=1, out=None, status="info", call=0, ret=None))
+
+
+def test_kv_puts_and_writes_reset_appends_do_not() -> None:
+    kv = KvModel()
+    for f in ("put", "write"):
+        o = Operation(id=0, process=0, f=f, key="k", arg="v", out=None, status="ok", call=0, ret=1)
+        assert kv.resets_to(o) == "v"
+    a = Operation(id=0, process=0, f="append", key="k", arg="v", out=None, status="ok", call=0, ret=1)
+    assert kv.resets_to(a) is ILLEGAL
