@@ -460,3 +460,19 @@ def test_kv_puts_and_writes_reset_appends_do_not() -> None:
         assert kv.resets_to(o) == "v"
     a = Operation(id=0, process=0, f="append", key="k", arg="v", out=None, status="ok", call=0, ret=1)
     assert kv.resets_to(a) is ILLEGAL
+
+
+def test_dominance_skips_only_nodes_that_used_more_unknown_ops() -> None:
+    """A failed node prunes a later one with the same ok ops and state only if the later one used a superset
+    of its unknown-outcome ops; one that used fewer still has them to spend (found by mutating _dominated)."""
+    ops = [op(0, "append", -1792, None, arg="b"), op(1, "put", -1086, None, arg="b"), op(2, "put", -572, None, arg="a"),
+           op(3, "get", 134, 4615, out="a"), op(4, "get", 2696, 4169, out="ab")]
+    assert oracle(ops, None) is True
+    assert engines(KvModel(), ops) == {"dfs": True, "jit": True, "check": True}
+
+
+def test_reduction_5_gives_up_after_its_lookahead_of_reachable_reads() -> None:
+    """Four reads ahead, each reachable: the node is not hopeless (a linearizable history stays so)."""
+    ops = [op(0, "put", 0, 10, arg="a")] + [op(1 + i, "get", 11 + i, 20 + i, out="a") for i in range(5)]
+    ops.append(op(6, "append", 30, None, arg="z"))
+    assert engines(KvModel(), ops) == {"dfs": True, "jit": True, "check": True}
