@@ -446,6 +446,8 @@ def test_model_errors_name_the_problem() -> None:
     cas_op = Operation(id=0, process=0, f="cas", key=None, arg=(1, 2), out=None, status="ok", call=0, ret=1)
     with pytest.raises(ValueError, match="register: unknown f 'cas'"):
         RegisterModel().compile(cas_op)
+    with pytest.raises(ValueError, match="kv: unknown f 'cas'"):
+        KvModel().compile(cas_op)
     write = Operation(id=0, process=0, f="write", key=None, arg=(1, 2), out=None, status="ok", call=0, ret=1)
     assert CasRegisterModel().describe(write) == "write (1, 2)"
     kv = KvModel()
