@@ -16,12 +16,13 @@ RPCs it serves (requests in messages.py; a malformed one is logged as
   and synced before any replica is made, so a handle is never reused) and
   its empty replicas are placed (placement.py).
 - master.lease {handle, suspect}: the primary and members of the chunk's
-  lease, granting one if none is held (§3.1): the version goes up (logged
-  and synced first), every current replica is told the new version (cs.bump);
-  if one does not confirm, the version goes up again for those that did, so
-  a replica that might hold the new version but is left out can never pass
-  for current. Then the primary gets the lease (cs.grant), starting after
-  the longest member's data. "busy" (definite) tells the client to ask again.
+  lease, granting one if none is held (§3.1): every current replica is told
+  a new version (cs.bump); if one does not confirm, the others move to a
+  higher version at once, so a replica that might hold the new version but
+  is left out can never pass for current; once all members confirmed, the
+  master logs the version (synced). Then the primary gets the lease
+  (cs.grant), starting after the longest member's data. "busy" (definite)
+  tells the client to ask again.
 - master.heartbeat: a chunkserver's full replica list; the answer lists
   replicas to delete (orphans; stale ones, on the condition they are still
   older; corrupt ones once the chunk has its goal elsewhere) and the leases
@@ -31,7 +32,8 @@ RPCs it serves (requests in messages.py; a malformed one is logged as
 Background: a chunkserver not heard from for `dead_after_s` is dead: its
 replicas are forgotten and leases it takes part in are no longer extended.
 Re-replication (placement.py's order, at most `max_clones` at a time, one
-clone per chunkserver): a chunk's lease is first left to run out, then its
+clone per chunkserver): a chunk's lease is first left to run out (no new
+lease is granted on a chunk waiting for a clone), then its
 current replicas move to a new version (so a late mutation of the old lease
 cannot land after the copy), then a new replica copies a current one.
 A restarted master grants no lease and clones nothing for a grace period
@@ -104,6 +106,7 @@ class Master:
         self.trashed_at: dict[str, float] = {}
         self.granting: set[int] = set()
         self.cloning: set[int] = set()
+        self.clone_wanted: set[int] = set()
         self.busy: set[str] = set()
         self.waited_on: dict[int, float] = {}
         self.events: deque[dict[str, Any]] = deque(maxlen=EVENTS)
@@ -249,7 +252,7 @@ class Master:
         if req.handle not in self.ns.versions:
             raise refuse("no-chunk", f"no chunk {req.handle}")
         lease = self.leases.current(req.handle, now)
-        if req.handle in self.granting or req.handle in self.cloning:
+        if req.handle in self.granting or req.handle in self.cloning or req.handle in self.clone_wanted:
             self.waited_on[req.handle] = now
             raise refuse("busy", f"chunk {req.handle} is being granted or cloned; ask again")
         if not self.leases.may_grant(req.handle, now, suspect=req.suspect):
@@ -269,10 +272,14 @@ class Master:
                 "version": lease.version, "expires_in_s": lease.expires_at - self.rt.now()}
 
     async def new_version(self, handle: int, members: list[str]) -> tuple[int, list[str], int]:
-        """Move the chunk to a new version on `members`; (version, members that confirmed, max length)."""
+        """Move the chunk to a new version on `members`; (version, members that confirmed, max length).
+
+        The replicas move first and the master's record last (GFS §4.5: a master that dies in between
+        finds replicas ahead of it and takes their version), so the master never records a version no
+        replica holds. A member that does not confirm may still hold the new version: the others then
+        move on to a higher one at once, leaving it behind."""
         for _ in range(3):
             version = max(self.ns.versions[handle], self.replicas.highest(handle)) + 1
-            await self.commit(["version", handle, version])
             answers = await asyncio.gather(*(self._ask(n, "cs.bump", {"handle": handle, "version": version})
                                               for n in members))
             confirmed, longest = [], 0
@@ -281,9 +288,10 @@ class Master:
                     confirmed.append(n)
                     longest = max(longest, a["length"])
                     self.replicas.set_version(handle, n, version, a["length"])
-            if len(confirmed) == len(members):
+            if confirmed and len(confirmed) == len(members):
+                await self.commit(["version", handle, version])
                 return version, confirmed, longest
-            members = confirmed  # one might hold `version` unconfirmed: leave it behind at once
+            members = confirmed
             if not members:
                 break
         raise refuse("busy", f"no replica of chunk {handle} took a new version; ask again")
@@ -391,7 +399,9 @@ class Master:
             now = self.rt.now()
             if now < self.leases.grace_until:
                 continue
-            for need in self.needs():
+            needs = self.needs()
+            self.clone_wanted &= {n.handle for n in needs}
+            for need in needs:
                 if len(self.cloning) >= self.o.max_clones:
                     break
                 h = need.handle
@@ -403,15 +413,18 @@ class Master:
                     if version == 1 and need.live_file:
                         await self._place_empty(h)
                     continue
-                if self.leases.current(h, now) is not None:
-                    self.leases.revoke(h, now)  # let it run out; clone once it has
-                    continue
                 holders = set(self.replicas.nodes(h))
                 load = {n: self.replicas.count_on(n) for n in sorted(self.alive)}
                 plan = clone_plan(current, holders, load, self.busy, self.rt.rng)
                 if plan is None:
+                    self.clone_wanted.discard(h)  # nowhere to put a copy yet: do not hold up its writers
+                    continue
+                if self.leases.current(h, now) is not None:
+                    self.leases.revoke(h, now)  # let it run out, grant no other, clone once it has
+                    self.clone_wanted.add(h)
                     continue
                 self.cloning.add(h)
+                self.clone_wanted.discard(h)
                 self.busy.update(plan)
                 self.rt.spawn(self._clone(h, current, *plan), name=f"dfs-clone-{h}")
 
