@@ -15,6 +15,8 @@ Rules this module keeps (besides those of harness/backends/base.py):
   filters is moot once every node is gone; it is done first when the
   processes are still answering. A crashed harness is cleaned up later with
   `python -m harness.backends.local cleanup RUN_DIR`.
+- `corrupt_file` flips bytes of the real file under data/<node>/ in place
+  (and fsyncs it), whether or not the node runs.
 - Faults: kill = SIGKILL + reap (unsynced data stays in the page cache: the
   real disk is kinder than `sim`'s), restart = the same command over the
   same data dir then wait for ping, pause/resume = SIGSTOP/SIGCONT,
@@ -35,6 +37,7 @@ import asyncio
 import contextlib
 import importlib
 import json
+import os
 import signal
 import socket
 import sys
@@ -43,9 +46,9 @@ from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any, TypeVar
 
-from base.cluster import CORE_CAPABILITIES, Grudge, LinkFault
+from base.cluster import CORE_CAPABILITIES, Capability, Grudge, LinkFault
 from harness.backends.local_procs import NodeProcesses, cleanup_stale
-from systems.runtime.api import RpcError, Unreachable
+from systems.runtime.api import RpcError, Unreachable, check_disk_name
 from systems.runtime.node_main import EXIT_PORT_TAKEN
 from systems.runtime.real import ClientEndpoint
 from systems.runtime.real_log import JsonLog
@@ -81,6 +84,21 @@ def free_ports(n: int, host: str = HOST) -> list[int]:
             s.close()
 
 
+def flip_bytes(path: Path, offsets: list[int]) -> list[int]:
+    """XOR 0xFF the byte at each offset inside the file; fsync; the offsets flipped."""
+    with open(path, "r+b") as f:
+        size = os.fstat(f.fileno()).st_size
+        flipped = [o for o in offsets if 0 <= o < size]
+        for o in flipped:
+            f.seek(o)
+            b = f.read(1)
+            f.seek(o)
+            f.write(bytes([b[0] ^ 0xFF]))
+        f.flush()
+        os.fsync(f.fileno())
+    return flipped
+
+
 def log_tail(path: Path, lines: int = 15) -> str:
     try:
         text = path.read_text(errors="replace")
@@ -92,7 +110,7 @@ def log_tail(path: Path, lines: int = 15) -> str:
 class LocalCluster:
     """`Cluster` over local processes. Built and torn down by LocalBackend.run."""
 
-    capabilities = CORE_CAPABILITIES
+    capabilities = CORE_CAPABILITIES | {Capability.CORRUPT}
 
     def __init__(
         self,
@@ -205,6 +223,13 @@ class LocalCluster:
         self._paused.discard(node)
         self.procs.signal(node, signal.SIGCONT)
         await self._apply(node)
+
+    # -- disk faults --------------------------------------------------------------------------
+    async def corrupt_file(self, node: str, name: str, offsets: list[int]) -> list[int]:
+        """Flip bytes of the real file under the node's data directory, in place, and fsync it."""
+        self._check(node)
+        path = self.run_dir / "data" / node / check_disk_name(name)
+        return await asyncio.to_thread(flip_bytes, path, offsets)
 
     # -- network faults -----------------------------------------------------------------------
     async def partition(self, grudge: Grudge) -> None:

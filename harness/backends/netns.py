@@ -131,7 +131,7 @@ class NetnsProcesses(NodeProcesses):
 class NetnsCluster(LocalCluster):
     """`Cluster` over namespaces: LocalCluster's process control, real network faults."""
 
-    capabilities = CORE_CAPABILITIES | {Capability.CABLE, Capability.SWITCH, Capability.PLUG}
+    capabilities = CORE_CAPABILITIES | {Capability.CABLE, Capability.SWITCH, Capability.PLUG, Capability.CORRUPT}
 
     def __init__(self, plan: net.NetPlan, *args: Any, **kw: Any) -> None:
         super().__init__(*args, **kw)

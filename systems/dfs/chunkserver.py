@@ -28,6 +28,9 @@ RPCs it serves (requests in messages.py; a malformed one is logged as
   its heartbeats while mutations flow (§3.1).
 - Every `heartbeat_s` the chunkserver sends the master its full replica list
   (versions, lengths, corrupt ones) and obeys the deletions in the answer.
+  Heartbeats and the answers to create, bump and clone carry (incarnation,
+  changes): a count of changes to the replica list and versions, so the
+  master ignores a heartbeat older than what it learned from an answer.
 - A scrubber verifies idle replicas in the background (§5.2), within
   `scrub_bytes_per_s`.
 
@@ -52,6 +55,7 @@ from typing import Any, TypeVar
 from systems.dfs import messages as m
 from systems.dfs.chunkstore import ChunkCorrupt, ChunkMissing, ChunkStore, Op, data_name
 from systems.dfs.leases import PrimaryLease
+from systems.dfs.loops import every
 from systems.dfs.pushbuffer import PushBuffer
 from systems.runtime.api import Message, RemoteError, RpcError, Runtime
 
@@ -117,6 +121,9 @@ class ChunkServer:
         self.damaged: set[int] = set()
         self.incarnation = f"{rt.rng.getrandbits(32):08x}"
         self._scrub_cursor = 0
+        self.changes = 0
+        """Counts changes to the replica list or a version, so the master can tell an old heartbeat
+        (sent before a change it already learned from a direct answer) from a new one."""
         self.counters = {"appends": 0, "writes": 0, "batches": 0, "applies": 0, "reads": 0, "corrupt_reads": 0}
 
     # ------------------------------------------------------------ start
@@ -134,9 +141,9 @@ class ChunkServer:
         }
         for method, handler in handlers.items():
             self.rt.serve(method, handler)
-        self.rt.spawn(self._heartbeats(), name="dfs-heartbeat")
+        self.rt.spawn(every(self.rt, self.o.heartbeat_s, "heartbeat", self.heartbeat), name="dfs-heartbeat")
         if "no-checksum" not in self.o.bugs:
-            self.rt.spawn(self._scrubber(), name="dfs-scrubber")
+            self.rt.spawn(every(self.rt, self.o.scrub_interval_s, "scrub", self.scrub), name="dfs-scrubber")
 
     def parse(self, kind: type[T], src: str, msg: Message) -> T:
         try:
@@ -144,6 +151,10 @@ class ChunkServer:
         except m.BadMessage as e:
             self.rt.log.warning("dfs-bad-request", src=src, kind=kind.__name__, error=str(e))
             raise refuse("bad-request", str(e)) from None
+
+    def stamp(self) -> dict[str, Any]:
+        """What a direct answer tells the master about how current it is (see `changes`)."""
+        return {"incarnation": self.incarnation, "changes": self.changes}
 
     def _lock(self, handle: int) -> asyncio.Lock:
         lock = self.locks.get(handle)
@@ -374,10 +385,11 @@ class ChunkServer:
             if self.store.has(req.handle):
                 rep = self.store.get(req.handle)
                 if rep.version == req.version and rep.length == 0:
-                    return {"ok": True}
+                    return {"ok": True, **self.stamp()}
                 raise refuse("exists", f"chunk {req.handle} exists at version {rep.version}")
             await self.store.create(req.handle, req.version)
-        return {"ok": True}
+            self.changes += 1
+        return {"ok": True, **self.stamp()}
 
     async def _on_bump(self, src: str, msg: Message) -> Message:
         req = self.parse(m.ChunkVersionReq, src, msg)
@@ -392,7 +404,8 @@ class ChunkServer:
                 raise refuse("ahead", f"replica already at version {rep.version}")
             if rep.version < req.version:
                 await self.store.set_version(req.handle, req.version)
-            return {"version": rep.version, "length": rep.length}
+                self.changes += 1
+            return {"version": rep.version, "length": rep.length, **self.stamp()}
 
     async def _on_grant(self, src: str, msg: Message) -> Message:
         req = self.parse(m.GrantReq, src, msg)
@@ -430,10 +443,11 @@ class ChunkServer:
             raise refuse("clone-failed", f"{req.source} gave {len(data)} of {req.length} bytes")
         async with self._lock(req.handle):
             await self.store.install(req.handle, req.version, data)
+            self.changes += 1
             self.damaged.discard(req.handle)
             self.leases.pop(req.handle, None)
         self.rt.log.info("dfs-cloned", handle=req.handle, version=req.version, source=req.source, bytes=len(data))
-        return {"ok": True, "length": len(data)}
+        return {"ok": True, "length": len(data), **self.stamp()}
 
     async def _on_delete(self, src: str, msg: Message) -> Message:
         req = self.parse(m.DeleteReq, src, msg)
@@ -446,6 +460,7 @@ class ChunkServer:
             if below and self.store.get(handle).version >= below:
                 return False
             self.store.delete(handle)
+            self.changes += 1
             self.damaged.discard(handle)
             self.leases.pop(handle, None)
             self.applied.pop(handle, None)
@@ -453,11 +468,6 @@ class ChunkServer:
         return True
 
     # ------------------------------------------------------------ background
-    async def _heartbeats(self) -> None:
-        while True:
-            await self.rt.sleep(self.o.heartbeat_s)
-            await self.heartbeat()
-
     async def heartbeat(self) -> None:
         now = self.rt.now()
         extend = []
@@ -468,7 +478,7 @@ class ChunkServer:
         hb = {
             "node": self.node, "incarnation": self.incarnation,
             "chunks": [[h, r.version, r.length] for h, r in sorted(self.store.replicas.items())],
-            "damaged": sorted(self.damaged), "extend": extend,
+            "damaged": sorted(self.damaged), "extend": extend, "changes": self.changes,
         }
         try:
             reply = await self.rt.call(self.master, "master.heartbeat", hb, timeout=self.o.rpc_timeout_s)
@@ -488,21 +498,19 @@ class ChunkServer:
             if not self.leases[h].valid(self.rt.now(), 0.0) and h not in self.workers:
                 del self.leases[h]
 
-    async def _scrubber(self) -> None:
-        while True:
-            await self.rt.sleep(self.o.scrub_interval_s)
-            budget = self.o.scrub_bytes_per_s * self.o.scrub_interval_s
-            handles = self.store.handles()
-            for _ in range(len(handles)):
-                if budget <= 0:
-                    break
-                self._scrub_cursor = (self._scrub_cursor + 1) % len(handles)
-                h = handles[self._scrub_cursor]
-                if h in self.damaged or not self.store.has(h):
-                    continue
-                budget -= max(self.store.get(h).length, 1)
-                if self.store.bad_block(h) is not None:
-                    self._found_corrupt(h, "found by the scrubber")
+    async def scrub(self) -> None:
+        budget = self.o.scrub_bytes_per_s * self.o.scrub_interval_s
+        handles = self.store.handles()
+        for _ in range(len(handles)):
+            if budget <= 0:
+                break
+            self._scrub_cursor = (self._scrub_cursor + 1) % len(handles)
+            h = handles[self._scrub_cursor]
+            if h in self.damaged or not self.store.has(h):
+                continue
+            budget -= max(self.store.get(h).length, 1)
+            if self.store.bad_block(h) is not None:
+                self._found_corrupt(h, "found by the scrubber")
 
     # ------------------------------------------------------------ status
     def status(self, verify: bool) -> dict[str, Any]:

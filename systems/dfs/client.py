@@ -81,6 +81,35 @@ def default_master(nodes: list[str], options: dict[str, Any] | None = None) -> s
     return chosen if chosen in nodes else sorted(nodes)[0]
 
 
+async def find_master(rt: Runtime, nodes: list[str], timeout_s: float = 0.5) -> str | None:
+    """The master, as the first node that answers `status` names it (None when none answers)."""
+    for n in sorted(nodes):
+        try:
+            st = await rt.call(n, "status", None, timeout=timeout_s)
+        except RpcError:
+            continue
+        if isinstance(st, dict) and st.get("master") in nodes:
+            return str(st["master"])
+    return None
+
+
+async def replica_files(rt: Runtime, node: str, timeout_s: float = 0.5) -> list[dict[str, Any]]:
+    """The replicas a chunkserver holds: [{"handle", "version", "length", "file"}] (the file as a disk name)."""
+    st = await rt.call(node, "status", None, timeout=timeout_s)
+    reps = ((st or {}).get("chunkserver") or {}).get("replicas") or {}
+    return [{"handle": int(h), **{k: r.get(k) for k in ("version", "length", "file")}} for h, r in sorted(reps.items())]
+
+
+async def master_report(rt: Runtime, master: str, timeout_s: float = 0.5) -> dict[str, Any] | None:
+    """The master's own report (files, chunks, alive chunkservers, fsck), or None when it does not answer."""
+    try:
+        st = await rt.call(master, "status", None, timeout=timeout_s)
+    except RpcError:
+        return None
+    ms = st.get("master_state") if isinstance(st, dict) else None
+    return ms if isinstance(ms, dict) else None
+
+
 class DfsClient:
     def __init__(
         self,

@@ -21,8 +21,10 @@ RPCs it serves (requests in messages.py; a malformed one is logged as
   higher version at once, so a replica that might hold the new version but
   is left out can never pass for current; once all members confirmed, the
   master logs the version (synced). Then the primary gets the lease
-  (cs.grant), starting after the longest member's data. "busy" (definite)
-  tells the client to ask again.
+  (cs.grant), starting after the longest member's data. No lease is granted
+  with fewer than `min_replicas` members (default 2): an acknowledged write
+  is never on one disk only. "busy" and "no-replicas" (definite) tell the
+  client to ask again.
 - master.heartbeat: a chunkserver's full replica list; the answer lists
   replicas to delete (orphans; stale ones, on the condition they are still
   older; corrupt ones once the chunk has its goal elsewhere) and the leases
@@ -52,6 +54,7 @@ from typing import Any, TypeVar
 
 from systems.dfs import messages as m
 from systems.dfs.leases import Lease, LeaseTable
+from systems.dfs.loops import every
 from systems.dfs.namespace import Namespace
 from systems.dfs.oplog import OpLog
 from systems.dfs.placement import Need, clone_plan, order, place_new
@@ -69,6 +72,7 @@ def refuse(code: str, why: str, *, definite: bool = True) -> RemoteError:
 @dataclass
 class MasterOptions:
     goal: int
+    min_replicas: int
     chunk_size: int
     lease_s: float
     heartbeat_s: float
@@ -82,7 +86,8 @@ class MasterOptions:
     @classmethod
     def of(cls, o: dict[str, Any]) -> MasterOptions:
         return cls(
-            goal=int(o["goal"]), chunk_size=int(o["chunk_size"]), lease_s=float(o["lease_s"]),
+            goal=int(o["goal"]), min_replicas=int(o["min_replicas"]), chunk_size=int(o["chunk_size"]),
+            lease_s=float(o["lease_s"]),
             heartbeat_s=float(o["heartbeat_s"]), dead_after_s=float(o["dead_after_s"]),
             rpc_timeout_s=float(o["rpc_timeout_s"]), gc_delay_s=float(o["gc_delay_s"]),
             checkpoint_every=int(o["checkpoint_every"]), max_clones=int(o["max_clones"]),
@@ -102,6 +107,8 @@ class Master:
         self.leases = LeaseTable(opts.lease_s, overlap_bug="lease-overlap" in bugs)
         self.heard: dict[str, float] = {}
         self.incarnations: dict[str, str] = {}
+        self.changes: dict[str, tuple[str, int]] = {}
+        """node -> (incarnation, changes) of the newest thing it told us: older heartbeats are ignored."""
         self.alive: set[str] = set()
         self.trashed_at: dict[str, float] = {}
         self.granting: set[int] = set()
@@ -136,9 +143,11 @@ class Master:
         }
         for method, handler in handlers.items():
             self.rt.serve(method, handler)
-        self.rt.spawn(self._monitor(), name="dfs-monitor")
-        self.rt.spawn(self._rereplicate(), name="dfs-rereplicate")
-        self.rt.spawn(self._collect_garbage(), name="dfs-gc")
+        rt = self.rt
+        rt.spawn(every(rt, self.o.heartbeat_s, "monitor", self.monitor), name="dfs-monitor")
+        rt.spawn(every(rt, self.o.rereplicate_s, "rereplicate", self.rereplicate), name="dfs-rereplicate")
+        gc_s = max(self.o.gc_delay_s / 4, self.o.heartbeat_s)
+        rt.spawn(every(rt, gc_s, "gc", self.collect_garbage), name="dfs-gc")
 
     def parse(self, kind: type[T], src: str, msg: Message) -> T:
         try:
@@ -241,9 +250,22 @@ class Master:
     async def _ask(self, node: str, method: str, msg: dict[str, Any], timeout: float | None = None) -> Any:
         """The node's answer, or the RpcError it raised (never raises)."""
         try:
-            return await self.rt.call(node, method, msg, timeout=timeout or self.o.rpc_timeout_s)
+            answer = await self.rt.call(node, method, msg, timeout=timeout or self.o.rpc_timeout_s)
         except RpcError as e:
             return e
+        if isinstance(answer, dict):
+            self.newer(node, answer.get("incarnation"), answer.get("changes"))
+        return answer
+
+    def newer(self, node: str, incarnation: Any, changes: Any) -> bool:
+        """Note what a chunkserver's message says of its state; False when it is older than what we know."""
+        if not isinstance(incarnation, str) or not isinstance(changes, int):
+            return True
+        known = self.changes.get(node)
+        if known is not None and known[0] == incarnation and changes < known[1]:
+            return False
+        self.changes[node] = (incarnation, changes)
+        return True
 
     # ------------------------------------------------------------ leases
     async def _on_lease(self, src: str, msg: Message) -> Message:
@@ -298,10 +320,13 @@ class Master:
 
     async def grant(self, handle: int, suspect: str | None) -> Lease:
         members = self.replicas.current(handle, self.ns.versions[handle], self.alive)
-        if not members:
+        if len(members) < self.min_replicas():
             self.waited_on[handle] = self.rt.now()
-            raise refuse("no-replicas", f"chunk {handle} has no current replica on a live chunkserver")
+            raise refuse("no-replicas", f"chunk {handle} has {len(members)} current replica(s) on live chunkservers, "
+                                        f"fewer than the {self.min_replicas()} a write needs")
         version, members, longest = await self.new_version(handle, members)
+        if len(members) < self.min_replicas():
+            raise refuse("no-replicas", f"only {len(members)} replica(s) of chunk {handle} took the new version")
         choices = [n for n in members if n != suspect] or members
         previous = next((le.primary for le in reversed(self.leases.history) if le.handle == handle), None)
         primary = previous if previous in choices else self.rt.rng.choice(choices)
@@ -329,6 +354,10 @@ class Master:
         self.heard[node] = now
         self.alive.add(node)
         self.incarnations[node] = hb.incarnation
+        extended = [h for h in hb.extend if self.leases.extend(h, node, now) is not None]
+        if not self.newer(node, hb.incarnation, hb.changes):
+            # sent before a change we already learned from a direct answer: its list is out of date
+            return {"delete": [], "extended": extended, "lease_s": self.o.lease_s}
         held = {h: Held(v, n) for h, v, n in hb.chunks}
         self.replicas.report(node, held)
         for h in hb.damaged:
@@ -349,10 +378,12 @@ class Master:
             elif standing is Standing.AHEAD:
                 self.event("version-adopted", handle=h, node=node, version=got.version, was=version)
                 await self.commit(["version", h, got.version])
-            enough = len(self.replicas.current(h, self.ns.versions[h], self.alive)) >= self.goal()
+            version = self.ns.versions.get(h)
+            if version is None:
+                continue  # purged while this heartbeat waited on the log
+            enough = len(self.replicas.current(h, version, self.alive)) >= self.goal()
             if self.replicas.is_bad(h, node) and enough:
                 deletes.append([h, 0])
-        extended = [h for h in hb.extend if self.leases.extend(h, node, now) is not None]
         return {"delete": deletes, "extended": extended, "lease_s": self.o.lease_s}
 
     def mark_bad(self, handle: int, node: str) -> None:
@@ -369,17 +400,19 @@ class Master:
     def goal(self) -> int:
         return min(self.o.goal, len(self.nodes))
 
-    async def _monitor(self) -> None:
-        while True:
-            await self.rt.sleep(self.o.heartbeat_s)
-            now = self.rt.now()
-            for node in sorted(self.alive):
-                if now - self.heard.get(node, 0.0) > self.o.dead_after_s:
-                    self.alive.discard(node)
-                    self.replicas.drop_node(node)
-                    revoked = self.leases.revoke_member(node, now)
-                    self.event("chunkserver-dead", node=node, leases_revoked=revoked)
-                    self.rt.log.info("dfs-chunkserver-dead", node=node)
+    def min_replicas(self) -> int:
+        """No lease (so no write) with fewer current replicas than this: one disk is not durable."""
+        return max(1, min(self.o.min_replicas, self.goal()))
+
+    async def monitor(self) -> None:
+        now = self.rt.now()
+        for node in sorted(self.alive):
+            if now - self.heard.get(node, 0.0) > self.o.dead_after_s:
+                self.alive.discard(node)
+                self.replicas.drop_node(node)
+                revoked = self.leases.revoke_member(node, now)
+                self.event("chunkserver-dead", node=node, leases_revoked=revoked)
+                self.rt.log.info("dfs-chunkserver-dead", node=node)
 
     # ------------------------------------------------------------ re-replication
     def needs(self) -> list[Need]:
@@ -393,40 +426,38 @@ class Master:
             out.append(Need(h, goal - len(current), h in live, waited))
         return order(out)
 
-    async def _rereplicate(self) -> None:
-        while True:
-            await self.rt.sleep(self.o.rereplicate_s)
-            now = self.rt.now()
-            if now < self.leases.grace_until:
+    async def rereplicate(self) -> None:
+        now = self.rt.now()
+        if now < self.leases.grace_until:
+            return
+        needs = self.needs()
+        self.clone_wanted &= {n.handle for n in needs}
+        for need in needs:
+            if len(self.cloning) >= self.o.max_clones:
+                break
+            h = need.handle
+            if h in self.cloning or h in self.granting or h not in self.ns.versions:
+                continue  # (a chunk may have been purged while an earlier step waited)
+            version = self.ns.versions[h]
+            current = self.replicas.current(h, version, self.alive)
+            if not current:
+                if version == 1 and need.live_file:
+                    await self._place_empty(h)
                 continue
-            needs = self.needs()
-            self.clone_wanted &= {n.handle for n in needs}
-            for need in needs:
-                if len(self.cloning) >= self.o.max_clones:
-                    break
-                h = need.handle
-                if h in self.cloning or h in self.granting:
-                    continue
-                version = self.ns.versions[h]
-                current = self.replicas.current(h, version, self.alive)
-                if not current:
-                    if version == 1 and need.live_file:
-                        await self._place_empty(h)
-                    continue
-                holders = set(self.replicas.nodes(h))
-                load = {n: self.replicas.count_on(n) for n in sorted(self.alive)}
-                plan = clone_plan(current, holders, load, self.busy, self.rt.rng)
-                if plan is None:
-                    self.clone_wanted.discard(h)  # nowhere to put a copy yet: do not hold up its writers
-                    continue
-                if self.leases.current(h, now) is not None:
-                    self.leases.revoke(h, now)  # let it run out, grant no other, clone once it has
-                    self.clone_wanted.add(h)
-                    continue
-                self.cloning.add(h)
-                self.clone_wanted.discard(h)
-                self.busy.update(plan)
-                self.rt.spawn(self._clone(h, current, *plan), name=f"dfs-clone-{h}")
+            holders = set(self.replicas.nodes(h))
+            load = {n: self.replicas.count_on(n) for n in sorted(self.alive)}
+            plan = clone_plan(current, holders, load, self.busy, self.rt.rng)
+            if plan is None:
+                self.clone_wanted.discard(h)  # nowhere to put a copy yet: do not hold up its writers
+                continue
+            if self.leases.current(h, now) is not None:
+                self.leases.revoke(h, now)  # let it run out, grant no other, clone once it has
+                self.clone_wanted.add(h)
+                continue
+            self.cloning.add(h)
+            self.clone_wanted.discard(h)
+            self.busy.update(plan)
+            self.rt.spawn(self._clone(h, current, *plan), name=f"dfs-clone-{h}")
 
     async def _clone(self, handle: int, current: list[str], source: str, target: str) -> None:
         try:
@@ -453,21 +484,19 @@ class Master:
             self.busy.discard(target)
 
     # ------------------------------------------------------------ garbage
-    async def _collect_garbage(self) -> None:
-        while True:
-            await self.rt.sleep(max(self.o.gc_delay_s / 4, self.o.heartbeat_s))
-            now = self.rt.now()
-            for key in sorted(self.ns.trash):
-                if now - self.trashed_at.get(key, now) >= self.o.gc_delay_s:
-                    chunks = list(self.ns.trash[key].chunks)
-                    try:
-                        await self.commit(["purge", key])
-                    except RemoteError:
-                        continue
-                    self.trashed_at.pop(key, None)
-                    for h in chunks:
-                        self.replicas.forget_chunk(h)
-                    self.event("purged", trash=key, chunks=len(chunks))
+    async def collect_garbage(self) -> None:
+        now = self.rt.now()
+        for key in sorted(self.ns.trash):
+            if now - self.trashed_at.get(key, now) >= self.o.gc_delay_s and key in self.ns.trash:
+                chunks = list(self.ns.trash[key].chunks)
+                try:
+                    await self.commit(["purge", key])
+                except RemoteError:
+                    continue
+                self.trashed_at.pop(key, None)
+                for h in chunks:
+                    self.replicas.forget_chunk(h)
+                self.event("purged", trash=key, chunks=len(chunks))
 
     # ------------------------------------------------------------ reports
     async def _on_fsck(self, src: str, msg: Message) -> Message:

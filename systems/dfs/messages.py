@@ -141,6 +141,8 @@ class Heartbeat:
     """Handles of replicas the node found corrupt (and still holds)."""
     extend: list[int]
     """Handles of the leases the node holds and wants extended."""
+    changes: int = 0
+    """How many changes to its replica list and versions this incarnation made before sending this."""
 
     def check(self) -> None:
         _short("node", self.node)
