@@ -370,7 +370,7 @@ def report_sections(history: list[Op], results: dict[str, Any]) -> list[tuple[st
     state = (results.get("checkers") or results).get("dfs-state") or {}
     return [
         ("DFS chunks and replicas at the end", _placement_html(state.get("final"))),
-        ("DFS leases over time", _leases_svg(state.get("leases") or [])),
+        ("DFS leases over time", _leases_svg(state.get("leases") or [], state.get("overlapping_leases") or [])),
         ("DFS chunk versions over time", _versions_html(state.get("versions") or {})),
         ("DFS master events (re-replication, failures, corruption, garbage)", _events_html(state.get("events") or [])),
     ]
@@ -394,7 +394,7 @@ def _placement_html(final: dict[str, Any] | None) -> str:
 _PALETTE = ["#1f77b4", "#ff7f0e", "#2ca02c", "#d62728", "#9467bd", "#8c564b", "#e377c2", "#7f7f7f", "#bcbd22"]
 
 
-def _leases_svg(leases: list[dict[str, Any]], max_rows: int = 40) -> str:
+def _leases_svg(leases: list[dict[str, Any]], overlaps: list[dict[str, Any]], max_rows: int = 40) -> str:
     if not leases:
         return "<p>no leases reported</p>"
     handles = sorted({x["handle"] for x in leases})[:max_rows]
@@ -408,6 +408,14 @@ def _leases_svg(leases: list[dict[str, Any]], max_rows: int = 40) -> str:
     parts = [f'<svg xmlns="http://www.w3.org/2000/svg" width="{width + left}" height="{height}">']
     for i, h in enumerate(handles):
         y = i * row + 4
+        for o in overlaps:
+            if o.get("handle") == h and isinstance(o.get("at_s"), int | float):
+                a = left + (o["at_s"] - t0) / span * width
+                w = max(float(o.get("overlap_s") or 0) / span * width, 3)
+                who = " and ".join(str(x.get("primary")) for x in o.get("leases") or [])
+                parts.append(f'<rect x="{a - 2:.1f}" y="{y - 2}" width="{w + 4:.1f}" height="{row - 2}" fill="none" '
+                             f'stroke="#cf222e" stroke-width="2"><title>{html.escape(f"two leases at once: {who}")}'
+                             '</title></rect>')
         parts.append(f'<text x="2" y="{y + 11}" font-size="11">chunk {h}</text>')
         for x in leases:
             if x["handle"] != h:
@@ -422,8 +430,9 @@ def _leases_svg(leases: list[dict[str, Any]], max_rows: int = 40) -> str:
     legend = " ".join(f'<span style="color:{c}">&#9632; {html.escape(p)}</span>' for p, c in colour.items())
     parts.append(f'<text x="{left}" y="{height - 6}" font-size="11">{t0:.1f}s</text>'
                  f'<text x="{left + width - 40}" y="{height - 6}" font-size="11">{t1:.1f}s</text></svg>')
+    warn = (f"<p><b>{len(overlaps)} chunk(s) had two leases at once</b> (outlined in red).</p>" if overlaps else "")
     return (f"<p>each bar is one lease, coloured by its primary (upper: the master's table; lower: the primary's "
-            f"own view); {legend}</p>" + "".join(parts))
+            f"own view); {legend}</p>" + warn + "".join(parts))
 
 
 def _versions_html(versions: dict[str, list[list[Any]]]) -> str:
