@@ -42,7 +42,7 @@ from base.spec import TestSpec
 from checkers import kv_convergence
 from harness.backends.local import LocalBackend
 from nemesis import grudges
-from workloads.kv import KvClient
+from systems.kv.client import KvClient
 
 VALUE = raft_bench.VALUE
 KV_NODES = 4

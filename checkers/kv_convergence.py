@@ -14,6 +14,10 @@ Rules these checkers keep:
   superseded by a write that saw it): hinted handoff's promise. Pending hints
   are reported as evidence, not failed. A missing or failed dump makes an
   otherwise clean verdict "unknown" (nothing proves convergence there).
+- Placement is judged with checkers/ring_reference.py, never the system's
+  own ring code: when the nodes agree on the members, a key's preference list
+  as a node reports it (`pref`) must equal the reference ring's, or the key
+  is misplaced (invalid).
 - load: the share of the hash space each member owns as primary, the number
   of keys each node replicates, and their standard deviations, for the
   vnode count in use. It is a measurement: always valid when dumps exist.
@@ -26,7 +30,7 @@ from html import escape
 from typing import Any
 
 from base.history import Op, pairs
-from systems.kv.ring import Ring, std_dev
+from checkers.ring_reference import ReferenceRing, std_dev
 
 MAX_EVIDENCE = 50
 
@@ -46,6 +50,17 @@ def final_dumps(history: list[Op]) -> tuple[dict[str, dict[str, Any]], list[str]
     return dumps, failed
 
 
+def _vnodes(dumps: dict[str, dict[str, Any]], test: dict[str, Any]) -> int:
+    """Vnodes per node as the nodes report it, else as the test configured the nodes."""
+    reported = next(iter(dumps.values())).get("vnodes")
+    if isinstance(reported, int) and reported > 0:
+        return reported
+    configured = (test.get("options") or {}).get("vnodes")
+    if isinstance(configured, int) and configured > 0:
+        return configured
+    raise ValueError("the nodes' dumps do not say how many vnodes they use, and neither does the test")
+
+
 def check(history: list[Op], test: dict[str, Any]) -> dict[str, Any]:
     dumps, failed = final_dumps(history)
     if not dumps:
@@ -54,8 +69,8 @@ def check(history: list[Op], test: dict[str, Any]) -> dict[str, Any]:
     members = list(views.most_common(1)[0][0])
     ring_split = len(views) > 1
     n = int(next(iter(dumps.values())).get("n", 3))
-    vnodes = int(next(iter(dumps.values())).get("vnodes", 32))
-    ring = Ring.of(members, vnodes)
+    vnodes = _vnodes(dumps, test)
+    ring = ReferenceRing(members, vnodes)
     keys = sorted({k for d in dumps.values() for k in d.get("keys", {})})
     divergent: list[dict[str, Any]] = []
     for key in keys:
@@ -78,9 +93,10 @@ def check(history: list[Op], test: dict[str, Any]) -> dict[str, Any]:
                     "dots": {node: c for node, c in copies.items()},
                 }
             )
+    misplaced = [] if ring_split else misplaced_keys(dumps, ring, n)
     undelivered = undelivered_writes(dumps, ring, n)
     hints = {node: d.get("hints", 0) for node, d in dumps.items() if d.get("hints")}
-    valid: bool | str = not divergent and not ring_split and not undelivered
+    valid: bool | str = not divergent and not ring_split and not undelivered and not misplaced
     if valid and failed:
         valid = "unknown"
     if divergent:
@@ -89,6 +105,11 @@ def check(history: list[Op], test: dict[str, Any]) -> dict[str, Any]:
         summary = (
             f"{len(undelivered)} writes held by stand-ins never reached their key's replicas "
             "(hinted handoff did not deliver)"
+        )
+    elif misplaced:
+        summary = (
+            f"{len(misplaced)} keys are placed on other nodes than the ring's rules say "
+            f"(e.g. {misplaced[0]['key']} on {misplaced[0]['reported']}, expected {misplaced[0]['expected']})"
         )
     elif ring_split:
         summary = f"nodes disagree on the ring members: {len(views)} views"
@@ -106,12 +127,27 @@ def check(history: list[Op], test: dict[str, Any]) -> dict[str, Any]:
         "ring_views": [list(v) for v in views],
         "divergent": divergent[:MAX_EVIDENCE],
         "undelivered": undelivered[:MAX_EVIDENCE],
+        "misplaced": misplaced[:MAX_EVIDENCE],
         "pending_hints": hints,
         "failed_dumps": failed,
     }
 
 
-def undelivered_writes(dumps: dict[str, dict[str, Any]], ring: Ring, n: int) -> list[dict[str, Any]]:
+def misplaced_keys(dumps: dict[str, dict[str, Any]], ring: ReferenceRing, n: int) -> list[dict[str, Any]]:
+    """Keys whose preference list, as a node reports it, differs from the reference ring's."""
+    out = []
+    for node, d in sorted(dumps.items()):
+        for key, entry in sorted((d.get("keys") or {}).items()):
+            reported = (entry or {}).get("pref")
+            if not isinstance(reported, list):
+                continue
+            expected = ring.preference_list(key, n)
+            if list(reported) != expected:
+                out.append({"key": key, "node": node, "reported": list(reported), "expected": expected})
+    return out
+
+
+def undelivered_writes(dumps: dict[str, dict[str, Any]], ring: ReferenceRing, n: int) -> list[dict[str, Any]]:
     """Dots a node holds for others (sloppy quorum) that some replica of the key has not seen."""
     out = []
     for holder, d in sorted(dumps.items()):
@@ -129,7 +165,7 @@ def undelivered_writes(dumps: dict[str, dict[str, Any]], ring: Ring, n: int) -> 
 
 
 def load_figures(members: list[str], vnodes: int, key_counts: dict[str, int]) -> dict[str, Any]:
-    shares = Ring.of(members, vnodes).shares()
+    shares = ReferenceRing(members, vnodes).shares()
     return {
         "vnodes": vnodes,
         "shares": {k: round(v, 6) for k, v in sorted(shares.items())},
@@ -146,7 +182,7 @@ def check_load(history: list[Op], test: dict[str, Any]) -> dict[str, Any]:
         return {"valid": "unknown", "summary": "no final dump of the replicas"}
     views = Counter(tuple(sorted(d.get("members", []))) for d in dumps.values())
     members = list(views.most_common(1)[0][0])
-    vnodes = int(next(iter(dumps.values())).get("vnodes", 32))
+    vnodes = _vnodes(dumps, test)
     counts = {node: len(d.get("keys", {})) for node, d in dumps.items()}
     figures = load_figures(members, vnodes, counts)
     worst = max(figures["shares"].items(), key=lambda kv: kv[1]) if figures["shares"] else ("-", 0.0)

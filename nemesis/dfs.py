@@ -1,9 +1,10 @@
 """Faults aimed at the GFS-like file system's roles: its master, its chunkservers, its disks.
 
-Same shape and rules as nemesis/packages.py (start inflicts then records, stop
-cures exactly that and records it; targets from the nodes' own answers and
-`ctx.rng`, so a sim run reproduces from its seed). Kills and partitions are
-recorded with the core op names, so reports shade them and the final heal
+Same rules as every package (nemesis/package.py): start inflicts then
+records, stop cures exactly that and records it; targets come from the
+nodes' own answers and `ctx.rng`, so a sim run reproduces from its seed.
+Kills and partitions are recorded with the kill and partition kinds (the
+op's `role` says whom they hit), so reports shade them and the final heal
 cures them.
 
 - `master-kill`: SIGKILL the master's node (its chunkserver too), restart it
@@ -17,36 +18,60 @@ cures them.
   so re-replication really runs; then restart them, holding stale replicas.
 - `corrupt`: flip 1-3 bytes inside one replica's chunk file on one node's
   disk, through the cluster's `corrupt_file` (sim disk, or the real file
-  under the node's data directory). Recorded as ("corrupt", {node, handle,
-  file, offsets}); nothing to cure: the system must find and repair it.
+  under the node's data directory). Its own kind, `corrupt` {node, handle,
+  file, offsets}, is a one-off: nothing to cure, the system must find and
+  repair it. It needs `Capability.CORRUPT` (sim, local, netns; not ssh yet).
 
-Each names what it needs: `SYSTEMS` (dfs only: a node that does not answer
-with a DFS status makes `start` refuse) and `NEEDS` (cluster capabilities;
-`corrupt` needs `Capability.CORRUPT`, which ssh clusters do not have yet).
-A refusal raises `UnsupportedFault` naming the fault and what is missing,
-before anything is done or recorded.
+All four apply to dfs only (`Requirements.systems`); the catalog refuses
+them elsewhere before a run starts.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from typing import Any
 
 from base.cluster import Capability
+from base.faults import Effect, FaultKind, FaultWindow
 from nemesis import grudges
-from nemesis.hardware import UnsupportedFault
-from nemesis.packages import Fault, NemesisContext, heal_network, restart
+from nemesis.kill import KILL, KILL_OP, kill, restart
+from nemesis.package import NemesisContext, NemesisPackage, Requirements, UnsupportedFault, heal_network
+from nemesis.partition import PARTITION, partition
 from systems.dfs.client import find_master, master_report, replica_files
 from systems.runtime.api import RpcError
 
 LOSS_MAX_S = 15.0
 POLL_S = 0.25
+CORRUPT_OP = "corrupt"
+DFS = frozenset({"dfs"})
+
+
+def _corrupted_node(value: Any) -> tuple[str, ...]:
+    node = value.get("node") if isinstance(value, dict) else None
+    return (node,) if isinstance(node, str) else ()
+
+
+def _describe_corrupt(w: FaultWindow) -> str:
+    v = w.value if isinstance(w.value, dict) else {}
+    where = ", ".join(str(o) for o in v.get("offsets") or [])
+    return f"flipped byte(s) {where} of {v.get('file')} (chunk {v.get('handle')}) on {v.get('node')}"
+
+
+CORRUPT = FaultKind(
+    name="corrupt",
+    start=CORRUPT_OP,
+    stop=(),
+    colour="#cf222e",
+    effect=Effect.DISK,
+    describe=_describe_corrupt,
+    targets=_corrupted_node,
+    summary="bytes of one file on a node's disk flipped",
+)
 
 
 async def _master(ctx: NemesisContext, fault: str) -> str:
-    master = await find_master(ctx.cluster.client, [n for n in ctx.nodes if n not in ctx.killed])
+    master = await find_master(ctx.cluster.client, ctx.running())
     if master is None:
-        raise UnsupportedFault(f"the {fault!r} nemesis applies to the dfs system only: no node named a master")
+        raise UnsupportedFault(f"the {fault!r} nemesis found no node naming a dfs master")
     return master
 
 
@@ -54,8 +79,6 @@ class MasterKill:
     """Kill the master's node; restart it at stop."""
 
     name = "master-kill"
-    SYSTEMS = ("dfs",)
-    NEEDS = frozenset({Capability.KILL})
 
     def __init__(self) -> None:
         self.victim: str | None = None
@@ -64,10 +87,8 @@ class MasterKill:
         master = await _master(ctx, self.name)
         if master in ctx.killed or master in ctx.paused:
             return
-        await ctx.cluster.kill(master)
-        ctx.killed.add(master)
+        await kill(ctx, master, role="master")
         self.victim = master
-        ctx.record("kill", [master])
 
     async def stop(self, ctx: NemesisContext) -> None:
         if self.victim is not None:
@@ -79,15 +100,10 @@ class MasterIsolate:
     """Cut the master off from every chunkserver; heal at stop."""
 
     name = "master-isolate"
-    SYSTEMS = ("dfs",)
-    NEEDS = frozenset({Capability.PARTITION})
 
     async def start(self, ctx: NemesisContext) -> None:
         master = await _master(ctx, self.name)
-        grudge = grudges.isolate(ctx.nodes, ctx.rng, master)
-        await ctx.cluster.partition(grudge)
-        ctx.partitioned = True
-        ctx.record("start-partition", grudge)
+        await partition(ctx, grudges.isolate(ctx.nodes, ctx.rng, master), shape="isolate the master")
 
     async def stop(self, ctx: NemesisContext) -> None:
         await heal_network(ctx)
@@ -97,8 +113,6 @@ class ChunkserverLoss:
     """Keep one or two chunkservers down until the master has re-replicated around them."""
 
     name = "chunkserver-loss"
-    SYSTEMS = ("dfs",)
-    NEEDS = frozenset({Capability.KILL})
 
     def __init__(self) -> None:
         self.victims: list[str] = []
@@ -106,7 +120,7 @@ class ChunkserverLoss:
 
     async def start(self, ctx: NemesisContext) -> None:
         master = await _master(ctx, self.name)
-        up = sorted(n for n in ctx.nodes if n != master and n not in ctx.killed and n not in ctx.paused)
+        up = [n for n in ctx.running() if n != master]
         if not up:
             return
         count = 2 if len(up) >= 4 and ctx.rng.random() < 0.5 else 1
@@ -115,7 +129,7 @@ class ChunkserverLoss:
             await ctx.cluster.kill(n)
             ctx.killed.add(n)
         self.victims, self.master = victims, master
-        ctx.record("kill", victims)
+        ctx.record(KILL_OP, victims, role="chunkserver")
 
     async def stop(self, ctx: NemesisContext) -> None:
         if not self.victims:
@@ -137,18 +151,17 @@ class Corrupt:
     """Flip a few bytes of one replica on one node's disk."""
 
     name = "corrupt"
-    SYSTEMS = ("dfs",)
-    NEEDS = frozenset({Capability.CORRUPT})
 
     async def start(self, ctx: NemesisContext) -> None:
         cluster = ctx.cluster
-        if Capability.CORRUPT not in cluster.capabilities or not hasattr(cluster, "corrupt_file"):
+        flip = getattr(cluster, "corrupt_file", None)
+        if Capability.CORRUPT not in cluster.capabilities or flip is None:
             raise UnsupportedFault(
                 f"the {self.name!r} nemesis needs a cluster that can flip bytes on a node's disk "
                 f"({type(cluster).__name__} cannot); use --backend sim, local or netns")
         await _master(ctx, self.name)
         candidates: list[tuple[str, dict[str, Any]]] = []
-        for node in sorted(n for n in ctx.nodes if n not in ctx.killed and n not in ctx.paused):
+        for node in ctx.running():
             try:
                 held = await replica_files(cluster.client, node)
             except RpcError:
@@ -159,20 +172,48 @@ class Corrupt:
         node, replica = ctx.rng.choice(candidates)
         offsets = sorted({ctx.rng.randrange(replica["length"]) for _ in range(ctx.rng.randint(1, 3))})
         try:
-            flipped = await cluster.corrupt_file(node, str(replica["file"]), offsets)  # type: ignore[attr-defined]
+            flipped = await flip(node, str(replica["file"]), offsets)
         except FileNotFoundError:
             return  # deleted meanwhile (garbage collected or replaced): nothing broken, nothing recorded
         if flipped:
-            ctx.record("corrupt", {"node": node, "handle": replica["handle"], "file": replica["file"],
-                                   "offsets": flipped})
+            ctx.record(CORRUPT_OP, {"node": node, "handle": replica["handle"], "file": replica["file"],
+                                    "offsets": flipped})
 
     async def stop(self, ctx: NemesisContext) -> None:
         return None  # a lying disk is not cured by the harness: the system must find and repair it
 
 
-PACKAGES: dict[str, Callable[[], Fault]] = {
-    "master-kill": MasterKill,
-    "master-isolate": MasterIsolate,
-    "chunkserver-loss": ChunkserverLoss,
-    "corrupt": Corrupt,
-}
+PACKAGES = (
+    NemesisPackage(
+        name="master-kill",
+        summary="kill the dfs master's node, restart it later (it replays its log and waits out a lease)",
+        make=MasterKill,
+        kinds=(KILL,),
+        needs=frozenset({Capability.KILL}),
+        requires=Requirements(systems=DFS),
+    ),
+    NemesisPackage(
+        name="master-isolate",
+        summary="cut the dfs master off from every chunkserver, heal later",
+        make=MasterIsolate,
+        kinds=(PARTITION,),
+        needs=frozenset({Capability.PARTITION}),
+        requires=Requirements(systems=DFS, min_nodes=2),
+    ),
+    NemesisPackage(
+        name="chunkserver-loss",
+        summary="kill one or two dfs chunkservers and keep them down until the master re-replicated around them",
+        make=ChunkserverLoss,
+        kinds=(KILL,),
+        needs=frozenset({Capability.KILL}),
+        requires=Requirements(systems=DFS, min_nodes=2),
+    ),
+    NemesisPackage(
+        name="corrupt",
+        summary="flip 1-3 bytes of one replica's chunk file on a node's disk (the system must find and repair it)",
+        make=Corrupt,
+        kinds=(CORRUPT,),
+        needs=frozenset({Capability.CORRUPT}),
+        requires=Requirements(systems=DFS),
+    ),
+)

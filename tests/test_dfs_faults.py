@@ -12,11 +12,14 @@ import pytest
 from test_dfs_harness import dfs_spec, run_case
 
 from base.cluster import CORE_CAPABILITIES, Capability
-from harness.backends.local import flip_bytes
+from base.spec import TestSpec
+from harness.applicability import check_nemesis
+from harness.backends import capabilities
+from harness.backends.processes import flip_bytes
 from harness.backends.sim import SimCluster
+from nemesis.catalog import NotApplicable
 from nemesis.dfs import PACKAGES, Corrupt
-from nemesis.hardware import UnsupportedFault
-from nemesis.packages import NemesisContext
+from nemesis.package import NemesisContext, UnsupportedFault, backend_refusal
 from systems.runtime.sim import SimWorld
 
 
@@ -53,15 +56,23 @@ class NoDiskCluster:
 
 
 def test_corrupt_refuses_a_cluster_that_cannot_reach_the_disk() -> None:
-    ctx = NemesisContext(cluster=NoDiskCluster(), rng=random.Random(1), record=lambda f, v: None)  # type: ignore[arg-type]
+    ctx = NemesisContext(cluster=NoDiskCluster(), rng=random.Random(1), sink=lambda f, v, extra: None)  # type: ignore[arg-type]
     with pytest.raises(UnsupportedFault, match="sim, local or netns"):
         asyncio.run(Corrupt().start(ctx))
 
 
-def test_every_dfs_fault_names_its_system_and_needs() -> None:
-    for name, make in PACKAGES.items():
-        fault: Any = make()
-        assert fault.name == name and fault.SYSTEMS == ("dfs",) and fault.NEEDS
+def test_every_dfs_fault_is_refused_before_a_run_where_it_cannot_apply() -> None:
+    for package in PACKAGES:
+        fault: Any = package.make()
+        assert fault.name == package.name and package.requires.systems == {"dfs"} and package.needs
+        check_nemesis(dfs_spec("sim", 1, (package.name,)))
+        with pytest.raises(NotApplicable, match="works on dfs only"):
+            check_nemesis(TestSpec(system="raft", workload="register", nemesis=(package.name,)))
+    corrupt = next(p for p in PACKAGES if p.name == "corrupt")
+    refusal = backend_refusal(corrupt, "ssh", capabilities.CONFIGURED["ssh"])
+    assert refusal is not None and "flip bytes on a node's disk" in refusal
+    for backend in ("sim", "local", "netns"):
+        assert backend_refusal(corrupt, backend, capabilities.STATIC[backend]) is None
 
 
 @pytest.mark.sim

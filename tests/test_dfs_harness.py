@@ -68,7 +68,8 @@ def test_append_survives_partitions_and_kills_on_sim(tmp_path: Path, seed: int) 
 
 @pytest.mark.sim
 def test_files_survive_partitions_kills_pauses_and_power_cuts_on_sim(tmp_path: Path) -> None:
-    spec = dfs_spec("sim", 3, ("partition", "kill", "pause", "power"), "files", options=SMALL_CHUNKS)
+    spec = dfs_spec("sim", 3, ("partition", "kill", "pause", "power"), "files", options=SMALL_CHUNKS,
+                    time_limit=45.0, interval=4.0)
     results, history, _ = run_case(tmp_path, spec)
     assert_valid_with_faults(results, history, spec, ("kill", "start-partition", "pause", "power-off"))
     stats = results["checkers"]["dfs-files"]["stats"]
@@ -91,7 +92,8 @@ def test_same_seed_same_history_under_different_hash_seeds(tmp_path: Path) -> No
         env = {**os.environ, "PYTHONHASHSEED": hash_seed}
         proc = subprocess.run(
             [sys.executable, "-m", "harness.cli", "run", "dfs", "--backend", "sim", "--seed", "7",
-             "--nemesis", "kill,pause,partition", "--time-limit", "20", "--results", str(root)],
+             "--nemesis", "kill,pause,partition", "--time-limit", "30", "--interval", "3",
+             "--results", str(root)],
             capture_output=True, text=True, env=env, timeout=600,
         )
         assert proc.returncode == 0, proc.stdout + proc.stderr

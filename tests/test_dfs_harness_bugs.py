@@ -21,8 +21,9 @@ BUG_CASES: dict[str, dict[str, Any]] = {
     "no-checksum": {"nemesis": ("corrupt",), "checker": "dfs-append", "seeds": (1, 2, 3)},
     # The primary acknowledges before its secondaries applied; on lossy links they never do.
     "early-ack": {"nemesis": ("flaky",), "checker": "dfs-append", "seeds": (1, 2, 3)},
-    # A client complaining about a paused primary makes the master grant a second lease at once.
-    "lease-overlap": {"nemesis": ("pause",), "checker": "dfs-state", "seeds": (1, 2, 3, 4)},
+    # A client complaining about a primary cut off from its secondaries makes the master grant a second lease
+    # at once, while the first primary (still reachable by the master and the clients) holds its own.
+    "lease-overlap": {"nemesis": ("partition",), "checker": "dfs-state", "seeds": (4, 5, 6, 1, 2, 3)},
 }
 
 LOCAL_BUGS = ("no-version", "no-checksum")

@@ -43,7 +43,7 @@ from typing import Any
 
 from base.history import Op
 from base.spec import TestSpec
-from systems.dfs.client import DfsClient, DfsError, default_master, find_master
+from systems.dfs.client import DfsClient, DfsError, default_master
 from systems.runtime.api import RpcError, Runtime
 from workloads.base import Checker, Client
 
@@ -358,11 +358,6 @@ def check_state(history: list[Op], test: dict[str, Any]) -> dict[str, Any]:
 
 
 # ---------------------------------------------------------------- harness hooks
-
-
-async def find_leader(rt: Runtime, nodes: list[str]) -> str | None:
-    """The master, as the nodes name it (the faults aimed at "the leader" hit the master)."""
-    return await find_master(rt, nodes)
 
 
 def report_sections(history: list[Op], results: dict[str, Any]) -> list[tuple[str, str]]:

@@ -40,9 +40,7 @@ from typing import Any
 
 from base.history import Op
 from base.spec import TestSpec
-from systems.kv import DEFAULT_OPTIONS
-from systems.kv.messages import KeyRequest, PutRequest
-from systems.kv.ring import Ring
+from systems.kv.client import KvClient, initial_ring
 from systems.runtime.api import RpcError, Runtime
 from workloads.base import Checker, Client
 
@@ -52,16 +50,9 @@ SCAN_LIMIT = 20_000
 REGISTER_KEYS = 3
 
 
-def _ring(nodes: list[str], options: dict[str, Any]) -> tuple[Ring, int]:
-    """The initial ring the nodes build from these options, and N (at most the member count)."""
-    opts = {**DEFAULT_OPTIONS, **options}
-    members = list(opts.get("members") or nodes)
-    return Ring.of(members, int(opts["vnodes"])), min(int(opts["n"]), len(members))
-
-
 def spread_keys(nodes: list[str], options: dict[str, Any], prefix: str = "set", least: int = SET_KEYS) -> list[str]:
     """Names `prefix<i>`: one per distinct replica set when there are at most MAX_SPREAD_KEYS, topped up to `least`."""
-    ring, n = _ring(nodes, options)
+    ring, n = initial_ring(nodes, options)
     members = ring.nodes
     chosen: list[int] = []
     if math.comb(len(members), n) <= MAX_SPREAD_KEYS:
@@ -82,28 +73,9 @@ def spread_keys(nodes: list[str], options: dict[str, Any], prefix: str = "set", 
 
 def remote_keys(nodes: list[str], options: dict[str, Any], keys: list[str]) -> dict[str, list[str]]:
     """For each node, the keys of `keys` it does not replicate (under the initial ring)."""
-    ring, n = _ring(nodes, options)
+    ring, n = initial_ring(nodes, options)
     replicas = {k: ring.preference_list(k, n) for k in keys}
     return {node: [k for k in keys if node not in replicas[k]] for node in nodes}
-
-
-class KvClient:
-    """Raw get/put against one node."""
-
-    def __init__(self, rt: Runtime, node: str, timeout_s: float) -> None:
-        self.rt, self.node, self.timeout_s = rt, node, timeout_s
-
-    async def get(self, key: str) -> dict[str, Any]:
-        return await self.rt.call(self.node, "kv.get", KeyRequest(key).to_wire(), timeout=self.timeout_s)
-
-    async def put(
-        self, key: str, value: Any, context: dict[str, int] | None = None, *, overwrite: bool = False
-    ) -> dict[str, Any]:
-        msg = PutRequest(key, value, context or {}, overwrite).to_wire()
-        return await self.rt.call(self.node, "kv.put", msg, timeout=self.timeout_s)
-
-    async def dump(self) -> dict[str, Any]:
-        return await self.rt.call(self.node, "kv.dump", {}, timeout=self.timeout_s)
 
 
 def union(values: list[Any]) -> list[int]:
