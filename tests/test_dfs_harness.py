@@ -76,12 +76,30 @@ def test_files_survive_partitions_kills_pauses_and_power_cuts_on_sim(tmp_path: P
     assert stats["closed"] > 10 and stats["reads_ok"] > 10 and stats["listed"]
 
 
+@pytest.mark.sim
+def test_append_survives_corruption_power_cuts_and_lost_chunkservers_on_sim(tmp_path: Path) -> None:
+    spec = dfs_spec("sim", 1, ("corrupt", "power", "chunkserver-loss"), time_limit=60.0)
+    results, history, _ = run_case(tmp_path, spec)
+    assert_valid_with_faults(results, history, spec, ("corrupt", "power-off", "kill"))
+    kinds = {e["kind"] for e in results["checkers"]["dfs-state"]["events"]}
+    assert {"corrupt-replica", "re-replicated"} <= kinds, kinds  # found the flipped bytes, repaired around them
+    assert any(op["f"] == "kill" and op.get("role") == "chunkserver" for op in history)
+
+
 @pytest.mark.real
 @pytest.mark.slow
 def test_append_survives_partitions_and_kills_on_local(tmp_path: Path) -> None:
     spec = dfs_spec("local", 1, ("partition", "kill"))
     results, history, _ = run_case(tmp_path, spec)
     assert_valid_with_faults(results, history, spec, ("kill", "start-partition"))
+
+
+@pytest.mark.real
+@pytest.mark.slow
+def test_append_survives_corruption_power_cuts_and_lost_chunkservers_on_local(tmp_path: Path) -> None:
+    spec = dfs_spec("local", 1, ("corrupt", "power", "chunkserver-loss"), time_limit=60.0)
+    results, history, _ = run_case(tmp_path, spec)
+    assert_valid_with_faults(results, history, spec, ("corrupt", "power-off", "kill"))
 
 
 @pytest.mark.sim
