@@ -17,7 +17,7 @@ from hypothesis import strategies as st
 
 from systems.dfs import messages as m
 from systems.dfs.checksums import blocks_overlapping, crcs_of, extend_crcs, first_bad_block
-from systems.dfs.chunkstore import ChunkCorrupt, ChunkStore, data_name, meta_name
+from systems.dfs.chunkstore import META_COMPACT_BYTES, ChunkCorrupt, ChunkStore, data_name, meta_name
 from systems.dfs.leases import LeaseTable
 from systems.dfs.namespace import Namespace, check_path
 from systems.dfs.oplog import OpLog
@@ -155,6 +155,42 @@ def test_a_damaged_meta_marks_the_replica_damaged() -> None:
     assert again.get(3).damaged
     with pytest.raises(ChunkCorrupt):
         again.read(3, 0, 1)
+
+
+def test_the_meta_log_replays_to_the_same_replica_and_stays_small() -> None:
+    store, d = disk()
+    cs = ChunkStore(d, block_size=BS)
+    run(cs.create(4, 1))
+    for i in range(3000):
+        run(cs.apply(4, [("w", cs.get(4).length, b"%d," % i)]))
+    run(cs.set_version(4, 7))
+    assert len(d.read(meta_name(4))) <= META_COMPACT_BYTES + 1024  # compacted along the way
+    store.crash()
+    again = ChunkStore(DiskView(store, lambda: True, sync_s=0.0), block_size=BS)
+    assert again.load() == []
+    rep, before = again.get(4), cs.get(4)
+    assert (rep.version, rep.length, rep.crcs) == (7, before.length, before.crcs)
+    assert again.bad_block(4) is None
+
+
+def test_a_torn_meta_record_is_cut_and_the_data_follows_it() -> None:
+    store, d = disk()
+    cs = ChunkStore(d, block_size=BS)
+    run(cs.create(5, 1))
+    run(cs.apply(5, [("w", 0, b"kept!")]))
+    d.append(data_name(5), b"more")
+    d.append(meta_name(5), b"\x00\x00\x00\x40half a record")  # the meta append of a batch, cut short
+    run(d.sync(data_name(5)))
+    run(d.sync(meta_name(5)))
+    store.crash()
+    again = ChunkStore(DiskView(store, lambda: True, sync_s=0.0), block_size=BS)
+    notes = again.load()
+    assert any("torn meta" in n for n in notes) and any("torn tail" in n for n in notes)
+    assert again.read(5, 0, 100) == b"kept!"
+    run(again.apply(5, [("w", 5, b" then")]))  # the log goes on after the cut
+    third = ChunkStore(DiskView(store, lambda: True, sync_s=0.0), block_size=BS)
+    third.load()
+    assert third.read(5, 0, 100) == b"kept! then"
 
 
 # ---------------------------------------------------------------- namespace and op log (§2.6.3, §4.4)

@@ -10,9 +10,9 @@ RPCs it serves (requests in messages.py; a malformed one is logged as
   the primary. Mutations queue per chunk; one worker drains the queue in
   batches: it picks every offset (an append goes at the end; one that does
   not fit pads the chunk to its full size and answers "full": try the next
-  chunk, §3.3), applies the batch locally, then sends it to every secondary
-  in the lease (cs.apply, one serial number per batch) and answers only once
-  all of them applied it. A failure after the local apply answers an
+  chunk, §3.3), sends the batch to every secondary in the lease (cs.apply,
+  one serial number per batch) while applying it locally, and answers only
+  once all of them and itself applied it. A failure after the local apply answers an
   indefinite error: the data may be on some replicas (an inconsistent region).
 - cs.apply {handle, version, serial, ops}: on a secondary: refused unless the
   replica's version equals the batch's; a serial already applied at this
@@ -276,27 +276,29 @@ class ChunkServer:
                 _settle_each(batch, results)
                 return
             lease.serial += 1
-            serial = lease.serial
+            req = {"handle": handle, "version": rep.version, "serial": lease.serial, "ops": wire_ops}
+            secondaries = [n for n in lease.members if n != self.node]
+            early = "early-ack" in self.o.bugs
+            # The secondaries apply the batch while the primary does: their syncs overlap with its own.
+            forwards = [] if early else [asyncio.ensure_future(self._forward(n, req)) for n in secondaries]
             try:
                 await self.store.apply(handle, ops)
             except ChunkCorrupt as e:
                 self._found_corrupt(handle, str(e))
+                await asyncio.gather(*forwards)
                 _settle(batch, _error("corrupt", str(e), definite=False))
                 return
             lease.next_offset = max(lease.next_offset, end)
             lease.last_mutation_at = self.rt.now()
-            version = rep.version
             self.counters["batches"] += 1
         for p in batch:
             self.buffer.take(p.data_id)
-        req = {"handle": handle, "version": version, "serial": serial, "ops": wire_ops}
-        secondaries = [n for n in lease.members if n != self.node]
-        if "early-ack" in self.o.bugs:
+        if early:
             _settle_each(batch, results)
             for n in secondaries:
                 self.rt.send(n, "cs.apply", req)
             return
-        answers = await asyncio.gather(*(self._forward(n, req) for n in secondaries))
+        answers = await asyncio.gather(*forwards)
         failed = [a for a in answers if a is not None]
         if failed:
             _settle(batch, _error("secondary-failed", "; ".join(failed), definite=False))

@@ -3,17 +3,26 @@
 Files, per chunk handle H:
 
 - `chunks/H.dat`: the chunk's bytes.
-- `chunks/H.meta`: msgpack {"v": version, "len": length, "crc": [CRC32 per block]}, replaced whole.
+- `chunks/H.meta`: a log of records, each a 4-byte big-endian length and
+  msgpack {"v": version, "len": length, "from": block, "crc": [CRC32, ...]}:
+  the replica's version and length, and the checksums of every block from
+  `from` on (the blocks before it keep their earlier checksums). Appended
+  after each mutation; rewritten whole as one record once it grows past
+  `META_COMPACT_BYTES` (and on create and clone).
 
 Rules this module keeps:
 
-- Every mutation writes the data, then the meta, then syncs the data and then
-  the meta; `apply` returns only once both are durable (what a chunkserver
-  acknowledges survives a crash). A batch of operations costs one sync each.
+- Every mutation writes the data, syncs it, then appends the meta record and
+  syncs that; `apply` returns only once both are durable (what a chunkserver
+  acknowledges survives a crash). A batch of operations costs two fsyncs,
+  and appending the meta never needs the directory synced again.
 - A crash between the two syncs leaves a data file longer than its meta says
   (an append): `load` cuts it back to the meta's length, so the checksums
-  still match. A data file shorter than its meta, or an unreadable meta,
-  marks the replica damaged: it is reported as corrupt, never served.
+  still match; a torn last meta record is dropped. A data file shorter than
+  its meta, or a meta with no whole record, marks the replica damaged: it is
+  reported as corrupt, never served. (An overwrite whose meta did not make
+  it leaves checksums that no longer match: the replica reads as corrupt
+  and is replaced, never served wrong.)
 - Reads verify the checksum of every block they touch before returning a
   byte (`ChunkCorrupt` otherwise); overwrites verify the partial first and
   last blocks they touch before recomputing them. `verify=False` (the
@@ -26,6 +35,7 @@ Rules this module keeps:
 
 from __future__ import annotations
 
+import struct
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -35,6 +45,8 @@ from systems.dfs.checksums import blocks_overlapping, crcs_of, extend_crcs, firs
 from systems.runtime.api import Disk
 
 PREFIX = "chunks/"
+META_COMPACT_BYTES = 64 * 1024
+_LEN = struct.Struct(">I")
 
 
 class ChunkMissing(KeyError):
@@ -56,9 +68,17 @@ class Replica:
     length: int = 0
     crcs: list[int] = field(default_factory=list)
     damaged: bool = False
+    dirty_from: int | None = None
+    """The first block whose checksum changed since the last meta record."""
+    meta_bytes: int = 0
 
-    def to_wire(self) -> bytes:
-        return msgpack.packb({"v": self.version, "len": self.length, "crc": self.crcs}, use_bin_type=True)
+    def touch(self, block: int) -> None:
+        self.dirty_from = block if self.dirty_from is None else min(self.dirty_from, block)
+
+    def record(self, start: int) -> bytes:
+        body = msgpack.packb({"v": self.version, "len": self.length, "from": start, "crc": self.crcs[start:]},
+                             use_bin_type=True)
+        return _LEN.pack(len(body)) + body
 
 
 def data_name(handle: int) -> str:
@@ -99,6 +119,9 @@ class ChunkStore:
                 self.replicas[handle] = Replica(version=0, damaged=True)
                 notes.append(f"chunk {handle}: unreadable meta")
                 continue
+            if rep.meta_bytes < len(raw or b""):
+                self.disk.truncate(name, rep.meta_bytes)
+                notes.append(f"chunk {handle}: cut a torn meta record")
             data = self.disk.read(data_name(handle))
             size = len(data) if data is not None else -1
             if size > rep.length:
@@ -152,20 +175,18 @@ class ChunkStore:
     async def create(self, handle: int, version: int) -> None:
         self.replicas[handle] = Replica(version=version)
         self.disk.write(data_name(handle), b"")
-        await self._persist(handle)
+        await self._persist(handle, whole=True)
 
     async def set_version(self, handle: int, version: int) -> None:
         rep = self.get(handle)
         rep.version = version
-        self.disk.write(meta_name(handle), rep.to_wire())
-        await self.disk.sync(meta_name(handle))
-        self.syncs += 1
+        await self._persist(handle, data=False)
 
     async def install(self, handle: int, version: int, data: bytes) -> None:
         """Replace the replica whole (a clone): checksums computed from the bytes received."""
         self.replicas[handle] = Replica(version=version, length=len(data), crcs=crcs_of(data, self.block_size))
         self.disk.write(data_name(handle), data)
-        await self._persist(handle)
+        await self._persist(handle, whole=True)
 
     async def apply(self, handle: int, ops: list[Op]) -> int:
         """Apply writes and pads in order, then make them durable. Returns the new length."""
@@ -197,6 +218,7 @@ class ChunkStore:
         if not data:
             return
         self.disk.append(data_name(handle), data)
+        rep.touch(max(0, len(rep.crcs) - 1) if rep.length % self.block_size else len(rep.crcs))
         rep.crcs = extend_crcs(rep.crcs, rep.length, data, self.block_size)
         rep.length += len(data)
 
@@ -215,31 +237,55 @@ class ChunkStore:
                 if bad is not None:
                     raise ChunkCorrupt(handle, bad)
         content[offset:end] = data
-        first = offset // bs
-        rep.crcs = rep.crcs[:first] + crcs_of(bytes(content[first * bs :]), bs)
+        first, last = offset // bs, (end - 1) // bs
+        rep.touch(first)
+        fresh = crcs_of(bytes(content[first * bs : (last + 1) * bs]), bs)
+        rep.crcs = rep.crcs[:first] + fresh + rep.crcs[last + 1 :]
         rep.length = len(content)
         self.disk.write(data_name(handle), bytes(content))
 
-    async def _persist(self, handle: int) -> None:
+    async def _persist(self, handle: int, *, whole: bool = False, data: bool = True) -> None:
+        """Make the data durable, then the meta: a new record, or the whole meta rewritten as one."""
         rep = self.get(handle)
-        self.disk.write(meta_name(handle), rep.to_wire())
-        await self.disk.sync(data_name(handle))
+        if data:
+            await self.disk.sync(data_name(handle))
+            self.syncs += 1
+        start = len(rep.crcs) if rep.dirty_from is None else rep.dirty_from
+        if whole or rep.meta_bytes >= META_COMPACT_BYTES:
+            record = rep.record(0)
+            self.disk.write(meta_name(handle), record)
+            rep.meta_bytes = len(record)
+        else:
+            record = rep.record(start)
+            self.disk.append(meta_name(handle), record)
+            rep.meta_bytes += len(record)
+        rep.dirty_from = None
         await self.disk.sync(meta_name(handle))
-        self.syncs += 2
+        self.syncs += 1
 
 
 def _decode_meta(raw: bytes | None) -> Replica | None:
+    """The replica the meta log describes (None when it holds no whole, valid record)."""
     if not raw:
         return None
-    try:
-        m: Any = msgpack.unpackb(raw, raw=False)
-    except (ValueError, msgpack.UnpackException):
-        return None
-    if not isinstance(m, dict):
-        return None
-    v, n, crc = m.get("v"), m.get("len"), m.get("crc")
-    if not (isinstance(v, int) and isinstance(n, int) and isinstance(crc, list)):
-        return None
-    if not all(isinstance(c, int) for c in crc):
-        return None
-    return Replica(version=v, length=n, crcs=list(crc))
+    rep: Replica | None = None
+    pos = 0
+    while pos + _LEN.size <= len(raw):
+        (n,) = _LEN.unpack_from(raw, pos)
+        if pos + _LEN.size + n > len(raw):
+            break  # a torn last record
+        try:
+            m: Any = msgpack.unpackb(raw[pos + _LEN.size : pos + _LEN.size + n], raw=False)
+        except (ValueError, msgpack.UnpackException):
+            break
+        v, length, start, crc = (m.get(k) for k in ("v", "len", "from", "crc")) if isinstance(m, dict) else (None,) * 4
+        if not (isinstance(v, int) and isinstance(length, int) and isinstance(start, int) and isinstance(crc, list)):
+            break
+        if not all(isinstance(c, int) for c in crc) or (rep is None and start != 0):
+            break
+        crcs = (rep.crcs[:start] if rep is not None else []) + list(crc)
+        rep = Replica(version=v, length=length, crcs=crcs)
+        pos += _LEN.size + n
+    if rep is not None:
+        rep.meta_bytes = pos
+    return rep

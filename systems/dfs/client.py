@@ -28,6 +28,10 @@ Rules this module keeps:
   some replicas (GFS's inconsistent region). A create carries a creator
   token, so a retry of a create that landed answers ok; delete and rename
   are not retried after an indefinite error.
+- A large write or read is split at chunk boundaries into `io_size` (1 MiB)
+  pieces; a write sends them one after another (a chunk grows at its end),
+  a read keeps `window` (4) of them in flight. A write in which any piece
+  may have landed fails as in doubt.
 - Record appends are at most a quarter chunk; "full" moves the append to the
   next chunk (created on demand). Holes read as zeros: a chunk before the
   file's last that a replica holds shorter than the chunk size reads as
@@ -36,6 +40,7 @@ Rules this module keeps:
 
 from __future__ import annotations
 
+import asyncio
 from dataclasses import dataclass
 from typing import Any
 
@@ -122,6 +127,7 @@ class DfsClient:
         timeout_s: float = 5.0,
         rpc_timeout_s: float = 1.0,
         io_size: int = IO_SIZE,
+        window: int = 4,
     ) -> None:
         self.rt = rt
         self.nodes = sorted(nodes)
@@ -131,6 +137,8 @@ class DfsClient:
         self.timeout_s = timeout_s
         self.rpc_timeout_s = rpc_timeout_s
         self.io_size = io_size
+        self.window = max(1, window)
+        """How many pieces of one read are in flight at once."""
         self.chunk_size: int | None = None
         self._ids = 0
         self._last_index: dict[str, int] = {}
@@ -236,6 +244,12 @@ class DfsClient:
         self._chunks[(path, index)] = int(info["handle"])
         return ChunkRef(int(info["handle"]), int(info["version"]), tuple(info["replicas"]))
 
+    def _cached_lease(self, path: str, index: int) -> LeaseRef | None:
+        """The lease on chunk `index` of `path` while the client may still trust it (no RPC)."""
+        handle = self._chunks.get((path, index))
+        lease = self._leases.get(handle) if handle is not None else None
+        return lease if lease is not None and self.rt.now() < lease.valid_until else None
+
     async def _lease(self, handle: int, suspect: str | None) -> LeaseRef:
         cached = self._leases.get(handle)
         if cached is not None and suspect is None and self.rt.now() < cached.valid_until:
@@ -265,14 +279,16 @@ class DfsClient:
         while self.rt.now() < deadline:
             primary = None
             try:
-                chunk = await self._chunk(path, index, create=True)
-                if not chunk.replicas:
-                    raise DfsError("no-replicas", f"chunk {chunk.handle} has no replica yet", definite=True)
-                lease = await self._lease(chunk.handle, suspect)
+                lease = self._cached_lease(path, index) if suspect is None else None
+                if lease is None:
+                    chunk = await self._chunk(path, index, create=True)
+                    if not chunk.replicas:
+                        raise DfsError("no-replicas", f"chunk {chunk.handle} has no replica yet", definite=True)
+                    lease = await self._lease(chunk.handle, suspect)
                 suspect = None
                 await self._push(data_id, data, lease.members)
                 primary = lease.primary
-                answer = await self._call(primary, method, {"handle": chunk.handle, "data_id": data_id, **body})
+                answer = await self._call(primary, method, {"handle": lease.handle, "data_id": data_id, **body})
                 return answer, maybe
             except DfsError as e:
                 last = e
@@ -310,50 +326,55 @@ class DfsClient:
             self._last_index[path] = index
             return index * self.chunk_size + int(answer["offset"])
 
+    def _pieces(self, offset: int, length: int, chunk_size: int) -> list[tuple[int, int, int, int]]:
+        """(position in the data, chunk index, offset in the chunk, size): split at chunks and `io_size`."""
+        out, pos = [], 0
+        while pos < length:
+            index, within = divmod(offset + pos, chunk_size)
+            size = min(length - pos, chunk_size - within, self.io_size)
+            out.append((pos, index, within, size))
+            pos += size
+        return out
+
     async def write(self, path: str, offset: int, data: bytes, *, timeout_s: float | None = None) -> None:
-        """Write `data` at `offset`, split at chunk boundaries and into `io_size` pieces."""
+        """Write `data` at `offset`, split at chunk boundaries into `io_size` pieces, one after another (so a
+        chunk grows at its end: pieces landing out of order would make the replicas rewrite what they hold)."""
         deadline = self._deadline(timeout_s)
         if self.chunk_size is None:
             await self.stat(path, timeout_s=max(0.0, deadline - self.rt.now()))
         assert self.chunk_size is not None
-        cs = self.chunk_size
-        pos = 0
         maybe = False
-        while pos < len(data):
-            at = offset + pos
-            index, within = divmod(at, cs)
-            size = min(len(data) - pos, cs - within, self.io_size)
+        for pos, index, within, size in self._pieces(offset, len(data), self.chunk_size):
             try:
                 _, doubt = await self._mutate(path, index, "cs.write", {"offset": within}, data[pos : pos + size],
                                               deadline)
             except DfsError as e:
-                definite = e.definite and not maybe and pos == 0
-                raise DfsError(e.code, e.message, definite=definite) from None
+                raise DfsError(e.code, e.message, definite=e.definite and not maybe and pos == 0) from None
             maybe = maybe or doubt
-            pos += size
 
     async def read(self, path: str, offset: int, length: int, *, timeout_s: float | None = None) -> bytes:
-        """Up to `length` bytes from `offset`; short only at the end of the file's last chunk."""
+        """Up to `length` bytes from `offset`, `window` pieces in flight; short only at the end of the file's
+        last chunk (a chunk before the last that a replica holds short reads as zero-filled)."""
         deadline = self._deadline(timeout_s)
         st = await self.stat(path, timeout_s=max(0.0, deadline - self.rt.now()))
         chunks = st["chunks"]
-        cs = int(st["chunk_size"])
+        pieces = [p for p in self._pieces(offset, length, int(st["chunk_size"])) if p[1] < len(chunks)]
+        gate = asyncio.Semaphore(self.window)
+
+        async def one(piece: tuple[int, int, int, int]) -> bytes:
+            _, index, within, size = piece
+            async with gate:
+                got = await self._read_piece(path, index, chunks[index], within, size, deadline)
+            if len(got) < size and index < len(chunks) - 1:
+                got += bytes(size - len(got))
+            return got
+
+        parts = await asyncio.gather(*(one(p) for p in pieces))
         out = bytearray()
-        pos = offset
-        end = offset + length
-        while pos < end:
-            index, within = divmod(pos, cs)
-            if index >= len(chunks):
-                break
-            size = min(end - pos, cs - within, self.io_size)
-            piece = await self._read_piece(path, index, chunks[index], within, size, deadline)
-            last = index == len(chunks) - 1
-            if len(piece) < size and not last:
-                piece += bytes(size - len(piece))
-            out += piece
-            pos += size
-            if len(piece) < size:
-                break
+        for got, (_, _, _, size) in zip(parts, pieces, strict=True):
+            out += got
+            if len(got) < size:
+                break  # the end of the file's last chunk
         return bytes(out)
 
     async def read_all(self, path: str, *, timeout_s: float | None = None) -> bytes:

@@ -35,7 +35,7 @@ DEFAULT_OPTIONS: dict[str, Any] = {
     "gc_delay_s": 3.0,
     "checkpoint_every": 400,
     "scrub_interval_s": 0.25,
-    "scrub_bytes_per_s": 32 * 1024 * 1024,
+    "scrub_bytes_per_s": 4 * 1024 * 1024,
     "push_buffer_bytes": 64 * 1024 * 1024,
     "push_ttl_s": 30.0,
     "max_batch_bytes": 4 * 1024 * 1024,
