@@ -17,6 +17,7 @@ import msgpack
 import pytest
 
 from systems.dfs import DEFAULT_OPTIONS, start_node
+from systems.dfs.chunkstore import decode_meta
 from systems.dfs.client import DfsClient, DfsError
 from systems.runtime.api import NodeConfig, RemoteError
 from systems.runtime.sim import SimWorld
@@ -311,8 +312,8 @@ def test_real_nodes_and_the_command_line(tmp_path: Path) -> None:
         assert [s["node"] for s in statuses] == nodes
         # a file written by the system on disk, with its checksums in msgpack beside it
         meta_file = tmp_path / "data" / "n2" / "chunks" / f"{stat['chunks'][0]['handle']}.meta"
-        meta = msgpack.unpackb(meta_file.read_bytes())
-        assert meta["len"] == 262144 and len(meta["crc"]) == 4
+        meta = decode_meta(meta_file.read_bytes())
+        assert meta is not None and meta.length == 262144 and len(meta.crcs) == 4
         bad = cli("--cluster", "x", "ls")
         assert bad.returncode == 2
         r = subprocess.run([sys.executable, "-m", "systems.dfs.cli", "--cluster", str(tmp_path / "nope.json"), "ls"],

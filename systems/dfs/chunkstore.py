@@ -114,7 +114,7 @@ class ChunkStore:
                 notes.append(f"{name}: not a chunk meta")
                 continue
             raw = self.disk.read(name)
-            rep = _decode_meta(raw)
+            rep = decode_meta(raw)
             if rep is None:
                 self.replicas[handle] = Replica(version=0, damaged=True)
                 notes.append(f"chunk {handle}: unreadable meta")
@@ -264,7 +264,7 @@ class ChunkStore:
         self.syncs += 1
 
 
-def _decode_meta(raw: bytes | None) -> Replica | None:
+def decode_meta(raw: bytes | None) -> Replica | None:
     """The replica the meta log describes (None when it holds no whole, valid record)."""
     if not raw:
         return None
