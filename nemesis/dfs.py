@@ -20,7 +20,8 @@ cures them.
   disk, through the cluster's `corrupt_file` (sim disk, or the real file
   under the node's data directory). Its own kind, `corrupt` {node, handle,
   file, offsets}, is a one-off: nothing to cure, the system must find and
-  repair it. It needs `Capability.CORRUPT` (sim, local, netns; not ssh yet).
+  repair it. On a cluster that holds no data yet it waits up to
+  `WAIT_FOR_DATA_S` for some. It needs `Capability.CORRUPT` (sim, local, netns; not ssh yet).
 
 All four apply to dfs only (`Requirements.systems`); the catalog refuses
 them elsewhere before a run starts.
@@ -40,6 +41,7 @@ from systems.dfs.client import find_master, master_report, replica_files
 from systems.runtime.api import RpcError
 
 LOSS_MAX_S = 15.0
+WAIT_FOR_DATA_S = 5.0
 POLL_S = 0.25
 CORRUPT_OP = "corrupt"
 DFS = frozenset({"dfs"})
@@ -160,13 +162,12 @@ class Corrupt:
                 f"the {self.name!r} nemesis needs a cluster that can flip bytes on a node's disk "
                 f"({type(cluster).__name__} cannot); use --backend sim, local or netns")
         await _master(ctx, self.name)
-        candidates: list[tuple[str, dict[str, Any]]] = []
-        for node in ctx.running():
-            try:
-                held = await replica_files(cluster.client, node)
-            except RpcError:
-                continue
-            candidates += [(node, r) for r in held if isinstance(r.get("length"), int) and r["length"] > 0]
+        candidates = await self._candidates(ctx)
+        for _ in range(int(WAIT_FOR_DATA_S / POLL_S)):
+            if candidates:
+                break
+            await cluster.client.sleep(POLL_S)  # nothing written yet (a fresh cluster): wait a little for data
+            candidates = await self._candidates(ctx)
         if not candidates:
             return
         node, replica = ctx.rng.choice(candidates)
@@ -178,6 +179,17 @@ class Corrupt:
         if flipped:
             ctx.record(CORRUPT_OP, {"node": node, "handle": replica["handle"], "file": replica["file"],
                                     "offsets": flipped})
+
+    async def _candidates(self, ctx: NemesisContext) -> list[tuple[str, dict[str, Any]]]:
+        """(node, replica) for every non-empty replica on a running node."""
+        out: list[tuple[str, dict[str, Any]]] = []
+        for node in ctx.running():
+            try:
+                held = await replica_files(ctx.cluster.client, node)
+            except RpcError:
+                continue
+            out += [(node, r) for r in held if isinstance(r.get("length"), int) and r["length"] > 0]
+        return out
 
     async def stop(self, ctx: NemesisContext) -> None:
         return None  # a lying disk is not cured by the harness: the system must find and repair it
