@@ -14,7 +14,8 @@ Rules:
 - An acquire that ended `fail` or `info` gives no belief: the client did
   not come to think it held the lock.
 - Two holds of different processes that overlap (the later start before
-  the earlier end, strictly) are a violation. Each comes with its evidence:
+  the earlier end, strictly; a hold never let go lasts past the end of the
+  history) are a violation. Each comes with its evidence:
   both holds (process, node, acquire and release ops, lease, key revision,
   whether the holder's lease had lapsed by its own deadline when it
   released), the overlap, and the nemesis ops of the 10 s before it.
@@ -113,23 +114,26 @@ def check(history: list[Op], test: dict[str, Any] | None = None) -> dict[str, An
     violations: list[dict[str, Any]] = []
     count = 0
     longest = 0
+    forever = float("inf")  # a hold never let go lasts past the end of the history
     for i, a in enumerate(hs):
-        a_end = history_end if a.end is None else a.end
+        a_end = forever if a.end is None else a.end
         for b in hs[i + 1:]:
             if b.start >= a_end:
                 break
             if b.process == a.process:
                 continue
-            b_end = history_end if b.end is None else b.end
+            b_end = forever if b.end is None else b.end
             lo, hi = b.start, min(a_end, b_end)
             if lo >= hi:
                 continue
+            shown_hi = max(lo, history_end) if hi == forever else hi
             count += 1
-            longest = max(longest, hi - lo)
+            longest = max(longest, shown_hi - lo)
             if len(violations) < MAX_VIOLATIONS:
                 violations.append({
-                    "overlap_s": [round(lo / 1e9, 4), round(hi / 1e9, 4)],
-                    "overlap_ms": round((hi - lo) / 1e6, 3),
+                    "overlap_s": [round(lo / 1e9, 4), round(shown_hi / 1e9, 4)],
+                    "overlap_ms": round((shown_hi - lo) / 1e6, 3),
+                    "until_end": hi == forever,
                     "holders": [a.evidence(), b.evidence()],
                     "earlier_lease_lapsed": a.evidence()["lease_lapsed_at_release"],
                     "nemesis": _nemesis_between(history, lo - CONTEXT_NS, hi),
