@@ -64,7 +64,10 @@ from workloads.etcd_client import (
     outcome,
 )
 
-STATUS_SHARE = 0.03
+STATUS_SHARE = 0.1
+"""The share of ops that ask a client's member for its status (the members' own account, sampled)."""
+LOCK_STATUS_SHARE = 0.3
+"""The lock workload's is higher: its clients issue few ops (they wait for the lock)."""
 REGISTER_KEYS = 5
 TXN_KEYS = 8
 LOCK_PREFIX = "picluster/lock"
@@ -102,8 +105,10 @@ class _Workload:
     def client(self, rt: Runtime, node: str) -> Client:
         return EtcdClient(self, rt, node)
 
+    status_share = STATUS_SHARE
+
     def _status(self, rng: random.Random) -> Op | None:
-        return {"f": "status", "value": None} if rng.random() < STATUS_SHARE else None
+        return {"f": "status", "value": None} if rng.random() < self.status_share else None
 
     def _statuses(self, nodes: list[str]) -> list[tuple[str, Op]]:
         return [(n, {"f": "status", "value": None, "final": True}) for n in nodes]
@@ -324,6 +329,7 @@ class LockWorkload(_Workload):
     """acquire -> hold -> release, per client process; the steps are kept here, by process."""
 
     name = "lock"
+    status_share = LOCK_STATUS_SHARE
 
     def __init__(self, spec: TestSpec) -> None:
         super().__init__(spec)
@@ -477,8 +483,35 @@ def report_sections(history: list[Op], results: dict[str, Any]) -> list[tuple[st
     )
     members = (f"<table><tr><th>member</th>{''.join(f'<th>{c}</th>' for c in cols)}</tr>{member_rows}</table>"
                if member_rows else "<p>no status reports</p>")
-    return [("etcd: leaders by term (from the members' status)", by_term),
+    return [("etcd: leaders by term (from the members' status)", by_term + _timeline_svg(reports, names)),
             ("etcd: each member's last status", members)]
+
+
+PALETTE = ("#0969da", "#bf3989", "#1a7f37", "#9a6700", "#8250df", "#cf222e", "#57606a")
+
+
+def _timeline_svg(reports: list[dict[str, Any]], names: dict[str, str]) -> str:
+    """One row per member, one dot per status sample, coloured by the leader it named (term on hover)."""
+    if not reports:
+        return ""
+    members = sorted({r["member"] for r in reports})
+    leaders = sorted({names.get(r["leader"], r["leader"]) for r in reports if r.get("leader")})
+    colour = {leader: PALETTE[i % len(PALETTE)] for i, leader in enumerate(leaders)}
+    end = max(r["time_s"] for r in reports) or 1.0
+    left, width, row = 60, 900, 18
+    parts = [f'<text x="2" y="{i * row + 13}" font-size="11">{html.escape(m)}</text>' for i, m in enumerate(members)]
+    for r in reports:
+        leader = names.get(r["leader"], r["leader"]) if r.get("leader") else None
+        x = left + r["time_s"] / end * (width - left - 10)
+        y = members.index(r["member"]) * row + 9
+        fill = colour.get(leader, "#d0d7de") if leader else "#ffffff"
+        parts.append(f'<circle cx="{x:.1f}" cy="{y}" r="4" fill="{fill}" stroke="#57606a" stroke-width="0.5">'
+                     f"<title>{html.escape(r['member'])} at {r['time_s']:.2f} s: term {r['term']}, leader "
+                     f"{html.escape(leader or 'none')}</title></circle>")
+    legend = " ".join(f'<span style="color:{c}">&#9679;</span> {html.escape(n)}' for n, c in colour.items())
+    return (f'<p class="muted">Each member\'s samples over time, coloured by the leader it named (white: none); '
+            f'hover for the term. {legend}</p><svg xmlns="http://www.w3.org/2000/svg" width="{width}" '
+            f'height="{len(members) * row + 4}">{"".join(parts)}</svg>')
 
 
 def _cell(column: str, report: dict[str, Any], names: dict[str, str]) -> str:
