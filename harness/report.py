@@ -227,7 +227,29 @@ def reproduce_command(spec: TestSpec) -> str:
     parts += ["--rate", f"{spec.rate:g}"]
     for bug in spec.bugs:
         parts += ["--bug", bug]
+    for key, value in sorted(_options_set(spec).items()):
+        shown = value if isinstance(value, str) and not _parses_as_json(value) else json.dumps(value)
+        parts += ["--option", f"{key}={shown}"]
     return " ".join(parts)
+
+
+def _parses_as_json(text: str) -> bool:
+    try:
+        json.loads(text)
+    except ValueError:
+        return False
+    return True
+
+
+def _options_set(spec: TestSpec) -> dict[str, Any]:
+    """The spec's options that differ from the system's defaults (what the command line must repeat)."""
+    try:
+        from harness.registry import default_options
+
+        defaults = default_options(spec.system)
+    except Exception:
+        defaults = {}
+    return {k: v for k, v in spec.options.items() if defaults.get(k, object()) != v}
 
 
 CSS = """
