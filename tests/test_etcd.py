@@ -56,6 +56,10 @@ def test_members_elsewhere_use_the_next_port_for_peers() -> None:
     assert etcd.peer_address("n2", addrs) == ("198.18.4.3", 7001)
     doc = json.loads(etcd.config_files(addrs)["etcd-members.json"])
     assert doc["n1"] == {"client": "http://198.18.4.2:7000", "peer": "http://198.18.4.2:7001"}
+    named = etcd.argv("etcd", "n1", "/d", "/c", {"n1": ("pi1.lan", 7000)}, dict(etcd.DEFAULT_OPTIONS))
+    flag = dict(zip(named[1::2], named[2::2], strict=False))
+    assert flag["--listen-peer-urls"] == "http://0.0.0.0:7001"  # etcd binds only IP literals
+    assert flag["--initial-advertise-peer-urls"] == "http://pi1.lan:7001"
 
 
 def test_health_answers() -> None:
