@@ -131,7 +131,6 @@ def capabilities(spec: TestSpec) -> frozenset[str]:
 
 NEMESIS_NEEDS: dict[str, frozenset[str]] = {
     "partition": frozenset({Capability.PARTITION}),
-    "leader-isolate": frozenset({Capability.PARTITION}),
     "flaky": frozenset({Capability.LINKS}),
     "link": frozenset({Capability.CABLE}),
     "switch": frozenset({Capability.SWITCH}),
@@ -140,7 +139,8 @@ NEMESIS_NEEDS: dict[str, frozenset[str]] = {
 """What each fault package needs of the cluster. Interim: until the nemesis packages declare this themselves
 (the nemesis rework), only external systems are checked against it."""
 
-RUNTIME_RPC_NEMESES = frozenset({"figure8", "voter-crash", "cut-replicas", "split-replicas", "membership"})
+RUNTIME_RPC_NEMESES = frozenset({"figure8", "voter-crash", "leader-churn", "leader-isolate", "cut-replicas",
+                                 "split-replicas", "membership"})
 """Fault packages that steer by the runtime's own RPCs (status, ring, join/leave): runtime-seam systems only."""
 
 CAPABILITY_WORDS = {
