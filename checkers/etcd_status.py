@@ -1,23 +1,31 @@
 """etcd's own account of itself, judged: what its members said in their status answers.
 
-Input: `status` ops whose ok completions carry a member's status (member,
-id, leader, term, index, applied, revision; the final ones also `hash`:
-{revision, hash, compact_revision} of its key-value store). A pure function
-of the history.
+Input: `status` ops whose ok completions carry a member's status: from its
+status API (member, id, leader, applied_term, index, applied, revision)
+and from its Raft node (`term`, `raft_leader`, `state`: one consistent
+snapshot of the node's current term and the leader of that term); the
+final ones also `hash`: {revision, hash, compact_revision} of its
+key-value store. A pure function of the history.
+
+etcd's status API calls the term of the last *applied* entry its
+`raftTerm`: a new leader that has not yet applied an entry of its own term
+reports the old term, so (leader, raftTerm) pairs cannot judge elections.
+The checks use the Raft node's own term instead.
 
 Rules checked:
 
 - One leader per term (Raft's Election Safety, as the members report it):
-  no two reports name different leaders for the same term.
-- Terms never go back: a member's term (persistent in etcd) in a report
-  invoked after an earlier report of the same member completed is not
-  lower, across restarts too.
+  no two reports name different leaders for the same Raft term (a leader
+  names itself).
+- Terms never go back: a member's Raft term (persistent in its WAL) in a
+  report invoked after an earlier report of the same member completed is
+  not lower, across restarts too.
 - The stores agree: final reports of members at the same revision carry the
   same hash of the key-value store.
 
-Verdict: False on any violation; "unknown" when no status report was seen;
-True otherwise. Leader ids are turned into member names with the ids the
-members gave for themselves.
+Verdict: False on any violation; "unknown" when no report carried the Raft
+term (or none came at all); True otherwise. Leader ids are turned into
+member names with the ids the members gave for themselves.
 """
 
 from __future__ import annotations
@@ -38,7 +46,7 @@ def reports(history: list[Op]) -> list[dict[str, Any]]:
         if p.invoke.get("f") != "status" or c is None or c.get("type") != "ok" or not isinstance(c.get("value"), dict):
             continue
         v = c["value"]
-        if not isinstance(v.get("term"), int):
+        if not isinstance(v.get("applied_term", v.get("term")), int):
             continue
         out.append({
             **v,
@@ -62,14 +70,15 @@ def check(history: list[Op], test: dict[str, Any] | None = None) -> dict[str, An
     if not rs:
         return {"valid": "unknown", "summary": "no member answered a status request"}
     names = member_names(rs)
+    raft = [r for r in rs if isinstance(r.get("term"), int)]
     leaders: dict[int, set[str]] = defaultdict(set)
-    for r in rs:
-        if r.get("leader"):
-            leaders[r["term"]].add(names.get(r["leader"], r["leader"]))
+    for r in raft:
+        if r.get("raft_leader"):
+            leaders[r["term"]].add(names.get(r["raft_leader"], r["raft_leader"]))
     two_leaders = [{"term": t, "leaders": sorted(ls)} for t, ls in sorted(leaders.items()) if len(ls) > 1]
     went_back = []
     by_member: dict[str, list[dict[str, Any]]] = defaultdict(list)
-    for r in rs:
+    for r in raft:
         by_member[r["member"]].append(r)
     for member, mine in sorted(by_member.items()):
         for r in mine:
@@ -90,7 +99,7 @@ def check(history: list[Op], test: dict[str, Any] | None = None) -> dict[str, An
     led = ", ".join(f"{t}:{'/'.join(sorted(leaders[t]))}" for t in terms[-8:])
     result: dict[str, Any] = {
         "reports": len(rs),
-        "members": sorted(by_member),
+        "members": sorted({r["member"] for r in rs}),
         "leaders_by_term": {str(t): sorted(ls) for t, ls in sorted(leaders.items())},
         "two_leaders": two_leaders[:MAX_EVIDENCE],
         "term_went_back": went_back[:MAX_EVIDENCE],
@@ -108,8 +117,11 @@ def check(history: list[Op], test: dict[str, Any] | None = None) -> dict[str, An
         problems.append(f"members at revision {diverged[0]['revision']} hold different stores")
     if problems:
         return {"valid": False, "summary": "; ".join(problems), **result}
+    if not raft:
+        return {"valid": "unknown", **result,
+                "summary": f"{len(rs)} status reports, none with the Raft node's own term: elections not judged"}
     hashes = (f"; final store hashes agree ({compared} revision(s) compared)" if compared
               else "; no two final reports at one revision to compare stores")
-    summary = (f"{len(rs)} status reports from {len(by_member)} members; one leader per term "
+    summary = (f"{len(rs)} status reports from {len(result['members'])} members; one leader per term "
                f"(last terms {led or 'none known'}); terms never went back{hashes}")
     return {"valid": True, "summary": summary, **result}

@@ -138,7 +138,7 @@ class EtcdClient:
 
     # -- every workload -----------------------------------------------------------------------------
     async def op_status(self, client: Any, op: Op) -> Op:
-        value = {"member": self.node, **await member_status(client, self.timeout_s)}
+        value = {"member": self.node, **await member_status(client, self.addr, self.timeout_s)}
         if op.get("final"):
             value["hash"] = await member_hash(client, self.timeout_s)
         return {**op, "type": "ok", "value": value}
@@ -438,12 +438,13 @@ async def find_leader(rt: Runtime, nodes: list[str]) -> str | None:
         statuses = {}
         for n in nodes:
             try:
-                statuses[n] = await member_status(await connections.get(_addr(rt, n)), 0.5)
+                statuses[n] = await member_status(await connections.get(_addr(rt, n)), _addr(rt, n), 0.5)
             except Exception:
                 continue
         for n, st in statuses.items():
-            if st["leader"] == st["id"] and (best is None or st["term"] > best[0]):
-                best = (st["term"], n)
+            term = st.get("term", st["applied_term"])
+            if st["leader"] == st["id"] and (best is None or term > best[0]):
+                best = (term, n)
     finally:
         await connections.aclose()
     return best[1] if best else None
@@ -457,7 +458,9 @@ def report_sections(history: list[Op], results: dict[str, Any]) -> list[tuple[st
     names = etcd_status.member_names(reports)
     terms: dict[int, dict[str, Any]] = {}
     for r in reports:
-        leader = names.get(r["leader"], r["leader"]) if r["leader"] else None
+        if not isinstance(r.get("term"), int):
+            continue
+        leader = names.get(r["raft_leader"], r["raft_leader"]) if r.get("raft_leader") else None
         t = terms.setdefault(r["term"], {"leaders": set(), "first": r["time_s"], "last": r["time_s"], "by": set()})
         if leader:
             t["leaders"].add(leader)
@@ -475,7 +478,7 @@ def report_sections(history: list[Op], results: dict[str, Any]) -> list[tuple[st
     last: dict[str, dict[str, Any]] = {}
     for r in reports:
         last[r["member"]] = r
-    cols = ["id", "term", "leader", "index", "applied", "revision", "hash"]
+    cols = ["id", "state", "term", "leader", "applied_term", "index", "applied", "revision", "hash"]
     member_rows = "".join(
         f"<tr><td>{html.escape(m)}</td>"
         + "".join(f"<td>{html.escape(_cell(c, r, names))}</td>" for c in cols) + "</tr>"
@@ -483,7 +486,7 @@ def report_sections(history: list[Op], results: dict[str, Any]) -> list[tuple[st
     )
     members = (f"<table><tr><th>member</th>{''.join(f'<th>{c}</th>' for c in cols)}</tr>{member_rows}</table>"
                if member_rows else "<p>no status reports</p>")
-    return [("etcd: leaders by term (from the members' status)", by_term + _timeline_svg(reports, names)),
+    return [("etcd: leaders by term (each member's Raft node, sampled)", by_term + _timeline_svg(reports, names)),
             ("etcd: each member's last status", members)]
 
 
@@ -495,18 +498,20 @@ def _timeline_svg(reports: list[dict[str, Any]], names: dict[str, str]) -> str:
     if not reports:
         return ""
     members = sorted({r["member"] for r in reports})
-    leaders = sorted({names.get(r["leader"], r["leader"]) for r in reports if r.get("leader")})
+    leads = (r.get("raft_leader", r.get("leader")) for r in reports)
+    leaders = sorted({names.get(x, x) for x in leads if x})
     colour = {leader: PALETTE[i % len(PALETTE)] for i, leader in enumerate(leaders)}
     end = max(r["time_s"] for r in reports) or 1.0
     left, width, row = 60, 900, 18
     parts = [f'<text x="2" y="{i * row + 13}" font-size="11">{html.escape(m)}</text>' for i, m in enumerate(members)]
     for r in reports:
-        leader = names.get(r["leader"], r["leader"]) if r.get("leader") else None
+        lead = r.get("raft_leader", r.get("leader"))
+        leader = names.get(lead, lead) if lead else None
         x = left + r["time_s"] / end * (width - left - 10)
         y = members.index(r["member"]) * row + 9
         fill = colour.get(leader, "#d0d7de") if leader else "#ffffff"
         parts.append(f'<circle cx="{x:.1f}" cy="{y}" r="4" fill="{fill}" stroke="#57606a" stroke-width="0.5">'
-                     f"<title>{html.escape(r['member'])} at {r['time_s']:.2f} s: term {r['term']}, leader "
+                     f"<title>{html.escape(r['member'])} at {r['time_s']:.2f} s: term {r.get('term', '?')}, leader "
                      f"{html.escape(leader or 'none')}</title></circle>")
     legend = " ".join(f'<span style="color:{c}">&#9679;</span> {html.escape(n)}' for n, c in colour.items())
     return (f'<p class="muted">Each member\'s samples over time, coloured by the leader it named (white: none); '
@@ -516,8 +521,10 @@ def _timeline_svg(reports: list[dict[str, Any]], names: dict[str, str]) -> str:
 
 def _cell(column: str, report: dict[str, Any], names: dict[str, str]) -> str:
     if column == "leader":
-        leader = report.get("leader")
+        leader = report.get("raft_leader", report.get("leader"))
         return names.get(leader, leader) if leader else "none"
+    if column == "state":
+        return str(report.get("state", "")).removeprefix("State")
     if column == "hash":
         h = report.get("hash")
         return f"{h['hash']:x} @ rev {h['revision']}" if isinstance(h, dict) else ""

@@ -103,20 +103,68 @@ class Connections:
                 await client.close()
 
 
-async def member_status(client: Etcd3Client, timeout_s: float) -> dict[str, Any]:
-    """A member's own account: its id, the leader it follows, its Raft term and index, its store's revision."""
+async def member_status(client: Etcd3Client, addr: Address, timeout_s: float) -> dict[str, Any]:
+    """A member's own account: from its status API, its id, the leader it follows, the term of the last entry
+    it applied (`applied_term`: what etcd calls raftTerm), its indexes and its store's revision; from its
+    Raft node (`raft.status` in /debug/vars), the current `term`, its `state` and the leader of that term."""
     assert client.maintenance is not None
     st = await client.maintenance.status(timeout=timeout_s)
-    return {
+    out: dict[str, Any] = {
         "id": f"{st.header.member_id:x}",
         "leader": f"{st.leader:x}" if st.leader else None,
-        "term": int(st.raftTerm),
+        "applied_term": int(st.raftTerm),
         "index": int(st.raftIndex),
         "applied": int(st.raftAppliedIndex),
         "revision": int(st.header.revision),
         "version": st.version,
         "errors": list(st.errors),
     }
+    raft = await raft_status(addr, timeout_s)
+    if raft is not None:
+        lead = str(raft.get("lead", "0"))
+        out.update(term=int(raft["term"]), raft_leader=None if lead in ("0", "") else lead,
+                   state=str(raft.get("raftState", "")))
+    return out
+
+
+async def raft_status(addr: Address, timeout_s: float) -> dict[str, Any] | None:
+    """The member's Raft node status (term, lead, raftState, ...) from `GET /debug/vars`, or None."""
+
+    async def get() -> bytes:
+        reader, writer = await asyncio.open_connection(*addr)
+        try:
+            writer.write(f"GET /debug/vars HTTP/1.1\r\nHost: {addr[0]}:{addr[1]}\r\nConnection: close\r\n\r\n"
+                         .encode())
+            await writer.drain()
+            return await reader.read()
+        finally:
+            writer.close()
+            with contextlib.suppress(OSError):
+                await writer.wait_closed()
+
+    raw = await asyncio.wait_for(get(), timeout_s)
+    head, _, body = raw.partition(b"\r\n\r\n")
+    if b" 200 " not in head.split(b"\r\n", 1)[0] + b" ":
+        return None
+    if b"chunked" in head.lower():
+        body = _unchunk(body)
+    try:
+        raft = json.loads(body).get("raft.status")
+    except (ValueError, AttributeError):
+        return None
+    return raft if isinstance(raft, dict) and isinstance(raft.get("term"), int) else None
+
+
+def _unchunk(body: bytes) -> bytes:
+    out = bytearray()
+    while body:
+        size_line, _, rest = body.partition(b"\r\n")
+        size = int(size_line.split(b";")[0] or b"0", 16)
+        if size == 0:
+            break
+        out += rest[:size]
+        body = rest[size + 2:]
+    return bytes(out)
 
 
 async def member_hash(client: Etcd3Client, timeout_s: float) -> dict[str, Any]:
