@@ -20,7 +20,8 @@ Rules this module keeps:
   key it touches in one linearizable Txn, then commits one Txn guarded on
   each key's mod revision being what it read (optimistic concurrency, as
   Jepsen's etcd append workload); a failed guard retries within the op's
-  time, and a transaction that never committed is `fail`. Lists are stored
+  time, and a transaction that never committed is `fail` (so is one whose
+  first read failed: no commit was sent). Lists are stored
   as JSON arrays. Checked by the Elle-like checker for strict
   serializability.
 - `lock`: every client loops acquire -> hold -> release on one lock, with
@@ -176,8 +177,13 @@ class EtcdClient:
         deadline = loop.time() + self.timeout_s
         attempts = 0
         while loop.time() < deadline:
+            try:
+                lists, revisions = await self._read_lists(client, keys, serializable=False)
+            except Exception as e:
+                if attempts == 0:  # no commit was ever sent: certainly nothing happened
+                    return {**op, "type": "fail", "error": outcome(e, writes=False)[1]}
+                raise
             attempts += 1
-            lists, revisions = await self._read_lists(client, keys, serializable=False)
             done = _fill_reads(mops, lists)
             after = _apply_appends(mops, lists)
             guards = [mod_revision_is(k, revisions[k]) for k in keys]
