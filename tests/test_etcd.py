@@ -94,21 +94,45 @@ def test_etcd_is_an_external_system() -> None:
     assert registry.node_program(spec(system="raft")) is None
 
 
+def refuse(s: TestSpec) -> None:
+    """What `harness run` checks before a run directory exists, in its order."""
+    from harness.applicability import check_nemesis
+
+    registry.check_options(s.system, s.backend, s.options)
+    check_nemesis(s)
+    registry.preflight(s)
+
+
 @pytest.mark.parametrize(
     ("kw", "message"),
     [
         ({"backend": "sim"}, "the sim backend cannot run etcd: its nodes are the external program `etcd`"),
-        ({"nemesis": ("flaky",), "backend": "netns"}, "the flaky nemesis needs a cluster that can degrade links"),
-        ({"nemesis": ("figure8",)}, "the figure8 nemesis steers by the runtime's own RPCs"),
+        ({"nemesis": ("partition",)}, "the partition nemesis needs a cluster that can partition the network; "
+                                      "the local backend's cannot: etcd's nodes are an external program, without "
+                                      r"the runtime's packet filter \(it runs on: netns, ssh\)"),
+        ({"nemesis": ("flaky",), "backend": "netns"}, "the flaky nemesis needs a cluster that can degrade links; "
+                                                      r".*\(it runs on: no backend\)"),
+        ({"nemesis": ("leader-churn",), "backend": "netns"}, "the leader-churn nemesis steers by the runtime's "
+                                                             "status RPC, which etcd's nodes"),
         ({"options": {"read_mode": "stale"}}, "read_mode must be one of"),
+        ({"options": {"heartbeat_ms": 300}}, "at least 5 times heartbeat_ms"),
     ],
 )
 def test_what_etcd_cannot_do_is_refused_before_the_run(kw: dict[str, Any], message: str,
                                                        monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr("harness.backends.netns.preflight", lambda spec: None)  # root or not
     monkeypatch.setattr(shutil, "which", lambda name: f"/usr/bin/{name}")
-    with pytest.raises(registry.RegistryError, match=message):
-        registry.preflight(spec(**kw))
+    with pytest.raises(ValueError, match=message):
+        refuse(spec(**kw))
+
+
+def test_what_etcd_can_do_passes_the_checks(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr("harness.backends.netns.preflight", lambda spec: None)
+    monkeypatch.setattr(shutil, "which", lambda name: f"/usr/bin/{name}")
+    refuse(spec(nemesis=("kill", "pause", "power")))
+    refuse(spec(backend="netns", nemesis=("partition", "kill", "pause", "power", "plug", "link", "switch")))
+    assert registry.capabilities(spec()) == {"kill", "pause"}
+    assert registry.capabilities(spec(backend="netns")) == {"kill", "pause", "partition", "cable", "switch", "plug"}
 
 
 def test_etcd_missing_is_refused_with_the_install_hint(monkeypatch: pytest.MonkeyPatch) -> None:

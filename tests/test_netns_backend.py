@@ -20,8 +20,8 @@ from typing import Any
 import pytest
 
 from harness.backends import netns_commands as net
-from nemesis import hardware
-from nemesis.packages import NemesisContext
+from nemesis import link, power, switch
+from nemesis.package import NemesisContext, UnsupportedFault
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -131,16 +131,16 @@ class Plain:
 
 def _ctx(cluster: Any) -> tuple[NemesisContext, list[tuple[str, Any]]]:
     recorded: list[tuple[str, Any]] = []
-    ctx = NemesisContext(cluster=cluster, rng=random.Random(1), record=lambda f, v: recorded.append((f, v)))
+    ctx = NemesisContext(cluster=cluster, rng=random.Random(1), sink=lambda f, v, extra: recorded.append((f, v)))
     return ctx, recorded
 
 
 @pytest.mark.parametrize(
     ("package", "calls", "ops"),
     [
-        (hardware.Link, ["link_down", "link_up"], ["link-down", "link-up"]),
-        (hardware.Switch, ["switch_off", "switch_on"], ["switch-off", "switch-on"]),
-        (hardware.Plug, ["power_off", "power_on"], ["power-off", "power-on"]),
+        (link.PullCable, ["link_down", "link_up"], ["link-down", "link-up"]),
+        (switch.Switch, ["switch_off", "switch_on"], ["switch-off", "switch-on"]),
+        (power.Plug, ["power_off", "power_on"], ["power-off", "power-on"]),
     ],
 )
 def test_hardware_packages_inflict_record_and_cure(package: Any, calls: list[str], ops: list[str]) -> None:
@@ -156,7 +156,7 @@ def test_hardware_packages_inflict_record_and_cure(package: Any, calls: list[str
     asyncio.run(go())
     assert [c for c, _ in cluster.calls] == calls
     assert [f for f, _ in recorded] == ops
-    if package is hardware.Switch:
+    if package is switch.Switch:
         assert [v for _, v in recorded] == [None, None]
     else:
         victim = cluster.calls[0][1]
@@ -164,10 +164,10 @@ def test_hardware_packages_inflict_record_and_cure(package: Any, calls: list[str
         assert [v for _, v in recorded] == [[victim], [victim]]
 
 
-@pytest.mark.parametrize("package", [hardware.Link, hardware.Switch, hardware.Plug])
+@pytest.mark.parametrize("package", [link.PullCable, switch.Switch, power.Plug])
 def test_hardware_packages_refuse_a_backend_without_the_method(package: Any) -> None:
     ctx, recorded = _ctx(Plain())
-    with pytest.raises(hardware.UnsupportedFault, match=package.name):
+    with pytest.raises(UnsupportedFault, match=package.name):
         asyncio.run(package().start(ctx))
     assert recorded == []
 

@@ -28,7 +28,8 @@ def results(tmp_path: Path) -> Path:
 
 def harness_run(results: Path, *args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
     base = {**os.environ, "PICLUSTER_STATE_DIR": str(results.parent / "well-known"), "COLUMNS": "400"}
-    return subprocess.run([*HARNESS, "run", "echo", "--nodes", "1", "--results", str(results), *args],
+    argv = [*HARNESS, "run", "echo", "--nodes", "1", "--nemesis", "none", "--results", str(results), *args]
+    return subprocess.run(argv,
                           cwd=str(ROOT), capture_output=True, text=True, timeout=120, env={**base, **(env or {})})
 
 
