@@ -9,7 +9,8 @@ stores).
 Real (etcd members as processes on loopback; skipped without etcd): a
 healthy run with linearizable reads ends valid, every workload gets a
 verdict under faults, the lock checker catches a client that ignores its
-lease, and every etcd process is stopped even when a run fails.
+lease, every etcd process is stopped even when a run fails, and `harness
+cleanup` removes the members of a harness that was killed.
 """
 
 from __future__ import annotations
@@ -313,7 +314,7 @@ def test_a_healthy_run_with_linearizable_reads_is_valid(tmp_path: Path) -> None:
                                                               ("register", "kill,pause", "linearizable")])
 def test_every_workload_gets_a_verdict_under_faults(tmp_path: Path, workload: str, nemesis: str,
                                                     checker: str) -> None:
-    proc, run_dir = run_harness(tmp_path, "--workload", workload, "--nemesis", nemesis, "--time-limit", "8",
+    proc, run_dir = run_harness(tmp_path, "--workload", workload, "--nemesis", nemesis, "--time-limit", "12",
                                 "--seed", "7")
     r = results(run_dir)
     assert proc.returncode in (0, 1), proc.stdout + proc.stderr  # a verdict, not unknown or a crash
@@ -376,3 +377,41 @@ def test_members_are_killed_paused_restarted_and_always_stopped(tmp_path: Path) 
     assert all(not Path(f"/proc/{p}").exists() or "Z" in Path(f"/proc/{p}/stat").read_text().split()[2]
                for p in backend.last_pids)
     assert os.path.isdir(tmp_path / "run" / "data" / "n1" / "etcd" / "member")
+
+
+@pytest.mark.real
+@needs_etcd
+def test_members_of_a_killed_harness_are_found_and_removed_by_cleanup(tmp_path: Path) -> None:
+    import signal
+    import time
+
+    harness = subprocess.Popen([*HARNESS, "run", "etcd", "--nodes", "3", "--nemesis", "none", "--time-limit", "120",
+                                "--results", str(tmp_path)], stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                               text=True)
+    marker = ""
+    try:
+        assert harness.stdout is not None
+        for line in harness.stdout:
+            if line.startswith("run directory "):
+                run_dir = Path(line.removeprefix("run directory ").strip()).resolve()
+                marker = etcd.marker(str(run_dir))
+                break
+        deadline = time.monotonic() + 60
+        while len(marked_pids(marker)) < 3 and time.monotonic() < deadline and harness.poll() is None:
+            time.sleep(0.2)
+        assert len(marked_pids(marker)) == 3, "the members never came up"
+        harness.send_signal(signal.SIGKILL)  # the harness dies without a word; its members live on
+        harness.wait(30)
+        assert len(marked_pids(marker)) == 3
+        cleanup = subprocess.run([*HARNESS, "cleanup", str(run_dir)], capture_output=True, text=True, timeout=60)
+        assert cleanup.returncode == 0, cleanup.stdout + cleanup.stderr
+        assert cleanup.stdout.count("killed pid") == 3
+        assert marked_pids(marker) == []
+    finally:
+        if harness.poll() is None:
+            harness.kill()
+            harness.wait(30)
+        if harness.stdout is not None:
+            harness.stdout.close()
+        for pid in marked_pids(marker) if marker else []:  # whatever went wrong, no member outlives the test
+            os.kill(pid, signal.SIGKILL)
