@@ -39,7 +39,12 @@ BASE_SENTENCES = {
     "G2-item": "Transactions each missed the other's write, as if each ran alone: no order of them explains what "
     "they read (write skew).",
     "internal": "A transaction's read disagrees with its own earlier writes.",
-    "duplicate-appends": "A value that was appended once appears twice in a list.",
+    "duplicate-elements": "A value that was appended once appears twice in a list.",
+    "dirty-update": "A transaction built on a write of a transaction that failed (it appended after an aborted "
+    "write).",
+    "future-read": "A transaction read a value that was only written later, as if it saw the future.",
+    "no-serial-order": "No one-at-a-time order of the transactions explains what they all read, although no "
+    "single loop of dependencies could be named.",
     "incompatible-order": "Two reads of one key saw orders of appends that cannot both be true.",
     "garbage-read": "A read returned a value that no operation ever wrote.",
     "cyclic-versions": "The versions of a key were ordered in a loop.",
@@ -58,7 +63,8 @@ def anomaly_sentence(name: str) -> str:
     for s in SUFFIX_SENTENCES:
         if name.endswith(f"-{s}"):
             base, suffix = name[: -len(s) - 1], s
-    if name == "G-single-realtime":
+    base = base.removesuffix("-item") if base.endswith("-item") and base != "G2-item" else base
+    if base == "G-single" and suffix == "realtime":
         return ("A transaction saw the data as it was before another transaction that had already finished: "
                 "a stale read.")
     text = BASE_SENTENCES.get(base, f"The checker found a {name} anomaly: no order of the transactions explains "
