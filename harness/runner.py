@@ -14,6 +14,9 @@ Rules it keeps (DESIGN.md, Jepsen's shape):
   period passes, then the workload's final ops run, each as its own process.
 - The nemesis plays the random schedule, paced by `spec.pace`, or the
   explicit script `spec.schedule` when there is one (nemesis/schedule.py).
+- A workload that holds connections of its own (an external system's
+  client library) may define `async aclose()`; it is awaited once the run
+  is over, on every exit path.
 - The test clock is `cluster.client.now()`; history times are integer ns
   since the runner started.
 - The faults in place (for the progress display) are read from the
@@ -143,6 +146,15 @@ class Runner:
     # -- the whole test ------------------------------------------------------------------------
 
     async def run(self) -> None:
+        try:
+            await self._run()
+        finally:
+            aclose = getattr(self.workload, "aclose", None)
+            if aclose is not None:
+                with contextlib.suppress(Exception):
+                    await asyncio.wait_for(aclose(), 10.0)
+
+    async def _run(self) -> None:
         spec = self.spec
         ctx = NemesisContext(
             cluster=self.cluster,
