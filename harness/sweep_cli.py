@@ -2,7 +2,8 @@
 
 Rules: bad input (a malformed --seeds, an unknown system, bug or nemesis, a
 schedule file that does not parse, an unreachable Dask scheduler) is one
-line and exit 64 before any seed runs; the exit code of a sweep is
+line and exit 64 before any seed runs, and so is a system the simulator
+cannot run (an external program such as etcd); the exit code of a sweep is
 harness/sweep.py's (1 if any seed was invalid); Ctrl-C stops the workers,
 keeps every finished seed in summary.jsonl and the page, and exits 130.
 """
@@ -215,12 +216,19 @@ def sweep_cmd(
 
 
 def _validate(plan: Any) -> None:
-    """Refuse before any seed runs: names, bugs, and (the first seed's) nemesis on this system."""
+    """Refuse before any seed runs: a system the simulator cannot run (an external program), names, bugs,
+    options, and (the first seed's) nemesis on this system."""
     from harness.applicability import check_nemesis
 
+    if registry.is_external(plan.base.system):
+        program = registry.system_module(plan.base.system).EXTERNAL
+        raise ValueError(f"a sweep runs seeds on the sim backend, which cannot run {plan.base.system} (its nodes are "
+                         f"the external program `{program}`); use harness run {plan.base.system} --backend local "
+                         "or netns")
     spec = plan.spec_for(plan.seeds[0]) if plan.seeds else plan.base
     registry.make_workload(spec)
     registry.check_bugs(spec.system, spec.bugs)
+    registry.check_options(spec.system, spec.backend, spec.options)
     check_nemesis(spec)
 
 

@@ -4,9 +4,11 @@ A system's package may declare `EXPOSED_BY = {bug: settings}`, where the
 settings are TestSpec field names and values (`nemesis` a list of package
 names, `options` a dict of node options merged over the defaults, and
 `node_count`, `time_limit_s`, `nemesis_interval_s`, `rate`, `concurrency`,
-`workload`, `quiet_s`). They are what a person (or `harness systems`) needs
-to catch the bug on most fresh seeds; bench/bench_sweep.py measures how often
-they do. A new system with bugs only adds its own declaration.
+`workload`, `quiet_s`, and `backend`, sim unless named). They are what a
+person (or `harness systems`) needs to catch the bug on most fresh seeds;
+bench/bench_sweep.py measures how often they do on sim. A new system with
+bugs only adds its own declaration. An external system (etcd) cannot run on
+sim, so its declaration names a real backend, and sweeps leave it out.
 
 Rules: a declaration naming an unknown field is an error (one line), and so
 is one for a bug the system does not have.
@@ -32,6 +34,7 @@ FIELDS = frozenset(
         "concurrency",
         "workload",
         "quiet_s",
+        "backend",
     }
 )
 
@@ -63,10 +66,12 @@ def exposed_spec(base: TestSpec, settings: dict[str, Any]) -> TestSpec:
 
 
 def exposure_command(system: str, bug: str, settings: dict[str, Any]) -> str:
-    """The `harness run` command that exposes `bug` (on sim, with a seed of your choice)."""
+    """The `harness run` command that exposes `bug` (on its backend, sim unless named; a seed of your choice)."""
     from harness.sweep import run_flags
 
-    base = TestSpec(system=system, workload=registry.default_workload(system), nemesis=(), backend="sim", bugs=(bug,))
+    backend = str(settings.get("backend", "sim"))
+    base = TestSpec(system=system, workload=registry.default_workload(system), nemesis=(), backend=backend,
+                    bugs=(bug,))
     spec = exposed_spec(base, settings)
-    flags = run_flags(spec, [k for k in settings if k != "options"], dict(settings.get("options", {})))
-    return shlex.join(["harness", "run", system, "--backend", "sim", *flags])
+    flags = run_flags(spec, [k for k in settings if k not in ("options", "backend")], dict(settings.get("options", {})))
+    return shlex.join(["harness", "run", system, "--backend", backend, *flags])

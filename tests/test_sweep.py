@@ -213,11 +213,13 @@ def test_bad_sweep_input_is_one_line_and_exit_64(tmp_path: Path) -> None:
         (["raft", "--seeds", "1", "--nemesis", "cut-replicas"], "kv only"),
         (["raft", "--seeds", "1", "--workers", "2", "--scheduler", "tcp://127.0.0.1:1"], "--workers"),
         (["raft", "--seeds", "1", "--scheduler", "tcp://127.0.0.1:1"], "cannot reach the Dask scheduler"),
+        (["raft", "--seeds", "1", "--option", "nosuch=1"], "no option 'nosuch'"),
+        (["etcd", "--seeds", "1"], "cannot run etcd"),
     ]:
         proc = harness("sweep", *args, "--results", str(tmp_path), timeout=120)
         assert proc.returncode == 64, (args, proc.stdout, proc.stderr)
         assert words in proc.stdout and len(proc.stdout.strip().splitlines()) == 1, proc.stdout
-    assert not (tmp_path / "raft").exists()
+    assert not (tmp_path / "raft").exists() and not (tmp_path / "etcd").exists()
 
 
 def test_bad_schedule_files_are_one_line_and_exit_64(tmp_path: Path) -> None:
@@ -233,19 +235,27 @@ def test_bad_schedule_files_are_one_line_and_exit_64(tmp_path: Path) -> None:
 
 
 def test_every_planted_bug_says_how_it_is_exposed_and_harness_systems_prints_it() -> None:
+    from harness import registry
     from harness.sweep_exposure import exposed_spec, exposures
 
-    for system in ("heartbeat", "raft", "kv"):
+    with_bugs = [s for s in registry.known_systems() if registry.bugs(s)]
+    assert {"heartbeat", "raft", "kv", "dfs", "etcd"} <= set(with_bugs)
+    for system in with_bugs:
         declared = exposures(system)
         assert declared and all(declared.values()), f"{system}: every bug declares its exposure"
         for bug, settings in declared.items():
             spec = exposed_spec(spec_of(system, 1, bugs=(bug,)), settings)
             assert spec.nemesis == tuple(settings["nemesis"]) and spec.bugs == (bug,)
+            # sim runs every system but an external program, whose exposure names a real backend
+            assert (settings.get("backend", "sim") == "sim") is not registry.is_external(system), (system, bug)
     proc = harness("systems", timeout=120)
     assert proc.returncode == 0
     assert ("exposed by: harness run raft --backend sim --nemesis figure8 --time-limit 40 --interval 20 "
             "--option max_batch=1 --bug commit-old-term --seed N") in proc.stdout
-    assert proc.stdout.count("exposed by: harness run") >= 9
+    assert "exposed by: harness run dfs --backend sim --nemesis corrupt --bug no-checksum --seed N" in proc.stdout
+    assert "exposed by: harness run etcd --backend local --workload lock" in proc.stdout
+    assert proc.stdout.count("exposed by: harness run") == sum(len(registry.bugs(s)) for s in with_bugs)
+    assert "(not declared)" not in proc.stdout
 
 
 def test_a_broken_exposure_declaration_is_one_clear_error(monkeypatch: pytest.MonkeyPatch) -> None:

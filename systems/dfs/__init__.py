@@ -30,4 +30,16 @@ BUGS: dict[str, str] = {
     "before the old one expired: two primaries order mutations",
 }
 
-__all__ = ["BUGS", "DEFAULT_OPTIONS", "start_node"]
+EXPOSED_BY: dict[str, dict[str, object]] = {
+    "no-version": {"nemesis": ["chunkserver-loss"]},
+    "no-checksum": {"nemesis": ["corrupt"]},
+    "early-ack": {"nemesis": ["flaky"]},
+    "lease-overlap": {"nemesis": ["partition"]},
+}
+"""How the harness exposes each bug: the test settings (TestSpec field names; `harness systems` shows them as
+flags) under which a sim run catches it on most fresh seeds. Measured in bench/bench_sweep.py: a chunkserver
+kept down until its chunks moved on comes back stale; a flipped byte on one replica's disk; lossy links under
+which secondaries miss what the primary acknowledged; a primary cut off from its secondaries while clients and
+the master still reach it."""
+
+__all__ = ["BUGS", "DEFAULT_OPTIONS", "EXPOSED_BY", "start_node"]
