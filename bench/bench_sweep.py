@@ -93,7 +93,8 @@ def sweep(plan: SweepPlan, root: Path, workers: int, label: str) -> dict[str, An
     return out
 
 
-def bug_finding(systems: list[str], seeds: tuple[int, ...], workers: int, root: Path) -> list[dict[str, Any]]:
+def bug_finding(systems: list[str], seeds: tuple[int, ...], workers: int, root: Path,
+                modes: tuple[str, ...] = MODES) -> list[dict[str, Any]]:
     table = []
     for system in systems:
         for bug, settings in sorted(exposures(system).items()):
@@ -104,7 +105,7 @@ def bug_finding(systems: list[str], seeds: tuple[int, ...], workers: int, root: 
                 "swarm": SweepPlan(base, seeds, swarm=True),
             }
             row: dict[str, Any] = {"system": system, "bug": bug, "exposure": settings}
-            for mode in MODES:
+            for mode in modes:
                 plan = plans[mode]
                 row[mode] = sweep(plan, root, workers, f"{system} {bug} {mode}") if plan else None
             table.append(row)
@@ -176,7 +177,10 @@ def print_tables(data: dict[str, Any]) -> None:
         for row in data["bugs"]:
             cells = []
             for mode in MODES:
-                c = row.get(mode)
+                if mode not in row:
+                    cells.append("(not run)")
+                    continue
+                c = row[mode]
                 if not c:
                     cells.append("(none declared)")
                     continue
@@ -210,6 +214,7 @@ def main() -> None:
     ap.add_argument("--throughput-seeds", type=int, default=12)
     ap.add_argument("--throughput-reps", type=int, default=2)
     ap.add_argument("--workers", type=int, default=2)
+    ap.add_argument("--modes", default=",".join(MODES), help=f"bug-finding settings to measure (of {','.join(MODES)})")
     ap.add_argument("--only", action="append", help="systems to measure (repeatable; default all)")
     ap.add_argument("--skip-bugs", action="store_true")
     ap.add_argument("--skip-clean", action="store_true")
@@ -229,7 +234,10 @@ def main() -> None:
     if not args.skip_bugs:
         print("bug finding", flush=True)
         with_bugs = [s for s in systems if registry.bugs(s)]
-        data["bugs"] = bug_finding(with_bugs, seeds, args.workers, root / "bugs")
+        modes = tuple(m for m in args.modes.split(",") if m)
+        if set(modes) - set(MODES):
+            ap.error(f"--modes: one or more of {', '.join(MODES)}")
+        data["bugs"] = bug_finding(with_bugs, seeds, args.workers, root / "bugs", modes)
         (root / "bench_sweep.json").write_text(json.dumps(data, indent=2, default=str))
     if not args.skip_clean:
         print("no bug planted", flush=True)

@@ -42,4 +42,11 @@ kept down until its chunks moved on comes back stale; a flipped byte on one repl
 which secondaries miss what the primary acknowledged; a primary cut off from its secondaries while clients and
 the master still reach it."""
 
-__all__ = ["BUGS", "DEFAULT_OPTIONS", "EXPOSED_BY", "start_node"]
+SWARM_OPTIONS: dict[str, list[object]] = {
+    "chunk_size": [64 * 1024, 256 * 1024],
+}
+"""Node options a swarm run may draw: small chunks, so a run's appends and files cross many chunk boundaries
+(more chunks, leases and replicas to get wrong) and the `files` workload's data, all of it held by the
+simulated disks, stays small (at the default 4 MiB and 60 creates a second, a sim run holds gigabytes)."""
+
+__all__ = ["BUGS", "DEFAULT_OPTIONS", "EXPOSED_BY", "SWARM_OPTIONS", "start_node"]
