@@ -12,8 +12,9 @@ Three tables, printed as Markdown and saved as JSON (figures, never pass/fail):
 2. No false alarms. Every system with no bug planted, under the defaults and under --swarm: how many seeds,
    how many invalid (a false alarm, or a real bug in a system nobody planted), unknown and crashed.
 3. Throughput. The same small sweep on 2 local worker processes and on a Dask LocalCluster of 2
-   single-threaded worker processes, interleaved (local, dask, local, dask...): seeds per minute (median and
-   spread over the repetitions), CPU seconds per seed, and the engine's overhead (workers x wall - CPU).
+   single-threaded worker processes, interleaved (local, dask, local, dask...), each timed from nothing (the
+   workers' start-up included): seeds per minute (median and spread over the repetitions), CPU seconds per
+   seed, and the engine's overhead (workers x wall - CPU).
 
 The machine is shared: the load average is printed before and after; CPU seconds (each seed's own worker
 process) are the robust figure, wall time and seeds per minute depend on the load.
@@ -131,14 +132,14 @@ def throughput(seeds: tuple[int, ...], reps: int, root: Path) -> dict[str, Any]:
     runs: dict[str, list[dict[str, float]]] = {"local x2": [], "dask LocalCluster x2": []}
     for rep in range(reps):
         for name in runs:
+            sweep_dir = make_sweep_dir(root, "raft")
+            started = time.monotonic()  # both from nothing: the local pool spawns its workers lazily, inside run
             if name.startswith("local"):
                 engine: Any = LocalEngine(2)
                 cluster = None
             else:
                 cluster = LocalCluster(n_workers=2, threads_per_worker=1, processes=True, dashboard_address=":0")
                 engine = DaskEngine(cluster.scheduler_address)
-            sweep_dir = make_sweep_dir(root, "raft")
-            started = time.monotonic()
             try:
                 outcome = run_sweep(plan, sweep_dir, engine)
             finally:
