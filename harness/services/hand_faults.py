@@ -14,8 +14,9 @@ Rules this module keeps:
 - A named node takes the place of the package's own pick: the context
   answers `pick_target` (and a `rng.choice` among nodes) with it, or
   refuses the fault when the node is not a candidate now (a kill of a node
-  that is not running, say). A package whose kinds target no node and cut
-  no link takes no node. A partition's `--shape` is drawn by the package's
+  that is not running, say). Only packages that pick one node take one
+  (`AIMED`); the rest pick by other means (the leader, a key's replicas) or
+  act on every node, and a named node is refused for them. A partition's `--shape` is drawn by the package's
   own shapes (nemesis/grudges.py) and set by its own `partition` step.
 - Each package runs in a task of its own that lives until the heal, so a
   package that keeps working after `start` (leader-churn, figure8) goes on
@@ -92,9 +93,13 @@ def _why_not(ctx: NemesisContext, node: str) -> str:
     return "the package would not choose it"
 
 
+AIMED = frozenset({"kill", "pause", "plug", "link", "one-way", "membership", "partition"})
+"""The packages that pick one node (`ctx.pick_target`, or `ctx.rng.choice` among nodes), so a person may name
+it; the others pick by other means (the leader, a key's replicas) or act on every node."""
+
+
 def takes_node(pkg: NemesisPackage) -> bool:
-    """Whether a node may be named for this package: it targets nodes, or cuts links a node may anchor."""
-    return any(k.targets is not None or k.links is not None for k in pkg.kinds)
+    return pkg.name in AIMED
 
 
 class FaultLog:
