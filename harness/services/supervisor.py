@@ -55,6 +55,7 @@ from nemesis.package import Target
 TICK_S = 0.25
 FIRST_BACKOFF_S, MAX_BACKOFF_S, CRASH_WINDOW_S = 0.5, 30.0, 60.0
 GRACE_S = 5.0
+HOSTS_LOOK_S = 2.0
 
 
 def say(line: str) -> None:
@@ -71,7 +72,7 @@ def spec_of(doc: dict[str, Any], directory: Path) -> TestSpec:
                     run_dir=str(directory))
 
 
-def make_backend(name: str, startup_timeout_s: float) -> Any:
+def make_backend(name: str, startup_timeout_s: float, cluster: str) -> Any:
     if name == "local":
         from harness.backends.local import LocalBackend
 
@@ -83,7 +84,7 @@ def make_backend(name: str, startup_timeout_s: float) -> Any:
     if name == "ssh":
         from harness.services.ssh_service import service_backend
 
-        return service_backend(startup_timeout_s=max(startup_timeout_s, 60.0))
+        return service_backend(startup_timeout_s=max(startup_timeout_s, 60.0), cluster=cluster)
     raise SetupError(f"`harness cluster` runs on the local, netns and ssh backends, not {name}")
 
 
@@ -185,8 +186,9 @@ class Supervisor:
         sock = self.cdir.socket_path()
         server = await control.serve(sock, self.handle)
         try:
+            remote_dirs = getattr(cluster.procs, "remote_dirs", None)
             self.publish(state="up", error=None, addrs={n: list(a) for n, a in cluster.addrs.items()},
-                         capabilities=sorted(cluster.capabilities),
+                         capabilities=sorted(cluster.capabilities), remote_dirs=remote_dirs() if remote_dirs else None,
                          supervisor={**self.doc["supervisor"], "socket": str(sock)})
             self.event(f"up: {len(cluster.nodes)} {self.spec.system} nodes on {self.spec.backend}")
             await self.supervise()
@@ -230,15 +232,21 @@ class Supervisor:
 
     async def supervise(self) -> None:
         """Restart crashed nodes (with backoff) and keep the record current, until `down`."""
+        assert self.cluster is not None
         tasks: set[asyncio.Task[None]] = set()
+        elsewhere = getattr(self.cluster.procs, "supervises_itself", False)
+        next_look = 0.0
         try:
             while not self.down.is_set():
-                if not getattr(self.cluster.procs if self.cluster else None, "supervises_itself", False):
+                if not elsewhere:
                     for node in self.spec.nodes:
                         task = self.check(node)
                         if task is not None:
                             tasks.add(task)
                             task.add_done_callback(tasks.discard)
+                elif time.monotonic() >= next_look and not self.lock.locked():
+                    await self.look_at_hosts()
+                    next_look = time.monotonic() + HOSTS_LOOK_S
                 self.publish()
                 with contextlib.suppress(TimeoutError):
                     await asyncio.wait_for(self.down.wait(), TICK_S)
@@ -246,6 +254,24 @@ class Supervisor:
             for t in list(tasks):
                 t.cancel()
             await asyncio.gather(*tasks, return_exceptions=True)
+
+    async def look_at_hosts(self) -> None:
+        """The hosts' supervisors restart crashed nodes themselves: learn of it, and give each new process the
+        network state (its runtime filter) it missed."""
+        c = self.cluster
+        assert c is not None
+        before = {n: c.procs.pid(n) for n in c.nodes}
+        assert self.faults is not None
+        leave = frozenset(self.intended | self.busy | self.faults.down)
+        seen = await asyncio.to_thread(c.procs.observe, leave)  # type: ignore[attr-defined]
+        for node, (pid, crashes) in seen.items():
+            w = self.watch[node]
+            if crashes > w.restarts:
+                self.event(f"crashed {crashes - w.restarts} time(s); its host's supervisor restarted it", node)
+                w.restarts = crashes
+            if pid is not None and pid != before.get(node) and node not in self.intended and node not in self.busy:
+                with contextlib.suppress(Exception):
+                    await c._refresh(node)  # the desired network state, into the new process's filter
 
     def check(self, node: str) -> asyncio.Task[None] | None:
         c, f = self.cluster, self.faults
@@ -372,7 +398,7 @@ def run(cluster_file: Path) -> int:
     sup: Supervisor | None = None
     try:
         spec = spec_of(doc, cdir.path)
-        backend = make_backend(str(doc["backend"]), float(doc.get("startup_timeout_s", 60.0)))
+        backend = make_backend(str(doc["backend"]), float(doc.get("startup_timeout_s", 60.0)), cdir.name)
         sup = Supervisor(cdir, doc, spec, backend)
         backend.run(spec, sup.body)
     except SystemExit as e:
