@@ -266,3 +266,16 @@ def test_hand_faults_are_refused_as_harness_run_refuses_them(tmp_path: Path) -> 
 
     asyncio.run(main())
     assert takes_node(PACKAGES["kill"]) and takes_node(PACKAGES["one-way"]) and not takes_node(PACKAGES["switch"])
+
+
+def test_the_kv_and_heartbeat_clis_use_the_running_cluster_without_a_flag(tmp_path: Path) -> None:
+    env = {**os.environ, "PICLUSTER_CLUSTERS": str(tmp_path)}
+    for system, args in (("kv", ["get", "k"]), ("heartbeat", ["view"])):
+        r = subprocess.run([sys.executable, "-m", f"systems.{system}.cli", *args], capture_output=True, text=True,
+                           cwd=str(ROOT), env=env, timeout=60)
+        assert r.returncode == 2 and f"no {system} cluster is running" in r.stderr, r.stderr
+        _cluster(tmp_path, system, system, os.getpid())  # its one node listens nowhere: found, then unreachable
+        r = subprocess.run([sys.executable, "-m", f"systems.{system}.cli", "--timeout", "1", *args],
+                           capture_output=True, text=True, cwd=str(ROOT), env=env, timeout=60)
+        assert r.returncode == 1, r.stdout + r.stderr
+        assert "unreachable" in r.stdout

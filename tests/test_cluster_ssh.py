@@ -12,7 +12,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from test_cluster_services import Lab, all_answer, alive, leftovers, notes, pids_of
+from test_cluster_services import Lab, alive, all_answer, leftovers, notes, pids_of
 from test_ssh_backend import Rehearsal, needs_root, rehearsal  # noqa: F401 (the fixture)
 from test_ssh_backend import leftovers as host_leftovers
 

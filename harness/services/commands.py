@@ -31,6 +31,7 @@ Rules this module keeps:
 from __future__ import annotations
 
 import contextlib
+import io
 import json
 import os
 import shutil
@@ -218,8 +219,10 @@ def _name_flag(cdir: ClusterDir) -> str:
 @click.option("--interval", "interval_s", default=1.0, show_default=True, type=click.FloatRange(0.1))
 @click.option("--timeout", "timeout_s", default=1.0, show_default=True, type=click.FloatRange(0.05),
               help="Seconds to wait for each node's answer.")
+@click.option("--svg", type=click.Path(dir_okay=False, path_type=Path), default=None,
+              help="Also save the dashboard as an SVG picture of the terminal.")
 @which_cluster
-def status_cmd(watch: bool, as_json: bool, interval_s: float, timeout_s: float, name: str | None,
+def status_cmd(watch: bool, as_json: bool, interval_s: float, timeout_s: float, svg: Path | None, name: str | None,
                directory: Path | None) -> None:
     """Who is alive, who leads, what each node reports: from the nodes' own status RPCs."""
     from harness.services import dashboard
@@ -235,6 +238,10 @@ def status_cmd(watch: bool, as_json: bool, interval_s: float, timeout_s: float, 
             dashboard.watch(console, lambda: gather(cdir, timeout_s=timeout_s), interval_s)
         return
     status = gather(cdir, timeout_s=timeout_s)
+    if svg is not None:
+        picture = Console(record=True, width=console.width, file=io.StringIO())
+        picture.print(dashboard.render(status))
+        picture.save_svg(str(svg), title=f"harness cluster status --name {cdir.name}")
     console.print(dashboard.render(status))
     sys.exit(EXIT_OK if status["state"] == "up" else EXIT_REFUSED)
 

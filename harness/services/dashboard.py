@@ -71,10 +71,10 @@ def faults_block(status: dict[str, Any]) -> Text:
     faults = status.get("faults") or []
     if not faults:
         return Text("no faults in force", style="green")
-    t = Text("faults in force:\n", style="bold")
+    t = Text("faults in force:", style="bold")
     for f in faults:
-        t.append("  ■ ", style=f.get("colour") or "")
-        t.append(f"{f['kind']}: {f['description']}\n")
+        t.append("\n  ■ ", style=f.get("colour") or "")
+        t.append(f"{f['kind']}: {f['description']}")
     return t
 
 
@@ -89,11 +89,11 @@ def view_table(table: Table) -> Group:
 
 
 def events_block(status: dict[str, Any]) -> Text:
-    t = Text("recent events:\n", style="bold")
+    t = Text("recent events:", style="bold")
     for e in status.get("events", [])[-5:]:
         when = str(e.get("wall", ""))[-8:]
         who = f"{e['node']}: " if e.get("node") else ""
-        t.append(f"  {when} {who}{e.get('what', '')}\n", style="grey70")
+        t.append(f"\n  {when} {who}{e.get('what', '')}", style="grey70")
     return t
 
 
