@@ -93,6 +93,49 @@ def test_kv_view_computes_ownership_and_counts_hints() -> None:
     assert any("disagree" in text for text, _ in notes([t]))
 
 
+def dfs_node(role: str, replicas: dict[int, int], *, damaged: tuple[int, ...] = (), primary: tuple[int, ...] = (),
+             master_state: dict[str, Any] | None = None) -> dict[str, Any]:
+    cs = {"replicas": {str(h): {"version": 2, "length": n, "damaged": h in damaged} for h, n in replicas.items()},
+          "leases": [{"handle": h, "expires_in_s": 2.5} for h in primary] + [{"handle": 9, "expires_in_s": -1.0}],
+          "buffered_bytes": 0}
+    return {"role": role, "master": "n1", "chunkserver": cs, **({"master_state": master_state} if master_state else {})}
+
+
+def test_dfs_view_shows_chunkservers_chunks_that_need_care_and_leases() -> None:
+    from systems.dfs import status
+
+    chunks = {"1": {"version": 2, "file": "/a", "current": ["n1", "n2", "n3"]},
+              "2": {"version": 3, "file": "/b", "current": ["n1", "n3"]},
+              "3": {"version": 2, "file": "/c", "current": ["n1", "n3"]},
+              "4": {"version": 1, "file": "/d", "current": ["n1", "n2", "n3"]}}
+    fsck = {"under_replicated": [{"handle": 2, "current": ["n1", "n3"]}], "stale": [{"handle": 2, "node": "n2"}],
+            "corrupt": [{"handle": 3, "node": "n2"}], "lost": []}
+    ms = {"goal": 3, "files": {"/a": [1], "/b": [2], "/c": [3], "/d": [4]}, "chunks": chunks, "alive": ["n1", "n3"],
+          "grace": False, "fsck": fsck,
+          "leases": [{"handle": 4, "primary": "n3", "expires_in_s": 1.5, "granted_ago_s": 1.5},
+                     {"handle": 1, "primary": "n2", "expires_in_s": -0.5, "granted_ago_s": 3.5}]}
+    replies = {"n1": NodeReply("n1", dfs_node("master", {1: 100, 2: 100, 3: 100, 4: 5}, master_state=ms)),
+               "n2": NodeReply("n2", dfs_node("chunkserver", {1: 100, 2: 50, 3: 2048}, damaged=(3,))),
+               "n3": NodeReply("n3", dfs_node("chunkserver", {1: 100, 2: 100, 3: 100, 4: 5}, primary=(4,)))}
+    servers, care = status.tables(replies)
+    by_node = {r[0].text: r for r in servers.rows}
+    assert [c.text for c in by_node["n2"]] == ["n2", "chunkserver", "dead", "3", "2.1 KiB", "1", "-", "0 B"]
+    assert by_node["n3"][6].text == "#4" and by_node["n1"][2] == Cell("alive", GOOD)  # an expired lease is no lease
+    assert ("the master counts n2 dead (no heartbeat lately)", BAD) in notes([servers])
+    listed = {r[0].text: (r[4].text, r[5].text) for r in care.rows}
+    assert listed == {"#2": ("under-replicated 2/3", "-"), "#3": ("corrupt on n2", "-"),
+                      "#4": ("ok", "n3 primary, 1.5 s left")}  # #1 is healthy and its lease expired: not listed
+    assert notes([care])[0] == ("master n1: 4 file(s), 4 chunk(s), goal 3; 1 corrupt replica(s), "
+                                "1 under-replicated, 1 stale replica(s)", BAD)
+
+    silent = {**replies, "n1": NodeReply("n1", error="killed by hand")}
+    servers, care = status.tables(silent)
+    assert care.rows == () and notes([care]) == [
+        ("master n1 did not answer: chunk placement and leases are unknown", BAD)]
+    assert {r[0].text: r[2].text for r in servers.rows if r[0].text != "n1"} == {"n2": "?", "n3": "?"}
+    assert servers.rows[0][1] == Cell("unreachable: killed by hand", BAD)
+
+
 def test_a_table_refuses_a_ragged_row_and_survives_json() -> None:
     with pytest.raises(ValueError, match="row of 1 cells under 2 columns"):
         Table("t", ("a", "b"), ((Cell("x"),),))
@@ -268,9 +311,10 @@ def test_hand_faults_are_refused_as_harness_run_refuses_them(tmp_path: Path) -> 
     assert takes_node(PACKAGES["kill"]) and takes_node(PACKAGES["one-way"]) and not takes_node(PACKAGES["switch"])
 
 
-def test_the_kv_and_heartbeat_clis_use_the_running_cluster_without_a_flag(tmp_path: Path) -> None:
+def test_the_kv_heartbeat_and_dfs_clis_use_the_running_cluster_without_a_flag(tmp_path: Path) -> None:
     env = {**os.environ, "PICLUSTER_CLUSTERS": str(tmp_path)}
-    for system, args in (("kv", ["get", "k"]), ("heartbeat", ["view"])):
+    for system, args, said in (("kv", ["get", "k"], "unreachable"), ("heartbeat", ["view"], "unreachable"),
+                               ("dfs", ["ls"], "127.0.0.1:7001")):
         r = subprocess.run([sys.executable, "-m", f"systems.{system}.cli", *args], capture_output=True, text=True,
                            cwd=str(ROOT), env=env, timeout=60)
         assert r.returncode == 2 and f"no {system} cluster is running" in r.stderr, r.stderr
@@ -278,4 +322,4 @@ def test_the_kv_and_heartbeat_clis_use_the_running_cluster_without_a_flag(tmp_pa
         r = subprocess.run([sys.executable, "-m", f"systems.{system}.cli", "--timeout", "1", *args],
                            capture_output=True, text=True, cwd=str(ROOT), env=env, timeout=60)
         assert r.returncode == 1, r.stdout + r.stderr
-        assert "unreachable" in r.stdout
+        assert said in r.stdout + r.stderr and "Traceback" not in r.stderr

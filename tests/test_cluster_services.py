@@ -232,6 +232,41 @@ def test_heartbeat_on_local_partitioned_by_hand_and_a_lost_supervisor_cleaned_up
     down_leaves_nothing(lab, "heartbeat")
 
 
+def dfs_table(status: dict[str, Any], title: str) -> dict[str, list[str]]:
+    """A dfs view table's rows by their first cell, as plain text."""
+    table = next(t for t in status["views"] if t["title"].startswith(title))
+    return {r[0]["text"]: [c["text"] for c in r] for r in table["rows"]}
+
+
+@pytest.mark.real
+def test_dfs_on_local_shows_its_chunkservers_and_a_chunk_left_under_replicated_by_a_kill(lab: Lab) -> None:
+    lab.up("dfs", "--nodes", "3")
+    lab.wait("dfs", lambda s: all_answer(s) and any("every chunk at its goal" in n for n in notes(s)),
+             "every node answers and the master reports")
+    (lab.dir / "f.bin").write_bytes(os.urandom(200_000))
+    lab.run("-m", "systems.dfs.cli", "--timeout", "30", "put", "f.bin", "/f")  # no --cluster: the running one
+    lab.run("-m", "systems.dfs.cli", "--timeout", "30", "append", "/log", "one")
+    full = lab.wait("dfs", lambda s: "master n1: 2 file(s), 2 chunk(s), goal 3; every chunk at its goal" in notes(s)
+                    and s, "both files at their goal")
+    servers = dfs_table(full, "dfs: chunkservers")
+    assert [servers[n][1:4] for n in ("n1", "n2", "n3")] == [["master", "alive", "2"], *[["chunkserver", "alive",
+                                                                                            "2"]] * 2]
+
+    lab.cluster("fault", "kill", "n3", "--name", "dfs")
+    lab.run("-m", "systems.dfs.cli", "--timeout", "30", "append", "/log", "two")  # a new version, without n3
+    cut = lab.wait("dfs", lambda s: "under-replicated 2/3" in str(dfs_table(s, "dfs: chunks that")) and s,
+                   "the master reports the chunks n3 held as under-replicated")
+    assert dfs_table(cut, "dfs: chunkservers")["n3"][1] == "unreachable: killed by hand"
+    care = dfs_table(cut, "dfs: chunks that")
+    assert {care[c][1] for c in care} <= {"/f", "/log"} and all(care[c][3] == "n1 n2" for c in care)
+    lab.cluster("heal", "--name", "dfs")
+    lab.wait("dfs", lambda s: all_answer(s) and any("every chunk at its goal" in n for n in notes(s)),
+             "n3 back and every chunk at its goal again (its stale replica replaced)")
+    lab.run("-m", "systems.dfs.cli", "--timeout", "30", "get", "/f", "back.bin")
+    assert (lab.dir / "back.bin").read_bytes() == (lab.dir / "f.bin").read_bytes()
+    down_leaves_nothing(lab, "dfs")
+
+
 @pytest.mark.real
 def test_status_watch_shows_a_killed_node_turning_dead(lab: Lab) -> None:
     import pexpect

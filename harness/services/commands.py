@@ -202,7 +202,8 @@ def _print_up(cdir: ClusterDir, doc: dict[str, Any]) -> None:
         console.print(f"  {n}  {s.get('address')}  pid {s.get('pid')}")
     console.print(f"watch it:  harness cluster status --watch{_name_flag(cdir)}")
     cli = {"raft": "python -m systems.raft.cli put k1 hello", "kv": "python -m systems.kv.cli put k1 hello",
-           "heartbeat": "python -m systems.heartbeat.cli watch"}.get(system)
+           "heartbeat": "python -m systems.heartbeat.cli watch", "dfs": "python -m systems.dfs.cli append /log hello"
+           }.get(system)
     if cli:
         console.print(f"talk to it: {cli}")
     console.print(f"break it:  harness cluster fault kill n1{_name_flag(cdir)}   then: harness cluster heal")
