@@ -323,3 +323,12 @@ def test_the_kv_heartbeat_and_dfs_clis_use_the_running_cluster_without_a_flag(tm
                            capture_output=True, text=True, cwd=str(ROOT), env=env, timeout=60)
         assert r.returncode == 1, r.stdout + r.stderr
         assert said in r.stdout + r.stderr and "Traceback" not in r.stderr
+
+
+def test_a_fault_in_force_says_when_it_began_by_the_clock() -> None:
+    from harness.services.probe import _wall_clock
+
+    wall = {"wall": "2026-12-01T16:04:23"}
+    assert _wall_clock("killed n3 since 7.8 s", wall) == "killed n3 since 16:04:23"
+    assert _wall_clock("n1 | n2 n3 (isolate) since 12 s", wall) == "n1 | n2 n3 (isolate) since 16:04:23"
+    assert _wall_clock("killed n3 since 7.8 s", {}) == "killed n3 since 7.8 s"  # no clock recorded: as it was

@@ -28,7 +28,9 @@ from __future__ import annotations
 
 import asyncio
 import importlib
+import re
 import time
+from collections.abc import Mapping
 from types import ModuleType
 from typing import Any
 
@@ -109,6 +111,15 @@ async def _probe(addrs: dict[str, tuple[str, int]], view: ModuleType | None, pro
     return dict(zip(sorted(addrs), answers, strict=True))
 
 
+def _wall_clock(description: str, detail: Mapping[str, Any]) -> str:
+    """A fault's description with its start as the time of day ("since 16:04:23"), not as seconds since the
+    cluster came up (the form a run's report uses)."""
+    wall = detail.get("wall")
+    if not isinstance(wall, str) or len(wall) < 8:
+        return description
+    return re.sub(r" since [0-9.]+ s\b", f" since {wall[-8:]}", description, count=1)
+
+
 def gather(cdir: ClusterDir, *, timeout_s: float = 1.0) -> dict[str, Any]:
     doc = cdir.read()
     alive = supervisor_alive(doc)
@@ -121,8 +132,8 @@ def gather(cdir: ClusterDir, *, timeout_s: float = 1.0) -> dict[str, Any]:
         "events": list(doc.get("events") or [])[-6:], "taken": time.strftime("%H:%M:%S"),
         "nodes": {}, "faults": [], "views": [],
     }
-    faults = [{"kind": w.kind, "nodes": list(w.nodes), "description": w.description, "colour": w.colour}
-              for w in in_force(cdir.faults_file)] if alive else []
+    faults = [{"kind": w.kind, "nodes": list(w.nodes), "description": _wall_clock(w.description, w.detail),
+               "colour": w.colour} for w in in_force(cdir.faults_file)] if alive else []
     out["faults"] = faults
     if state != "up" or not cdir.cluster_file.exists():
         return out
