@@ -4,6 +4,7 @@ pseudo-terminal, and taken down leaving nothing behind."""
 
 from __future__ import annotations
 
+import ipaddress
 import json
 import os
 import shutil
@@ -293,7 +294,8 @@ def test_status_watch_shows_a_killed_node_turning_dead(lab: Lab) -> None:
 def test_raft_on_netns_partitioned_and_powered_off_by_hand(lab: Lab) -> None:
     lab.up("raft", "--backend", "netns", "--nodes", "3")
     first = lab.wait("raft", lambda s: all_answer(s) and leader(s) and s, "every node answers and one leads")
-    assert all(n["address"].startswith("198.18.") for n in first["nodes"].values())
+    subnet = ipaddress.ip_network(json.loads((lab.clusters / "raft" / "netns-plan.json").read_text())["subnet"])
+    assert all(ipaddress.ip_address(n["address"].split(":")[0]) in subnet for n in first["nodes"].values())
     old = leader(first)
     said = lab.cluster("fault", "partition", "--shape", "isolate-leader", "--name", "raft").stdout
     assert f"start-partition {old} |" in said
