@@ -136,6 +136,32 @@ def test_dfs_view_shows_chunkservers_chunks_that_need_care_and_leases() -> None:
     assert servers.rows[0][1] == Cell("unreachable: killed by hand", BAD)
 
 
+def etcd_member(ident: str, state: str, term: int, leader: str | None, index: int, applied: int,
+                errors: tuple[str, ...] = ()) -> dict[str, Any]:
+    return {"id": ident, "leader": leader, "raft_leader": leader, "term": term, "state": state, "index": index,
+            "applied": applied, "applied_term": term, "revision": 5, "version": "3.4.23", "errors": list(errors)}
+
+
+def test_etcd_view_names_members_by_node_and_finds_the_leader_lag_and_alarms() -> None:
+    from systems.etcd import status
+
+    replies = {"n1": NodeReply("n1", etcd_member("a1", "StateLeader", 4, "a1", 20, 20)),
+               "n2": NodeReply("n2", etcd_member("b2", "StateFollower", 4, "a1", 20, 17, ("NOSPACE",))),
+               "n3": NodeReply("n3", etcd_member("c3", "StateFollower", 3, "ff", 12, 12))}
+    t = status.tables(replies)[0]
+    rows = {r[0].text: [c.text for c in r] for r in t.rows}
+    assert rows["n2"][1:] == ["follower", "4", "n1", "20", "17", "3", "5", "3.4.23", "NOSPACE"]
+    assert rows["n3"][3] == "ff" and rows["n3"][6] == "8"  # a leader that did not answer: by etcd's id
+    assert notes([t])[:2] == [("leader n1 in term 4", GOOD), ("n3 follows ff, not n1", WARN)]
+    assert t.rows[1][9].tone == BAD
+    lost = {"n1": NodeReply("n1", etcd_member("a1", "StateCandidate", 5, None, 20, 20)),
+            "n2": NodeReply("n2", error="killed by hand"), "n3": NodeReply("n3", error="connection refused")}
+    found = notes(status.tables(lost))
+    assert found[:2] == [("no leader among the members that answered", BAD),
+                         ("only 1 of 3 members answer: no majority can commit", BAD)]
+    assert ("n2 did not answer: killed by hand", BAD) in found
+
+
 def test_a_table_refuses_a_ragged_row_and_survives_json() -> None:
     with pytest.raises(ValueError, match="row of 1 cells under 2 columns"):
         Table("t", ("a", "b"), ((Cell("x"),),))

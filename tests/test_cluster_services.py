@@ -269,6 +269,31 @@ def test_dfs_on_local_shows_its_chunkservers_and_a_chunk_left_under_replicated_b
 
 
 @pytest.mark.real
+@pytest.mark.skipif(shutil.which("etcd") is None, reason="needs etcd (apt-get install etcd-server)")
+def test_etcd_on_local_members_asked_through_its_own_api_a_leader_killed_and_a_crash_restarted(lab: Lab) -> None:
+    lab.up("etcd", "--nodes", "3")
+    first = lab.wait("etcd", lambda s: all_answer(s) and leader(s) and s, "every member answers and one leads")
+    rows = {r[0]["text"]: [c["text"] for c in r] for r in first["views"][0]["rows"]}
+    assert {rows[n][3] for n in rows} == {leader(first)}  # every member follows the leader, named by node
+    refused = lab.cluster("fault", "partition", "--shape", "halves", "--name", "etcd", rc=1).stdout
+    assert "needs a cluster that can partition the network" in refused  # no runtime filter in etcd, no iptables
+
+    old = leader(first)
+    lab.cluster("fault", "kill", old, "--name", "etcd")
+    moved = lab.wait("etcd", lambda s: leader(s) not in (None, old) and s, "a new leader among the other two")
+    assert moved["nodes"][old]["process"] == "killed"
+    victim = next(n for n in ("n1", "n2", "n3") if n not in (old, leader(moved)))
+    os.kill(moved["nodes"][victim]["pid"], signal.SIGKILL)  # a crash: the supervisor restarts the member
+    lab.wait("etcd", lambda s: s["nodes"][victim]["restarts"] == 1 and s["nodes"][victim]["answers"],
+             f"{victim} restarted after its crash")
+    lab.cluster("heal", "--name", "etcd")
+    lab.wait("etcd", lambda s: all_answer(s) and leader(s), "every member back, one leader")
+    log = lab.cluster("logs", victim, "-n", "200", "--name", "etcd").stdout
+    assert " info " in log and '{"level"' not in log  # etcd's JSON log, one readable line a record
+    down_leaves_nothing(lab, "etcd")
+
+
+@pytest.mark.real
 def test_status_watch_shows_a_killed_node_turning_dead(lab: Lab) -> None:
     import pexpect
 

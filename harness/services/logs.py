@@ -6,8 +6,9 @@ Rules this module keeps:
   in the cluster directory on local and netns, on the node's host on ssh
   (read there with `tail` over SSH, see ssh_service.py).
 - Each record is shown as one line, `HH:MM:SS.mmm level event key=value ...`
-  (`--raw`: the JSON as written); a line that is not a record (a traceback
-  the node printed) is shown as it is.
+  (`--raw`: the JSON as written); an external program's JSON log (etcd's:
+  `ts`, `level`, `msg`) is shown the same way, its time as it wrote it (UTC);
+  a line that is not a record (a traceback the node printed) is shown as it is.
 - Following polls the file for growth (and starts over if it was
   truncated) until Ctrl-C; it never holds the file open between polls.
 """
@@ -30,6 +31,12 @@ def pretty(line: str) -> str:
         rec = json.loads(line)
     except ValueError:
         return line
+    if isinstance(rec, dict) and "event" not in rec and isinstance(rec.get("msg"), str) and isinstance(
+            rec.get("ts"), str):  # an external program's JSON log (etcd's zap logger): level, ts, caller, msg
+        when = rec["ts"][11:23] if len(rec["ts"]) >= 23 else rec["ts"]
+        rest = " ".join(f"{k}={json.dumps(v, default=str)}" for k, v in rec.items()
+                        if k not in ("ts", "level", "msg", "caller"))
+        return f"{when} {rec.get('level', '?'):7} {rec['msg']} {rest}".rstrip()
     if not isinstance(rec, dict) or "event" not in rec:
         return line
     t = rec.get("time")

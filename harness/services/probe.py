@@ -20,6 +20,9 @@ Rules this module keeps:
   switch off) when there is one.
 - Nodes are asked in parallel, each bounded by `timeout_s`, so one silent
   node never stalls the picture.
+- An external system's members (etcd) speak none of the runtime's RPCs:
+  each is asked through the system's own API instead (external_status.py),
+  and that answer is both its ping and its status.
 - With the supervisor gone the nodes are still asked; the document says the
   supervisor is gone, and the process states are unknown.
 """
@@ -36,6 +39,7 @@ from typing import Any
 
 from base.status import NodeReply, Table
 from harness.services.clusterdir import ClusterDir, supervisor_alive
+from harness.services.external_status import ASKERS, Asker
 from harness.services.hand_faults import in_force
 from systems.runtime.api import RpcError
 from systems.runtime.node_main import load_cluster_file
@@ -101,8 +105,32 @@ async def _ask(ep: ClientEndpoint, node: str, view: ModuleType | None, process: 
     return info, NodeReply(node, reply=reply)
 
 
+async def _ask_external(asker: Asker, addr: tuple[str, int], node: str, process: str | None,
+                        timeout_s: float) -> tuple[dict[str, Any], NodeReply]:
+    """A member of an external system (etcd), asked through its own API: its answer is its status."""
+    if process in DOWN_WORDS:
+        why = DOWN_WORDS[process]
+        return {"answers": False, "why": why}, NodeReply(node, error=why)
+    t0 = time.monotonic()
+    try:
+        reply = await asker(addr[0], addr[1], timeout_s)
+    except TimeoutError:
+        why = "paused (SIGSTOP): it cannot answer" if process == "paused" else f"no answer within {timeout_s:g} s"
+        return {"answers": False, "why": why}, NodeReply(node, error=why)
+    except Exception as e:
+        text = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
+        why = ("connection refused (nothing listens there)" if "refused" in text.lower() or "unavailable" in
+               text.lower() else f"{type(e).__name__}: {text}")
+        return {"answers": False, "why": why}, NodeReply(node, error=why)
+    return {"answers": True, "why": None, "ping_ms": round((time.monotonic() - t0) * 1e3, 1)}, NodeReply(node, reply)
+
+
 async def _probe(addrs: dict[str, tuple[str, int]], view: ModuleType | None, processes: dict[str, str | None],
-                 timeout_s: float) -> dict[str, tuple[dict[str, Any], NodeReply]]:
+                 timeout_s: float, asker: Asker | None = None) -> dict[str, tuple[dict[str, Any], NodeReply]]:
+    if asker is not None:
+        answers = await asyncio.gather(*(_ask_external(asker, addrs[n], n, processes.get(n), timeout_s)
+                                         for n in sorted(addrs)))
+        return dict(zip(sorted(addrs), answers, strict=True))
     ep = ClientEndpoint(addrs, node_id="status")
     try:
         answers = await asyncio.gather(*(_ask(ep, n, view, processes.get(n), timeout_s) for n in sorted(addrs)))
@@ -141,7 +169,7 @@ def gather(cdir: ClusterDir, *, timeout_s: float = 1.0) -> dict[str, Any]:
     processes = {n: (s.get("process") if alive else None) for n, s in nodes_state.items()}
     addrs = dict(load_cluster_file(cdir.cluster_file).nodes)
     view = view_module(str(doc.get("system")))
-    probed = asyncio.run(_probe(addrs, view, processes, timeout_s))
+    probed = asyncio.run(_probe(addrs, view, processes, timeout_s, ASKERS.get(str(doc.get("system")))))
     replies = {}
     for n, (info, reply) in probed.items():
         s = nodes_state.get(n, {})

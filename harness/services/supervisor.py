@@ -7,10 +7,11 @@ Rules this module keeps:
 
 - The cluster is the one `harness run` would build: the backend's own
   `run(spec, body)` (harness/backends/lifecycle.py with the local, netns or
-  ssh strategies) deploys, starts and waits for every node, records what
-  it creates in DIR/hosts-state.json and the well-known state directory,
-  and tears all of it down when the body returns, on every exit path. The
-  body is this module: it runs until `down` (or SIGTERM).
+  ssh strategies; an external system's program, etcd, as a run gets it)
+  deploys, starts and waits for every node, records what it creates in
+  DIR/hosts-state.json and the well-known state directory, and tears all
+  of it down when the body returns, on every exit path. The body is this
+  module: it runs until `down` (or SIGTERM).
 - The supervisor's command line carries the run's marker (DIR/cluster.json)
   and its pid is recorded first among the run's pids, so `harness cleanup`
   (and `harness cluster down` when the supervisor is gone) stops the
@@ -226,9 +227,13 @@ class Supervisor:
         from harness.applicability import reports_leader
 
         assert self.cluster is not None
+        caps = frozenset(self.cluster.capabilities)
+        external = registry.is_external(self.spec.system)
+        if external:
+            caps = registry.external_capabilities(self.spec.backend, caps)
         return Target(system=self.spec.system, backend=self.spec.backend, node_count=self.spec.node_count,
-                      capabilities=frozenset(self.cluster.capabilities),
-                      reports_leader=reports_leader(self.spec.system), options=self.spec.options)
+                      capabilities=caps, reports_leader=reports_leader(self.spec.system), options=self.spec.options,
+                      external=external)
 
     async def supervise(self) -> None:
         """Restart crashed nodes (with backoff) and keep the record current, until `down`."""
@@ -400,7 +405,11 @@ def run(cluster_file: Path) -> int:
         spec = spec_of(doc, cdir.path)
         backend = make_backend(str(doc["backend"]), float(doc.get("startup_timeout_s", 60.0)), cdir.name)
         sup = Supervisor(cdir, doc, spec, backend)
-        backend.run(spec, sup.body)
+        program = registry.node_program(spec)  # an external system's program (etcd); None: runtime-seam nodes
+        if program is None:
+            backend.run(spec, sup.body)
+        else:
+            backend.run(spec, sup.body, program=program)
     except SystemExit as e:
         return finish(cdir, sup, "down", f"terminated (exit {e.code})")
     except (SetupError, NodeStartError, registry.RegistryError, ValueError, OSError) as e:
