@@ -364,3 +364,24 @@ def test_heartbeat_on_netns_sees_a_pulled_cable(lab: Lab) -> None:
     lab.cluster("heal", "--name", "heartbeat")
     lab.wait("heartbeat", lambda s: "every node sees every other alive" in notes(s), "everyone alive again")
     down_leaves_nothing(lab, "heartbeat")
+
+
+@pytest.mark.root
+@needs_netns
+@pytest.mark.skipif(shutil.which("etcd") is None, reason="needs etcd (apt-get install etcd-server)")
+def test_etcd_on_netns_partitioned_by_hand_with_iptables(lab: Lab) -> None:
+    lab.up("etcd", "--backend", "netns", "--nodes", "3")
+    first = lab.wait("etcd", lambda s: all_answer(s) and leader(s) and s, "every member answers and one leads")
+    old = leader(first)
+    lab.cluster("fault", "partition", "--shape", "isolate-leader", "--name", "etcd")
+    moved = lab.wait("etcd", lambda s: leader(s) not in (None, old) and s, "a leader on the majority side")
+    assert moved["nodes"][old]["answers"]  # the client still reaches the cut-off member: it is cut from its peers
+    assert moved["faults"][0]["kind"] == "partition"
+    refused = lab.cluster("fault", "flaky", "--name", "etcd", rc=1).stdout
+    assert ("the flaky nemesis needs a cluster that can degrade links; the netns backend's cannot: etcd's nodes are "
+            "an external program, without the runtime's packet filter") in refused
+    lab.cluster("heal", "--name", "etcd")
+    lab.wait("etcd", lambda s: all_answer(s) and leader(s) and not any("follows" in n for n in notes(s)),
+             "healed: every member follows one leader")
+    down_leaves_nothing(lab, "etcd")
+

@@ -45,7 +45,7 @@ from base.faults import NEMESIS_ERROR, FaultTracker, FaultWindow
 from nemesis import grudges
 from nemesis.catalog import PACKAGES, VOCABULARY
 from nemesis.heal import heal_all
-from nemesis.package import ACTING, Fault, NemesisContext, NemesisPackage, Target, refusal
+from nemesis.package import ACTING, Fault, NemesisContext, NemesisPackage, Target, refusal, system_refusal
 from nemesis.partition import Partition
 from nemesis.partition import partition as set_partition
 
@@ -166,7 +166,11 @@ class HandFaults:
         pkg = PACKAGES.get(name)
         if pkg is None:
             raise FaultRefused(f"unknown fault {name!r}; known: {', '.join(sorted(PACKAGES))}")
-        why = refusal(pkg, self.target())
+        target = self.target()
+        why = refusal(pkg, target)
+        if why is not None and target.external and system_refusal(pkg, target.system, target.reports_leader,
+                                                                  True) is None:
+            why += f": {target.system}'s nodes are an external program, without the runtime's packet filter"
         if why is not None:
             raise FaultRefused(why)
         if node is not None and node not in self.cluster.nodes:
