@@ -7,12 +7,13 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import signal
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from test_cluster_services import Lab, alive, all_answer, leftovers, notes, pids_of
+from test_cluster_services import Lab, alive, all_answer, leader, leftovers, notes, pids_of
 from test_ssh_backend import Rehearsal, needs_root, rehearsal  # noqa: F401 (the fixture)
 from test_ssh_backend import leftovers as host_leftovers
 
@@ -76,3 +77,29 @@ def test_heartbeat_as_a_service_on_ssh_hosts(lab: Lab, rehearsal: Rehearsal) -> 
     assert [p for p in pids[1:] if alive(p)] == []  # the nodes on the hosts
     assert host_leftovers(rehearsal) == []
     assert not any((rehearsal.dir / "hosts" / n / "clusters" / "heartbeat").exists() for n in ("n1", "n2", "n3"))
+
+
+@pytest.mark.root
+@pytest.mark.slow
+@needs_root
+@pytest.mark.skipif(shutil.which("etcd") is None, reason="needs etcd (apt-get install etcd-server)")
+def test_etcd_as_a_service_on_ssh_hosts(lab: Lab, rehearsal: Rehearsal) -> None:  # noqa: F811
+    lab.up("etcd", "--backend", "ssh", "--cluster", str(rehearsal.cluster_file()), "--nodes", "3")
+    first = lab.wait("etcd", lambda s: all_answer(s) and leader(s) and s, "every member answers and one leads")
+    old = leader(first)
+    lab.cluster("fault", "partition", "--shape", "isolate-leader", "--name", "etcd")  # iptables on the hosts
+    lab.wait("etcd", lambda s: leader(s) not in (None, old), "a leader on the majority side")
+    healed = lab.cluster("heal", "--name", "etcd").stdout
+    assert "stop-partition" in healed
+    lab.wait("etcd", lambda s: all_answer(s) and leader(s) and not any("follows" in n for n in notes(s)),
+             "healed: every member follows one leader")
+    log = lab.cluster("logs", old, "-n", "100", "--name", "etcd").stdout
+    assert " info " in log and '{"level"' not in log
+
+    cdir = lab.clusters / "etcd"
+    pids = pids_of(cdir)
+    lab.cluster("down", "--wipe", "--name", "etcd")
+    assert leftovers(lab, [pids[0]], None) == []
+    assert [p for p in pids[1:] if alive(p)] == []
+    assert host_leftovers(rehearsal) == []
+    assert not any((rehearsal.dir / "hosts" / n / "clusters" / "etcd").exists() for n in ("n1", "n2", "n3"))

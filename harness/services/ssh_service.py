@@ -258,8 +258,11 @@ def remote_log(doc: dict[str, Any], node: str, *, lines: int, follow: bool) -> I
     where = (doc.get("remote_dirs") or {}).get(node)
     if not where:
         raise ssh_config.ClusterConfigError(f"the record does not say where {node}'s log is on its host")
+    from harness import registry
+
     remote = _remote(doc, node)
-    path = f"{where['cluster']}/{node}.log"
+    # a runtime node writes its structured log to <node>.log; an external program (etcd) logs to its output
+    path = f"{where['cluster']}/{node}.{'out' if registry.is_external(str(doc.get('system'))) else 'log'}"
     try:
         cmd = shlex.join(["tail", "-n", str(lines), *(["-F"] if follow else []), path])
         _stdin, stdout, _stderr = remote.client.exec_command(cmd)
