@@ -6,7 +6,7 @@ const state = params();
 const run = state.get("run") || "";
 const OUTCOME = { ok: "#2da44e", fail: "#cf222e", info: "#d4a72c" };
 const PALETTE = ["#0969da", "#8250df", "#1a7f37", "#bc4c00", "#bf3989", "#0a3069", "#6639ba", "#116329", "#953800", "#4d2d00"];
-const LAYOUT = { top: 56, axis: 64, opCol: 11, laneGap: 150, right: 160, bottom: 30 };
+const LAYOUT = { top: 56, axis: 64, opCol: 11, laneGap: 150, right: 160, bottom: 30, opsGap: 110 };
 let data = null;
 
 function svg(tag, attrs, ...children) {
@@ -17,11 +17,13 @@ function svg(tag, attrs, ...children) {
 }
 function title(text) { return svg("title", {}, text); }
 
-function colourOf(method) {
-  let h = 0;
-  for (const ch of method) h = (h * 31 + ch.charCodeAt(0)) >>> 0;
-  return PALETTE[h % PALETTE.length];
+// Each message type its own colour, given in order of the names (stable for a run's window).
+let COLOURS = {};
+function assignColours() {
+  const names = [...new Set(data.messages.map((m) => m[5] || m[4]))].sort();
+  COLOURS = Object.fromEntries(names.map((n, i) => [n, PALETTE[i % PALETTE.length]]));
 }
+function colourOf(method) { return COLOURS[method] || PALETTE[0]; }
 
 function niceStep(span, target) {
   const raw = span / target, p = 10 ** Math.floor(Math.log10(raw));
@@ -45,11 +47,11 @@ function draw() {
   const ops = packOps(d.ops);
   const cols = Math.max(1, ...ops.map((o) => o.col + 1));
   const opsWidth = Math.min(cols, 40) * LAYOUT.opCol;
-  const x0 = LAYOUT.axis + opsWidth + 60;
+  const x0 = LAYOUT.axis + Math.max(opsWidth, 70) + LAYOUT.opsGap;
   const lanes = d.lanes, laneX = {};
   lanes.forEach((name, i) => { laneX[name] = x0 + i * LAYOUT.laneGap; });
   const width = x0 + (lanes.length - 1) * LAYOUT.laneGap + LAYOUT.right;
-  const height = Math.max(520, Math.min(7000, 90 + msgs.length * 13));
+  const height = Math.max(560, Math.min(8000, 90 + msgs.length * 18));
   const pxs = (height - LAYOUT.top - LAYOUT.bottom) / (t1 - t0);
   const y = (t) => LAYOUT.top + (Math.min(Math.max(t, t0), t1) - t0) * pxs;
   const root = svg("svg", { width, height, viewBox: `0 0 ${width} ${height}`, id: "flow-svg", "font-family": "system-ui,sans-serif", "font-size": 11 });
@@ -71,7 +73,7 @@ function draw() {
     if (["kill", "pause", "power-off", "link-down", "leave"].includes(f.kind) && onLanes.length) {
       for (const n of onLanes) root.append(svg("rect", { x: laneX[n] - 7, y: ya, width: 14, height: yb - ya, fill: f.colour, opacity: 0.45, class: "fault" }, title(label)));
     } else {
-      root.append(svg("rect", { x: x0 - 40, y: ya, width: width - x0 - LAYOUT.right + 80 + 100, height: yb - ya, fill: f.colour, opacity: 0.13, class: "fault" }, title(label)));
+      root.append(svg("rect", { x: x0 - 40, y: ya, width: width - LAYOUT.right + 120 - x0, height: yb - ya, fill: f.colour, opacity: 0.13, class: "fault" }, title(label)));
     }
     root.append(svg("text", { x: width - LAYOUT.right + 50, y: ya + 12, fill: f.colour, "font-weight": 600 }, f.kind));
   }
@@ -148,7 +150,7 @@ function draw() {
 }
 
 function legend() {
-  const methods = [...new Set(data.messages.filter((m) => m[6] === "delivered").map((m) => m[5] || m[4]))].slice(0, 14);
+  const methods = Object.keys(COLOURS).slice(0, 14);
   document.getElementById("legend").replaceChildren(
     ...methods.map((m) => el("span", {}, el("span", { class: "swatch", style: `border-color:${colourOf(m)}` }), m)),
     el("span", {}, el("span", { class: "swatch", style: "border-color:#cf222e;border-top-style:dashed" }), "dropped (×) or lost"),
@@ -156,6 +158,7 @@ function legend() {
 }
 
 async function load(query) {
+  if (!data) document.getElementById("info").textContent = "loading the messages (a capture is decoded the first time it is shown)…";
   try { data = await api(`/api/diagram?${query}`); } catch (err) { showError(document.getElementById("problem"), err); return; }
   const [a, b] = data.window;
   document.getElementById("from").value = +a.toFixed(6);
@@ -163,6 +166,7 @@ async function load(query) {
   const shown = data.cut ? `the first ${data.messages.length} of ${data.count} messages (zoom in to see every one)` : `${data.count} messages`;
   document.getElementById("info").textContent = `${shown} between ${seconds(a)} and ${seconds(b)} of a run spanning ${seconds(data.span[0])}–${seconds(data.span[1])}; ${data.ops.length} client ops, ${data.faults.length} faults. Source: ${data.alignment}.`;
   if (data.focus) document.getElementById("title").textContent = `Message flow around op ${data.focus.index}: ${data.focus.f} ${data.focus.key ?? ""}`;
+  assignColours();
   legend();
   draw();
   document.body.dataset.loaded = String(Date.now());
