@@ -6,6 +6,7 @@ Pages (static files in harness/web/, filled in by their scripts from JSON):
     /run?path=P             one run: verdict, checkers, its report, its raw files, links to the diagram
     /compare?a=P&b=Q        two runs side by side and the first divergence of their histories
     /diagram?run=P[&op=N][&from=S&to=S]   the message-flow (Lamport) diagram of a run's window
+    /plain                  every run on one page without scripts
 
 JSON: /api/runs (the listing; query parameters as harness/serve_index.py's
 Query), /api/sweeps, /api/run?path=P, /api/compare?a=P&b=Q,
@@ -27,6 +28,7 @@ Rules this module keeps:
 from __future__ import annotations
 
 import contextlib
+import html
 import json
 import mimetypes
 import sys
@@ -126,6 +128,29 @@ class Results:
         return out
 
 
+def index_html(root: Path) -> str:
+    """Every run as one plain page without scripts (/plain): newest first, each linking to its report, or, for a
+    run never checked, to its directory with the `harness check` command; an interrupted run says so."""
+    rows = []
+    for run in sorted(RunIndex(root, rescan_s=0).rows(), key=lambda r: (r.name, r.path), reverse=True):
+        path = html.escape(run.path)
+        href = f"/files/{path}/report.html" if run.checked else f"/run?path={path}"
+        link = f'<a href="{href}">{path}</a>'
+        notes = []
+        if run.interrupted:
+            notes.append('<span class="tag">interrupted: partial history</span>')
+        if not run.checked:
+            notes.append(f"<code>harness check {html.escape(str(root / run.path))}</code>")
+        word = "never checked" if run.verdict == "unchecked" else run.verdict
+        rows.append(f"<tr><td>{link}</td><td>{html.escape(run.backend)}</td><td>{run.seed}</td>"
+                    f"<td>{html.escape(', '.join(run.bugs) or '-')}</td>"
+                    f'<td><span class="badge v-{run.verdict}">{html.escape(word)}</span> {" ".join(notes)}</td></tr>')
+    return ("<!doctype html><meta charset='utf-8'><title>picluster results</title>"
+            "<link rel='stylesheet' href='/web/app.css'><main><h1>picluster results</h1>"
+            "<table><tr><th>run</th><th>backend</th><th>seed</th><th>bugs</th><th>verdict</th></tr>"
+            f"{''.join(rows)}</table></main>")
+
+
 class Handler(BaseHTTPRequestHandler):
     results: Results
     server_version = "picluster-serve"
@@ -141,7 +166,9 @@ class Handler(BaseHTTPRequestHandler):
         path = unquote(url.path)
         params = {k: v[-1] for k, v in parse_qs(url.query).items()}
         try:
-            if path in PAGES:
+            if path == "/plain":
+                self._send(index_html(self.results.root).encode(), "text/html; charset=utf-8")
+            elif path in PAGES:
                 self._file(WEB / PAGES[path])
             elif path.startswith("/web/"):
                 self._file(self._web_asset(path[len("/web/"):]))
@@ -212,9 +239,12 @@ class Handler(BaseHTTPRequestHandler):
                 self.wfile.write(chunk)
 
     def _json(self, data: Any, status: HTTPStatus = HTTPStatus.OK) -> None:
-        body = json.dumps(data, default=str, separators=(",", ":")).encode()
+        self._send(json.dumps(data, default=str, separators=(",", ":")).encode(), "application/json; charset=utf-8",
+                   status)
+
+    def _send(self, body: bytes, kind: str, status: HTTPStatus = HTTPStatus.OK) -> None:
         self.send_response(status)
-        self.send_header("Content-Type", "application/json; charset=utf-8")
+        self.send_header("Content-Type", kind)
         self.send_header("Content-Length", str(len(body)))
         self.send_header("Cache-Control", "no-cache")
         self.end_headers()

@@ -9,8 +9,9 @@ Rules this module keeps:
   `partial`) and the presence of interrupted.json, report.html,
   journal.jsonl and capture.pcap. A file that cannot be read gives the row
   a verdict of "unreadable" or drops the run (no test.json), never an error.
-- Rows are cached by the modification times of the files they come from;
-  the directory tree is walked again at most every `RESCAN_S` seconds, so
+- Rows are cached by the modification times of the run directory (a file
+  created, removed or replaced) and of results.json; the directory tree is
+  walked again at most every `RESCAN_S` seconds (or on `refresh()`), so
   a listing of thousands of runs costs a walk of directory entries, not a
   parse of every file (a run's files are parsed again only when they
   change).
@@ -37,7 +38,6 @@ RESCAN_S = 1.0
 MAX_PER_PAGE = 500
 SORT_KEYS = ("name", "system", "workload", "backend", "seed", "verdict", "nemesis")
 FILTERS = ("system", "workload", "nemesis", "bug", "backend", "verdict", "interrupted", "sweep")
-SOURCE_FILES = ("test.json", "results.json", "interrupted.json", "report.html", "journal.jsonl", "capture.pcap")
 
 
 @dataclass(frozen=True, slots=True)
@@ -121,10 +121,12 @@ def read_row(root: Path, run_dir: Path, sweep: str = "") -> RunRow | None:
 
 
 def _signature(run_dir: Path) -> tuple[int, ...]:
+    """The run directory's mtime (a file created, removed or replaced: results.json is replaced whole) and
+    results.json's (in case it was rewritten in place)."""
     sig = []
-    for name in SOURCE_FILES:
+    for path in (run_dir, run_dir / "results.json"):
         try:
-            sig.append(os.stat(run_dir / name).st_mtime_ns)
+            sig.append(os.stat(path).st_mtime_ns)
         except OSError:
             sig.append(0)
     return tuple(sig)
@@ -254,6 +256,11 @@ class RunIndex:
                 fresh[run_dir] = (sig, row)
         self._rows = fresh
         self._scanned_at = time.monotonic()
+
+    def refresh(self) -> None:
+        """Walk the tree again at the next listing, whenever the last walk was."""
+        with self._lock:
+            self._scanned_at = -1e18
 
     def find(self, path: str) -> RunRow | None:
         return next((r for r in self.rows() if r.path == path), None)
