@@ -9,7 +9,7 @@ Rules this module keeps:
 - Each direction of each connection is reassembled by sequence number:
   retransmitted bytes are taken once (the first copy's time stands),
   segments that arrive early wait for the gap to fill, and a stream whose
-  handshake was not captured starts at its first segment.
+  handshake was not captured starts at the lowest sequence number seen.
 - The reassembled bytes are cut into frames by systems/runtime/real_wire.py
   (4-byte length, then msgpack `[kind, id, src, method, body]`); a frame is
   sent when its first byte crossed the bridge and delivered when the
@@ -21,6 +21,8 @@ Rules this module keeps:
   answers (same connection, same id).
 - Bytes that do not decode end that direction of the stream (as the node
   itself would close the connection); they are counted, never an error.
+  Bytes the capture missed (a gap no later segment fills) cost the frame
+  they cut; decoding resumes at the next segment and the gaps are counted.
 """
 
 from __future__ import annotations
@@ -73,6 +75,7 @@ class Direction:
     frames: list[tuple[int, int, Any]] = field(default_factory=list)
     """(first byte offset, end offset, decoded frame)."""
     broken: str = ""
+    gaps: int = 0
     _ack_max: list[int] = field(default_factory=list)
 
     def rel(self, seq: int) -> int:
@@ -93,12 +96,31 @@ class Direction:
             self.early.setdefault(rel, (data, t))
             return
         self._append(data, t)
+        self._drain()
+
+    def _drain(self) -> None:
         while self.next_rel in self.early:
             more, t2 = self.early.pop(self.next_rel)
             self._append(more, t2)
         for r in [r for r in self.early if r < self.next_rel]:  # overlapped by what just came
             more, t2 = self.early.pop(r)
             self.take(more, r, t2)
+
+    def close_gaps(self) -> None:
+        """Bytes the capture never saw (the kernel drops frames a busy capture does not read in time): the
+        frame they cut is lost; decoding goes on from the next segment, which usually starts a frame (our
+        transport writes whole frames), else from the one after."""
+        while self.early:
+            rel = min(self.early)
+            self.gaps += 1
+            self.buf.clear()
+            self.broken = ""
+            self.next_rel = self.buf_start_rel = rel
+            data, t = self.early.pop(rel)
+            self._append(data, t)
+            self._drain()
+            if self.broken:
+                self.buf.clear()
 
     def _append(self, data: bytes, t: float) -> None:
         self.times.append((self.next_rel, t))
@@ -107,6 +129,10 @@ class Direction:
         self._cut()
 
     def _cut(self) -> None:
+        if self.broken:
+            self.buf_start_rel = self.next_rel  # what follows bad bytes is not read
+            self.buf.clear()
+            return
         while not self.broken and len(self.buf) >= HEADER_BYTES:
             n = int.from_bytes(self.buf[:HEADER_BYTES], "big")
             if n == 0 or n > MAX_FRAME_BYTES:
@@ -153,29 +179,44 @@ def segments(path: Path) -> Iterator[Segment]:
                           int(tcp.ack) if flags & 0x10 else None, bool(flags & 0x02), payload)
 
 
+def _signed(delta: int) -> int:
+    """A sequence-number difference as a signed number (sequence space wraps at 2**32)."""
+    delta %= SEQ_MOD
+    return delta - SEQ_MOD if delta >= SEQ_MOD // 2 else delta
+
+
 def reassemble(segs: Iterator[Segment], known: set[str]) -> dict[tuple[Endpoint, Endpoint], Direction]:
-    """Every direction of every connection between `known` addresses, reassembled."""
-    dirs: dict[tuple[Endpoint, Endpoint], Direction] = {}
-    raw_acks: dict[tuple[Endpoint, Endpoint], list[tuple[int, float]]] = {}
+    """Every direction of every connection between `known` addresses, reassembled.
+
+    Two passes: the first finds where each direction's bytes start (the SYN's sequence number + 1, or,
+    for a stream whose handshake was not captured, the lowest sequence number seen, so a segment that
+    arrived early is not mistaken for a retransmission); the second feeds the bytes in capture order."""
+    per_dir: dict[tuple[Endpoint, Endpoint], list[Segment]] = {}
     for s in segs:
-        if s.src[0] not in known or s.dst[0] not in known:
-            continue
-        d = dirs.setdefault((s.src, s.dst), Direction())
-        if s.syn:
-            d.isn = (s.seq + 1) % SEQ_MOD
-            d.next_rel = d.buf_start_rel = 0
-            d.buf.clear()
-            d.early.clear()
-        if s.ack is not None:  # acknowledges the other direction's bytes; offsets resolved once its isn is known
-            raw_acks.setdefault((s.dst, s.src), []).append((s.ack, s.time))
-        if s.payload and not d.broken:
-            if d.isn is None:
-                d.isn = s.seq
-            d.take(s.payload, d.rel(s.seq), s.time)
-    for key, acks in raw_acks.items():
-        d = dirs.get(key)
-        if d is not None and d.isn is not None:
-            d.acks = [(d.rel(a), t) for a, t in acks if d.rel(a) <= d.next_rel + 1]
+        if s.src[0] in known and s.dst[0] in known:
+            per_dir.setdefault((s.src, s.dst), []).append(s)
+    dirs: dict[tuple[Endpoint, Endpoint], Direction] = {}
+    for key, ss in per_dir.items():
+        d = dirs[key] = Direction()
+        syn = next((s for s in ss if s.syn), None)
+        data = [s for s in ss if s.payload]
+        if syn is not None:
+            d.isn = (syn.seq + 1) % SEQ_MOD
+        elif data:
+            d.isn = (data[0].seq + min(_signed(s.seq - data[0].seq) for s in data)) % SEQ_MOD
+        for s in data:
+            if d.broken:
+                break
+            rel = d.rel(s.seq)
+            if rel < SEQ_MOD // 2:  # bytes before the stream's start (an old connection's) are ignored
+                d.take(s.payload, rel, s.time)
+        if not d.broken:
+            d.close_gaps()
+    for (src, dst), ss in per_dir.items():  # this direction's ACKs acknowledge the other direction's bytes
+        other = dirs.get((dst, src))
+        if other is not None and other.isn is not None:
+            other.acks = [(other.rel(s.ack), s.time) for s in ss
+                          if s.ack is not None and other.rel(s.ack) <= other.next_rel + 1]
     return dirs
 
 
@@ -200,8 +241,9 @@ def _body_note(body: Any, limit: int = 120) -> str:
     return text if len(text) <= limit else text[:limit - 1] + "…"
 
 
-def capture_messages(path: Path, names: dict[str, str]) -> tuple[list[Message], int]:
-    """Messages (wall-clock times) from a capture, addresses named by `names`; and how many streams broke."""
+def capture_messages(path: Path, names: dict[str, str]) -> tuple[list[Message], int, int]:
+    """Messages (wall-clock times) from a capture, addresses named by `names`; how many stream directions held
+    bytes that are not our frames; how many gaps (bytes the capture missed) were stepped over."""
     dirs = reassemble(segments(path), set(names))
     methods: dict[tuple[frozenset[Endpoint], int], str] = {}
     out: list[Message] = []
@@ -221,7 +263,7 @@ def capture_messages(path: Path, names: dict[str, str]) -> tuple[list[Message], 
                                "delivered" if acked is not None else "dropped",
                                note if acked is not None else f"never acknowledged; {note}"))
     out.sort(key=lambda m: (m.sent_s, m.end_s()))
-    return out, sum(1 for d in dirs.values() if d.broken)
+    return out, sum(1 for d in dirs.values() if d.broken), sum(d.gaps for d in dirs.values())
 
 
 def address_names(run_dir: Path) -> dict[str, str]:
@@ -243,7 +285,7 @@ def _shift(messages: list[Message], offset: float) -> list[Message]:
 
 def capture_flow(run_dir: Path, history: list[Op], nodes: list[str]) -> Flow:
     names = address_names(run_dir)
-    messages, broken = capture_messages(run_dir / "capture.pcap", names)
+    messages, broken, gaps = capture_messages(run_dir / "capture.pcap", names)
     clock = read_clock(run_dir)
     if "wall_s" in clock:
         messages = _shift(messages, clock["wall_s"])
@@ -255,5 +297,7 @@ def capture_flow(run_dir: Path, history: list[Op], nodes: list[str]) -> Flow:
     alignment += "; sent = first byte on the bridge, received = acknowledged by the receiver"
     if broken:
         alignment += f"; {broken} stream direction(s) held bytes that are not our frames"
+    if gaps:
+        alignment += f"; the capture missed bytes {gaps} time(s): a message there may be missing"
     lanes = [HARNESS, *nodes]
     return Flow("capture", messages, lanes, alignment)

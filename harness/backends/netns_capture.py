@@ -9,6 +9,8 @@ Rules this module keeps:
   timestamps, written by scapy's `RawPcapWriter` as classic pcap
   (LINKTYPE_ETHERNET, nanosecond timestamps), flushed frame by frame. Frames
   are kept whole up to `snaplen` bytes. No BPF filter (so no tcpdump needed).
+  The socket's receive buffer is 16 MiB, so a busy moment does not cost
+  the capture frames (the decoder steps over any it missed, and counts them).
 - Frames are written as captured, never dissected on the way in (dissecting
   costs scapy ~100 µs a frame); harness/lamport_capture.py decodes them
   afterwards (TCP streams reassembled, our frames decoded).
@@ -23,12 +25,15 @@ from __future__ import annotations
 import contextlib
 import errno
 import select
+import socket
 import threading
 import time
 from pathlib import Path
 
 LINKTYPE_ETHERNET = 1
 POLL_S = 0.2
+RECEIVE_BUFFER_BYTES = 16 << 20
+"""The kernel's buffer for frames not read yet: a frame that does not fit is lost to the capture (not to the run)."""
 
 
 def read_pcap(path: Path) -> list[tuple[float, bytes]]:
@@ -59,6 +64,8 @@ class BridgeCapture:
         from scapy.utils import RawPcapWriter
 
         sock = L2ListenSocket(iface=self.ifname, promisc=True)
+        with contextlib.suppress(OSError):  # room for bursts while the writer is busy (root may exceed rmem_max)
+            sock.ins.setsockopt(socket.SOL_SOCKET, getattr(socket, "SO_RCVBUFFORCE", 33), RECEIVE_BUFFER_BYTES)
         try:
             writer = RawPcapWriter(str(self.path), linktype=LINKTYPE_ETHERNET, sync=True, nano=True,
                                    snaplen=self.snaplen)
