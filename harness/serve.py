@@ -166,7 +166,9 @@ class Handler(BaseHTTPRequestHandler):
         path = unquote(url.path)
         params = {k: v[-1] for k, v in parse_qs(url.query).items()}
         try:
-            if path == "/plain":
+            if path == "/favicon.ico":  # raw files and reports have no icon of their own; say so without a 404
+                self._send(b"", "image/x-icon", HTTPStatus.NO_CONTENT)
+            elif path == "/plain":
                 self._send(index_html(self.results.root).encode(), "text/html; charset=utf-8")
             elif path in PAGES:
                 self._file(WEB / PAGES[path])
