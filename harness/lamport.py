@@ -194,8 +194,8 @@ def _fault_rows(history: list[Op]) -> list[dict[str, Any]]:
 
 
 def focus_window(op: dict[str, Any], span: tuple[float, float]) -> tuple[float, float]:
-    """The op with a margin either side: its own length, at least 10 ms (a few sim round trips)."""
-    margin = max(0.01, op["end"] - op["start"])
+    """The op with a margin either side: its own length, at least 50 ms (the Raft traffic around a quick op)."""
+    margin = max(0.05, op["end"] - op["start"])
     return max(span[0], op["start"] - margin), min(span[1], op["end"] + margin)
 
 

@@ -244,3 +244,45 @@ def test_two_runs_side_by_side_with_the_first_divergence(browser: Any, site: str
     assert browser.find_elements(By.CSS_SELECTOR, "pre.ops .hit")  # the op where they part, in each history
     shots(browser, "compare")
     assert script_errors(browser) == []
+
+
+@pytest.mark.root
+@pytest.mark.skipif(os.geteuid() != 0 or not shutil.which("ip") or not shutil.which("iptables"),
+                    reason="needs root, iproute2 and iptables (a netns run with its bridge captured)")
+def test_a_netns_runs_diagram_comes_from_its_bridge_capture(browser: Any, tmp_path: Path, shots: Any) -> None:
+    from harness.serve import make_server
+    from harness.session import check, execute, prepare
+
+    spec = prepare(TestSpec(system="raft", workload="register", nemesis=("partition",), backend="netns",
+                            node_count=3, concurrency=3, time_limit_s=5.0, nemesis_interval_s=1.0, quiet_s=1.0,
+                            seed=5), tmp_path)
+    os.environ["PICLUSTER_CAPTURE"] = "1"
+    try:
+        execute(spec)
+    finally:
+        del os.environ["PICLUSTER_CAPTURE"]
+    check(spec.path)
+    history = [line for line in (spec.path / "history.jsonl").read_text().splitlines() if '"start-partition"' in line]
+    assert history, "the partition never started"
+    import json
+
+    started = json.loads(history[0])["time"] / 1e9
+    server = make_server(tmp_path, "127.0.0.1", 0)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        run = spec.path.relative_to(tmp_path).as_posix()
+        browser.get(f"http://127.0.0.1:{server.server_address[1]}/diagram?run={run}&from={started - 0.1:.3f}"
+                    f"&to={started + 0.4:.3f}")
+        loaded(browser)
+        assert "bridge capture" in browser.find_element(By.ID, "info").text
+        svg = browser.find_element(By.ID, "flow-svg")
+        assert [t.text for t in svg.find_elements(By.CSS_SELECTOR, "text.lane")] == ["harness", "n1", "n2", "n3"]
+        titles = [t.get_attribute("textContent") for t in svg.find_elements(By.CSS_SELECTOR, "g.msg > title")]
+        assert any("raft append" in t for t in titles)  # Raft's own message types, decoded from the frames
+        shots(browser, "diagram-capture")
+        assert script_errors(browser) == []
+    finally:
+        server.shutdown()
+        server.server_close()
+        thread.join(10)

@@ -88,7 +88,7 @@ def test_asked_for_an_op_the_window_spans_it_with_a_margin_and_names_it() -> Non
     w = window(flow_of([Message("client", "n1", 1.0, 1.001, "call", "client", "delivered")]), history,
                ["n1", "n2"], op=0)
     assert w["focus"]["index"] == 0 and w["focus"]["value"] == 3 and w["focus"]["type"] == "ok"
-    assert w["window"][0] == pytest.approx(0.99) and w["window"][1] == pytest.approx(1.014)
+    assert w["window"][0] == pytest.approx(0.95) and w["window"][1] == pytest.approx(1.054)
     assert [o["index"] for o in w["ops"]] == [0] and w["count"] == 1
     w = window(flow_of([]), history, ["n1", "n2"], op=2)
     # the margin is cut where the run ends

@@ -9,7 +9,8 @@ function side(s, label) {
   return [el("h2", {}, `${label}: `, runLink(s.path), " ", badge(s.valid)),
     el("p", { class: "muted" }, `${t.system} / ${t.workload} · ${t.backend} · seed ${t.seed} · bugs: ${(t.bugs || []).join(", ") || "none"}`),
     s.error ? el("div", { class: "error" }, s.error) : null,
-    el("table", {}, el("thead", {}, el("tr", {}, el("th", {}, "checker"), el("th", {}, "verdict"), el("th", {}, "summary"))), el("tbody", {}, checkers))];
+    el("table", {}, el("thead", {}, el("tr", {}, el("th", {}, "checker"), el("th", {}, "verdict"), el("th", {}, "summary"))), el("tbody", {}, checkers))]
+    .filter((x) => x !== null);
 }
 
 function opLine(op) {

@@ -6,7 +6,7 @@ const state = params();
 const run = state.get("run") || "";
 const OUTCOME = { ok: "#2da44e", fail: "#cf222e", info: "#d4a72c" };
 const PALETTE = ["#0969da", "#8250df", "#1a7f37", "#bc4c00", "#bf3989", "#0a3069", "#6639ba", "#116329", "#953800", "#4d2d00"];
-const LAYOUT = { top: 56, axis: 64, opCol: 11, laneGap: 150, right: 160, bottom: 30, opsGap: 110 };
+const LAYOUT = { top: 56, axis: 90, opCol: 11, laneGap: 150, right: 160, bottom: 30, opsGap: 110 };
 let data = null;
 
 function svg(tag, attrs, ...children) {
@@ -41,6 +41,45 @@ function packOps(ops) {
   });
 }
 
+// Linear time: y proportional to time in the window.
+function timeScale(t0, t1, height) {
+  const pxs = (height - LAYOUT.top - LAYOUT.bottom) / (t1 - t0);
+  const y = (t) => LAYOUT.top + (Math.min(Math.max(t, t0), t1) - t0) * pxs;
+  const tAt = (py) => t0 + (Math.min(Math.max(py, LAYOUT.top), height - LAYOUT.bottom) - LAYOUT.top) / pxs;
+  const step = niceStep(t1 - t0, Math.max(4, (height - 100) / 70));
+  const list = [];
+  for (let t = Math.ceil(t0 / step) * step; t <= t1 + 1e-12; t += step) list.push(t);
+  ticks = () => list;
+  return { y, tAt };
+}
+
+// Event order, as Lamport drew it: every distinct event time (a send, an arrival, an op or a fault starting
+// or ending) gets its own row, evenly spaced; between two events y is interpolated. Order is kept, so an
+// arrow still runs from its send to its arrival, but a burst of messages within a millisecond is as
+// readable as one spread over seconds.
+function eventScale(msgs, ops, faults, t0, t1, height) {
+  const times = [t0, t1];
+  for (const m of msgs) { times.push(m.sent); if (m.recv !== null) times.push(m.recv); }
+  for (const o of ops) times.push(o.start, o.end);
+  for (const f of faults) times.push(f.start, f.end);
+  const keys = [...new Set(times.filter((t) => t >= t0 && t <= t1))].sort((a, b) => a - b);
+  const row = (height - LAYOUT.top - LAYOUT.bottom) / Math.max(1, keys.length - 1);
+  const y = (t) => {
+    t = Math.min(Math.max(t, t0), t1);
+    let lo = 0, hi = keys.length - 1;
+    while (hi - lo > 1) { const mid = (lo + hi) >> 1; if (keys[mid] <= t) lo = mid; else hi = mid; }
+    const frac = keys[hi] > keys[lo] ? (t - keys[lo]) / (keys[hi] - keys[lo]) : 0;
+    return LAYOUT.top + (lo + frac) * row;
+  };
+  const tAt = (py) => {
+    const r = Math.min(Math.max((py - LAYOUT.top) / row, 0), keys.length - 1), i = Math.floor(r);
+    return i >= keys.length - 1 ? keys[keys.length - 1] : keys[i] + (r - i) * (keys[i + 1] - keys[i]);
+  };
+  ticks = () => keys;
+  return { y, tAt };
+}
+let ticks = () => [];
+
 function draw() {
   const d = data, [t0, t1] = d.window;
   const msgs = d.messages.map(([src, dst, sent, recv, kind, method, fate, note]) => ({ src, dst, sent, recv, kind, method, fate, note }));
@@ -52,8 +91,8 @@ function draw() {
   lanes.forEach((name, i) => { laneX[name] = x0 + i * LAYOUT.laneGap; });
   const width = x0 + (lanes.length - 1) * LAYOUT.laneGap + LAYOUT.right;
   const height = Math.max(560, Math.min(8000, 90 + msgs.length * 18));
-  const pxs = (height - LAYOUT.top - LAYOUT.bottom) / (t1 - t0);
-  const y = (t) => LAYOUT.top + (Math.min(Math.max(t, t0), t1) - t0) * pxs;
+  const { y, tAt } = document.getElementById("by-event").checked
+    ? eventScale(msgs, ops, d.faults, t0, t1, height) : timeScale(t0, t1, height);
   const root = svg("svg", { width, height, viewBox: `0 0 ${width} ${height}`, id: "flow-svg", "font-family": "system-ui,sans-serif", "font-size": 11 });
   const defs = svg("defs", {}), heads = {};
   const head = (colour) => {  // one arrowhead marker per colour
@@ -83,9 +122,11 @@ function draw() {
     root.append(svg("rect", { x: LAYOUT.axis, y: y(f.start), width: width - LAYOUT.axis, height: Math.max(2, y(f.end) - y(f.start)), fill: "#fff8c5", stroke: "#d4a72c", "stroke-dasharray": "4 3", id: "focus" },
       title(`op ${f.index}: ${f.f} ${f.key ?? ""} → ${JSON.stringify(f.value)} (${f.type})`)));
   }
-  // time axis
-  const step = niceStep(t1 - t0, Math.max(4, (height - 100) / 70));
-  for (let t = Math.ceil(t0 / step) * step; t <= t1 + 1e-12; t += step) {
+  // time axis: evenly spaced times, or (event order) the times of events at least 40 px apart
+  let lastY = -1e9;
+  for (const t of ticks(t0, t1, height)) {
+    if (y(t) - lastY < 40) continue;
+    lastY = y(t);
     root.append(svg("line", { x1: LAYOUT.axis - 4, x2: width - LAYOUT.right + 40, y1: y(t), y2: y(t), stroke: "#eaeef2" }));
     root.append(svg("text", { x: LAYOUT.axis - 8, y: y(t) + 4, "text-anchor": "end", fill: "#59636e" }, `${+t.toFixed(6)} s`));
   }
@@ -143,8 +184,7 @@ function draw() {
     const a = Math.min(startY, yAt(ev)), b = Math.max(startY, yAt(ev));
     startY = null; brush.setAttribute("visibility", "hidden");
     if (b - a < 8) return;
-    const at = (py) => t0 + (Math.max(py, LAYOUT.top) - LAYOUT.top) / pxs;
-    show(at(a), at(b));
+    show(tAt(a), tAt(b));
   });
   document.getElementById("chart").replaceChildren(root);
 }
@@ -193,4 +233,5 @@ document.getElementById("later").addEventListener("click", () => show(data.windo
 document.getElementById("zoom-in").addEventListener("click", () => show(data.window[0] + span() / 4, data.window[1] - span() / 4));
 document.getElementById("zoom-out").addEventListener("click", () => show(data.window[0] - span() / 2, data.window[1] + span() / 2));
 document.getElementById("labels").addEventListener("change", () => data && draw());
+document.getElementById("by-event").addEventListener("change", () => data && draw());
 load(state.toString());

@@ -24,7 +24,8 @@ async function main() {
   if (run.faults) banners.append(el("div", { class: "warning" }, el("b", {}, "Faults: "), run.faults));
   if (!run.report) banners.append(el("div", { class: "warning" }, "Not checked yet: ", el("code", {}, `harness check results/${path}`)));
   const rows = [["backend", t.backend], ["nodes", (t.nodes || []).join(" ")], ["seed", t.seed], ["bugs", (t.bugs || []).join(", ") || "none"],
-    ["time limit", `${t.time_limit_s} s`], ["command", el("code", {}, t.command_line || "")]];
+    ["time limit", `${t.time_limit_s} s`], ["command", t.command_line ? el("code", {}, t.command_line) : null]]
+    .filter(([, v]) => v !== null);
   document.getElementById("summary").replaceChildren(...rows.map(([k, v]) => el("tr", {}, el("td", {}, k), el("td", {}, v))));
   document.querySelector("#checkers tbody").replaceChildren(...Object.entries(run.checkers).map(([name, c]) =>
     el("tr", {}, el("td", {}, name), el("td", {}, badge(c.valid)), el("td", {}, c.summary))));
