@@ -10,7 +10,10 @@ Pages (static files in harness/web/, filled in by their scripts from JSON):
 
 JSON: /api/runs (the listing; query parameters as harness/serve_index.py's
 Query), /api/sweeps, /api/run?path=P, /api/compare?a=P&b=Q,
-/api/diagram?run=P&op=N&from=S&to=S. Raw files: /files/<run path>/<file>.
+/api/diagram?run=P&op=N&from=S&to=S. Raw files: /files/<run path>/<file>; a
+path that is none of the above is a file under results/ too (so links made
+for the old serve, which served results/ at /, still open: `/<run>/report.html`,
+a sweep page's `<sweep>/index.html`).
 
 Rules this module keeps:
 
@@ -41,7 +44,7 @@ from urllib.parse import parse_qs, quote, unquote, urlsplit
 from harness.lamport import FlowCache, FlowError, window
 from harness.serve_compare import compare
 from harness.serve_index import Query, RunIndex
-from harness.serve_sweeps import list_sweeps
+from harness.serve_sweeps import list_sweeps, sweeps_table
 
 WEB = Path(__file__).with_name("web")
 PAGES = {"/": "index.html", "/index.html": "index.html", "/run": "run.html", "/compare": "compare.html",
@@ -81,6 +84,16 @@ class Results:
         if target != self.root and self.root not in target.parents:
             raise BadRequest(f"{rel}: not under the results directory", HTTPStatus.NOT_FOUND)
         return target
+
+    def holds(self, url_path: str) -> bool:
+        """Whether `url_path` names something under results/ that /files/ would serve."""
+        try:
+            target = self.inside(url_path)
+        except BadRequest:
+            return False
+        if url_path.endswith("/diagram.html"):
+            return (target.parent / "test.json").is_file()
+        return target != self.root and (target.is_file() or (target / "index.html").is_file())
 
     # -- JSON ---------------------------------------------------------------------------------------
 
@@ -130,7 +143,8 @@ class Results:
 
 def index_html(root: Path) -> str:
     """Every run as one plain page without scripts (/plain): newest first, each linking to its report, or, for a
-    run never checked, to its directory with the `harness check` command; an interrupted run says so."""
+    run never checked, to its directory with the `harness check` command; an interrupted run says so. Then every
+    sweep (harness/serve_sweeps.py), linking to its page."""
     rows = []
     for run in sorted(RunIndex(root, rescan_s=0).rows(), key=lambda r: (r.name, r.path), reverse=True):
         path = html.escape(run.path)
@@ -148,7 +162,7 @@ def index_html(root: Path) -> str:
     return ("<!doctype html><meta charset='utf-8'><title>picluster results</title>"
             "<link rel='stylesheet' href='/web/app.css'><main><h1>picluster results</h1>"
             "<table><tr><th>run</th><th>backend</th><th>seed</th><th>bugs</th><th>verdict</th></tr>"
-            f"{''.join(rows)}</table></main>")
+            f"{''.join(rows)}</table>{sweeps_table(root)}</main>")
 
 
 class Handler(BaseHTTPRequestHandler):
@@ -178,6 +192,8 @@ class Handler(BaseHTTPRequestHandler):
                 self._json(self._api(path[len("/api/"):], params))
             elif path.startswith("/files/"):
                 self._raw(path[len("/files/"):], url.query)
+            elif self.results.holds(path):
+                self._raw(path[1:], url.query)
             else:
                 raise BadRequest(f"nothing at {path}", HTTPStatus.NOT_FOUND)
         except BadRequest as e:

@@ -234,6 +234,23 @@ def test_pages_and_json_over_http(server: str, results: Path) -> None:
     assert both["divergence"]["identical"] is True and both["a"]["valid"] is False and both["b"]["valid"] is True
     plain = get(server + "/plain")[2].decode()
     assert "interrupted: partial history" in plain and "harness check" in plain
+    assert '<a href="/files/raft/sweeps/20260102T000000/">raft/sweeps/20260102T000000</a>' in plain
+    assert "invalid 1" in plain  # the sweep's counts, without scripts too
+
+
+def test_links_made_for_results_served_at_the_root_still_open(server: str) -> None:
+    """The old serve served results/ at /, and a sweep's own listing links `<sweep>/index.html` from the root."""
+    status, headers, body = get(server + "/raft/20260101T000001-partition/report.html")
+    assert status == 200 and headers["Content-Type"].startswith("text/html") and b"<p>report</p>" in body
+    status, _, body = get(server + "/raft/sweeps/20260102T000000/index.html")
+    assert status == 200 and b"sweep page" in body
+    status, _, body = get(server + "/raft/sweeps/20260102T000000/")
+    assert status == 200 and b"sweep page" in body
+    status, headers, _ = get(server + "/raft/20260101T000001-partition/diagram.html?op=3")
+    assert status == 302 and headers["Location"] == "/diagram?run=raft/20260101T000001-partition&op=3"
+    for missing in ("/raft", "/raft/nope/report.html", "/raft/not-a-run/diagram.html", "/%2e%2e/%2e%2e/etc/passwd"):
+        status, _, body = get(server + missing)
+        assert status == 404 and json.loads(body)["error"].startswith("nothing at "), missing
 
 
 def test_a_reports_diagram_link_opens_the_diagram_of_that_run(server: str) -> None:
