@@ -10,6 +10,7 @@ chromium, chromium-driver or selenium the tests skip, saying which is missing.
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 import threading
@@ -130,6 +131,13 @@ def loaded(driver: Any, since: str = "") -> str:
                 ("", since) and d.find_element(By.TAG_NAME, "body").get_attribute("data-loaded"), "the page to load")
 
 
+def arrived(driver: Any, path: str, params: dict[str, str]) -> str:
+    """Wait until a navigation has reached `path` with `params` and that page has drawn; its stamp. (A click
+    that navigates may return before the new page is there; the old page's stamp must not count.)"""
+    wait(driver, lambda d: query(d) == (path, params), f"the browser to reach {path} {params}")
+    return loaded(driver)
+
+
 def rows(driver: Any) -> list[str]:
     return [r.get_attribute("data-path") for r in driver.find_elements(By.CSS_SELECTOR, "tr.run")]
 
@@ -164,8 +172,9 @@ def test_the_index_lists_every_run_and_filters_them(browser: Any, site: str, res
     assert rows(browser) == [results["echo"]]
     browser.find_element(By.ID, "clear").click()
     stamp = loaded(browser, stamp)
-    browser.find_element(By.ID, "q").send_keys("stale-read")
-    loaded(browser, stamp)
+    browser.find_element(By.ID, "q").send_keys("stale-read")  # drawn as typed, after a pause in the typing
+    wait(browser, lambda d: parse_qs(d.find_element(By.TAG_NAME, "body").get_attribute("data-shows")).get("q")
+         == ["stale-read"], "the table to show the whole search")
     assert rows(browser) == [results["buggy"]]
     shots(browser, "index-filtered")
     assert script_errors(browser) == []
@@ -176,8 +185,7 @@ def test_a_run_page_holds_the_report_and_the_raw_files(browser: Any, site: str, 
     browser.get(site + "/")
     loaded(browser)
     browser.find_element(By.CSS_SELECTOR, f'tr.run[data-path="{results["buggy"]}"] a.run-link').click()
-    loaded(browser)
-    assert query(browser) == ("/run", {"path": results["buggy"]})
+    arrived(browser, "/run", {"path": results["buggy"]})
     assert "raft / register under leader-isolate" in browser.find_element(By.ID, "title").text
     checkers = {r.find_elements(By.TAG_NAME, "td")[0].text: r.find_elements(By.TAG_NAME, "td")[1].text
                 for r in browser.find_elements(By.CSS_SELECTOR, "#checkers tbody tr")}
@@ -204,8 +212,7 @@ def test_clicking_an_offending_op_opens_the_diagram_around_it(browser: Any, site
     assert sentence.startswith(f"op {op} ")
     link.click()  # target=_top: the whole page goes to the diagram
     browser.switch_to.default_content()
-    loaded(browser)
-    assert query(browser) == ("/diagram", {"run": results["buggy"], "op": str(op)})
+    arrived(browser, "/diagram", {"run": results["buggy"], "op": str(op)})
     assert browser.find_element(By.ID, "title").text.startswith(f"Message flow around op {op}:")
     svg = browser.find_element(By.ID, "flow-svg")
     assert svg.find_element(By.ID, "focus")  # the op's time span, marked across the diagram
@@ -235,7 +242,7 @@ def test_two_runs_side_by_side_with_the_first_divergence(browser: Any, site: str
     for path in (results["buggy"], results["clean"]):
         browser.find_element(By.CSS_SELECTOR, f'tr.run[data-path="{path}"] input.pick').click()
     browser.find_element(By.ID, "compare").click()
-    loaded(browser)
+    arrived(browser, "/compare", {"a": results["buggy"], "b": results["clean"]})
     line = browser.find_element(By.ID, "verdict-line").text
     assert line.startswith("First divergence at line ")
     diffs = [r.find_elements(By.TAG_NAME, "td")[0].text
@@ -243,6 +250,64 @@ def test_two_runs_side_by_side_with_the_first_divergence(browser: Any, site: str
     assert "bugs" in diffs
     assert browser.find_elements(By.CSS_SELECTOR, "pre.ops .hit")  # the op where they part, in each history
     shots(browser, "compare")
+    assert script_errors(browser) == []
+
+
+@pytest.fixture
+def served(tmp_path: Path) -> Iterator[Callable[[Path], str]]:
+    """Serve another results directory for one test; its address."""
+    from harness.serve import make_server
+
+    servers: list[Any] = []
+
+    def start(root: Path) -> str:
+        server = make_server(root, "127.0.0.1", 0)
+        threading.Thread(target=server.serve_forever, daemon=True).start()
+        servers.append(server)
+        return f"http://127.0.0.1:{server.server_address[1]}"
+
+    yield start
+    for server in servers:
+        server.shutdown()
+        server.server_close()
+
+
+def test_sweeps_are_listed_with_their_runs_and_pages(browser: Any, results: dict[str, Any], tmp_path: Path,
+                                                    served: Callable[[Path], str], shots: Any) -> None:
+    """A sweep as `harness sweep` leaves it (results/<system>/sweeps/<stamp>/: sweep.json, its page, the runs it
+    kept under runs/<seed>/), beside a plain run: the index lists the sweep with its counts, lists its runs on
+    request, and opens its page."""
+    root = tmp_path / "results"
+    plain = root / results["clean"]
+    shutil.copytree(results["root"] / results["clean"], plain)
+    sweep = root / "raft" / "sweeps" / "20261201T120000"
+    kept = sweep / "runs" / "2"
+    shutil.copytree(results["root"] / results["buggy"], kept)
+    (sweep / "sweep.json").write_text(json.dumps({"system": "raft", "seeds": 40, "done": 40,
+                                                  "counts": {"valid": 39, "invalid": 1}}))
+    (sweep / "index.html").write_text("<!doctype html><title>sweep</title><h1>sweep of raft: 40 of 40 seeds</h1>"
+                                      '<p><a href="runs/2/report.html">seed 2</a></p>')
+    site = served(root)
+    browser.get(site + "/")
+    stamp = loaded(browser)
+    wait(browser, lambda d: d.find_element(By.ID, "sweeps").is_displayed(), "the sweeps table")
+    cells = [td.text for td in browser.find_elements(By.CSS_SELECTOR, "#sweep-rows tr td")]
+    assert cells[:3] == ["raft/sweeps/20261201T120000", "raft", "40/40"], cells
+    assert "valid 39" in cells[3] and "INVALID 1" in cells[3], cells
+    sweep_path = "raft/sweeps/20261201T120000"
+    assert set(rows(browser)) == {results["clean"], f"{sweep_path}/runs/2"}
+    shots(browser, "index-sweeps")
+    browser.find_element(By.LINK_TEXT, "list them").click()
+    stamp = arrived(browser, "/", {"sweep": sweep_path})
+    assert rows(browser) == [f"{sweep_path}/runs/2"]
+    Select(browser.find_element(By.ID, "f-sweep")).select_by_value("none")
+    loaded(browser, stamp)
+    assert rows(browser) == [results["clean"]]
+    browser.find_element(By.LINK_TEXT, sweep_path).click()
+    wait(browser, lambda d: "sweep of raft: 40 of 40 seeds" in d.find_element(By.TAG_NAME, "body").text,
+         "the sweep's page")
+    browser.find_element(By.LINK_TEXT, "seed 2").click()  # the page's own link to the run it kept
+    wait(browser, lambda d: "What went wrong" in d.find_element(By.TAG_NAME, "body").text, "the kept run's report")
     assert script_errors(browser) == []
 
 

@@ -52,3 +52,8 @@ function seconds(s) { return `${Number(s).toFixed(3)} s`; }
 function showError(where, err) {
   where.replaceChildren(el("div", { class: "error" }, String(err.message || err)));
 }
+
+// Count this page's draws in body[data-loaded] (1, 2, ...): a test waits for the next one, never on the clock.
+function markLoaded() {
+  document.body.dataset.loaded = String(Number(document.body.dataset.loaded || 0) + 1);
+}

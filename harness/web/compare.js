@@ -48,7 +48,7 @@ async function main() {
         el("div", {}, el("h3", {}, "left ", (data.a.flow ? diagramLink(data.a.path, d.a_op) : null)), context(d.a_context, d.context_from, d.index)),
         el("div", {}, el("h3", {}, "right ", (data.b.flow ? diagramLink(data.b.path, d.b_op) : null)), context(d.b_context, d.context_from, d.index))));
   }
-  document.body.dataset.loaded = String(Date.now());
+  markLoaded();
 }
 
 main();

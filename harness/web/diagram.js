@@ -197,9 +197,15 @@ function legend() {
     ...data.faults.map((f) => el("span", {}, el("span", { class: "swatch", style: `border-color:${f.colour};border-top-width:8px` }), f.kind)));
 }
 
+let latest = 0;  // the newest load: an older answer arriving after it (quick clicks on zoom) is dropped
+
 async function load(query) {
+  const mine = ++latest;
   if (!data) document.getElementById("info").textContent = "loading the messages (a capture is decoded the first time it is shown)…";
-  try { data = await api(`/api/diagram?${query}`); } catch (err) { showError(document.getElementById("problem"), err); return; }
+  let answer;
+  try { answer = await api(`/api/diagram?${query}`); } catch (err) { if (mine === latest) showError(document.getElementById("problem"), err); return; }
+  if (mine !== latest) return;
+  data = answer;
   const [a, b] = data.window;
   document.getElementById("from").value = +a.toFixed(6);
   document.getElementById("to").value = +b.toFixed(6);
@@ -209,7 +215,7 @@ async function load(query) {
   assignColours();
   legend();
   draw();
-  document.body.dataset.loaded = String(Date.now());
+  markLoaded();
 }
 
 function show(a, b) {

@@ -5,6 +5,7 @@ const FILTERS = ["system", "workload", "nemesis", "bug", "backend", "verdict", "
 const state = params();
 const picked = new Set();
 let searchTimer = null;
+let latest = 0;  // the newest load: an older answer arriving after it is dropped, never drawn over it
 
 function fillSelect(name, values) {
   const select = document.getElementById(`f-${name}`);
@@ -36,11 +37,13 @@ function updatePicked() {
 }
 
 async function load() {
+  const mine = ++latest;
   const q = new URLSearchParams(state);
   if (!q.get("per_page")) q.set("per_page", document.getElementById("per-page").value);
   const problem = document.getElementById("problem");
   let data;
-  try { data = await api(`/api/runs?${q}`); } catch (err) { showError(problem, err); return; }
+  try { data = await api(`/api/runs?${q}`); } catch (err) { if (mine === latest) showError(problem, err); return; }
+  if (mine !== latest) return;
   problem.replaceChildren();
   for (const name of FILTERS) fillSelect(name, data.facets[name] || []);
   document.getElementById("run-rows").replaceChildren(...data.runs.map(row));
@@ -54,7 +57,8 @@ async function load() {
     th.classList.toggle("sorted", th.dataset.sort === sort);
     th.classList.toggle("asc", th.dataset.sort === sort && asc);
   }
-  document.body.dataset.loaded = String(Date.now());
+  document.body.dataset.shows = q.toString();  // what the table shows (tests wait for it)
+  markLoaded();
 }
 
 async function loadSweeps() {

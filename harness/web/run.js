@@ -48,7 +48,7 @@ async function main() {
   document.getElementById("compare").addEventListener("click", () => {
     location.href = `/compare?a=${encodeURIComponent(path)}&b=${encodeURIComponent(select.value)}`;
   });
-  document.body.dataset.loaded = String(Date.now());
+  markLoaded();
 }
 
 document.getElementById("tab-report").addEventListener("click", () => tab("report"));
