@@ -50,7 +50,7 @@ def sweeps_table(root: Path) -> str:
     rows = []
     for s in list_sweeps(root):
         path = html.escape(s["path"])
-        name = f'<a href="/files/{path}/">{path}</a>' if s["page"] else path
+        name = f'<a href="/files/{path}/index.html">{path}</a>' if s["page"] else path
         counts = s.get("counts") if isinstance(s.get("counts"), dict) else {}
         verdicts = ", ".join(f"{html.escape(str(k))} {html.escape(str(n))}" for k, n in counts.items() if n)
         rows.append(f"<tr><td>{name}</td><td>{html.escape(str(s.get('done', '?')))}/"

@@ -234,7 +234,7 @@ def test_pages_and_json_over_http(server: str, results: Path) -> None:
     assert both["divergence"]["identical"] is True and both["a"]["valid"] is False and both["b"]["valid"] is True
     plain = get(server + "/plain")[2].decode()
     assert "interrupted: partial history" in plain and "harness check" in plain
-    assert '<a href="/files/raft/sweeps/20260102T000000/">raft/sweeps/20260102T000000</a>' in plain
+    assert '<a href="/files/raft/sweeps/20260102T000000/index.html">raft/sweeps/20260102T000000</a>' in plain
     assert "invalid 1" in plain  # the sweep's counts, without scripts too
 
 
