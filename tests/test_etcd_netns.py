@@ -12,14 +12,13 @@ from __future__ import annotations
 
 import asyncio
 import json
-import os
-import shutil
 import subprocess
 import sys
 from pathlib import Path
 from typing import Any
 
 import pytest
+from support import needs_root
 
 from base.spec import TestSpec
 from harness import registry
@@ -29,18 +28,7 @@ from workloads.etcd import RegisterWorkload, check_registers
 HARNESS = [sys.executable, "-m", "harness.cli"]
 
 
-def _reason() -> str | None:
-    if os.geteuid() != 0:
-        return "needs root (network namespaces, iptables)"
-    for tool in ("ip", "iptables"):
-        if shutil.which(tool) is None:
-            return f"needs the `{tool}` command"
-    if shutil.which("etcd") is None:
-        return "etcd is not installed (apt-get install etcd-server)"
-    return None
-
-
-pytestmark = [pytest.mark.root, pytest.mark.skipif(_reason() is not None, reason=_reason() or "")]
+pytestmark = [pytest.mark.root, needs_root("etcd")]
 
 
 def namespaces() -> set[str]:

@@ -6,8 +6,6 @@ from __future__ import annotations
 
 import asyncio
 import json
-import os
-import shutil
 import subprocess
 import sys
 import textwrap
@@ -16,6 +14,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from support import needs_root, process_gone
 
 from base.links import LinkFault
 from base.spec import TestSpec
@@ -187,14 +186,6 @@ class LineServer:
         return None if answer.startswith(f"hello {pid} ") else f"answered {answer!r}"
 
 
-def gone(pid: int) -> bool:
-    try:
-        stat = Path(f"/proc/{pid}/stat").read_text()
-    except OSError:
-        return True
-    return stat.rsplit(")", 1)[1].split()[0] == "Z"
-
-
 @pytest.mark.real
 def test_an_external_program_is_killed_paused_and_restarted_by_the_same_lifecycle(tmp_path: Path) -> None:
     script = tmp_path / "line_server.py"
@@ -227,22 +218,13 @@ def test_an_external_program_is_killed_paused_and_restarted_by_the_same_lifecycl
     backend = LocalBackend()
     with pytest.raises(RuntimeError, match="n1 paused"):
         backend.run(spec, body, program=LineServer(str(script)))
-    assert all(gone(p) for p in backend.last_pids) and len(backend.last_pids) == 3
+    assert all(process_gone(p) for p in backend.last_pids) and len(backend.last_pids) == 3
     assert json.loads((run_dir / "hosts-state.json").read_text())["pids"] == []
     assert json.loads((run_dir / "servers.json").read_text()).keys() == {"n1", "n2"}
 
 
-def _root_reason() -> str | None:
-    if os.geteuid() != 0:
-        return "needs root (network namespaces, iptables)"
-    for tool in ("ip", "iptables"):
-        if shutil.which(tool) is None:
-            return f"needs the `{tool}` command"
-    return None
-
-
 @pytest.mark.root
-@pytest.mark.skipif(_root_reason() is not None, reason=_root_reason() or "")
+@needs_root()
 def test_an_external_program_is_partitioned_by_iptables_on_netns(tmp_path: Path) -> None:
     from harness.backends.netns import NetnsBackend
 
