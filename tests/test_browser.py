@@ -20,6 +20,7 @@ from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
 import pytest
+from support import needs_root
 
 from base.spec import TestSpec
 
@@ -312,8 +313,7 @@ def test_sweeps_are_listed_with_their_runs_and_pages(browser: Any, results: dict
 
 
 @pytest.mark.root
-@pytest.mark.skipif(os.geteuid() != 0 or not shutil.which("ip") or not shutil.which("iptables"),
-                    reason="needs root, iproute2 and iptables (a netns run with its bridge captured)")
+@needs_root(why="a netns run with its bridge captured")
 def test_a_netns_runs_diagram_comes_from_its_bridge_capture(browser: Any, tmp_path: Path, shots: Any) -> None:
     from harness.serve import make_server
     from harness.session import check, execute, prepare

@@ -11,11 +11,11 @@ from __future__ import annotations
 
 import json
 import os
-import shutil
 from pathlib import Path
 from typing import Any
 
 import pytest
+from support import needs_root
 
 from base.history import pairs, read_history
 from base.spec import TestSpec
@@ -246,12 +246,8 @@ def test_bytes_the_capture_missed_cost_the_frame_they_cut_and_no_more(tmp_path: 
     assert broken == 0 and gaps == 1 and all(m.fate == "delivered" for m in msgs)
 
 
-needs_root = pytest.mark.skipif(os.geteuid() != 0 or not shutil.which("ip") or not shutil.which("iptables"),
-                                reason="needs root, iproute2 and iptables (network namespaces)")
-
-
 @pytest.mark.root
-@needs_root
+@needs_root(why="network namespaces and a bridge to capture")
 def test_a_netns_capture_decodes_into_raft_messages_lined_up_with_the_history(tmp_path: Path) -> None:
     from harness.session import execute, prepare
 

@@ -18,6 +18,7 @@ from pathlib import Path
 
 import pexpect
 import pytest
+from support import process_gone
 
 ROOT = Path(__file__).resolve().parents[1]
 A = r"(?:\x1b\[[0-9;]*m)*"
@@ -30,14 +31,6 @@ def spawn(*args: str, timeout: float = 120) -> pexpect.spawn:
                           encoding="utf-8", codec_errors="replace", dimensions=(40, 120))
     child.logfile_read = None
     return child
-
-
-def gone(pid: int) -> bool:
-    try:
-        stat = Path(f"/proc/{pid}/stat").read_text()
-    except OSError:
-        return True
-    return stat.rsplit(")", 1)[1].split()[0] == "Z"
 
 
 def wait_for(condition: object, what: str, timeout: float = 60.0) -> None:
@@ -69,7 +62,7 @@ def test_harness_run_in_a_terminal_shows_live_progress_and_ctrl_c_tears_down(tmp
             return len(pids) == 3
 
         wait_for(nodes_recorded, "the three node pids in hosts-state.json")
-        assert not any(gone(p) for p in pids)
+        assert not any(process_gone(p) for p in pids)
         child.sendintr()  # Ctrl-C, typed
         child.expect(rf"interrupted{A} \(SIGINT\): cluster torn down; checking the partial history \(Ctrl-C to skip\)")
         child.expect(rf"verdict {A}(\w+){A}; report ")
@@ -79,7 +72,7 @@ def test_harness_run_in_a_terminal_shows_live_progress_and_ctrl_c_tears_down(tmp
         child.close(force=True)
     assert child.exitstatus == 130, (child.exitstatus, child.signalstatus)
     assert "Traceback" not in (child.before or "")
-    wait_for(lambda: all(gone(p) for p in pids), "every node process to be gone", timeout=30)
+    wait_for(lambda: all(process_gone(p) for p in pids), "every node process to be gone", timeout=30)
     assert json.loads((run_dir / "interrupted.json").read_text())["signal"] == "SIGINT"
     assert json.loads((run_dir / "hosts-state.json").read_text())["pids"] == []
     results = json.loads((run_dir / "results.json").read_text())
