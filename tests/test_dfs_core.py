@@ -84,6 +84,29 @@ def test_reads_verify_every_block_they_touch_and_only_those() -> None:
     assert cs.bad_block(7) == 2
 
 
+@settings(max_examples=60, deadline=None)
+@given(st.binary(min_size=1, max_size=120), st.integers(0, 130), st.integers(0, 130))
+def test_a_ranged_read_returns_exactly_the_bytes_asked_for(data: bytes, offset: int, size: int) -> None:
+    """Reads fetch only the blocks they touch from disk: what they return is the chunk's slice all the same."""
+    _, d = disk()
+    cs = ChunkStore(d, block_size=BS)
+    run(cs.create(3, 1))
+    run(cs.apply(3, [("w", 0, data)]))
+    assert cs.read(3, offset, size) == data[offset : offset + size]
+
+
+def test_a_data_file_cut_short_reads_as_corrupt_in_the_blocks_it_lost() -> None:
+    store, d = disk()
+    cs = ChunkStore(d, block_size=BS)
+    run(cs.create(4, 1))
+    run(cs.apply(4, [("w", 0, bytes(range(64)))]))
+    del store.current[data_name(4)][40:]  # the medium lost the tail
+    assert cs.read(4, 0, 32) == bytes(range(32))
+    with pytest.raises(ChunkCorrupt) as e:
+        cs.read(4, 33, 20)
+    assert e.value.block == 2
+
+
 def test_no_checksum_switch_serves_corrupt_bytes() -> None:
     store, d = disk()
     cs = ChunkStore(d, block_size=BS, verify=False)
