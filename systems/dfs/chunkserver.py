@@ -32,7 +32,8 @@ RPCs it serves (requests in messages.py; a malformed one is logged as
   changes): a count of changes to the replica list and versions, so the
   master ignores a heartbeat older than what it learned from an answer.
 - A scrubber verifies idle replicas in the background (§5.2), within
-  `scrub_bytes_per_s`.
+  `scrub_bytes_per_s` on average (a chunk bigger than a tick's share is
+  paid back over the next ticks).
 
 Per-chunk operations that touch the replica (apply, bump, grant, clone,
 delete) hold that chunk's lock, so a bump's reported length includes every
@@ -121,6 +122,7 @@ class ChunkServer:
         self.damaged: set[int] = set()
         self.incarnation = f"{rt.rng.getrandbits(32):08x}"
         self._scrub_cursor = 0
+        self._scrub_budget = 0.0
         self.changes = 0
         """Counts changes to the replica list or a version, so the master can tell an old heartbeat
         (sent before a change it already learned from a direct answer) from a new one."""
@@ -501,16 +503,19 @@ class ChunkServer:
                 del self.leases[h]
 
     async def scrub(self) -> None:
-        budget = self.o.scrub_bytes_per_s * self.o.scrub_interval_s
+        # A balance of bytes, refilled every tick and spent chunk by chunk: a chunk bigger than one tick's
+        # share leaves a debt the next ticks pay back, so the average stays within scrub_bytes_per_s.
+        tick = self.o.scrub_bytes_per_s * self.o.scrub_interval_s
+        self._scrub_budget = min(self._scrub_budget + tick, tick)
         handles = self.store.handles()
         for _ in range(len(handles)):
-            if budget <= 0:
+            if self._scrub_budget <= 0:
                 break
             self._scrub_cursor = (self._scrub_cursor + 1) % len(handles)
             h = handles[self._scrub_cursor]
             if h in self.damaged or not self.store.has(h):
                 continue
-            budget -= max(self.store.get(h).length, 1)
+            self._scrub_budget -= max(self.store.get(h).length, 1)
             if self.store.bad_block(h) is not None:
                 self._found_corrupt(h, "found by the scrubber")
 
