@@ -433,6 +433,24 @@ def test_push_buffer_caps_and_expires() -> None:
     assert b.take("c") == b"123" and b.size == 0
 
 
+def test_pushed_parts_become_data_only_once_all_are_in_and_count_against_the_cap() -> None:
+    """§3.2 pipelining: a client pushes parts at once; a mutation never sees part of its data."""
+    b = PushBuffer(cap_bytes=10, ttl_s=5.0)
+    assert b.put_part("d", 1, 3, b"cd", 0.0) and b.get("d") is None
+    assert b.put_part("d", 0, 3, b"ab", 0.1) and b.get("d") is None and b.size == 4
+    assert b.put_part("d", 1, 3, b"CD", 0.2) and b.size == 4  # a re-pushed part replaces its first copy
+    assert b.put_part("d", 2, 3, b"e", 0.3) and b.get("d") == b"abCDe" and b.size == 5
+    assert b.put_part("x", 0, 2, b"123", 1.0)
+    b.expire(6.5)  # parts expire like whole data
+    assert not b.partial and b.get("d") is None and b.size == 0
+    assert b.put_part("y", 0, 2, b"12345678", 7.0)
+    assert b.put_part("z", 0, 2, b"1234", 7.1) and "y" not in b.partial  # the oldest made room
+    assert b.size == 4
+    with pytest.raises(m.BadMessage, match="part 2 of 2"):
+        m.parse(m.PushReq, {"data_id": "d", "data": b"x", "chain": [], "part": 2, "parts": 2})
+    assert m.parse(m.PushReq, {"data_id": "d", "data": b"x", "chain": []}).parts == 1
+
+
 @settings(max_examples=50)
 @given(st.lists(st.tuples(st.integers(0, 100), st.binary(min_size=1, max_size=30)), max_size=12))
 def test_chunkstore_matches_a_plain_bytearray(writes: list[tuple[int, bytes]]) -> None:

@@ -3,9 +3,12 @@
 RPCs it serves (requests in messages.py; a malformed one is logged as
 `dfs-bad-request` and answered with a definite "bad-request" error):
 
-- cs.push {data_id, data, chain}: keep the data in the push buffer, then pass
-  it to chain[0] with the rest of the chain; answers once the whole chain
-  holds it (data flow is separate from control flow, §3.2).
+- cs.push {data_id, data, chain, part, parts}: keep the data in the push
+  buffer, then pass it to chain[0] with the rest of the chain; answers once
+  the whole chain holds it (data flow is separate from control flow, §3.2).
+  A client pushes big data as several parts at once, each forwarded as soon
+  as it arrives, so the hops overlap (GFS's pipelining); the data becomes
+  usable under its id once every part is in.
 - cs.append {handle, data_id} / cs.write {handle, data_id, offset}: only on
   the primary. Mutations queue per chunk; one worker drains the queue in
   batches: it picks every offset (an append goes at the end; one that does
@@ -169,12 +172,13 @@ class ChunkServer:
         req = self.parse(m.PushReq, src, msg)
         if len(req.data) > self.o.chunk_size:
             raise refuse("too-big", f"{len(req.data)} bytes is more than a chunk")
-        if not self.buffer.put(req.data_id, req.data, self.rt.now()):
+        if not self.buffer.put_part(req.data_id, req.part, req.parts, req.data, self.rt.now()):
             raise refuse("no-room", "push buffer too small for this data")
         if req.chain:
             nxt, rest = req.chain[0], req.chain[1:]
             try:
-                await self.rt.call(nxt, "cs.push", {"data_id": req.data_id, "data": req.data, "chain": rest},
+                await self.rt.call(nxt, "cs.push", {"data_id": req.data_id, "data": req.data, "chain": rest,
+                                                    "part": req.part, "parts": req.parts},
                                    timeout=self.o.rpc_timeout_s)
             except RpcError as e:
                 raise refuse("push-failed", f"{nxt}: {e.code} {e.message}") from None
