@@ -44,6 +44,7 @@ import argparse
 import asyncio
 import contextlib
 import json
+import math
 import os
 import shutil
 import statistics
@@ -100,6 +101,10 @@ class Results:
 
 def _med(xs: list[float]) -> float:
     return statistics.median(xs) if xs else float("nan")
+
+
+def _secs(x: float | None) -> str:
+    return "? (not measured)" if x is None or math.isnan(x) else f"{x:.1f} s"
 
 
 def _pct(xs: list[float], q: float) -> float:
@@ -166,7 +171,7 @@ async def run_all(contenders: list[Any], res: Results, args: argparse.Namespace,
                 r = await c.rereplicate()
                 res.rereplication.setdefault(c.name, []).append(r)
                 print(f"  kill {k + 1} {c.name:14} {r.victim}: {r.bytes / MiB:.0f} MB in {r.seconds:.1f} s "
-                      f"(noticed after {r.detected_s:.1f} s)", flush=True)
+                      f"(noticed after {_secs(r.detected_s)})", flush=True)
     res.load.append(loadavg())
 
 
@@ -236,7 +241,7 @@ def rereplication_rows(res: Results) -> list[dict[str, Any]]:
         rows.append({
             "contender": name, "mb": _med([r.bytes / MiB for r in rs]), "seconds": _med([r.seconds for r in rs]),
             "seconds_min": min(r.seconds for r in rs), "seconds_max": max(r.seconds for r in rs),
-            "detected_s": _med([r.detected_s for r in rs]), "mb_s": _med(rates),
+            "detected_s": _med([r.detected_s for r in rs if r.detected_s is not None]), "mb_s": _med(rates),
             "mb_s_min": min(rates, default=float("nan")), "mb_s_max": max(rates, default=float("nan")),
             "kills": len(rs),
         })
@@ -283,11 +288,11 @@ def print_report(res: Results, args: argparse.Namespace) -> None:
                   f"{r['load']:5.2f} {r['errors']:>4}")
     if res.rereplication:
         print(f"\nre-replication after SIGKILL of the chunkserver holding most (median of {args.rereps}; "
-              f"MB = what the dead chunkserver held)")
+              f"MB copied)")
         for r in rereplication_rows(res):
             print(f"{r['contender']:15} {r['mb']:6.0f} MB in {r['seconds']:6.1f} s "
                   f"[{r['seconds_min']:.1f}..{r['seconds_max']:.1f}] = {r['mb_s']:6.1f} MB/s "
-                  f"[{r['mb_s_min']:.1f}..{r['mb_s_max']:.1f}]; death noticed after {r['detected_s']:.1f} s")
+                  f"[{r['mb_s_min']:.1f}..{r['mb_s_max']:.1f}]; death noticed after {_secs(r['detected_s'])}")
     print(f"\nmachine limits, same run ({args.mb} MiB each, median of {args.reps} [min..max])")
     for r in limit_rows(res):
         print(f"{r['limit']:18} {r['mb_s']:8.1f} MB/s  [{r['min']:.1f}..{r['max']:.1f}]")

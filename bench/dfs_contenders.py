@@ -19,8 +19,9 @@ Rules this module keeps:
 - `rereplicate()` kills one chunkserver (SIGKILL; never our master's node),
   waits until every chunk has its goal of replicas again, then starts the
   chunkserver again and waits until the cluster is back to steady state.
-  It returns the seconds from the kill to full replication and the bytes the
-  dead chunkserver held (the bytes that had to be copied).
+  It returns the seconds from the kill to full replication and the bytes
+  copied: ours, as the master's re-replication events count them; MooseFS,
+  the bytes its files had on the dead chunkserver (mfsfileinfo).
 - Server processes (`server_pids`) are the ones CPU time per MB is counted
   for: our 4 nodes (n1 also runs the master); MooseFS's master and
   chunkservers. `client_pids` are other processes of the client side
@@ -84,7 +85,7 @@ class Ops:
 class Rereplication:
     seconds: float
     bytes: int
-    detected_s: float
+    detected_s: float | None
     """From the kill until the master knew the chunkserver was gone."""
     victim: str
 
@@ -375,7 +376,7 @@ class MooseFsContender:
             await asyncio.sleep(0.1)
         took = time.monotonic() - killed
         await asyncio.to_thread(self.fs.start_chunkserver, victim)
-        return Rereplication(took, held.get(victim, 0), 0.0, self.fs.chunkserver_name(victim))
+        return Rereplication(took, held.get(victim, 0), None, self.fs.chunkserver_name(victim))
 
 
 CHUNK_RE = re.compile(r"^\s*chunk (\d+):")
