@@ -21,9 +21,14 @@ Rules this module keeps:
 from __future__ import annotations
 
 import asyncio
+import collections.abc
 import contextvars
-from collections.abc import Coroutine, Generator
+import functools
+from collections.abc import Coroutine
 from typing import Any, Protocol
+
+from systems.runtime.api import Log
+from systems.runtime.common import log_task_failure
 
 _MAX_SWALLOWED_CANCELS = 3
 
@@ -38,61 +43,72 @@ class GateOwner(Protocol):
         """A fresh future completed when the owner resumes (or dies)."""
         ...
 
-    def own_task(self, task: asyncio.Task[Any]) -> None: ...
+    def own_task(self, task: asyncio.Task[Any], log: Log | None = None) -> None:
+        """Track `task` until it is done (then log its failure to `log`, if given)."""
+        ...
 
 
 CURRENT: contextvars.ContextVar[GateOwner | None] = contextvars.ContextVar("sim_owner", default=None)
 
 
 class _Gate:
-    __slots__ = ("_coro", "_owner")
+    """The coroutine an owned task runs in place of `coro`: each step passes through the gate.
+
+    A coroutine-shaped object (send/throw/close) rather than a generator, so a
+    step costs one call and no extra coroutine frame.
+    """
+
+    __slots__ = ("_coro", "_held", "_owner", "_started", "_swallowed", "_waiting")
 
     def __init__(self, coro: Coroutine[Any, Any, Any], owner: GateOwner) -> None:
         self._coro = coro
         self._owner = owner
+        self._started = False
+        self._swallowed = 0
+        self._waiting = False
+        """True while the task waits on a pause waiter (what it was to receive is in `_held`)."""
+        self._held: BaseException | None = None
 
-    def __await__(self) -> Generator[Any, Any, Any]:
-        coro = self._coro
+    def send(self, value: Any) -> Any:
+        return self._step(value, None)
+
+    def throw(self, typ: Any, val: Any = None, tb: Any = None) -> Any:
+        error = typ if isinstance(typ, BaseException) else (typ() if val is None else val)
+        return self._step(None, error)
+
+    def close(self) -> None:
+        self._coro.close()
+
+    def _step(self, value: Any, error: BaseException | None) -> Any:
         owner = self._owner
-        value: Any = None
-        error: BaseException | None = None
-        swallowed = 0
-        started = False
-        try:
-            while True:
-                while owner.paused and not owner.dead:
-                    try:
-                        yield from owner.gate_waiter().__await__()
-                    except GeneratorExit:
-                        raise
-                    except BaseException as e:  # held until resume
-                        value, error = None, e
-                if owner.dead:
-                    if not started or swallowed >= _MAX_SWALLOWED_CANCELS:
-                        coro.close()
-                        raise asyncio.CancelledError()
-                    if not isinstance(error, asyncio.CancelledError):
-                        value, error = None, asyncio.CancelledError()
-                    swallowed += 1
-                started = True
-                try:
-                    out = coro.throw(error) if error is not None else coro.send(value)
-                except StopIteration as stop:
-                    return stop.value
-                value, error = None, None
-                try:
-                    value = yield out
-                except GeneratorExit:
-                    raise
-                except BaseException as e:
-                    error = e
-        except GeneratorExit:
-            coro.close()
-            raise
+        if self._waiting:  # woken from a pause waiter: its result is dropped, an exception is held instead
+            if error is not None:
+                self._held = error
+            value, error = None, self._held
+        if owner.paused and not owner.dead:
+            if not self._waiting:
+                self._waiting = True
+                self._held = error
+            waiter = owner.gate_waiter()
+            waiter._asyncio_future_blocking = True  # what `yield from waiter` would set
+            return waiter
+        self._waiting = False
+        self._held = None
+        coro = self._coro
+        if owner.dead:
+            if not self._started or self._swallowed >= _MAX_SWALLOWED_CANCELS:
+                coro.close()
+                raise asyncio.CancelledError()
+            if not isinstance(error, asyncio.CancelledError):
+                value, error = None, asyncio.CancelledError()
+            self._swallowed += 1
+        self._started = True
+        if error is not None:
+            return coro.throw(error)
+        return coro.send(value)
 
 
-async def gated(coro: Coroutine[Any, Any, Any], owner: GateOwner) -> Any:
-    return await _Gate(coro, owner)
+collections.abc.Coroutine.register(_Gate)
 
 
 def task_factory(
@@ -105,20 +121,34 @@ def task_factory(
     owner = context.get(CURRENT) if context is not None else CURRENT.get()
     if owner is None:
         return asyncio.Task(coro, loop=loop, context=context, **kwargs)
-    task = asyncio.Task(gated(coro, owner), loop=loop, context=context, **kwargs)
-    # A task cancelled before its first step never runs `gated`, so nobody would close `coro`.
-    task.add_done_callback(lambda _t: coro.close())
+    task = asyncio.Task(_Gate(coro, owner), loop=loop, context=context, **kwargs)  # type: ignore[arg-type]
     owner.own_task(task)
     return task
 
 
 def create_owned_task(
-    loop: asyncio.AbstractEventLoop, owner: GateOwner | None, coro: Coroutine[Any, Any, Any], name: str = ""
+    loop: asyncio.AbstractEventLoop, owner: GateOwner | None, coro: Coroutine[Any, Any, Any], name: str = "",
+    *, log: Log | None = None,
 ) -> asyncio.Task[Any]:
-    """Create a task on behalf of `owner`, whatever context the caller runs in."""
-    token = CURRENT.set(owner)
-    try:
-        task = loop.create_task(coro, name=name or None)
-    finally:
-        CURRENT.reset(token)
+    """Create a task on behalf of `owner`, whatever context the caller runs in.
+
+    With `log`, an exception escaping the task is logged there (api.Runtime.spawn).
+    """
+    if owner is None:
+        token = CURRENT.set(None)
+        try:
+            task = loop.create_task(coro, name=name or None)
+        finally:
+            CURRENT.reset(token)
+        if log is not None:
+            task.add_done_callback(functools.partial(log_task_failure, log))
+        return task
+    # What loop.create_task would do with CURRENT set to `owner`, minus the detour through the factory.
+    context = contextvars.copy_context()
+    if context.get(CURRENT) is not owner:
+        context.run(CURRENT.set, owner)
+    task = asyncio.Task(_Gate(coro, owner), loop=loop, context=context)  # type: ignore[arg-type]
+    if name:
+        task.set_name(name)
+    owner.own_task(task, log)
     return task

@@ -26,11 +26,14 @@ Rules this module keeps (the same semantics as the real runtime's packet filter)
 from __future__ import annotations
 
 import hashlib
-import json
 from dataclasses import dataclass, field
+from json.encoder import encode_basestring_ascii
+from math import log
 from typing import Any
 
 from base.links import LinkFault, link_delays
+
+sha256 = hashlib.sha256
 
 _FIFO_GAP_S = 1e-9
 
@@ -90,36 +93,60 @@ class Network:
     def cut(self, src: str, dst: str) -> bool:
         """True when `dst` drops frames from `src` right now (checked on arrival)."""
         srcs = self.drops_from.get(dst)
-        return srcs is not None and src in srcs and self.faulty(src, dst)
+        return srcs is not None and src in srcs and src in self.nodes and dst in self.nodes
 
     def plan(self, src: str, dst: str, now: float) -> list[float]:
         """Arrival times for one frame sent now: [] lost, one, or two (duplicated)."""
         cfg = self.config
         rng = self.rng
-        faulty = self.faulty(src, dst)
-        fault = self.links.get((src, dst)) if faulty else None
-        if faulty and cfg.loss and rng.random() < cfg.loss:
-            return []
-        extras = link_delays(fault, rng) if fault is not None else [0.0]
+        nodes = self.nodes
+        faulty = src in nodes and dst in nodes
+        if faulty:
+            if cfg.loss and rng.random() < cfg.loss:
+                return []
+            fault = self.links.get((src, dst))
+            if fault is not None:
+                return self._plan_faulty(src, dst, now, fault)
+            if cfg.duplicate and rng.random() < cfg.duplicate:
+                return self._arrivals(src, dst, now, [0.0, 0.0], not cfg.reorder)
+        # The common case, one copy and no link fault: _arrivals(src, dst, now, [0.0], fifo), inlined.
+        t = now + self._latency()
+        if not cfg.reorder:
+            key = (src, dst)
+            after = self._last_arrival.get(key, 0.0) + _FIFO_GAP_S
+            if after > t:
+                t = after
+            self._last_arrival[key] = t
+        return [t]
+
+    def _plan_faulty(self, src: str, dst: str, now: float, fault: LinkFault) -> list[float]:
+        extras = link_delays(fault, self.rng)
         if not extras:
             return []
-        if faulty and len(extras) == 1 and cfg.duplicate and rng.random() < cfg.duplicate:
+        cfg = self.config
+        if len(extras) == 1 and cfg.duplicate and self.rng.random() < cfg.duplicate:
             extras.append(extras[0])
-        fifo = not cfg.reorder and (fault is None or not fault.jitter_s)
+        return self._arrivals(src, dst, now, extras, not cfg.reorder and not fault.jitter_s)
+
+    def _arrivals(self, src: str, dst: str, now: float, extras: list[float], fifo: bool) -> list[float]:
+        """Each copy gets its own latency; the first copy keeps the link FIFO when `fifo`."""
         arrivals = []
         for i, extra in enumerate(extras):
             t = now + self._latency() + extra
             if fifo and i == 0:
-                last = self._last_arrival.get((src, dst), 0.0)
-                t = max(t, last + _FIFO_GAP_S)
-                self._last_arrival[(src, dst)] = t
+                key = (src, dst)
+                after = self._last_arrival.get(key, 0.0) + _FIFO_GAP_S
+                if after > t:
+                    t = after
+                self._last_arrival[key] = t
             arrivals.append(t)
         return arrivals
 
     def _latency(self) -> float:
+        """`base_s + Exp(mean tail_s)`, drawn as random.expovariate(1 / tail_s) draws it."""
         cfg = self.config
         if cfg.tail_s > 0:
-            return cfg.base_s + self.rng.expovariate(1.0 / cfg.tail_s)
+            return cfg.base_s + -log(1.0 - self.rng.random()) / (1.0 / cfg.tail_s)
         return cfg.base_s
 
 
@@ -143,13 +170,17 @@ class Journal:
         h = self._hash
         h.update(repr(record).encode())
         if payload is not None:
-            h.update(hashlib.sha256(payload).digest())
+            h.update(sha256(payload).digest())
 
     def digest(self) -> str:
         return self._hash.hexdigest()
 
     def to_jsonl(self) -> str:
+        """One JSON object a line, keys JOURNAL_FIELDS: what json.dumps(..., separators=(",", ":")) writes."""
+        s = encode_basestring_ascii
         lines = [
-            json.dumps(dict(zip(JOURNAL_FIELDS, r, strict=True)), separators=(",", ":")) for r in self.records
+            f'{{"t":{t},"ev":{s(ev)},"src":{s(src)},"dst":{s(dst)},"kind":{s(kind)},'
+            f'"method":{s(method)},"id":{i},"note":{s(note)}}}'
+            for t, ev, src, dst, kind, method, i, note in self.records
         ]
         return "\n".join(lines) + ("\n" if lines else "")

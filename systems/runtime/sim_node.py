@@ -24,7 +24,6 @@ Rules this module keeps:
 from __future__ import annotations
 
 import asyncio
-import itertools
 import json
 from collections.abc import Callable, Coroutine
 from dataclasses import dataclass
@@ -32,7 +31,7 @@ from typing import TYPE_CHECKING, Any
 
 import msgpack
 
-from systems.runtime.api import Handler, Message, RpcTimeout, Unreachable, derive_rng
+from systems.runtime.api import Handler, Log, Message, RpcTimeout, Unreachable, derive_rng
 from systems.runtime.common import LevelledLog, log_task_failure
 from systems.runtime.sim_disk import DiskStore, DiskView
 from systems.runtime.sim_gate import create_owned_task
@@ -49,15 +48,27 @@ class MessageNotEncodable(TypeError):
 
 def encode(msg: Message, where: str) -> bytes:
     """The bytes on the wire for `msg`, checked to unpack as the receiver will unpack them."""
+    return encode_checked(msg, where)[0]
+
+
+def encode_checked(msg: Message, what: str, src: str = "", dst: str = "", method: str = "") -> tuple[bytes, Message]:
+    """The bytes on the wire for `msg` and what the receiver will unpack from them (a fresh copy).
+
+    An error names the frame as "{what} {src}->{dst} {method}" (or just `what`).
+    """
     try:
-        payload = msgpack.packb(msg, use_bin_type=True)
-        decode(payload)
-        return payload
+        payload = _pack(msg)
+        return payload, decode(payload)
     except (TypeError, ValueError, OverflowError) as e:
+        where = f"{what} {src}->{dst} {method}" if src else what
         raise MessageNotEncodable(
             f"{where}: message is not msgpack-able ({e}); use None, bool, int, float, str, bytes, "
             f"and lists/dicts of those (dict keys str or int): {msg!r:.200}"
         ) from None
+
+
+_pack = msgpack.Packer(use_bin_type=True).pack
+"""msgpack.packb(msg, use_bin_type=True), without a new Packer per message (it resets itself on errors)."""
 
 
 def decode(payload: bytes) -> Message:
@@ -122,8 +133,8 @@ class SimRuntime:
         self.dead = False
         self.paused = False
         self.handlers: dict[str, Handler] = {}
-        self._tasks: dict[int, asyncio.Task[Any]] = {}
-        self._task_ids = itertools.count()
+        self._tasks: dict[asyncio.Task[Any], None] = {}
+        """Live tasks, in creation order (an insertion-ordered set)."""
         self._waiters: list[asyncio.Future[None]] = []
 
     # -- gate owner (sim_gate) ----------------------------------------------------------------
@@ -132,10 +143,16 @@ class SimRuntime:
         self._waiters.append(fut)
         return fut
 
-    def own_task(self, task: asyncio.Task[Any]) -> None:
-        key = next(self._task_ids)
-        self._tasks[key] = task
-        task.add_done_callback(lambda _t, key=key: self._tasks.pop(key, None))
+    def own_task(self, task: asyncio.Task[Any], log: Log | None = None) -> None:
+        self._tasks[task] = None
+        task.add_done_callback(self._forget if log is None else self._forget_and_log)
+
+    def _forget(self, task: asyncio.Task[Any]) -> None:
+        self._tasks.pop(task, None)
+
+    def _forget_and_log(self, task: asyncio.Task[Any]) -> None:
+        self._tasks.pop(task, None)
+        log_task_failure(self.log, task)
 
     def _release(self) -> None:
         waiters, self._waiters = self._waiters, []
@@ -147,12 +164,12 @@ class SimRuntime:
         self.dead = True
         self.paused = False
         self._release()
-        for task in list(self._tasks.values()):
+        for task in list(self._tasks):
             task.cancel()
 
     @property
     def tasks(self) -> list[asyncio.Task[Any]]:
-        return list(self._tasks.values())
+        return list(self._tasks)
 
     # -- Runtime ------------------------------------------------------------------------------
     def now(self) -> float:
@@ -163,19 +180,14 @@ class SimRuntime:
         self.world.stats["timers"] += 1
 
     def spawn(self, coro: Coroutine[Any, Any, Any], name: str = "") -> asyncio.Task[Any]:
-        task = create_owned_task(self.world.loop, self if self.is_node else None, coro, name)
-        task.add_done_callback(self._task_done)
-        return task
-
-    def _task_done(self, task: asyncio.Task[Any]) -> None:
-        log_task_failure(self.log, task)
+        return create_owned_task(self.world.loop, self if self.is_node else None, coro, name, log=self.log)
 
     def serve(self, method: str, handler: Handler) -> None:
         self.handlers[method] = handler
 
     async def call(self, dst: str, method: str, msg: Message, timeout: float = 1.0) -> Message:
         world = self.world
-        payload = encode(msg, f"call {self.node_id}->{dst} {method}")
+        payload, copy = encode_checked(msg, "call", self.node_id, dst, method)
         if dst not in world.endpoints:
             raise Unreachable(f"no route to {dst!r}")
         if self.dead:
@@ -186,7 +198,7 @@ class SimRuntime:
         world._calls[call_id] = PendingCall(self, dst, world.incarnation_of(dst), method, fut)
         expiry = loop.call_later(max(0.0, timeout), _expire, fut, dst, method, timeout)
         try:
-            world._transmit(self, dst, "call", method, payload, call_id)
+            world._transmit(self, dst, "call", method, payload, call_id, copy)
             return await fut
         finally:
             expiry.cancel()
@@ -196,13 +208,13 @@ class SimRuntime:
         if self.dead:
             return
         try:
-            payload = encode(msg, f"send {self.node_id}->{dst} {method}")
+            payload, copy = encode_checked(msg, "send", self.node_id, dst, method)
         except MessageNotEncodable as e:
             self.log.error("send-unencodable", dst=dst, method=method, error=str(e))
             self.world.stats["unencodable"] += 1
             return
         if dst in self.world.endpoints:
-            self.world._transmit(self, dst, "send", method, payload, 0)
+            self.world._transmit(self, dst, "send", method, payload, 0, copy)
 
 
 def _expire(fut: asyncio.Future[Any], dst: str, method: str, timeout: float) -> None:
