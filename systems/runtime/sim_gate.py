@@ -126,13 +126,21 @@ def task_factory(
     return task
 
 
+def owner_context(owner: GateOwner | None) -> contextvars.Context:
+    """An empty context with CURRENT set to `owner`: `.copy()` it for each task started from nothing."""
+    context = contextvars.Context()
+    context.run(CURRENT.set, owner)
+    return context
+
+
 def create_owned_task(
     loop: asyncio.AbstractEventLoop, owner: GateOwner | None, coro: Coroutine[Any, Any, Any], name: str = "",
-    *, log: Log | None = None,
+    *, log: Log | None = None, context: contextvars.Context | None = None,
 ) -> asyncio.Task[Any]:
     """Create a task on behalf of `owner`, whatever context the caller runs in.
 
-    With `log`, an exception escaping the task is logged there (api.Runtime.spawn).
+    With `log`, an exception escaping the task is logged there (api.Runtime.spawn). A caller
+    that has a fresh context with CURRENT already set to `owner` may hand it in as `context`.
     """
     if owner is None:
         token = CURRENT.set(None)
@@ -144,9 +152,10 @@ def create_owned_task(
             task.add_done_callback(functools.partial(log_task_failure, log))
         return task
     # What loop.create_task would do with CURRENT set to `owner`, minus the detour through the factory.
-    context = contextvars.copy_context()
-    if context.get(CURRENT) is not owner:
-        context.run(CURRENT.set, owner)
+    if context is None:
+        context = contextvars.copy_context()
+        if context.get(CURRENT) is not owner:
+            context.run(CURRENT.set, owner)
     task = asyncio.Task(_Gate(coro, owner), loop=loop, context=context)  # type: ignore[arg-type]
     if name:
         task.set_name(name)

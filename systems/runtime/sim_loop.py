@@ -139,57 +139,90 @@ class VirtualTimeLoop(asyncio.BaseEventLoop):
         return self.call_at(self._now + delay, callback, *args, context=context)
 
     def _run_once(self) -> None:
-        """BaseEventLoop._run_once, step for step, with the virtual selector inlined."""
+        """Iterations of BaseEventLoop._run_once, step for step, until the loop is stopping.
+
+        run_forever calls _run_once until `_stopping` is set; running the iterations here
+        instead is the same sequence without a call per iteration. The selector poll is inlined.
+        """
+        if self._debug:
+            return self._run_once_debug()
+        ready = self._ready
+        popleft = ready.popleft
+        while True:
+            scheduled: list[tuple[float, Any]] = self._scheduled
+            count = len(scheduled)
+            if count > _PURGE_MIN_TIMERS and self._timer_cancelled_count / count > _PURGE_MIN_FRACTION:
+                scheduled = self._purge_cancelled()
+            else:
+                while scheduled and scheduled[0][1]._cancelled:
+                    self._timer_cancelled_count -= 1
+                    heappop(scheduled)[1]._scheduled = False
+
+            if not ready and not self._stopping:
+                if not scheduled:
+                    self._advance(None)
+                self._advance(min(max(0, scheduled[0][0] - self._now), _MAX_TIMEOUT_S))
+
+            end_time = self._now + self._clock_resolution
+            while scheduled and scheduled[0][0] < end_time:
+                timer = heappop(scheduled)[1]
+                timer._scheduled = False
+                ready.append(timer)
+
+            for _ in range(len(ready)):
+                handle = popleft()
+                if handle._cancelled:
+                    continue
+                try:
+                    handle._context.run(handle._callback, *handle._args)
+                except (SystemExit, KeyboardInterrupt):
+                    raise
+                except BaseException as exc:  # what Handle._run does
+                    self._callback_failed(handle, exc)
+            if self._stopping:
+                return
+
+    def _purge_cancelled(self) -> list[tuple[float, Any]]:
+        """Rebuild the heap without its cancelled timers (asyncio does it when they are most of it)."""
+        kept = []
+        for entry in self._scheduled:
+            if entry[1]._cancelled:
+                entry[1]._scheduled = False
+            else:
+                kept.append(entry)
+        heapify(kept)
+        self._scheduled = kept
+        self._timer_cancelled_count = 0
+        return kept
+
+    def _run_once_debug(self) -> None:
+        """One iteration, the plain way (asyncio debug mode: every handle through Handle._run)."""
         scheduled: list[tuple[float, Any]] = self._scheduled
         count = len(scheduled)
         if count > _PURGE_MIN_TIMERS and self._timer_cancelled_count / count > _PURGE_MIN_FRACTION:
-            kept = []
-            for entry in scheduled:
-                if entry[1]._cancelled:
-                    entry[1]._scheduled = False
-                else:
-                    kept.append(entry)
-            heapify(kept)
-            self._scheduled = scheduled = kept
-            self._timer_cancelled_count = 0
+            scheduled = self._purge_cancelled()
         else:
             while scheduled and scheduled[0][1]._cancelled:
                 self._timer_cancelled_count -= 1
                 heappop(scheduled)[1]._scheduled = False
-
         ready = self._ready
         if not ready and not self._stopping:
             if not scheduled:
                 self._advance(None)
             self._advance(min(max(0, scheduled[0][0] - self._now), _MAX_TIMEOUT_S))
-
         end_time = self._now + self._clock_resolution
         while scheduled and scheduled[0][0] < end_time:
             timer = heappop(scheduled)[1]
             timer._scheduled = False
             ready.append(timer)
-
-        popleft = ready.popleft
-        if self._debug:
-            for _ in range(len(ready)):
-                handle = popleft()
-                if not handle._cancelled:
-                    self._current_handle = handle
-                    try:
-                        handle._run()
-                    finally:
-                        self._current_handle = None
-            return
         for _ in range(len(ready)):
-            handle = popleft()
-            if handle._cancelled:
-                continue
-            try:
-                handle._context.run(handle._callback, *handle._args)
-            except (SystemExit, KeyboardInterrupt):
-                raise
-            except BaseException as exc:  # what Handle._run does
-                self._callback_failed(handle, exc)
+            handle = ready.popleft()
+            if not handle._cancelled:
+                self._current_handle = handle
+                try:
+                    handle._run()
+                finally:
+                    self._current_handle = None
 
     def _callback_failed(self, handle: Any, exc: BaseException) -> None:
         cb = format_helpers._format_callback_source(handle._callback, handle._args)

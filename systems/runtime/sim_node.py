@@ -34,7 +34,7 @@ import msgpack
 from systems.runtime.api import Handler, Log, Message, RpcTimeout, Unreachable, derive_rng
 from systems.runtime.common import LevelledLog, log_task_failure
 from systems.runtime.sim_disk import DiskStore, DiskView
-from systems.runtime.sim_gate import create_owned_task
+from systems.runtime.sim_gate import create_owned_task, owner_context
 
 if TYPE_CHECKING:
     from systems.runtime.sim_world import SimWorld
@@ -136,6 +136,10 @@ class SimRuntime:
         self._tasks: dict[asyncio.Task[Any], None] = {}
         """Live tasks, in creation order (an insertion-ordered set)."""
         self._waiters: list[asyncio.Future[None]] = []
+        self.owner: SimRuntime | None = self if is_node else None
+        """Who owns the tasks started for this endpoint (None for a client: its tasks are not gated)."""
+        self.root_context = owner_context(self.owner)
+        """The world's empty root context with CURRENT set to `owner` (for handler tasks)."""
 
     # -- gate owner (sim_gate) ----------------------------------------------------------------
     def gate_waiter(self) -> asyncio.Future[None]:

@@ -287,9 +287,10 @@ class SimWorld:
         self.journal.add(
             (round(self.loop._now * 1e9), "recv", frame.src, dst, frame.kind, frame.method, frame.id, "")
         )
-        owner = rt if rt.is_node else None
+        # The handler starts from the world's empty root context, as the arrival callback runs in it.
         create_owned_task(
-            self.loop, owner, self._handle(rt, frame, _take_message(frame)), f"{dst}.{frame.method}"
+            self.loop, rt.owner, self._handle(rt, frame, _take_message(frame)), f"{dst}.{frame.method}",
+            context=rt.root_context.copy(),
         )
 
     async def _handle(self, rt: SimRuntime, frame: Frame, msg: Message) -> None:
