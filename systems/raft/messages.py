@@ -95,13 +95,15 @@ _KINDS: dict[str, type] = {
     "snapshot": InstallSnapshot,
 }
 _NAMES = {cls: name for name, cls in _KINDS.items()}
+_FIELDS: dict[type, tuple[str, ...]] = {cls: tuple(f.name for f in fields(cls)) for cls in _KINDS.values()}
+"""Each message class's field names, in order (dataclasses.fields() rebuilds them on every call)."""
 
 
 def to_wire(m: Message) -> dict[str, Any]:
     out: dict[str, Any] = {"t": _NAMES[type(m)]}
-    for f in fields(m):
-        v = getattr(m, f.name)
-        out[f.name] = [e.to_wire() for e in v] if f.name == "entries" else v
+    for name in _FIELDS[type(m)]:
+        v = getattr(m, name)
+        out[name] = [e.to_wire() for e in v] if name == "entries" else v
     return out
 
 
@@ -111,26 +113,26 @@ def from_wire(w: Any) -> Message:
     cls = _KINDS[w["t"]]
     kw: dict[str, Any] = {}
     try:
-        for f in fields(cls):
-            if f.name not in w:
-                if f.name in ("seq", "pre"):
+        for name in _FIELDS[cls]:
+            if name not in w:
+                if name in ("seq", "pre"):
                     continue
-                raise BadMessage(f"{w['t']}: missing {f.name}")
-            v = w[f.name]
-            if f.name == "entries":
+                raise BadMessage(f"{w['t']}: missing {name}")
+            v = w[name]
+            if name == "entries":
                 v = tuple(Entry.from_wire(e) for e in v)
-            elif f.name in ("src", "dst"):
+            elif name in ("src", "dst"):
                 if not isinstance(v, str):
-                    raise BadMessage(f"{w['t']}: {f.name} must be str")
-            elif f.name == "data":
+                    raise BadMessage(f"{w['t']}: {name} must be str")
+            elif name == "data":
                 if not isinstance(v, bytes):
                     raise BadMessage(f"{w['t']}: data must be bytes")
-            elif f.name in ("granted", "success", "pre"):
+            elif name in ("granted", "success", "pre"):
                 if not isinstance(v, bool):
-                    raise BadMessage(f"{w['t']}: {f.name} must be bool")
+                    raise BadMessage(f"{w['t']}: {name} must be bool")
             elif not isinstance(v, int) or isinstance(v, bool):
-                raise BadMessage(f"{w['t']}: {f.name} must be int")
-            kw[f.name] = v
+                raise BadMessage(f"{w['t']}: {name} must be int")
+            kw[name] = v
     except (TypeError, ValueError) as e:
         if isinstance(e, BadMessage):
             raise
