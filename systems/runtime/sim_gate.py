@@ -16,6 +16,10 @@ Rules this module keeps:
   receives CancelledError; a coroutine that swallows it and keeps going is
   closed, and one that never started is closed without running (no "never
   awaited" warning). A dead node's code never runs again.
+- An owned task is forgotten by its owner when its coroutine finishes, by the
+  gate itself rather than by a done callback; the gate then tells the loop
+  (`VirtualTimeLoop.note_task_done`) so that the next iteration is scheduled
+  exactly as if that callback were in the ready queue.
 """
 
 from __future__ import annotations
@@ -43,9 +47,11 @@ class GateOwner(Protocol):
         """A fresh future completed when the owner resumes (or dies)."""
         ...
 
-    def own_task(self, task: asyncio.Task[Any], log: Log | None = None) -> None:
-        """Track `task` until it is done (then log its failure to `log`, if given)."""
+    def own_task(self, task: asyncio.Task[Any], gate: object) -> None:
+        """Track `task`, which runs behind `gate`, until `forget(gate)`."""
         ...
+
+    def forget(self, gate: object) -> None: ...
 
 
 CURRENT: contextvars.ContextVar[GateOwner | None] = contextvars.ContextVar("sim_owner", default=None)
@@ -58,11 +64,12 @@ class _Gate:
     step costs one call and no extra coroutine frame.
     """
 
-    __slots__ = ("_coro", "_held", "_owner", "_started", "_swallowed", "_waiting")
+    __slots__ = ("_coro", "_held", "_loop", "_owner", "_started", "_swallowed", "_waiting")
 
-    def __init__(self, coro: Coroutine[Any, Any, Any], owner: GateOwner) -> None:
+    def __init__(self, coro: Coroutine[Any, Any, Any], owner: GateOwner, loop: Any) -> None:
         self._coro = coro
         self._owner = owner
+        self._loop = loop
         self._started = False
         self._swallowed = 0
         self._waiting = False
@@ -95,17 +102,22 @@ class _Gate:
         self._waiting = False
         self._held = None
         coro = self._coro
-        if owner.dead:
-            if not self._started or self._swallowed >= _MAX_SWALLOWED_CANCELS:
-                coro.close()
-                raise asyncio.CancelledError()
-            if not isinstance(error, asyncio.CancelledError):
-                value, error = None, asyncio.CancelledError()
-            self._swallowed += 1
-        self._started = True
-        if error is not None:
-            return coro.throw(error)
-        return coro.send(value)
+        try:
+            if owner.dead:
+                if not self._started or self._swallowed >= _MAX_SWALLOWED_CANCELS:
+                    coro.close()
+                    raise asyncio.CancelledError()
+                if not isinstance(error, asyncio.CancelledError):
+                    value, error = None, asyncio.CancelledError()
+                self._swallowed += 1
+            self._started = True
+            if error is not None:
+                return coro.throw(error)
+            return coro.send(value)
+        except BaseException:  # returned or raised: the task is done with this step
+            owner.forget(self)
+            self._loop.note_task_done()
+            raise
 
 
 collections.abc.Coroutine.register(_Gate)
@@ -121,8 +133,9 @@ def task_factory(
     owner = context.get(CURRENT) if context is not None else CURRENT.get()
     if owner is None:
         return asyncio.Task(coro, loop=loop, context=context, **kwargs)
-    task = asyncio.Task(_Gate(coro, owner), loop=loop, context=context, **kwargs)  # type: ignore[arg-type]
-    owner.own_task(task)
+    gate = _Gate(coro, owner, loop)
+    task = asyncio.Task(gate, loop=loop, context=context, **kwargs)  # type: ignore[arg-type]
+    owner.own_task(task, gate)
     return task
 
 
@@ -156,8 +169,11 @@ def create_owned_task(
         context = contextvars.copy_context()
         if context.get(CURRENT) is not owner:
             context.run(CURRENT.set, owner)
-    task = asyncio.Task(_Gate(coro, owner), loop=loop, context=context)  # type: ignore[arg-type]
+    gate = _Gate(coro, owner, loop)
+    task = asyncio.Task(gate, loop=loop, context=context)  # type: ignore[arg-type]
     if name:
         task.set_name(name)
-    owner.own_task(task, log)
+    owner.own_task(task, gate)
+    if log is not None:
+        task.add_done_callback(functools.partial(log_task_failure, log))
     return task

@@ -103,6 +103,16 @@ class VirtualTimeLoop(asyncio.BaseEventLoop):
         self.time_limit_s = time_limit_s
         self.advances = 0
         """How many times the clock jumped (a cheap progress figure)."""
+        self._task_done = False
+        """A task finished in this iteration (see note_task_done)."""
+
+    def note_task_done(self) -> None:
+        """A task finished without a done callback of its own (sim_gate's owned tasks).
+
+        asyncio would run its done callbacks in the next iteration, and an iteration with
+        anything ready does not move the clock; the next iteration keeps to that.
+        """
+        self._task_done = True
 
     def time(self) -> float:
         return self._now
@@ -158,7 +168,9 @@ class VirtualTimeLoop(asyncio.BaseEventLoop):
                     self._timer_cancelled_count -= 1
                     heappop(scheduled)[1]._scheduled = False
 
-            if not ready and not self._stopping:
+            if self._task_done:
+                self._task_done = False
+            elif not ready and not self._stopping:
                 if not scheduled:
                     self._advance(None)
                 self._advance(min(max(0, scheduled[0][0] - self._now), _MAX_TIMEOUT_S))
@@ -206,7 +218,9 @@ class VirtualTimeLoop(asyncio.BaseEventLoop):
                 self._timer_cancelled_count -= 1
                 heappop(scheduled)[1]._scheduled = False
         ready = self._ready
-        if not ready and not self._stopping:
+        if self._task_done:
+            self._task_done = False
+        elif not ready and not self._stopping:
             if not scheduled:
                 self._advance(None)
             self._advance(min(max(0, scheduled[0][0] - self._now), _MAX_TIMEOUT_S))

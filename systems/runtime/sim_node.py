@@ -31,8 +31,8 @@ from typing import TYPE_CHECKING, Any
 
 import msgpack
 
-from systems.runtime.api import Handler, Log, Message, RpcTimeout, Unreachable, derive_rng
-from systems.runtime.common import LevelledLog, log_task_failure
+from systems.runtime.api import Handler, Message, RpcTimeout, Unreachable, derive_rng
+from systems.runtime.common import LevelledLog
 from systems.runtime.sim_disk import DiskStore, DiskView
 from systems.runtime.sim_gate import create_owned_task, owner_context
 
@@ -123,6 +123,7 @@ class SimRuntime:
         is_node: bool,
     ) -> None:
         self.world = world
+        self._loop = world.loop
         self.node_id = node_id
         self.peers = list(peers)
         self.incarnation = incarnation
@@ -133,8 +134,8 @@ class SimRuntime:
         self.dead = False
         self.paused = False
         self.handlers: dict[str, Handler] = {}
-        self._tasks: dict[asyncio.Task[Any], None] = {}
-        """Live tasks, in creation order (an insertion-ordered set)."""
+        self._tasks: dict[object, asyncio.Task[Any]] = {}
+        """Live tasks by their gate, in creation order."""
         self._waiters: list[asyncio.Future[None]] = []
         self.owner: SimRuntime | None = self if is_node else None
         """Who owns the tasks started for this endpoint (None for a client: its tasks are not gated)."""
@@ -147,16 +148,11 @@ class SimRuntime:
         self._waiters.append(fut)
         return fut
 
-    def own_task(self, task: asyncio.Task[Any], log: Log | None = None) -> None:
-        self._tasks[task] = None
-        task.add_done_callback(self._forget if log is None else self._forget_and_log)
+    def own_task(self, task: asyncio.Task[Any], gate: object) -> None:
+        self._tasks[gate] = task
 
-    def _forget(self, task: asyncio.Task[Any]) -> None:
-        self._tasks.pop(task, None)
-
-    def _forget_and_log(self, task: asyncio.Task[Any]) -> None:
-        self._tasks.pop(task, None)
-        log_task_failure(self.log, task)
+    def forget(self, gate: object) -> None:
+        self._tasks.pop(gate, None)
 
     def _release(self) -> None:
         waiters, self._waiters = self._waiters, []
@@ -168,16 +164,16 @@ class SimRuntime:
         self.dead = True
         self.paused = False
         self._release()
-        for task in list(self._tasks):
+        for task in list(self._tasks.values()):
             task.cancel()
 
     @property
     def tasks(self) -> list[asyncio.Task[Any]]:
-        return list(self._tasks)
+        return list(self._tasks.values())
 
     # -- Runtime ------------------------------------------------------------------------------
     def now(self) -> float:
-        return self.world.loop.time()
+        return self._loop._now
 
     async def sleep(self, seconds: float) -> None:
         await asyncio.sleep(max(0.0, seconds))
