@@ -19,8 +19,8 @@ Rules this module keeps (the same semantics as the real runtime's packet filter)
   unless `reorder` is on or the link has jitter.
 - All randomness comes from one `random.Random` handed in; the plan for a
   frame depends only on that stream and the fault state, so a seed fixes it.
-- `Journal` records every send/deliver/drop as a compact tuple, and folds each
-  record (with a hash of the payload) into a running SHA-256 digest.
+- `Journal` records every send/deliver/drop as a compact tuple; its digest
+  covers every record and every payload sent (see Journal).
 """
 
 from __future__ import annotations
@@ -157,30 +157,55 @@ JOURNAL_FIELDS = ("t", "ev", "src", "dst", "kind", "method", "id", "note")
 
 
 class Journal:
-    """Every send / deliver / drop of the simulated network, and a digest over all of them."""
+    """Every send / deliver / drop of the simulated network, and a digest over all of them.
+
+    The digest is SHA-256 over two SHA-256 digests: of the journal's JSONL text
+    (what to_jsonl returns) and of every payload sent, in order, each as
+    b"<length>:" + payload. Same seed, same digest, whether records are kept
+    or not; with `keep` the lines are formatted once, when first needed.
+    """
 
     def __init__(self, keep: bool = True) -> None:
         self.keep = keep
         self.records: list[Record] = []
-        self._hash = hashlib.sha256()
+        self._lines: list[str] = []
+        """JSONL lines of records[:len(_lines)] (kept mode), already in `_text_hash`."""
+        self._text_hash = hashlib.sha256()
+        self._payload_hash = hashlib.sha256()
 
     def add(self, record: Record, payload: bytes | None = None) -> None:
         if self.keep:
             self.records.append(record)
-        h = self._hash
-        h.update(repr(record).encode())
+        else:
+            self._text_hash.update(_line(record).encode() + b"\n")
         if payload is not None:
-            h.update(sha256(payload).digest())
+            self._payload_hash.update(b"%d:" % len(payload) + payload)
 
     def digest(self) -> str:
-        return self._hash.hexdigest()
+        if self.keep:
+            self._format_new_lines()
+        both = self._text_hash.digest() + self._payload_hash.digest()
+        return sha256(both).hexdigest()
 
     def to_jsonl(self) -> str:
         """One JSON object a line, keys JOURNAL_FIELDS: what json.dumps(..., separators=(",", ":")) writes."""
-        s = encode_basestring_ascii
-        lines = [
-            f'{{"t":{t},"ev":{s(ev)},"src":{s(src)},"dst":{s(dst)},"kind":{s(kind)},'
-            f'"method":{s(method)},"id":{i},"note":{s(note)}}}'
-            for t, ev, src, dst, kind, method, i, note in self.records
-        ]
-        return "\n".join(lines) + ("\n" if lines else "")
+        self._format_new_lines()
+        return "".join(self._lines)
+
+    def _format_new_lines(self) -> None:
+        done = len(self._lines)
+        if done == len(self.records):
+            return
+        new = [_line(r) + "\n" for r in self.records[done:]]
+        self._text_hash.update("".join(new).encode())
+        self._lines.extend(new)
+
+
+def _line(record: Record) -> str:
+    """json.dumps(dict(zip(JOURNAL_FIELDS, record)), separators=(",", ":")), written out."""
+    t, ev, src, dst, kind, method, i, note = record
+    s = encode_basestring_ascii
+    return (
+        f'{{"t":{t},"ev":{s(ev)},"src":{s(src)},"dst":{s(dst)},"kind":{s(kind)},'
+        f'"method":{s(method)},"id":{i},"note":{s(note)}}}'
+    )
