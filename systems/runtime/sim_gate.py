@@ -76,22 +76,16 @@ class _Gate:
         """True while the task waits on a pause waiter (what it was to receive is in `_held`)."""
         self._held: BaseException | None = None
 
-    def send(self, value: Any) -> Any:
-        return self._step(value, None)
-
-    def throw(self, typ: Any, val: Any = None, tb: Any = None) -> Any:
-        error = typ if isinstance(typ, BaseException) else (typ() if val is None else val)
-        return self._step(None, error)
-
-    def close(self) -> None:
-        self._coro.close()
-
-    def _step(self, value: Any, error: BaseException | None) -> Any:
+    def send(self, value: Any, error: BaseException | None = None) -> Any:
+        """One step of the task (asyncio calls send(None); throw comes here with the error)."""
         owner = self._owner
         if self._waiting:  # woken from a pause waiter: its result is dropped, an exception is held instead
             if error is not None:
                 self._held = error
             value, error = None, self._held
+            if not owner.paused or owner.dead:
+                self._waiting = False
+                self._held = None
         if owner.paused and not owner.dead:
             if not self._waiting:
                 self._waiting = True
@@ -99,8 +93,6 @@ class _Gate:
             waiter = owner.gate_waiter()
             waiter._asyncio_future_blocking = True  # what `yield from waiter` would set
             return waiter
-        self._waiting = False
-        self._held = None
         coro = self._coro
         try:
             if owner.dead:
@@ -118,6 +110,13 @@ class _Gate:
             owner.forget(self)
             self._loop.note_task_done()
             raise
+
+    def throw(self, typ: Any, val: Any = None, tb: Any = None) -> Any:
+        error = typ if isinstance(typ, BaseException) else (typ() if val is None else val)
+        return self.send(None, error)
+
+    def close(self) -> None:
+        self._coro.close()
 
 
 collections.abc.Coroutine.register(_Gate)

@@ -28,6 +28,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import contextvars
+import functools
 from asyncio import base_events, events, format_helpers
 from collections.abc import Callable, Coroutine
 from heapq import heapify, heappop, heappush
@@ -105,6 +106,8 @@ class VirtualTimeLoop(asyncio.BaseEventLoop):
         """How many times the clock jumped (a cheap progress figure)."""
         self._task_done = False
         """A task finished in this iteration (see note_task_done)."""
+        self.create_future = functools.partial(asyncio.Future, loop=self)  # type: ignore[method-assign]
+        """BaseEventLoop.create_future, without a Python frame per future."""
 
     def note_task_done(self) -> None:
         """A task finished without a done callback of its own (sim_gate's owned tasks).

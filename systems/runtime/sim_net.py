@@ -110,7 +110,8 @@ class Network:
             if cfg.duplicate and rng.random() < cfg.duplicate:
                 return self._arrivals(src, dst, now, [0.0, 0.0], not cfg.reorder)
         # The common case, one copy and no link fault: _arrivals(src, dst, now, [0.0], fifo), inlined.
-        t = now + self._latency()
+        tail = cfg.tail_s
+        t = now + (cfg.base_s + -log(1.0 - rng.random()) / (1.0 / tail) if tail > 0 else cfg.base_s)
         if not cfg.reorder:
             key = (src, dst)
             after = self._last_arrival.get(key, 0.0) + _FIFO_GAP_S

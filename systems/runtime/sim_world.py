@@ -233,7 +233,9 @@ class SimWorld:
     ) -> None:
         if src.dead:
             return
-        self._transmit_raw(src.node_id, dst, kind, method, payload, call_id, self.incarnation_of(dst), message)
+        up = self.up.get(dst)  # incarnation_of(dst), inlined
+        dst_inc = 1 if up is None else (self._incarnations[dst] if up else 0)
+        self._transmit_raw(src.node_id, dst, kind, method, payload, call_id, dst_inc, message)
 
     def _transmit_raw(
         self, src: str, dst: str, kind: str, method: str, payload: bytes, call_id: int, dst_inc: int,
@@ -245,14 +247,15 @@ class SimWorld:
         arrivals = self.net.plan(src, dst, now)
         stats = self.stats
         stats["sent"] += 1
+        arrive = self._arrive_request if kind == "call" or kind == "send" else self._arrive_reply
         if len(arrivals) == 1:
             self.journal.add((round(now * 1e9), "send", src, dst, kind, method, frame.id, ""), payload)
-            loop.call_at(arrivals[0], self._arrive, frame, context=self._root)
+            loop.call_at(arrivals[0], arrive, frame, context=self._root)
             return
         note = "lost" if not arrivals else "dup"
         self.journal.add((round(now * 1e9), "send", src, dst, kind, method, frame.id, note), payload)
         for t in arrivals:
-            loop.call_at(t, self._arrive, frame, context=self._root)
+            loop.call_at(t, arrive, frame, context=self._root)
         if not arrivals:
             stats["dropped"] += 1
 
@@ -262,18 +265,18 @@ class SimWorld:
             (_ns(self.loop.time()), "drop", frame.src, frame.dst, frame.kind, frame.method, frame.id, why)
         )
 
-    def _arrive(self, frame: Frame) -> None:
-        if self.net.drops_from and self.net.cut(frame.src, frame.dst):
+    def _cut(self, frame: Frame) -> bool:
+        """A partition drops the frame as it arrives (then it is journalled as dropped)."""
+        if self.net.cut(frame.src, frame.dst):
             self._drop(frame, "partition")
-            return
-        kind = frame.kind
-        if kind == "call" or kind == "send":
-            self._arrive_request(frame)
-        else:
-            self._arrive_reply(frame)
+            return True
+        return False
 
     def _arrive_request(self, frame: Frame) -> None:
+        """A call or one-way message reaches its destination."""
         dst = frame.dst
+        if dst in self.net.drops_from and self._cut(frame):
+            return
         if frame.dst_incarnation == 0:
             self._drop(frame, "down")
             if frame.kind == "call":  # connection refused
@@ -330,6 +333,9 @@ class SimWorld:
         self._transmit(rt, frame.src, kind, frame.method, payload, frame.call_id, copy)
 
     def _arrive_reply(self, frame: Frame) -> None:
+        """A reply, error, refusal or reset reaches the caller."""
+        if frame.dst in self.net.drops_from and self._cut(frame):
+            return
         call = self._calls.get(frame.call_id)
         if call is None or call.future.done() or call.caller.dead:
             self._drop(frame, "late")
