@@ -99,11 +99,33 @@ _FIELDS: dict[type, tuple[str, ...]] = {cls: tuple(f.name for f in fields(cls)) 
 """Each message class's field names, in order (dataclasses.fields() rebuilds them on every call)."""
 
 
+_ENTRIES, _STR, _BYTES, _BOOL, _INT = range(5)
+_OPTIONAL = ("seq", "pre")
+
+
+def _kind(name: str) -> int:
+    if name == "entries":
+        return _ENTRIES
+    if name in ("src", "dst"):
+        return _STR
+    if name == "data":
+        return _BYTES
+    if name in ("granted", "success", "pre"):
+        return _BOOL
+    return _INT
+
+
+_CHECKS: dict[type, tuple[tuple[str, int], ...]] = {
+    cls: tuple((name, _kind(name)) for name in names) for cls, names in _FIELDS.items()
+}
+"""Each message class's fields with the type check each one gets, worked out once."""
+
+
 def to_wire(m: Message) -> dict[str, Any]:
     out: dict[str, Any] = {"t": _NAMES[type(m)]}
-    for name in _FIELDS[type(m)]:
+    for name, kind in _CHECKS[type(m)]:
         v = getattr(m, name)
-        out[name] = [e.to_wire() for e in v] if name == "entries" else v
+        out[name] = [e.to_wire() for e in v] if kind == _ENTRIES else v
     return out
 
 
@@ -113,25 +135,25 @@ def from_wire(w: Any) -> Message:
     cls = _KINDS[w["t"]]
     kw: dict[str, Any] = {}
     try:
-        for name in _FIELDS[cls]:
+        for name, kind in _CHECKS[cls]:
             if name not in w:
-                if name in ("seq", "pre"):
+                if name in _OPTIONAL:
                     continue
                 raise BadMessage(f"{w['t']}: missing {name}")
             v = w[name]
-            if name == "entries":
-                v = tuple(Entry.from_wire(e) for e in v)
-            elif name in ("src", "dst"):
+            if kind == _INT:
+                if not isinstance(v, int) or isinstance(v, bool):
+                    raise BadMessage(f"{w['t']}: {name} must be int")
+            elif kind == _STR:
                 if not isinstance(v, str):
                     raise BadMessage(f"{w['t']}: {name} must be str")
-            elif name == "data":
-                if not isinstance(v, bytes):
-                    raise BadMessage(f"{w['t']}: data must be bytes")
-            elif name in ("granted", "success", "pre"):
+            elif kind == _BOOL:
                 if not isinstance(v, bool):
                     raise BadMessage(f"{w['t']}: {name} must be bool")
-            elif not isinstance(v, int) or isinstance(v, bool):
-                raise BadMessage(f"{w['t']}: {name} must be int")
+            elif kind == _ENTRIES:
+                v = tuple(Entry.from_wire(e) for e in v)
+            elif not isinstance(v, bytes):
+                raise BadMessage(f"{w['t']}: data must be bytes")
             kw[name] = v
     except (TypeError, ValueError) as e:
         if isinstance(e, BadMessage):
