@@ -57,7 +57,7 @@ class SimTimeLimit(SimError):
 
 
 class _Handle(events.Handle):
-    """asyncio's Handle, made without the debug-mode checks (the loop is never in debug mode here)."""
+    """asyncio's Handle, made without asking the loop for debug mode (no source traceback kept)."""
 
     __slots__ = ()
 
@@ -92,6 +92,18 @@ class _TimerHandle(events.TimerHandle):
         self._source_traceback = None
         self._when = when
         self._scheduled = False
+
+    def cancel(self) -> None:
+        """TimerHandle.cancel with the loop's bookkeeping inlined."""
+        if self._cancelled:
+            return
+        if self._scheduled:
+            self._loop._timer_cancelled_count += 1
+        self._cancelled = True
+        if self._loop._debug:
+            self._repr = repr(self)
+        self._callback = None
+        self._args = None
 
 
 class VirtualTimeLoop(asyncio.BaseEventLoop):
