@@ -17,12 +17,16 @@ commit before an optimisation: `git worktree add /tmp/before HEAD~3`),
 interleaved round by round with this tree, and says whether both trees
 produced byte-identical histories and message journals for every seed.
 
+`--instructions` also counts the instructions the timed runs execute
+(valgrind, warm-up subtracted, PYTHONHASHSEED=0): on a machine shared by
+others CPU seconds swell with the load, instruction counts do not.
+
 Micro figure (`--micro`): N echo nodes each run P pingers that call a random
 peer's `echo` and sleep `interval` virtual seconds; events (deliveries plus
 timer firings) per CPU second, journal off and on.
 
     .venv/bin/python bench/bench_sim.py [--systems raft,kv,heartbeat] [--seeds 1,2] [--repeat 3]
-                                        [--nemesis partition,kill] [--against DIR] [--micro]
+                                        [--nemesis partition,kill] [--against DIR] [--instructions] [--micro]
 
 Figures, never a pass/fail.
 """
@@ -35,6 +39,8 @@ import gc
 import hashlib
 import json
 import os
+import re
+import shutil
 import statistics
 import subprocess
 import sys
@@ -84,14 +90,43 @@ def child(tree: str, system: str, seeds: list[int], nemesis: str) -> dict[str, A
     return {"cpu_s": cpu, "virtual_s": virtual, "runs": runs}
 
 
-def measure(tree: Path, system: str, seeds: list[int], nemesis: str) -> dict[str, Any]:
-    cmd = [sys.executable, str(Path(__file__).resolve()), "--child", str(tree), system,
+def measure(tree: Path, system: str, seeds: list[int], nemesis: str, *, wrap: list[str] | None = None,
+            ) -> dict[str, Any]:
+    cmd = [*(wrap or []), sys.executable, str(Path(__file__).resolve()), "--child", str(tree), system,
            ",".join(map(str, seeds)), nemesis]
     env = {**os.environ, "PYTHONPATH": str(tree)}
+    if wrap:
+        env["PYTHONHASHSEED"] = "0"  # instruction counts barely move then
     out = subprocess.run(cmd, capture_output=True, text=True, env=env, cwd=tree, check=False)
     if out.returncode != 0:
         raise SystemExit(f"measurement failed in {tree} ({system}):\n{out.stderr[-2000:]}")
-    return json.loads(out.stdout.strip().splitlines()[-1])
+    result = json.loads(out.stdout.strip().splitlines()[-1])
+    if wrap:
+        refs = re.search(r"I\s+refs:\s+([\d,]+)", out.stderr)
+        if refs is None:
+            raise SystemExit(f"no instruction count from valgrind:\n{out.stderr[-2000:]}")
+        result["instructions"] = int(refs.group(1).replace(",", ""))
+    return result
+
+
+def instruction_figures(args: argparse.Namespace, trees: dict[str, Path], seeds: list[int]) -> None:
+    """Instructions executed by the timed runs (valgrind, warm-up subtracted): load does not move them."""
+    if shutil.which("valgrind") is None:
+        print("  (--instructions needs valgrind)")
+        return
+    wrap = ["valgrind", "--tool=cachegrind", "--cache-sim=no", "--cachegrind-out-file=/dev/null"]
+    print("  instructions executed by the timed runs (valgrind; same for any load):")
+    for system in args.systems.split(","):
+        counts = {}
+        for name, tree in trees.items():
+            both = measure(tree, system, seeds, args.nemesis, wrap=wrap)
+            warm = measure(tree, system, [], args.nemesis, wrap=wrap)
+            counts[name] = both["instructions"] - warm["instructions"]
+            print(f"  {system:<10} {name:<10} {counts[name] / 1e6:8.0f} M instructions for "
+                  f"{both['virtual_s']:.1f} virtual s ({counts[name] / 1e6 / both['virtual_s']:.1f} M per virtual s)")
+        if len(counts) == 2:
+            a, b = counts.values()
+            print(f"  {system:<10} this tree executes {a / b:.2f}x the instructions of the other")
 
 
 def harness_figures(args: argparse.Namespace) -> None:
@@ -103,6 +138,8 @@ def harness_figures(args: argparse.Namespace) -> None:
           f"median of {args.repeat} (min..max); virtual s per CPU s")
     for name, tree in trees.items():
         print(f"  {name}: {tree}")
+    if args.instructions:
+        instruction_figures(args, trees, seeds)
     for system in args.systems.split(","):
         results: dict[str, list[dict[str, Any]]] = {name: [] for name in trees}
         for _ in range(args.repeat):
@@ -181,7 +218,7 @@ def micro_figures(args: argparse.Namespace) -> None:
 def main() -> None:
     if sys.argv[1:2] == ["--child"]:
         tree, system, seeds, nemesis = sys.argv[2:6]
-        print(json.dumps(child(tree, system, [int(s) for s in seeds.split(",")], nemesis)))
+        print(json.dumps(child(tree, system, [int(s) for s in seeds.split(",") if s], nemesis)))
         return
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--systems", default="raft,kv,heartbeat")
@@ -189,6 +226,8 @@ def main() -> None:
     ap.add_argument("--nemesis", default="partition,kill")
     ap.add_argument("--repeat", type=int, default=3)
     ap.add_argument("--against", help="another checkout to measure interleaved with this one")
+    ap.add_argument("--instructions", action="store_true",
+                    help="also count instructions with valgrind (slow: minutes per system; load-independent)")
     ap.add_argument("--micro", action="store_true", help="also the bare echo figure")
     ap.add_argument("--micro-only", action="store_true")
     ap.add_argument("--nodes", type=int, default=5)
