@@ -809,5 +809,25 @@ def test_tasks_made_by_asyncio_helpers_belong_to_the_node() -> None:
     assert tasks == []
 
 
+def test_a_node_task_shows_its_own_coroutine_in_repr_and_stack() -> None:
+    async def main(rt: Runtime, config: NodeConfig) -> None:
+        async def forever_waiting() -> None:
+            await rt.sleep(100.0)
+
+        task = rt.spawn(forever_waiting(), name="waiter")
+
+        async def look(src: str, msg: Any) -> Any:
+            return [repr(task), [f.f_code.co_name for f in task.get_stack()]]
+
+        rt.serve("look", look)
+
+    async def body(world: SimWorld, c: SimRuntime) -> Any:
+        return await c.call("n1", "look", None)
+
+    (text, stack), _ = in_world(body, main=main, nodes=["n1"])
+    assert "forever_waiting()" in text and "name='waiter'" in text
+    assert stack == ["forever_waiting"]
+
+
 if __name__ == "__main__" and sys.argv[1:2] == ["--digest"]:
     print(scenario(int(sys.argv[2])))

@@ -118,6 +118,23 @@ class _Gate:
     def close(self) -> None:
         self._coro.close()
 
+    # What asyncio reads to name a task's coroutine and print its stack: the gated coroutine's.
+    @property
+    def __name__(self) -> str:  # type: ignore[override]
+        return getattr(self._coro, "__name__", "_Gate")
+
+    @property
+    def cr_frame(self) -> Any:
+        return getattr(self._coro, "cr_frame", None)
+
+    @property
+    def cr_code(self) -> Any:
+        return getattr(self._coro, "cr_code", None)
+
+    @property
+    def cr_running(self) -> bool:
+        return bool(getattr(self._coro, "cr_running", False))
+
 
 collections.abc.Coroutine.register(_Gate)
 
