@@ -7,10 +7,12 @@ Rules this module keeps:
   `derive_rng(seed, "node", id, incarnation)`. Once dead it never acts
   again: its `send`s vanish, its disk writes are ignored, its tasks only see
   CancelledError (sim_gate).
-- Every message is round-tripped through msgpack before it leaves (`encode`):
-  what the real runtime would reject is rejected here too, and no object is
-  ever shared between two nodes. `call` raises `MessageNotEncodable` (a
-  TypeError) at once; `send` never raises: it logs `send-unencodable`.
+- Every message is round-tripped through msgpack before it leaves
+  (`encode_checked`): what the real runtime would reject is rejected here
+  too, and no object is ever shared between two nodes (the receiver gets
+  the copy that check unpacked; a duplicated frame's second copy is
+  unpacked afresh). `call` raises `MessageNotEncodable` (a TypeError) at
+  once; `send` never raises: it logs `send-unencodable`.
 - `call` waits for its own reply or its own deadline: `RpcTimeout` when no
   reply came in time; the world completes it with the reply, a
   `RemoteError`, `Unreachable` (refused) or an early `RpcTimeout` (reset).
