@@ -53,13 +53,16 @@ def encode(msg: Message, where: str) -> bytes:
     return encode_checked(msg, where)[0]
 
 
-def encode_checked(msg: Message, what: str, src: str = "", dst: str = "", method: str = "") -> tuple[bytes, Message]:
+def encode_checked(
+    msg: Message, what: str, src: str = "", dst: str = "", method: str = "", *, pack: Packer | None = None,
+) -> tuple[bytes, Message]:
     """The bytes on the wire for `msg` and what the receiver will unpack from them (a fresh copy).
 
-    An error names the frame as "{what} {src}->{dst} {method}" (or just `what`).
+    `pack` is a `new_packer()` to reuse (one per world, never shared between threads). An
+    error names the frame as "{what} {src}->{dst} {method}" (or just `what`).
     """
     try:
-        payload = _pack(msg)
+        payload = pack(msg) if pack is not None else msgpack.packb(msg, use_bin_type=True)
         return payload, decode(payload)
     except (TypeError, ValueError, OverflowError) as e:
         where = f"{what} {src}->{dst} {method}" if src else what
@@ -69,8 +72,15 @@ def encode_checked(msg: Message, what: str, src: str = "", dst: str = "", method
         ) from None
 
 
-_pack = msgpack.Packer(use_bin_type=True).pack
-"""msgpack.packb(msg, use_bin_type=True), without a new Packer per message (it resets itself on errors)."""
+Packer = Callable[[Message], bytes]
+
+
+def new_packer() -> Packer:
+    """msgpack.packb(msg, use_bin_type=True) without a new Packer (and its buffer) per message.
+
+    The Packer resets itself after an error; it is not for two threads at once.
+    """
+    return msgpack.Packer(use_bin_type=True).pack
 
 
 def decode(payload: bytes) -> Message:
@@ -189,7 +199,7 @@ class SimRuntime:
 
     async def call(self, dst: str, method: str, msg: Message, timeout: float = 1.0) -> Message:
         world = self.world
-        payload, copy = encode_checked(msg, "call", self.node_id, dst, method)
+        payload, copy = encode_checked(msg, "call", self.node_id, dst, method, pack=world.pack)
         if dst not in world.endpoints:
             raise Unreachable(f"no route to {dst!r}")
         if self.dead:
@@ -210,7 +220,7 @@ class SimRuntime:
         if self.dead:
             return
         try:
-            payload, copy = encode_checked(msg, "send", self.node_id, dst, method)
+            payload, copy = encode_checked(msg, "send", self.node_id, dst, method, pack=self.world.pack)
         except MessageNotEncodable as e:
             self.log.error("send-unencodable", dst=dst, method=method, error=str(e))
             self.world.stats["unencodable"] += 1

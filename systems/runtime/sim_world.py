@@ -58,7 +58,15 @@ from systems.runtime.sim_disk import DiskStore
 from systems.runtime.sim_gate import create_owned_task, task_factory
 from systems.runtime.sim_loop import SimError, VirtualTimeLoop
 from systems.runtime.sim_net import Journal, NetConfig, Network
-from systems.runtime.sim_node import MessageNotEncodable, PendingCall, SimRuntime, decode, encode_checked, error_body
+from systems.runtime.sim_node import (
+    MessageNotEncodable,
+    PendingCall,
+    SimRuntime,
+    decode,
+    encode_checked,
+    error_body,
+    new_packer,
+)
 
 NodeMain = Callable[[Any, NodeConfig], Awaitable[None]]
 
@@ -114,6 +122,8 @@ class SimWorld:
         self.loop.set_task_factory(task_factory)
         self.net = Network(frozenset(self.nodes), derive_rng(seed, "net"), net or NetConfig())
         self.journal = Journal(keep=keep_journal)
+        self.pack = new_packer()
+        """This world's msgpack packer (reused for every message; sims in other threads have their own)."""
         self.logs: dict[str, list[str]] = {n: [] for n in self.nodes}
         self.stores: dict[str, DiskStore] = {n: DiskStore() for n in self.nodes}
         self.runtimes: dict[str, SimRuntime] = {}
@@ -325,7 +335,7 @@ class SimWorld:
 
     def _reply(self, rt: SimRuntime, frame: Frame, kind: str, body: Message) -> None:
         try:
-            payload, copy = encode_checked(body, "reply", rt.node_id, frame.src, frame.method)
+            payload, copy = encode_checked(body, "reply", rt.node_id, frame.src, frame.method, pack=self.pack)
         except MessageNotEncodable as e:
             rt.log.error("bad-reply", method=frame.method, error=str(e))
             kind = "error"
