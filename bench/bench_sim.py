@@ -69,6 +69,14 @@ def child(tree: str, system: str, seeds: list[int], nemesis: str) -> dict[str, A
                         nemesis=tuple(n for n in nemesis.split(",") if n), backend="sim", seed=seed, **kw)
         return prepare(spec, root)
 
+    try:
+        return timed_runs(spec_for, execute, seeds)
+    finally:
+        shutil.rmtree(root, ignore_errors=True)
+
+
+def timed_runs(spec_for: Any, execute: Any, seeds: list[int]) -> dict[str, Any]:
+    """A warm-up run, then each seed timed in CPU seconds; with the digests of what each wrote."""
     execute(spec_for(0, 2.0))  # warm-up: imports and first-call costs are not the simulator's speed
     cpu = virtual = 0.0
     runs = []
