@@ -1,9 +1,13 @@
 """The `harness` command line: run a test, re-check a run, browse results.
 
 Exit codes (like Jepsen's): 0 valid, 1 invalid, 2 unknown, 3 the harness
-itself failed, 64 bad usage (a bad flag, an unknown system or bug, a broken
-run directory), 130 interrupted (the cluster was torn down; the history so
-far is on disk and `harness check` reads it).
+itself failed, 64 bad usage (a bad flag, an unknown system, bug or option, a
+broken run directory), 130 interrupted by SIGINT (Ctrl-C), 143 terminated by
+SIGTERM. Interrupted or terminated, the cluster is torn down first; the run
+is marked interrupted (session.mark_interrupted) and its partial history is
+checked at once (a second Ctrl-C skips that; `harness check` does it later).
+Every usage error comes before the `seed N` line, which is the first line of
+a run that starts.
 """
 
 from __future__ import annotations
@@ -24,6 +28,7 @@ from base.spec import TestSpec
 from harness import registry
 
 EXIT_VALID, EXIT_INVALID, EXIT_UNKNOWN, EXIT_CRASH, EXIT_USAGE, EXIT_INTERRUPTED = 0, 1, 2, 3, 64, 130
+EXIT_TERMINATED = 128 + signal.SIGTERM
 
 console = Console(highlight=False, soft_wrap=True)
 
@@ -37,12 +42,62 @@ def verdict_exit(valid: Any) -> int:
 
 
 def _fail_usage(message: str) -> NoReturn:
-    console.print(f"[red]error:[/red] {message}")
+    from rich.markup import escape
+
+    console.print(f"[red]error:[/red] {escape(message)}")
     sys.exit(EXIT_USAGE)
 
 
-def _raise_interrupt(signum: int, frame: Any) -> None:
-    raise KeyboardInterrupt
+def _fail_setup(message: str, run_dir: Path) -> NoReturn:
+    """The backend could not set the run up: one line, exit 64, and no run directory left behind
+    (unless it records something to clean up, which the line then says how to remove)."""
+    from harness.rundir import discard_run_dir
+
+    if not discard_run_dir(run_dir):
+        message += f"; what it had set up is recorded: remove it with `harness cleanup {run_dir}`"
+    _fail_usage(message)
+
+
+def _warn_about_leftovers() -> None:
+    """Say what killed runs left behind (node processes, namespaces, chains) and the command that removes it."""
+    from harness.hosts_state import describe, leftovers
+
+    for state in leftovers():
+        where = state.run_dir if state.run_dir and Path(state.run_dir).is_dir() else ""
+        command = f"harness cleanup {where}".strip()
+        console.print(f"[yellow]warning:[/yellow] a killed run left {describe(state)}; remove it with `{command}`")
+
+
+def _raise_terminated(signum: int, frame: Any) -> None:
+    """SIGTERM: the same exit the process backends give it (harness/backends/exit_signals.py)."""
+    raise SystemExit(EXIT_TERMINATED)
+
+
+def _forget_abandoned_tasks() -> None:
+    """A signal stops the sim backend's event loop where it stands, on purpose; its unfinished tasks are
+    garbage from then on, and Python would print "Task was destroyed but it is pending!" (and a traceback
+    per abandoned coroutine) as they are collected. The run is over: say nothing about them."""
+    import logging
+
+    logging.getLogger("asyncio").setLevel(logging.CRITICAL + 1)
+    sys.unraisablehook = lambda unraisable: None
+
+
+def _interrupted(run_dir: Path, signal_name: str, exit_code: int) -> NoReturn:
+    """Mark the run interrupted, check its partial history (a second signal skips that), exit."""
+    from harness.session import check, mark_interrupted
+
+    _forget_abandoned_tasks()
+    mark_interrupted(run_dir, signal_name, exit_code)
+    console.print(f"[yellow]interrupted[/yellow] ({signal_name}): cluster torn down; "
+                  "checking the partial history (Ctrl-C to skip)")
+    try:
+        results = check(run_dir)
+    except (KeyboardInterrupt, SystemExit):
+        console.print(f"check skipped; run `harness check {run_dir}`")
+    else:
+        _print_results(results, run_dir)
+    sys.exit(exit_code)
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
@@ -50,13 +105,29 @@ def cli() -> None:
     """picluster's test harness: run systems under faults, check what they did."""
 
 
-@cli.command()
+class RunCommand(click.Command):
+    """`harness run`, whose help ends with every nemesis package in the catalog and where it applies."""
+
+    def format_epilog(self, ctx: click.Context, formatter: click.HelpFormatter) -> None:
+        from harness.applicability import package_help
+
+        with formatter.section("Nemesis packages (--nemesis NAME,NAME,... or none)"):
+            formatter.write_dl(package_help())
+        super().format_epilog(ctx, formatter)
+
+
+@cli.command(cls=RunCommand)
 @click.argument("system")
 @click.option(
     "--nemesis",
     default="partition",
     show_default=True,
-    help="Comma list: kill,pause,partition,power,flaky or none.",
+    help="Comma list of nemesis packages (listed below), or none.",
+)
+@click.option(
+    "--allow-no-faults",
+    is_flag=True,
+    help="Let the verdict be valid even when a requested fault never took effect.",
 )
 @click.option("--workload", default=None, help="The system's workload (default: the system's own default).")
 @click.option("--backend", default="local", show_default=True, type=click.Choice(list(registry.BACKENDS)))
@@ -66,7 +137,11 @@ def cli() -> None:
     "--concurrency", default=None, type=click.IntRange(1, 1024), help="Client processes (default: nodes)."
 )
 @click.option(
-    "--rate", default=20.0, show_default=True, type=click.FloatRange(0.0), help="Target ops/s in total."
+    "--rate",
+    default=20.0,
+    show_default=True,
+    type=click.FloatRange(0.0),
+    help="Target ops/s over all clients; 0: unpaced, each client issues its next op as soon as the last ends.",
 )
 @click.option("--seed", default=None, type=int, help="Seed for every random choice (default: a fresh one).")
 @click.option("--bug", "bugs", multiple=True, help="Plant a named bug in the system (repeatable).")
@@ -80,7 +155,11 @@ def cli() -> None:
     help="Quiet seconds after the final heal.",
 )
 @click.option(
-    "--option", "options", multiple=True, help="Node option KEY=VALUE (VALUE parsed as JSON if it can be)."
+    "--option",
+    "options",
+    multiple=True,
+    help="Node option KEY=VALUE (VALUE parsed as JSON if it can be); KEY one of the system's options "
+    "(`harness systems` lists them); on sim also sim='{\"loss\": 0.01}'.",
 )
 @click.option("--cluster", "cluster_file", default=None, help="Cluster file (TOML) for the ssh backend.")
 @click.option("--capture", is_flag=True, help="netns: record the bridge's traffic to capture.pcap in the run dir.")
@@ -90,6 +169,7 @@ def cli() -> None:
 def run(
     system: str,
     nemesis: str,
+    allow_no_faults: bool,
     workload: str | None,
     backend: str,
     node_count: int,
@@ -106,11 +186,11 @@ def run(
     results_root: str,
 ) -> None:
     """Run SYSTEM under faults, check the history, and write a report under results/."""
+    from harness.applicability import check_nemesis
     from harness.progress import Progress
-    from harness.session import check, execute, prepare
+    from harness.session import SetupFailed, check, execute, prepare
 
     seed = seed if seed is not None else random.SystemRandom().randrange(2**31)
-    console.print(f"seed {seed}")
     try:
         spec = TestSpec(
             system=system,
@@ -128,26 +208,34 @@ def run(
             quiet_s=quiet_s,
             cluster_file=cluster_file,
             command_line=" ".join(["harness", *sys.argv[1:]]),
+            allow_no_faults=allow_no_faults,
         )
-        from nemesis.catalog import make_packages
-
-        make_packages(spec.nemesis)
+        registry.check_options(spec.system, spec.backend, spec.options)
+        check_nemesis(spec)
+        registry.preflight(spec)  # backend set-up errors: one line, before any run directory exists
         spec = prepare(spec, Path(results_root))
     except (registry.RegistryError, ValueError) as e:
         _fail_usage(str(e))
+    console.print(f"seed {seed}")
+    _warn_about_leftovers()
     console.print(f"run directory {spec.run_dir}")
     if capture:
         os.environ["PICLUSTER_CAPTURE"] = "1"
-    signal.signal(signal.SIGTERM, _raise_interrupt)
+    signal.signal(signal.SIGTERM, _raise_terminated)
     progress = Progress(console)
     try:
         execute(spec, on_start=progress.attach, on_op=progress.on_op)
+    except SetupFailed as e:
+        progress.close()
+        _fail_setup(str(e), Path(spec.run_dir))
     except KeyboardInterrupt:
         progress.close()
-        console.print(
-            f"[yellow]interrupted[/yellow]: cluster torn down; re-check with `harness check {spec.run_dir}`"
-        )
-        sys.exit(EXIT_INTERRUPTED)
+        _interrupted(Path(spec.run_dir), "SIGINT", EXIT_INTERRUPTED)
+    except SystemExit as e:
+        progress.close()
+        if e.code != EXIT_TERMINATED:
+            raise
+        _interrupted(Path(spec.run_dir), "SIGTERM", EXIT_TERMINATED)
     except Exception:
         progress.close()
         console.print(
@@ -177,7 +265,11 @@ def check_cmd(run_dir: Path) -> None:
 
 @cli.command("systems")
 def systems_cmd() -> None:
-    """List the systems, their workloads and their bug switches."""
+    """List the systems, their workloads, their bug switches and their node options."""
+    import json
+
+    from rich.markup import escape
+
     for name in registry.known_systems():
         module = registry.workload_module(name)
         console.print(
@@ -186,6 +278,10 @@ def systems_cmd() -> None:
         )
         for bug, text in sorted(registry.bugs(name).items()):
             console.print(f"    --bug {bug}: {text}")
+        options = registry.default_options(name)
+        if options:
+            listed = " ".join(f"{k}={json.dumps(v, separators=(',', ':'))}" for k, v in options.items())
+            console.print(f"    --option (defaults): {escape(listed)}")
 
 
 @cli.command("serve")
@@ -215,6 +311,7 @@ def _parse_options(items: tuple[str, ...]) -> dict[str, Any]:
 
 
 def _print_results(results: dict[str, Any], run_dir: Path) -> None:
+    from rich.markup import escape
     from rich.table import Table
 
     table = Table(title="checkers")
@@ -225,8 +322,13 @@ def _print_results(results: dict[str, Any], run_dir: Path) -> None:
         word = {True: "[green]valid[/green]", False: "[red]INVALID[/red]"}.get(v, "[yellow]unknown[/yellow]")
         if "expected" in r:
             word += " (as designed)" if r.get("as_designed") else " (NOT as designed)"
-        table.add_row(name, word, str(r.get("summary", "")))
+        table.add_row(name, word, escape(str(r.get("summary", ""))))
     console.print(table)
+    faults = results.get("faults") or {}
+    if faults.get("headline"):
+        console.print(f"[yellow]faults: {faults['headline']}[/yellow]")
+    if results.get("partial"):
+        console.print(f"[yellow]{escape(results['partial'])}: the verdict is at best unknown[/yellow]")
     v = results.get("valid")
     word = {True: "[green]VALID[/green]", False: "[red]INVALID[/red]"}.get(v, "[yellow]UNKNOWN[/yellow]")
     console.print(f"verdict {word}; report {run_dir / 'report.html'}")

@@ -7,7 +7,8 @@ check_history returned, possibly read back from results.json).
 For each key that is not linearizable (or not decided) the picture shows the
 operations around the point where the search got stuck, one row per process,
 as bars from invocation to completion on the event-order axis (an op of
-unknown outcome runs to the right edge, dashed). Ops in the longest
+unknown outcome runs to the right edge, dashed); a bar's tooltip names it
+"op N" (N: its invocation's history index) with its times in seconds. Ops in the longest
 linearizable prefix are green and numbered in their linearized order; the ops
 that cannot take effect next are red, those that could but lead nowhere orange.
 """
@@ -36,6 +37,7 @@ def render_html(result: dict[str, Any]) -> str:
                f"{escape(_verdict(result.get('valid')))}</h3>")
     out.append(f"<p>{escape(str(result.get('summary', '')))}</p>")
     keys: dict[str, dict[str, Any]] = result.get("keys", {}) or {}
+    numbering = escape(str(result.get("numbering", "op")))
     if keys:
         out.append('<table style="border-collapse:collapse"><tr><th align="left">key</th><th>verdict</th>'
                    '<th>ops</th><th>longest prefix</th><th>steps</th><th align="left">note</th></tr>')
@@ -55,14 +57,14 @@ def render_html(result: dict[str, Any]) -> str:
                        f"<code>{escape(str(r.get('state')))}</code>. Ops that could come next:</p><ul>")
             for s in r.get("stuck", []):
                 out.append(f"<li>{escape(str(s.get('description')))} — process {escape(str(s.get('process')))}, "
-                           f"op {escape(str(s.get('index')))}: {escape(str(s.get('why')))}</li>")
+                           f"{numbering} {escape(str(s.get('index')))}: {escape(str(s.get('why')))}</li>")
             out.append("</ul>")
-        out.append(_svg(r))
+        out.append(_svg(r, numbering))
     out.append("</section>")
     return "\n".join(out)
 
 
-def _svg(r: dict[str, Any]) -> str:
+def _svg(r: dict[str, Any], numbering: str = "op") -> str:
     drawn: list[dict[str, Any]] = r["drawn"]
     order = {_ident(p): n for n, p in enumerate(r.get("prefix", []), start=r.get("prefix_start", 1))}
     processes = sorted({str(d["process"]) for d in drawn}, key=lambda p: (len(p), p))
@@ -91,10 +93,9 @@ def _svg(r: dict[str, Any]) -> str:
         dash = ' stroke-dasharray="4 2"' if d.get("ret") is None else ""
         stroke = "#b00" if role == "stuck" else "#555"
         n = order.get(_ident(d))
-        tip = (f"{d.get('description')} | process {d.get('process')} | op {d.get('index')}"
-               f"{' → ' + str(d.get('complete_index')) if d.get('complete_index') is not None else ''}"
-               f" | {d.get('type')}" + (f" | linearized #{n}" if n else "") +
-               (f" | time {d.get('time')} ns" if d.get("time") is not None else ""))
+        done = f" → {d.get('complete_index')}" if d.get("complete_index") is not None else ""
+        tip = (f"{numbering} {d.get('index')}{done}: {d.get('description')} | process {d.get('process')} | "
+               f"{d.get('type')}" + (f" | linearized #{n}" if n else "") + _span(d))
         parts.append(f'<g><title>{escape(tip)}</title><rect x="{x0:.1f}" y="{y}" width="{w:.1f}" height="{BAR_H}" '
                      f'rx="3" fill="{COLORS.get(role, COLORS["other"])}" stroke="{stroke}"{dash}/>')
         label = str(d.get("description", ""))
@@ -112,6 +113,14 @@ def _svg(r: dict[str, Any]) -> str:
                  f'dashed: outcome unknown · x: event order</text>')
     parts.append("</svg>")
     return "".join(parts)
+
+
+def _span(d: dict[str, Any]) -> str:
+    """The op's time in seconds since the test began (history times are ns)."""
+    start, end = d.get("time"), d.get("complete_time")
+    if not isinstance(start, int | float):
+        return ""
+    return f" | {start / 1e9:.3f}–{end / 1e9:.3f} s" if isinstance(end, int | float) else f" | from {start / 1e9:.3f} s"
 
 
 def _rank(valid: Any) -> int:

@@ -95,15 +95,12 @@ _KINDS: dict[str, type] = {
     "snapshot": InstallSnapshot,
 }
 _NAMES = {cls: name for name, cls in _KINDS.items()}
-_FIELDS: dict[type, tuple[str, ...]] = {cls: tuple(f.name for f in fields(cls)) for cls in _KINDS.values()}
-"""Each message class's field names, in order (dataclasses.fields() rebuilds them on every call)."""
+_OPTIONAL = frozenset({"seq", "pre"})
+
+_STR, _BYTES, _BOOL, _INT, _ENTRIES = range(5)
 
 
-_ENTRIES, _STR, _BYTES, _BOOL, _INT = range(5)
-_OPTIONAL = ("seq", "pre")
-
-
-def _kind(name: str) -> int:
+def _kind_of(name: str) -> int:
     if name == "entries":
         return _ENTRIES
     if name in ("src", "dst"):
@@ -115,45 +112,48 @@ def _kind(name: str) -> int:
     return _INT
 
 
-_CHECKS: dict[type, tuple[tuple[str, int], ...]] = {
-    cls: tuple((name, _kind(name)) for name in names) for cls, names in _FIELDS.items()
+_FIELDS: dict[type, tuple[tuple[str, int], ...]] = {
+    cls: tuple((f.name, _kind_of(f.name)) for f in fields(cls)) for cls in _KINDS.values()
 }
-"""Each message class's fields with the type check each one gets, worked out once."""
+"""Per message class: (field name, how to check it), in declaration order (computed once: hot path)."""
 
 
 def to_wire(m: Message) -> dict[str, Any]:
     out: dict[str, Any] = {"t": _NAMES[type(m)]}
-    for name, kind in _CHECKS[type(m)]:
+    for name, kind in _FIELDS[type(m)]:
         v = getattr(m, name)
         out[name] = [e.to_wire() for e in v] if kind == _ENTRIES else v
     return out
 
 
 def from_wire(w: Any) -> Message:
-    if not isinstance(w, dict) or w.get("t") not in _KINDS:
+    if not isinstance(w, dict):
         raise BadMessage(f"not a raft message: {str(w)[:80]}")
-    cls = _KINDS[w["t"]]
+    t = w.get("t")
+    cls = _KINDS.get(t) if isinstance(t, str) else None
+    if cls is None:
+        raise BadMessage(f"not a raft message: {str(w)[:80]}")
     kw: dict[str, Any] = {}
     try:
-        for name, kind in _CHECKS[cls]:
+        for name, kind in _FIELDS[cls]:
             if name not in w:
                 if name in _OPTIONAL:
                     continue
-                raise BadMessage(f"{w['t']}: missing {name}")
+                raise BadMessage(f"{t}: missing {name}")
             v = w[name]
             if kind == _INT:
-                if not isinstance(v, int) or isinstance(v, bool):
-                    raise BadMessage(f"{w['t']}: {name} must be int")
+                if type(v) is not int:
+                    raise BadMessage(f"{t}: {name} must be int")
             elif kind == _STR:
                 if not isinstance(v, str):
-                    raise BadMessage(f"{w['t']}: {name} must be str")
-            elif kind == _BOOL:
-                if not isinstance(v, bool):
-                    raise BadMessage(f"{w['t']}: {name} must be bool")
+                    raise BadMessage(f"{t}: {name} must be str")
             elif kind == _ENTRIES:
                 v = tuple(Entry.from_wire(e) for e in v)
-            elif not isinstance(v, bytes):
-                raise BadMessage(f"{w['t']}: data must be bytes")
+            elif kind == _BYTES:
+                if not isinstance(v, bytes):
+                    raise BadMessage(f"{t}: data must be bytes")
+            elif not isinstance(v, bool):
+                raise BadMessage(f"{t}: {name} must be bool")
             kw[name] = v
     except (TypeError, ValueError) as e:
         if isinstance(e, BadMessage):
