@@ -17,6 +17,11 @@ commit before an optimisation: `git worktree add /tmp/before HEAD~3`),
 interleaved round by round with this tree, and says whether both trees
 produced byte-identical histories and message journals for every seed.
 
+`--identity SYSTEM:NEMESIS` (repeatable, with `--against DIR`) only compares,
+untimed: for each seed, history.jsonl, journal.jsonl and every payload sent
+(hashed in order the same way in both trees, by wrapping Journal.add, so
+trees whose own digest formulas differ still compare), and says which differ.
+
 `--instructions` also counts the instructions the timed runs execute
 (valgrind, warm-up subtracted, PYTHONHASHSEED=0): on a machine shared by
 others CPU seconds swell with the load, instruction counts do not.
@@ -54,9 +59,23 @@ HERE = Path(__file__).resolve().parent.parent
 
 # -- one measurement, in a child process ---------------------------------------------------------
 
-def child(tree: str, system: str, seeds: list[int], nemesis: str) -> dict[str, Any]:
-    """Run in a fresh process whose sys.path starts at `tree`: warm up, then time the runs."""
+def child(tree: str, system: str, seeds: list[int], nemesis: str, identity: bool = False) -> dict[str, Any]:
+    """Run in a fresh process whose sys.path starts at `tree`: warm up, then time the runs.
+
+    With `identity`: no warm-up, and every payload the journal sees is hashed too (slower, so untimed).
+    """
     sys.path.insert(0, tree)
+    payloads = [hashlib.sha256()]  # the current run's; timed_runs takes and renews it after each run
+    if identity:
+        from systems.runtime import sim_net
+
+        add = sim_net.Journal.add
+
+        def add_and_hash(self: Any, record: Any, payload: bytes | None = None) -> None:
+            payloads[0].update(b"-" if payload is None else b"%d:" % len(payload) + payload)
+            add(self, record, payload)
+
+        sim_net.Journal.add = add_and_hash  # type: ignore[method-assign]
     from base.spec import TestSpec
     from harness import registry
     from harness.session import execute, prepare
@@ -70,14 +89,16 @@ def child(tree: str, system: str, seeds: list[int], nemesis: str) -> dict[str, A
         return prepare(spec, root)
 
     try:
-        return timed_runs(spec_for, execute, seeds)
+        return timed_runs(spec_for, execute, seeds, warm_up=not identity, payloads=payloads if identity else None)
     finally:
         shutil.rmtree(root, ignore_errors=True)
 
 
-def timed_runs(spec_for: Any, execute: Any, seeds: list[int]) -> dict[str, Any]:
+def timed_runs(spec_for: Any, execute: Any, seeds: list[int], *, warm_up: bool = True,
+               payloads: list[Any] | None = None) -> dict[str, Any]:
     """A warm-up run, then each seed timed in CPU seconds; with the digests of what each wrote."""
-    execute(spec_for(0, 2.0))  # warm-up: imports and first-call costs are not the simulator's speed
+    if warm_up:
+        execute(spec_for(0, 2.0))  # warm-up: imports and first-call costs are not the simulator's speed
     cpu = virtual = 0.0
     runs = []
     for seed in seeds:
@@ -94,14 +115,18 @@ def timed_runs(spec_for: Any, execute: Any, seeds: list[int]) -> dict[str, Any]:
             "history": hashlib.sha256((run_dir / "history.jsonl").read_bytes()).hexdigest(),
             "journal": hashlib.sha256((run_dir / "journal.jsonl").read_bytes()).hexdigest(),
             "digest": sim["digest"],
+            "payloads": payloads[0].hexdigest() if payloads is not None else None,
         })
+        if payloads is not None:
+            payloads[0] = hashlib.sha256()
+
     return {"cpu_s": cpu, "virtual_s": virtual, "runs": runs}
 
 
 def measure(tree: Path, system: str, seeds: list[int], nemesis: str, *, wrap: list[str] | None = None,
-            ) -> dict[str, Any]:
+            identity: bool = False) -> dict[str, Any]:
     cmd = [*(wrap or []), sys.executable, str(Path(__file__).resolve()), "--child", str(tree), system,
-           ",".join(map(str, seeds)), nemesis]
+           ",".join(map(str, seeds)), nemesis, *(["identity"] if identity else [])]
     env = {**os.environ, "PYTHONPATH": str(tree)}
     if wrap:
         env["PYTHONHASHSEED"] = "0"  # instruction counts barely move then
@@ -169,6 +194,26 @@ def harness_figures(args: argparse.Namespace) -> None:
                       f"journal {jour} ({ra['journal'][:12]})")
 
 
+def identity_figures(args: argparse.Namespace) -> bool:
+    """Both trees, each SYSTEM:NEMESIS and seed: are history, journal and payloads byte-identical?"""
+    if not args.against:
+        raise SystemExit("--identity needs --against DIR")
+    trees = [HERE, Path(args.against).resolve()]
+    seeds = [int(s) for s in args.seeds.split(",")]
+    print(f"schedule identity, this tree vs {trees[1]}: history.jsonl, journal.jsonl, payloads; seeds {seeds}")
+    all_same = True
+    for config in args.identity:
+        system, _, nemesis = config.partition(":")
+        a, b = (measure(tree, system, seeds, nemesis, identity=True)["runs"] for tree in trees)
+        for ra, rb in zip(a, b, strict=True):
+            verdicts = {k: "same" if ra[k] == rb[k] else "DIFFERENT" for k in ("history", "journal", "payloads")}
+            all_same &= set(verdicts.values()) == {"same"}
+            print(f"  {system:<10} {nemesis:<32} seed {ra['seed']:>4}: "
+                  + "  ".join(f"{k} {v} ({ra[k][:12]})" for k, v in verdicts.items()))
+    print(f"  {'all byte-identical' if all_same else 'SOME RUNS DIFFER'}")
+    return all_same
+
+
 # -- the bare simulator: echo pingers ------------------------------------------------------------
 
 def micro(nodes: int, pingers: int, interval_s: float, virtual_s: float, journal: bool, seed: int) -> dict:
@@ -226,7 +271,8 @@ def micro_figures(args: argparse.Namespace) -> None:
 def main() -> None:
     if sys.argv[1:2] == ["--child"]:
         tree, system, seeds, nemesis = sys.argv[2:6]
-        print(json.dumps(child(tree, system, [int(s) for s in seeds.split(",") if s], nemesis)))
+        identity = sys.argv[6:7] == ["identity"]
+        print(json.dumps(child(tree, system, [int(s) for s in seeds.split(",") if s], nemesis, identity)))
         return
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--systems", default="raft,kv,heartbeat")
@@ -234,6 +280,8 @@ def main() -> None:
     ap.add_argument("--nemesis", default="partition,kill")
     ap.add_argument("--repeat", type=int, default=3)
     ap.add_argument("--against", help="another checkout to measure interleaved with this one")
+    ap.add_argument("--identity", action="append", metavar="SYSTEM:NEMESIS",
+                    help="only compare schedules with --against, untimed (repeatable)")
     ap.add_argument("--instructions", action="store_true",
                     help="also count instructions with valgrind (slow: minutes per system; load-independent)")
     ap.add_argument("--micro", action="store_true", help="also the bare echo figure")
@@ -244,6 +292,9 @@ def main() -> None:
     ap.add_argument("--virtual", type=float, default=60.0, help="virtual seconds to simulate")
     ap.add_argument("--seed", type=int, default=1)
     args = ap.parse_args()
+    if args.identity:
+        identity_figures(args)
+        return
     print("load average {:.2f} {:.2f} {:.2f} (start)".format(*os.getloadavg()))
     if not args.micro_only:
         harness_figures(args)
