@@ -93,7 +93,7 @@ class Cluster(Protocol):
         ...
 
     async def kill(self, node: str) -> None:
-        """SIGKILL (or a crash in sim): unsynced disk writes are lost."""
+        """SIGKILL (or a crash in sim, which loses unsynced disk writes; `lose_power` loses them everywhere)."""
         ...
 
     async def restart(self, node: str) -> None:

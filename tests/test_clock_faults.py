@@ -175,3 +175,18 @@ def test_lease_read_is_caught_on_local_and_healthy_raft_stays_valid(tmp_path: Pa
         pytest.fail(f"lease-read went unnoticed on local: {seen}")
     healthy = run_spec(tmp_path, lease_spec("local", 1, ()))
     assert healthy["valid"] is True, {k: v.get("valid") for k, v in healthy["checkers"].items()}
+
+
+@pytest.mark.sim
+def test_clock_faults_replay_byte_for_byte_on_sim(tmp_path: Path) -> None:
+    def once(where: str) -> tuple[bytes, str]:
+        spec = TestSpec(system="raft", workload="register", nemesis=("clock",), backend="sim", node_count=3,
+                        concurrency=3, time_limit_s=12.0, nemesis_interval_s=3.0, quiet_s=2.0, seed=5)
+        s = prepare(spec, tmp_path / where)
+        execute(s)
+        history = (s.path / "history.jsonl").read_bytes()
+        return history, (s.path / "sim.json").read_text()
+
+    first, second = once("a"), once("b")
+    assert b'"clock-skew"' in first[0], "the clock nemesis struck"
+    assert first == second
