@@ -190,3 +190,14 @@ def test_clock_faults_replay_byte_for_byte_on_sim(tmp_path: Path) -> None:
     first, second = once("a"), once("b")
     assert b'"clock-skew"' in first[0], "the clock nemesis struck"
     assert first == second
+
+
+@pytest.mark.parametrize("nemesis", ["clock", "clock-isolate", "disk-eio", "disk-full", "slow-fsync"])
+def test_runtime_faults_are_refused_for_an_external_program_and_offered_to_runtime_systems(nemesis: str) -> None:
+    from harness.applicability import check_nemesis
+    from nemesis.catalog import NotApplicable
+
+    with pytest.raises(NotApplicable, match="external program"):
+        check_nemesis(TestSpec(system="etcd", workload="register", nemesis=(nemesis,), node_count=3))
+    for backend in ("sim", "local", "netns"):
+        check_nemesis(TestSpec(system="raft", workload="register", nemesis=(nemesis,), node_count=3, backend=backend))
