@@ -176,7 +176,6 @@ class RaftNode:
             "led_terms": list(self.led_terms),
             **self.storage.sizes(),
             "syncs": self.storage.syncs,
-            "failed": self.failed,
         }
 
     async def _on_client(self, src: str, msg: Message) -> Message:
