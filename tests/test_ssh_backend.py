@@ -7,7 +7,6 @@ import contextlib
 import json
 import os
 import shlex
-import shutil
 import socket
 import subprocess
 import sys
@@ -19,6 +18,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+import support
 
 from harness import doctor
 from harness.backends import ssh_config
@@ -106,16 +106,8 @@ def test_ssh_backend_without_cluster_file_is_a_clear_error() -> None:
 
 
 # -- the rehearsal (root) --------------------------------------------------------------------
-def _root_reason() -> str | None:
-    if os.geteuid() != 0:
-        return "needs root (network namespaces, sshd, iptables)"
-    for tool in ("ip", "iptables", "ssh-keygen", SSHD):
-        if shutil.which(tool) is None:
-            return f"needs {tool} (apt-get install iproute2 iptables openssh-server)"
-    return None
-
-
-needs_root = pytest.mark.skipif(_root_reason() is not None, reason=_root_reason() or "")
+WHY = "network namespaces, sshd, iptables"
+needs_root = support.needs_root("ssh-keygen", SSHD, why=WHY)
 
 POWER = '''\
 """Rehearsal power controller: `off NS` kills the node processes in namespace NS (not its sshd); `on NS` is
@@ -180,7 +172,7 @@ def _wait_port(ip: str, port: int, proc: subprocess.Popen[bytes], log: Path, dea
 
 @pytest.fixture(scope="module")
 def rehearsal(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Rehearsal]:
-    reason = _root_reason()
+    reason = support.root_reason("ssh-keygen", SSHD, why=WHY)
     if reason:
         pytest.skip(reason)
     from harness.backends.netns import build_network, make_plan, teardown
@@ -301,7 +293,8 @@ def test_ssh_faults_for_real_and_nothing_left(rehearsal: Rehearsal, tmp_path: Pa
         return await c.client.call(a, "relay", {"to": b, "msg": "x", "timeout": timeout}, timeout=timeout + 1.0)
 
     async def body(c: Any) -> None:
-        assert c.capabilities == {"kill", "pause", "partition", "links", "cable", "switch", "plug"}
+        assert c.capabilities == {"kill", "pause", "partition", "links", "cable", "switch", "plug", "clock",
+                                  "disk-fault"}
         assert c.capabilities == SshBackend.capabilities(spec)
         assert await relay(c, "n1", "n2", 3.0) == "x"
         await c.partition({"n2": ["n1"], "n1": ["n2"]})
@@ -336,6 +329,14 @@ def test_ssh_faults_for_real_and_nothing_left(rehearsal: Rehearsal, tmp_path: Pa
             await c.client.call("n1", "echo", 1, timeout=0.5)
         await c.heal()
         assert await relay(c, "n2", "n1", 3.0) == "x"
+        # the runtime's faults on a Pi: through the node's control channel, as on local
+        assert (await c.set_clock("n2", {"jump_s": 30.0}))["offset_s"] == pytest.approx(30.0, abs=1.0)
+        assert (await c.set_clock("n2", {"reset": True}))["offset_s"] == pytest.approx(0.0, abs=0.01)
+        assert (await c.set_disk_fault("n3", {"fault": "enospc"}))["fault"] == "enospc"
+        assert (await c.set_disk_fault("n3", None))["fault"] is None
+        await c.lose_power("n3")
+        await c.restart("n3")
+        assert await c.client.call("n3", "echo", 6, timeout=3.0) == 6
         c.hardware.config = ssh_config.parse({"nodes": {"n1": {"host": "h", "user": "u"}}}, "no-commands.toml")
         with pytest.raises(NotConfigured, match="refused"):
             await c.switch_off()
@@ -347,6 +348,9 @@ def test_ssh_faults_for_real_and_nothing_left(rehearsal: Rehearsal, tmp_path: Pa
     assert state["remote"] == []
     for n in ("n1", "n2", "n3"):
         assert '"node-started"' in (run_dir / "nodes" / f"{n}.log").read_text()
+    for n in ("n1", "n3"):  # power_off and lose_power arm a power loss the restarted node carries out
+        assert '"disk-power-loss"' in (run_dir / "nodes" / f"{n}.log").read_text()
+    assert '"clock-changed"' in (run_dir / "nodes" / "n2.log").read_text()
 
 
 @pytest.mark.root
@@ -380,7 +384,7 @@ def test_power_fault_without_commands_is_refused(rehearsal: Rehearsal, tmp_path:
                     run_dir=str(tmp_path / "run"))
 
     async def body(c: Any) -> None:
-        assert c.capabilities == {"kill", "pause", "partition", "links"}  # no commands: no hardware faults
+        assert c.capabilities == {"kill", "pause", "partition", "links", "clock", "disk-fault"}  # no hardware faults
         with pytest.raises(NotConfigured, match="node n1"):
             await c.power_off("n1")
         with pytest.raises(NotConfigured, match="node n2"):

@@ -19,6 +19,8 @@ BUGS: dict[str, str] = {
     "no-fsync": "term, vote and log entries are written but never synced: a crash loses them",
     "commit-old-term": "the leader commits earlier-term entries by counting replicas (Figure 8)",
     "double-vote": "votedFor is not persisted, so a restarted node can vote twice in one term",
+    "lease-read": "the leader answers reads locally while its lease holds by its own clock: a leader whose "
+    "clock runs slow keeps answering after the others elected another (exposed by clock-isolate)",
 }
 
 EXPOSED_BY: dict[str, dict[str, object]] = {
@@ -27,6 +29,7 @@ EXPOSED_BY: dict[str, dict[str, object]] = {
     "commit-old-term": {"nemesis": ["figure8"], "time_limit_s": 40.0, "nemesis_interval_s": 20.0,
                         "options": {"max_batch": 1}},
     "double-vote": {"nemesis": ["voter-crash"], "time_limit_s": 40.0, "nemesis_interval_s": 12.0},
+    "lease-read": {"nemesis": ["clock-isolate"], "time_limit_s": 20.0, "nemesis_interval_s": 6.0},
 }
 """How the harness exposes each bug: the test settings (TestSpec field names; `harness systems` shows them as
 flags) under which a sim run catches it on most fresh seeds. Measured in bench/bench_sweep.py."""
