@@ -121,12 +121,14 @@ class JobSpec:
     params: dict[str, Any] = field(default_factory=dict)
     partitioner: str = "hash"
     boundaries: tuple[str, ...] = ()
+    patterns: tuple[str, ...] = ()
+    """The inputs as submitted (paths or patterns); `inputs` are the files they named."""
 
     def to_wire(self) -> dict[str, Any]:
         return {
             "id": self.id, "name": self.name, "inputs": list(self.inputs), "output": self.output,
             "reduces": self.reduces, "params": dict(self.params), "partitioner": self.partitioner,
-            "boundaries": list(self.boundaries),
+            "boundaries": list(self.boundaries), "patterns": list(self.patterns),
         }
 
     @classmethod
@@ -134,6 +136,7 @@ class JobSpec:
         return cls(
             str(d["id"]), str(d["name"]), tuple(d["inputs"]), str(d["output"]), int(d["reduces"]),
             dict(d.get("params") or {}), str(d.get("partitioner", "hash")), tuple(d.get("boundaries") or ()),
+            tuple(d.get("patterns") or ()),
         )
 
 
