@@ -69,11 +69,12 @@ class MemoryStore:
             raise Exists(path)
         self.files[path] = bytes(data)
 
-    async def append(self, path: str, data: bytes) -> None:
+    async def write_at(self, path: str, offset: int, data: bytes) -> None:
         await self._yield()
         if path not in self.files:
             raise NotFound(path)
-        self.files[path] += data
+        old = self.files[path]
+        self.files[path] = old[:offset].ljust(offset, b"\0") + data + old[offset + len(data):]
 
     async def rename(self, src: str, dst: str) -> None:
         await self._yield()

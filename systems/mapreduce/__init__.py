@@ -15,6 +15,8 @@ The node glue is node.py; the client library client.py; the CLI cli.py.
 
 from __future__ import annotations
 
+from systems import dfs
+from systems.mapreduce.dfs_store import DfsStore
 from systems.mapreduce.node import MrNode
 from systems.runtime.api import NodeConfig, Runtime
 
@@ -27,12 +29,13 @@ BUGS: dict[str, str] = {
     "and count them twice",
 }
 
-DEFAULT_OPTIONS: dict[str, object] = {
+MR_OPTIONS: dict[str, object] = {
     "coordinator": "",
     "workers": [],
     "slots": 1,
     "poll_s": 0.2,
-    "rpc_timeout_s": 2.0,
+    "mr_rpc_timeout_s": 2.0,
+    "dfs_timeout_s": 10.0,
     "report_retry_s": 0.5,
     "ping_interval_s": 0.5,
     "ping_timeout_s": 1.0,
@@ -47,10 +50,24 @@ DEFAULT_OPTIONS: dict[str, object] = {
     "sample_splits": 10,
     "sample_bytes": 65536,
 }
+"""MapReduce's own options (node.py and worker.py say what each does)."""
+
+DFS_OVERRIDES: dict[str, object] = {"chunk_size": 64 * 1024}
+"""Small chunks, so a small corpus still makes many map tasks (raise chunk_size for big inputs)."""
+
+DEFAULT_OPTIONS: dict[str, object] = {**dfs.DEFAULT_OPTIONS, **DFS_OVERRIDES, **MR_OPTIONS}
+"""One flat namespace: the DFS's options (so DFS faults and checkers read them as they would for the DFS
+alone) and MapReduce's own, which never share a name with them."""
 
 
 async def start_node(rt: Runtime, config: NodeConfig) -> None:
-    raise NotImplementedError("the DFS store is wired in when systems/dfs lands")
+    """Both roles in one process: this node's DFS roles (chunkserver; master on its node), then MapReduce's."""
+    options = {**DEFAULT_OPTIONS, **config.options}
+    dfs_options = {k: v for k, v in options.items() if k in dfs.DEFAULT_OPTIONS}
+    await dfs.start_node(rt, NodeConfig("dfs", (), dfs_options, config.seed))
+    nodes = sorted([rt.node_id, *rt.peers])
+    store = DfsStore(rt, nodes, options, home=rt.node_id, timeout_s=float(options["dfs_timeout_s"]))
+    await MrNode(rt, NodeConfig(config.system, config.bugs, options, config.seed), store).start()
 
 
 __all__ = ["BUGS", "DEFAULT_OPTIONS", "MrNode", "start_node"]

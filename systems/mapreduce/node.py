@@ -3,8 +3,9 @@
 Rules this module keeps:
 
 - Roles come from options: `coordinator` names the coordinator's node
-  (empty: the first node in sorted order); `workers` lists the worker nodes
-  (empty: every node). A node may hold both.
+  (empty: the DFS master's node, option `master`, else the first node in
+  sorted order); `workers` lists the worker nodes (empty: every node). A
+  node may hold both.
 - A call to a role on this same node is a direct call, not a message over
   the network (the node's own worker is pinged, and its coordinator asked
   for work, without touching the transport); calls to other nodes go
@@ -43,7 +44,8 @@ def guarded(handler: Handler) -> Handler:
 def roles(node_id: str, nodes: list[str], options: dict[str, Any]) -> tuple[str, list[str]]:
     """(the coordinator's node, the worker nodes) for this cluster and these options."""
     everyone = sorted(nodes)
-    coordinator = str(options.get("coordinator") or everyone[0])
+    master = options.get("master") if options.get("master") in everyone else everyone[0]
+    coordinator = str(options.get("coordinator") or master)
     workers = [str(w) for w in options.get("workers") or everyone]
     return coordinator, sorted(w for w in workers if w in everyone)
 
@@ -57,7 +59,7 @@ class MrNode:
         self.coordinator_node, self.worker_nodes = roles(rt.node_id, [rt.node_id, *rt.peers], opts)
         self.coordinator: Coordinator | None = None
         self.worker: Worker | None = None
-        rpc_timeout_s = float(opts.get("rpc_timeout_s", 2.0))
+        rpc_timeout_s = float(opts.get("mr_rpc_timeout_s", 2.0))
         if rt.node_id == self.coordinator_node:
             rules = Rules(
                 backups=bool(opts.get("backups", True)),

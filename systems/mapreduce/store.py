@@ -64,8 +64,8 @@ class FileStore(Protocol):
 
     async def write(self, path: str, data: bytes) -> None: ...
 
-    async def append(self, path: str, data: bytes) -> None:
-        """Append to an existing file (only the planted bug non-atomic-output writes this way)."""
+    async def write_at(self, path: str, offset: int, data: bytes) -> None:
+        """Write into an existing file at `offset` (only the planted bug non-atomic-output writes this way)."""
         ...
 
     async def rename(self, src: str, dst: str) -> None: ...

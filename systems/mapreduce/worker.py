@@ -273,5 +273,7 @@ class Worker:
             await self.store.delete(final)
         pieces = [data[i : i + BUGGY_PIECE_BYTES] for i in range(0, len(data), BUGGY_PIECE_BYTES)] or [b""]
         await self.store.write(final, pieces[0])
+        offset = len(pieces[0])
         for piece in pieces[1:]:
-            await self.store.append(final, piece)
+            await self.store.write_at(final, offset, piece)
+            offset += len(piece)
