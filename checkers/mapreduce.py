@@ -200,10 +200,13 @@ def check_jobs(history: list[Op], test: dict[str, Any]) -> dict[str, Any]:
     if failed:
         problems.append(f"{len(failed)} job(s) failed: " + "; ".join(f"{j}: {errors.get(j, '')}" for j in failed))
     done = sorted(j for j, (_, s) in first_final.items() if s == "done")
+    done_acked = [j for j in acknowledged if j in done]
+    also = len(done) - len(done_acked)
     return {
         "valid": not problems,
-        "summary": "; ".join(problems[:3]) if problems else f"{len(done)} of {len(acknowledged)} acknowledged "
-        "jobs done, none reported finished and then running again",
+        "summary": "; ".join(problems[:3]) if problems else f"{len(done_acked)} of {len(acknowledged)} acknowledged "
+        "jobs done" + (f" (and {also} whose submission was in doubt)" if also else "")
+        + ", none reported finished and then running again",
         "acknowledged": acknowledged, "done": done, "unfinished": unfinished, "failed": failed,
         "problems": problems[:MAX_EVIDENCE],
     }

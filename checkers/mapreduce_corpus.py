@@ -56,7 +56,10 @@ def corpus(seed: int, size: int, *, vocab: int = VOCABULARY, s: float = ZIPF_S, 
     parts: list[bytes] = []
     total = 0
     while total < size:
-        drawn = rng.choices(words, cum_weights=cum, k=BATCH_WORDS)
+        # The stream of words (and so the bytes) does not depend on the batch size: one random() per word,
+        # and batches are whole lines.
+        batch = min(BATCH_WORDS, max(16, (size - total) // 40 + 1) * words_per_line)
+        drawn = rng.choices(words, cum_weights=cum, k=batch)
         lines = [" ".join(drawn[i : i + words_per_line]) for i in range(0, len(drawn), words_per_line)]
         block = ("\n".join(lines) + "\n").encode()
         if total + len(block) >= size:

@@ -320,6 +320,18 @@ def test_double_commit_bug_counts_both_map_outputs():
     assert red is not None and [src[3] for src in red.sources] == [backup.attempt.id, first.attempt.id]
 
 
+def test_double_commit_bug_counts_the_same_report_delivered_twice():
+    s = make_scheduler(m=2, r=1, rules=Rules(double_commit=True))
+    a = s.assign("n1", 1, 0.0)
+    b = s.assign("n2", 1, 0.0)
+    assert a and b
+    assert s.complete(a.attempt.id, 0.5) is Verdict.ACCEPTED
+    assert s.complete(a.attempt.id, 0.6) is Verdict.COUNTED_TWICE  # e.g. a duplicated frame
+    s.complete(b.attempt.id, 0.7)
+    red = s.assign("n3", 1, 1.0)
+    assert red is not None and [src[3] for src in red.sources] == [a.attempt.id, a.attempt.id, b.attempt.id]
+
+
 def test_backups_only_when_no_task_is_idle_and_only_for_stragglers():
     """§3.6: when an operation is close to completion, the master schedules backup executions
     of the remaining in-progress tasks; the task is completed whenever either execution completes."""
@@ -372,7 +384,7 @@ def test_attempts_the_worker_does_not_list_are_lost_after_the_grace():
 
 
 def test_fetch_failures_rerun_a_map_after_the_threshold_or_at_once_if_its_worker_failed():
-    s = make_scheduler(m=2, r=2, rules=Rules(fetch_failures_to_rerun=2))
+    s = make_scheduler(m=2, r=2, rules=Rules(fetch_failures_to_rerun=2, retry_backoff_s=0.0))
     run_maps(s)
     job = s.jobs["j1"]
     r1 = s.assign("n3", 1, 2.0)
@@ -390,19 +402,35 @@ def test_fetch_failures_rerun_a_map_after_the_threshold_or_at_once_if_its_worker
 
 
 def test_job_code_failures_fail_the_job_after_the_limit_but_io_failures_never_do():
-    s = make_scheduler(m=1, r=1, rules=Rules(max_task_failures=2))
-    for _ in range(3):
-        a = s.assign("n1", 1, 0.0)
+    s = make_scheduler(m=1, r=1, rules=Rules(max_task_failures=2, retry_backoff_s=0.0))
+    for i in range(3):
+        a = s.assign("n1", 1, i * 0.1)
         assert a is not None
-        s.fail(a.attempt.id, 0.1, "DFS read timed out", job_error=False)
+        s.fail(a.attempt.id, i * 0.1, "DFS read timed out", job_error=False)
     assert s.jobs["j1"].state is JobState.RUNNING
-    for _ in range(2):
-        a = s.assign("n1", 1, 0.2)
+    for i in range(2):
+        a = s.assign("n1", 1, 0.3 + i * 0.1)
         assert a is not None
-        s.fail(a.attempt.id, 0.3, "map raised KeyError", job_error=True)
+        s.fail(a.attempt.id, 0.3 + i * 0.1, "map raised KeyError", job_error=True)
     job = s.jobs["j1"]
     assert job.state is JobState.FAILED and "KeyError" in job.error
     assert s.assign("n1", 1, 0.4) is None
+
+
+def test_a_failed_task_backs_off_exponentially_and_no_backup_runs_meanwhile():
+    s = make_scheduler(m=1, r=1, rules=Rules(retry_backoff_s=1.0, max_backoff_s=3.0, backup_min_s=0.1))
+    times = []
+    now = 0.0
+    for _ in range(4):
+        while (a := s.assign("n1", 1, now)) is None:
+            assert s.assign("n2", 1, now) is None  # the idle task is backing off: no backup of anything
+            now = round(now + 0.25, 2)
+        times.append(now)
+        s.fail(a.attempt.id, now, "DFS unavailable", job_error=False)
+    assert times == [0.0, 1.0, 3.0, 6.0]  # waits of 1, 2, then at most 3 s
+    a = s.assign("n1", 1, 9.0)
+    assert a is not None and s.complete(a.attempt.id, 9.5) is Verdict.ACCEPTED
+    assert s.jobs["j1"].maps[0].retries == 0
 
 
 def test_done_when_every_reduce_completed_and_done_is_final():
@@ -447,7 +475,7 @@ def test_a_random_schedule_of_failures_ends_with_the_job_done_and_each_map_outpu
     is counted once (no double counting without the double-commit bug)."""
     for seed in range(40):
         rng = random.Random(seed)
-        s = Scheduler(Rules(backup_min_s=0.5, fetch_failures_to_rerun=2))
+        s = Scheduler(Rules(backup_min_s=0.5, fetch_failures_to_rerun=2, retry_backoff_s=0.05))
         s.submit(JobSpec("j1", "wordcount", ("/in",), "/out", 3),
                  [Split("/in", i, i, 1, 6, (WORKERS[i % 3],)) for i in range(6)], 0.0)
         inc = dict.fromkeys(WORKERS, 1)

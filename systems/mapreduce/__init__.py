@@ -25,8 +25,8 @@ BUGS: dict[str, str] = {
     "with the worker and the job cannot finish",
     "non-atomic-output": "reducers write straight to the final output name, piece by piece: readers and crashes "
     "see partial output",
-    "double-commit": "a second completion of a completed map task is accepted too: reducers read both outputs "
-    "and count them twice",
+    "double-commit": "a second completion report of a completed map task (a backup's, a late worker's, or the "
+    "same report delivered twice) is accepted too: reducers read that output twice",
 }
 
 MR_OPTIONS: dict[str, object] = {

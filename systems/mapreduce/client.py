@@ -26,13 +26,28 @@ from systems.mapreduce.node import roles
 from systems.mapreduce.store import Exists, FileStore, NotFound, StoreError
 from systems.runtime.api import Runtime
 
-__all__ = ["Exists", "MrClient", "NotFound", "StoreError", "coordinator_of"]
+__all__ = ["Exists", "MrClient", "NotFound", "StoreError", "coordinator_of", "output_holders"]
 
 STAGING = "/.staging"
 
 
 def coordinator_of(nodes: list[str], options: dict[str, Any]) -> str:
     return roles(nodes[0], nodes, options)[0]
+
+
+def output_holders(report: dict[str, Any]) -> dict[str, int]:
+    """From a coordinator report: worker -> how many completed map outputs it holds that a running job's
+    reduce tasks still need (jobs whose map phase is over count first: their reducers are fetching)."""
+    need = {}
+    for st in report.get("jobs") or []:
+        reduces = st.get("reduce_tasks") or {}
+        if st.get("state") == "running" and reduces.get("completed", 0) < sum(reduces.values()):
+            need[st["job"]] = 2 if (st.get("map_tasks") or {}).get("idle", 1) == 0 else 1
+    out: dict[str, int] = {}
+    for a in report.get("attempts") or []:
+        if a["kind"] == "map" and a["outcome"] == "completed" and a["job"] in need and "lost" not in a["note"]:
+            out[a["worker"]] = out.get(a["worker"], 0) + need[a["job"]]
+    return out
 
 
 class MrClient:

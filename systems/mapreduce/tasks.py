@@ -20,9 +20,10 @@ persists `to_wire()` before it answers anyone. Rules (Dean & Ghemawat,
   Completed reduce tasks stay completed: their output is in the DFS.
   (Planted bug `no-reexec-maps`: completed map tasks are never re-run.)
 - §3.3 A completion for a task that is already completed is ignored (it is
-  a duplicate from a backup or a late worker). (Planted bug
-  `double-commit`: a second completion of a map task is accepted too, and
-  reducers then read both outputs.) A completion from an execution the
+  a duplicate from a backup or a late worker, or the same report delivered
+  twice). (Planted bug `double-commit`: any further completion report of a
+  completed map task, even the same one again, adds its output once more,
+  and reduce tasks handed out afterwards read it once more.) A completion from an execution the
   table had given up on is still accepted when the task is not completed
   and that worker is alive with the same incarnation: its output exists.
 - A reducer that cannot fetch a map's output reports it; the reduce
@@ -37,6 +38,10 @@ persists `to_wire()` before it answers anyone. Rules (Dean & Ghemawat,
   execution completes first wins.
 - A task whose job code raised `max_task_failures` times fails the job
   (the error is kept); infrastructure failures (I/O, fetch) never count.
+- A task whose execution failed (for any reason) is not handed out again
+  before `retry_backoff_s x 2^(failures-1)` (at most `max_backoff_s`) has
+  passed, so a task that cannot succeed yet (its input unreachable) does
+  not spin.
 - A job is done when all its reduce tasks are completed; done and failed
   are final.
 - A worker's ping reply lists the attempts it is running; an attempt the
@@ -103,6 +108,8 @@ class Rules:
     max_task_failures: int = 4
     fetch_failures_to_rerun: int = 2
     assign_grace_s: float = 1.0
+    retry_backoff_s: float = 0.25
+    max_backoff_s: float = 4.0
     reexec_maps: bool = True
     """False is the planted bug `no-reexec-maps`."""
     double_commit: bool = False
@@ -194,14 +201,20 @@ class Task:
     extra: list[int] = field(default_factory=list)
     """Planted bug double-commit: further attempts whose output is counted too."""
     failures: int = 0
+    """Executions that failed because the job's own code raised."""
     fetch_failures: int = 0
     split: Split | None = None
+    retries: int = 0
+    """Executions that failed for any reason since the task last completed."""
+    not_before_s: float = 0.0
+    """Not handed out again before this time (retry backoff)."""
 
     def to_wire(self) -> dict[str, Any]:
         return {
             "kind": self.kind.value, "index": self.index, "state": self.state.value, "running": self.running,
             "done_by": self.done_by, "extra": self.extra, "failures": self.failures,
             "fetch_failures": self.fetch_failures, "split": self.split.to_wire() if self.split else None,
+            "retries": self.retries, "not_before_s": self.not_before_s,
         }
 
     @classmethod
@@ -209,7 +222,8 @@ class Task:
         return cls(
             Kind(d["kind"]), int(d["index"]), TaskState(d["state"]), [int(a) for a in d["running"]],
             d["done_by"], [int(a) for a in d["extra"]], int(d["failures"]), int(d["fetch_failures"]),
-            Split.from_wire(d["split"]) if d.get("split") else None,
+            Split.from_wire(d["split"]) if d.get("split") else None, int(d.get("retries", 0)),
+            float(d.get("not_before_s", 0.0)),
         )
 
 
@@ -395,13 +409,16 @@ class Scheduler:
         kind = job.phase()
         tasks = job.tasks(kind)
         idle = [t for t in tasks if t.state is TaskState.IDLE]
-        if idle:
+        ready = [t for t in idle if t.not_before_s <= now]
+        if idle and not ready:
+            return None  # idle tasks backing off after failures: no backups while tasks are idle
+        if ready:
             local: bool | None = None
-            task = idle[0]
+            task = ready[0]
             if kind is Kind.MAP:
-                near = [t for t in idle if t.split is not None and worker in t.split.replicas]
+                near = [t for t in ready if t.split is not None and worker in t.split.replicas]
                 local = bool(near)
-                task = near[0] if near else idle[0]
+                task = near[0] if near else ready[0]
             return self._start(job, task, worker, incarnation, now, backup=False, local=local, idle_left=len(idle) - 1)
         if not self.rules.backups:
             return None
@@ -460,14 +477,16 @@ class Scheduler:
         task = job.tasks(a.kind)[a.task]
         if attempt_id in task.running:
             task.running.remove(attempt_id)
+        counts_twice = self.rules.double_commit and a.kind is Kind.MAP and job.state is JobState.RUNNING
+        if task.state is TaskState.COMPLETED and counts_twice and a.outcome is not Outcome.FAILED:
+            a.outcome = Outcome.COMPLETED
+            a.ended_s = a.ended_s or now
+            task.extra.append(a.id)
+            return Verdict.COUNTED_TWICE
         if a.outcome in (Outcome.COMPLETED, Outcome.DUPLICATE, Outcome.FAILED):
             return Verdict.DUPLICATE  # the same report again
         a.ended_s = now
         if task.state is TaskState.COMPLETED or job.state is not JobState.RUNNING:
-            if self.rules.double_commit and a.kind is Kind.MAP and job.state is JobState.RUNNING:
-                a.outcome = Outcome.COMPLETED
-                task.extra.append(a.id)
-                return Verdict.COUNTED_TWICE
             a.outcome = Outcome.DUPLICATE
             return Verdict.DUPLICATE
         if not self.alive(a.worker, a.incarnation):
@@ -478,6 +497,7 @@ class Scheduler:
         task.state = TaskState.COMPLETED
         task.done_by = a.id
         task.fetch_failures = 0
+        task.retries = 0
         if all(t.state is TaskState.COMPLETED for t in job.reduces):
             job.state = JobState.DONE
             job.finished_s = now
@@ -495,6 +515,9 @@ class Scheduler:
             task.running.remove(attempt_id)
         if task.state is TaskState.IN_PROGRESS and not task.running:
             task.state = TaskState.IDLE
+        task.retries += 1
+        backoff = self.rules.retry_backoff_s * 2 ** (task.retries - 1)
+        task.not_before_s = now + min(self.rules.max_backoff_s, backoff)
         if job_error and job.state is JobState.RUNNING:
             task.failures += 1
             if task.failures >= self.rules.max_task_failures:
