@@ -43,7 +43,7 @@ from systems.mapreduce.messages import BadMessage, DoneReport, PingReply, Submit
 from systems.mapreduce.partition import sample_boundaries
 from systems.mapreduce.splits import Split, owned_start, plan_splits
 from systems.mapreduce.store import FileStore, NotFound, StoreError, expand
-from systems.mapreduce.tasks import Assignment, Job, JobSpec, JobState, Kind, Rules, Scheduler, Verdict
+from systems.mapreduce.tasks import Assignment, Job, JobSpec, JobState, Kind, Outcome, Rules, Scheduler, Verdict
 from systems.mapreduce.worker import part_name
 from systems.runtime.api import Message, RemoteError, RpcError, Runtime
 
@@ -266,8 +266,12 @@ class Coordinator:
 
     def apply(self, report: DoneReport) -> str:
         now = self.rt.now()
+        attempt = self.sched.attempts.get(report.attempt)
+        fresh = attempt is not None and attempt.outcome in (Outcome.RUNNING, Outcome.LOST)
         if report.ok:
             verdict = self.sched.complete(report.attempt, now).value
+        elif not fresh:
+            verdict = Verdict.DUPLICATE.value  # the same failure again (reports are delivered at least once)
         elif report.fetch_map >= 0:
             self.sched.fetch_failed(report.attempt, report.fetch_map, report.fetch_holder, now, report.error)
             verdict = "failed"
