@@ -41,6 +41,8 @@ class TestSpec:
     command_line: str = ""
     expect: dict[str, Any] = field(default_factory=dict)
     """Documented weaknesses: checker name -> the verdict that counts as behaving as designed."""
+    allow_no_faults: bool = False
+    """When false, a run in which a requested fault never took effect is at best `unknown`."""
 
     @property
     def nodes(self) -> list[str]:

@@ -1,9 +1,11 @@
 """Checker for the heartbeat failure detector: a pure function of the history.
 
-It reads the nemesis ops (kill/restart, pause/resume, power-off/power-on,
-partitions, link faults) and every ok `view` a client read from a node (the
-observer: its view of every other node, the subject), and judges three
-things. Times are seconds since the test began; an observation is the window
+It reads the faults from the history through the fault vocabulary it is
+given (base.faults; the workload passes the nemesis catalog's): what each
+fault does to the cluster (its `effect`: nodes down, paused, or links cut or
+degraded), never the op names. It reads every ok `view` a client read from a
+node (the observer: its view of every other node, the subject), and judges
+three things. Times are seconds since the test began; an observation is the window
 [invoke, ok] of one view read, and every rule below uses that whole window,
 so the verdict never depends on where inside it the node answered.
 
@@ -53,9 +55,10 @@ from __future__ import annotations
 
 import math
 from collections import defaultdict
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
+from base.faults import Effect, FaultWindow, Vocabulary, fault_windows
 from base.history import HistoryError, Op, pairs
 
 Interval = tuple[float, float]
@@ -121,18 +124,12 @@ class Restart:
 
 @dataclass
 class Faults:
-    """Fault windows read from the nemesis ops; an unfinished window ends at +inf."""
+    """What the faults did, read from the fault windows; an uncured fault lasts until +inf."""
 
     down: dict[str, list[Interval]] = field(default_factory=lambda: defaultdict(list))
     paused: dict[str, list[Interval]] = field(default_factory=lambda: defaultdict(list))
-    cut: dict[tuple[str, str], list[Interval]] = field(default_factory=lambda: defaultdict(list))
-    """(observer, subject) -> windows in which subject's traffic to observer was cut or degraded."""
-    isolated: dict[str, list[Interval]] = field(default_factory=lambda: defaultdict(list))
-    """node -> windows in which its cable was pulled (link-down): cut from everyone, both ways."""
-    switch_off: list[Interval] = field(default_factory=list)
-    """Windows in which the whole switch was off: everyone cut from everyone."""
-    network: list[tuple[float, float, str]] = field(default_factory=list)
-    """(start, end, description) of every partition or link fault, for pictures."""
+    network: list[FaultWindow] = field(default_factory=list)
+    """Every fault that cut or degraded links (partitions, flaky links, pulled cables, the switch off, ...)."""
     restarts: list[Restart] = field(default_factory=list)
 
     def active(self, windows: list[Interval], t0: float, t1: float, after_s: float) -> Interval | None:
@@ -142,90 +139,35 @@ class Faults:
                 return w
         return None
 
+    def cut(self, observer: str, subject: str) -> list[FaultWindow]:
+        """The network faults that cut or degraded subject's traffic to observer."""
+        return [w for w in self.network if w.cuts(subject, observer)]
+
 
 def _secs(op: Op) -> float:
     return float(op.get("time", 0)) / NS
 
 
-def fault_timeline(history: list[Op]) -> Faults:
-    """Fault windows from the nemesis ops, in history order."""
+def _until(w: FaultWindow, node: str | None = None) -> float:
+    end = w.node_end_s(node) if node is not None else (w.end_s if w.cured else None)
+    return math.inf if end is None else end
+
+
+def fault_timeline(history: list[Op], vocabulary: Vocabulary) -> Faults:
+    """What the faults in `history` did, by their vocabulary's effects."""
     f = Faults()
-    down_since: dict[str, float] = {}
-    paused_since: dict[str, float] = {}
-    cut_since: dict[tuple[str, str], float] = {}
-    net_since: tuple[float, str] | None = None
-    unplugged_since: dict[str, float] = {}
-    switch_since: float | None = None
-
-    def close_network(t: float) -> None:
-        nonlocal net_since
-        for pair, t0 in sorted(cut_since.items()):
-            f.cut[pair].append((t0, t))
-        cut_since.clear()
-        if net_since is not None:
-            f.network.append((net_since[0], t, net_since[1]))
-            net_since = None
-
-    for op in history:
-        if op.get("process") != "nemesis":
-            continue
-        t, fn, value = _secs(op), op.get("f"), op.get("value")
-        nodes = [n for n in value if isinstance(n, str)] if isinstance(value, list) else []
-        if fn in ("kill", "power-off"):
-            for n in nodes:
-                down_since.setdefault(n, t)
-        elif fn in ("restart", "power-on"):
-            for n in nodes:
-                if n in down_since:
-                    k = down_since.pop(n)
-                    f.down[n].append((k, t))
-                    f.restarts.append(Restart(n, k, t))
-        elif fn == "pause":
-            for n in nodes:
-                paused_since.setdefault(n, t)
-        elif fn == "resume":
-            for n in nodes:
-                if n in paused_since:
-                    f.paused[n].append((paused_since.pop(n), t))
-        elif fn == "start-partition" and isinstance(value, dict):
-            close_network(t)
-            for observer, dropped in value.items():
-                for subject in dropped or []:
-                    cut_since[(observer, subject)] = t
-            cuts = {k: v for k, v in value.items() if v}
-            net_since = (t, "partition " + " ".join(f"{k}x{'/'.join(v)}" for k, v in sorted(cuts.items())))
-        elif fn == "start-links" and isinstance(value, list):
-            close_network(t)
-            for link in value:
-                if isinstance(link, dict) and "src" in link and "dst" in link:
-                    cut_since[(link["dst"], link["src"])] = t
-            net_since = (t, f"faulty links ({len(value)})")
-        elif fn in ("stop-partition", "stop-links"):
-            close_network(t)
-        elif fn == "link-down":
-            for n in nodes:
-                unplugged_since.setdefault(n, t)
-        elif fn == "link-up":
-            for n in nodes:
-                if n in unplugged_since:
-                    t0 = unplugged_since.pop(n)
-                    f.isolated[n].append((t0, t))
-                    f.network.append((t0, t, f"{n} cable pulled"))
-        elif fn == "switch-off":
-            switch_since = t if switch_since is None else switch_since
-        elif fn == "switch-on" and switch_since is not None:
-            f.switch_off.append((switch_since, t))
-            f.network.append((switch_since, t, "switch off"))
-            switch_since = None
-    close_network(math.inf)
-    for n, t0 in unplugged_since.items():
-        f.isolated[n].append((t0, math.inf))
-    if switch_since is not None:
-        f.switch_off.append((switch_since, math.inf))
-    for n, t0 in down_since.items():
-        f.down[n].append((t0, math.inf))
-    for n, t0 in paused_since.items():
-        f.paused[n].append((t0, math.inf))
+    for w in fault_windows(history, vocabulary):
+        if w.effect == Effect.DOWN:
+            for n in w.nodes:
+                f.down[n].append((w.start_s, _until(w, n)))
+                if not math.isinf(_until(w, n)):
+                    f.restarts.append(Restart(n, w.start_s, _until(w, n)))
+        elif w.effect == Effect.PAUSED:
+            for n in w.nodes:
+                f.paused[n].append((w.start_s, _until(w, n)))
+        elif w.effect == Effect.NETWORK and w.links:
+            f.network.append(replace(w, end_s=_until(w)))
+    f.restarts.sort(key=lambda r: (r.restarted_at, r.node))
     return f
 
 
@@ -271,15 +213,9 @@ class _Judge:
             w = f.active(f.paused.get(who, []), t0, t1, b.settle_s)
             if w:
                 return f"{role} {who} paused from {w[0]:.2f}s"
-            w = f.active(f.isolated.get(who, []), t0, t1, b.settle_s)
-            if w:
-                return f"{role} {who}'s cable pulled from {w[0]:.2f}s"
-        w = f.active(f.switch_off, t0, t1, b.settle_s)
-        if w:
-            return f"switch off from {w[0]:.2f}s"
-        w = f.active(f.cut.get((o, s), []), t0, t1, b.settle_s)
-        if w:
-            return f"{s}->{o} cut from {w[0]:.2f}s"
+        for cut in f.cut(o, s):
+            if f.active([(cut.start_s, _until(cut))], t0, t1, b.settle_s):
+                return f"{s}->{o} cut from {cut.start_s:.2f}s"
         return None
 
     def running_since(self, o: str, t: float, need_s: float) -> bool:
@@ -295,14 +231,14 @@ def _fmt(t: float) -> str:
     return "never" if math.isinf(t) else f"{t:.2f}s"
 
 
-def check(history: list[Op], test: dict[str, Any]) -> dict[str, Any]:
-    """Judge the views in `history` against its faults; see the module docstring for the rules."""
+def check(history: list[Op], test: dict[str, Any], vocabulary: Vocabulary) -> dict[str, Any]:
+    """Judge the views in `history` against its faults (read with `vocabulary`); see the module docstring."""
     bounds = Bounds.from_test(test)
     try:
         obs = observations(history)
     except HistoryError as e:
         return {"valid": "unknown", "summary": f"history is malformed: {e}"}
-    faults = fault_timeline(history)
+    faults = fault_timeline(history, vocabulary)
     judge = _Judge(faults, bounds)
     by_observer: dict[str, list[Observation]] = defaultdict(list)
     for ob in obs:

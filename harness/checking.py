@@ -9,8 +9,13 @@ Rules:
   counts as valid ("behaving as designed") and is marked so; any other
   verdict counts as itself.
 - The worst effective verdict wins (base.verdict.merge_valid).
-- Two checkers always run: `history` (well-formed pairs) and `stats`
-  (counts and latency percentiles per operation).
+- Three checkers always run: `history` (well-formed pairs), `stats`
+  (counts and latency percentiles per operation) and `faults`: a run in
+  which a requested nemesis package never took effect (no fault window of
+  it in the history), or in which the nemesis recorded an error (a fault the
+  cluster refused), is at best "unknown" unless the spec allows it
+  (`--allow-no-faults`). It reads only the history, so `harness check` agrees
+  with the run; results.json carries its finding as `faults` too.
 """
 
 from __future__ import annotations
@@ -19,16 +24,19 @@ import traceback
 from collections import Counter, defaultdict
 from typing import Any
 
+from base.faults import fault_windows, nemesis_errors, took_effect
 from base.history import HistoryError, Op, pairs
 from base.spec import TestSpec
 from base.verdict import merge_valid
 from harness.registry import make_workload
+from nemesis.catalog import KINDS_OF, VOCABULARY
 
 
 def run_checkers(spec: TestSpec, history: list[Op], *, torn_tail: bool = False) -> dict[str, Any]:
     results: dict[str, dict[str, Any]] = {
         "history": check_well_formed(history, torn_tail),
         "stats": stats(history),
+        "faults": check_faults(spec, history),
     }
     workload = make_workload(spec)
     test = spec.to_json()
@@ -46,7 +54,11 @@ def run_checkers(spec: TestSpec, history: list[Op], *, torn_tail: bool = False) 
             result["expected"] = expected
             result["as_designed"] = result.get("valid") == expected
         results[name] = result
-    return {"valid": merge_valid(effective(r) for r in results.values()), "checkers": results}
+    return {
+        "valid": merge_valid(effective(r) for r in results.values()),
+        "faults": {k: v for k, v in results["faults"].items() if k != "valid"},
+        "checkers": results,
+    }
 
 
 def effective(result: dict[str, Any]) -> Any:
@@ -106,3 +118,54 @@ def stats(history: list[Op]) -> dict[str, Any]:
         "by_f": by_f,
         "ops_per_s": round(total / span_s, 2) if span_s else 0.0,
     }
+
+
+def check_faults(spec: TestSpec, history: list[Op]) -> dict[str, Any]:
+    """Did every requested nemesis package inflict at least one fault, and none fail? (see the docstring)"""
+    names = [n for n in spec.nemesis if n not in ("none", "")]
+    if not names:
+        return {"valid": True, "summary": "no faults were requested", "requested": [], "missing": []}
+    windows = fault_windows(history, VOCABULARY)
+    errors = nemesis_errors(history)
+    counts = took_effect(names, windows, KINDS_OF)
+    missing = [n for n, c in counts.items() if c == 0]
+    error_text = [f"{e.package or 'nemesis'} {e.phase} at {e.time_s:.1f} s: {e.error}" for e in errors]
+    if missing:
+        by_reason: dict[str, list[str]] = {}
+        for n in missing:
+            by_reason.setdefault(_why_missing(n, spec, windows, errors), []).append(n)
+        reasons = [f"{', '.join(ns)} ({why})" for why, ns in by_reason.items()]
+        headline = "requested faults never took effect: " + "; ".join(reasons)
+    elif errors:
+        headline = f"the nemesis failed {len(errors)} time(s): {error_text[0]}"
+    else:
+        headline = ""
+    took = ", ".join(f"{n} x{c}" for n, c in counts.items() if c)
+    summary = f"faults that took effect: {took or 'none'}"
+    valid: Any = True
+    if headline:
+        summary = f"{headline}; {summary}"
+        if spec.allow_no_faults:
+            summary += " (allowed by --allow-no-faults)"
+        else:
+            valid = "unknown"
+    return {
+        "valid": valid,
+        "summary": summary,
+        "headline": headline,
+        "requested": names,
+        "took_effect": counts,
+        "missing": missing,
+        "errors": error_text,
+        "allowed": spec.allow_no_faults,
+    }
+
+
+def _why_missing(name: str, spec: TestSpec, windows: list[Any], errors: list[Any]) -> str:
+    mine = [e for e in errors if e.package == name]
+    if mine:
+        return f"the cluster refused it: {mine[0].error}"
+    if not windows and not errors and spec.time_limit_s < 2 * spec.nemesis_interval_s:
+        i = spec.nemesis_interval_s
+        return f"a fault takes {i:g}-{2 * i:g} s (1-2 x --interval) to fit; the time limit was {spec.time_limit_s:g} s"
+    return "it was never scheduled, or found nothing to do"

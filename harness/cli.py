@@ -37,8 +37,30 @@ def verdict_exit(valid: Any) -> int:
 
 
 def _fail_usage(message: str) -> NoReturn:
-    console.print(f"[red]error:[/red] {message}")
+    from rich.markup import escape
+
+    console.print(f"[red]error:[/red] {escape(message)}")
     sys.exit(EXIT_USAGE)
+
+
+def _fail_setup(message: str, run_dir: Path) -> NoReturn:
+    """The backend could not set the run up: one line, exit 64, and no run directory left behind
+    (unless it records something to clean up, which the line then says how to remove)."""
+    from harness.rundir import discard_run_dir
+
+    if not discard_run_dir(run_dir):
+        message += f"; what it had set up is recorded: remove it with `harness cleanup {run_dir}`"
+    _fail_usage(message)
+
+
+def _warn_about_leftovers() -> None:
+    """Say what killed runs left behind (node processes, namespaces, chains) and the command that removes it."""
+    from harness.hosts_state import describe, leftovers
+
+    for state in leftovers():
+        where = state.run_dir if state.run_dir and Path(state.run_dir).is_dir() else ""
+        command = f"harness cleanup {where}".strip()
+        console.print(f"[yellow]warning:[/yellow] a killed run left {describe(state)}; remove it with `{command}`")
 
 
 def _raise_interrupt(signum: int, frame: Any) -> None:
@@ -50,13 +72,29 @@ def cli() -> None:
     """picluster's test harness: run systems under faults, check what they did."""
 
 
-@cli.command()
+class RunCommand(click.Command):
+    """`harness run`, whose help ends with every nemesis package in the catalog and where it applies."""
+
+    def format_epilog(self, ctx: click.Context, formatter: click.HelpFormatter) -> None:
+        from harness.applicability import package_help
+
+        with formatter.section("Nemesis packages (--nemesis NAME,NAME,... or none)"):
+            formatter.write_dl(package_help())
+        super().format_epilog(ctx, formatter)
+
+
+@cli.command(cls=RunCommand)
 @click.argument("system")
 @click.option(
     "--nemesis",
     default="partition",
     show_default=True,
-    help="Comma list: kill,pause,partition,power,flaky or none.",
+    help="Comma list of nemesis packages (listed below), or none.",
+)
+@click.option(
+    "--allow-no-faults",
+    is_flag=True,
+    help="Let the verdict be valid even when a requested fault never took effect.",
 )
 @click.option("--workload", default=None, help="The system's workload (default: the system's own default).")
 @click.option("--backend", default="local", show_default=True, type=click.Choice(list(registry.BACKENDS)))
@@ -90,6 +128,7 @@ def cli() -> None:
 def run(
     system: str,
     nemesis: str,
+    allow_no_faults: bool,
     workload: str | None,
     backend: str,
     node_count: int,
@@ -106,11 +145,11 @@ def run(
     results_root: str,
 ) -> None:
     """Run SYSTEM under faults, check the history, and write a report under results/."""
+    from harness.applicability import check_nemesis
     from harness.progress import Progress
-    from harness.session import check, execute, prepare
+    from harness.session import SetupFailed, check, execute, prepare
 
     seed = seed if seed is not None else random.SystemRandom().randrange(2**31)
-    console.print(f"seed {seed}")
     try:
         spec = TestSpec(
             system=system,
@@ -128,13 +167,15 @@ def run(
             quiet_s=quiet_s,
             cluster_file=cluster_file,
             command_line=" ".join(["harness", *sys.argv[1:]]),
+            allow_no_faults=allow_no_faults,
         )
-        from nemesis.catalog import make_packages
-
-        make_packages(spec.nemesis)
+        check_nemesis(spec)
+        registry.preflight(spec)  # backend set-up errors: one line, before any run directory exists
         spec = prepare(spec, Path(results_root))
     except (registry.RegistryError, ValueError) as e:
         _fail_usage(str(e))
+    console.print(f"seed {seed}")
+    _warn_about_leftovers()
     console.print(f"run directory {spec.run_dir}")
     if capture:
         os.environ["PICLUSTER_CAPTURE"] = "1"
@@ -142,6 +183,9 @@ def run(
     progress = Progress(console)
     try:
         execute(spec, on_start=progress.attach, on_op=progress.on_op)
+    except SetupFailed as e:
+        progress.close()
+        _fail_setup(str(e), Path(spec.run_dir))
     except KeyboardInterrupt:
         progress.close()
         console.print(
@@ -227,6 +271,9 @@ def _print_results(results: dict[str, Any], run_dir: Path) -> None:
             word += " (as designed)" if r.get("as_designed") else " (NOT as designed)"
         table.add_row(name, word, str(r.get("summary", "")))
     console.print(table)
+    faults = results.get("faults") or {}
+    if faults.get("headline"):
+        console.print(f"[yellow]faults: {faults['headline']}[/yellow]")
     v = results.get("valid")
     word = {True: "[green]VALID[/green]", False: "[red]INVALID[/red]"}.get(v, "[yellow]UNKNOWN[/yellow]")
     console.print(f"verdict {word}; report {run_dir / 'report.html'}")

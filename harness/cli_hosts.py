@@ -5,12 +5,15 @@ Rules this module keeps:
 - `doctor --cluster FILE [--nodes N]` prints one table row per check (node,
   check, ok, detail, what to fix) and exits 0 when every required check
   passed, 1 when one failed, 64 for a broken cluster file.
-- `cleanup [RUN_DIR ...] [--force]` removes what crashed netns/ssh runs left:
-  with run directories, the states recorded in them; without, every state
-  in the well-known directory (harness.hosts_state.state_dir()). A state
-  whose harness is still running is skipped unless --force. Only what a
-  record names is touched. Exit 0 when everything recorded is gone, 1 when
-  something could not be removed (it stays recorded for the next try).
+- `cleanup [RUN_DIR ...] [--force]` removes what crashed runs of any
+  process backend (local, netns, ssh) left: node processes (continued, then
+  killed, each only while its command line still shows the run's marker),
+  namespaces, links, iptables chains. With run directories, the states
+  recorded in them; without, every state in the well-known directory
+  (harness.hosts_state.state_dir()). A state whose harness is still running
+  is skipped unless --force. Only what a record names is touched. Exit 0
+  when everything recorded is gone, 1 when something could not be removed
+  (it stays recorded for the next try).
 """
 
 from __future__ import annotations
@@ -62,23 +65,23 @@ def doctor_cmd(cluster_file: str, node_count: int | None) -> None:
 @click.argument("run_dirs", nargs=-1, type=click.Path(exists=True, file_okay=False, path_type=Path))
 @click.option("--force", is_flag=True, help="Also clean states whose harness still seems to be running.")
 def cleanup_cmd(run_dirs: tuple[Path, ...], force: bool) -> None:
-    """Remove namespaces, links, iptables chains and node processes that crashed runs left behind."""
+    """Remove node processes, namespaces, links and iptables chains that killed runs left behind."""
+    found: list[hosts_state.HostsState] = []
     if run_dirs:
-        found = []
         for d in run_dirs:
-            path = d / hosts_state.STATE_NAME
-            if path.exists():
-                found.append((path, hosts_state.load(path)))
+            state = hosts_state.load_run_dir(d)
+            if state is not None:
+                found.append(state)
             else:
-                console.print(f"{d}: no {hosts_state.STATE_NAME} (not a netns/ssh run?)")
+                console.print(f"{d}: no {hosts_state.STATE_NAME} (not a run of the local, netns or ssh backend?)")
     else:
-        found = list(hosts_state.recorded_states())
+        found = [state for _path, state in hosts_state.recorded_states()]
     failed = False
     cleaned = 0
-    for _path, state in found:
+    for state in found:
         if state.is_empty():
             continue
-        if not force and hosts_state.harness_alive(state.harness_pid):
+        if not force and hosts_state.harness_alive(state.harness_pid, state.harness_started):
             console.print(f"{state.run_id}: its harness (pid {state.harness_pid}) is still running; "
                           f"skipped (use --force)")
             continue

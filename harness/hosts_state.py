@@ -17,8 +17,13 @@ Rules this module keeps:
   cluster file path), remote iptables chains and remote pids through SSH.
   It never lists the machine's namespaces, links or processes and guesses
   by pattern.
-- A state whose harness pid is still running a harness is left alone unless
-  `force` is given (a live run cleans up after itself).
+- A state whose harness is still running (the same pid *and* the same start
+  time as recorded) is left alone unless `force` is given (a live run cleans
+  up after itself).
+- Every backend but sim keeps one (local records its node pids), so
+  `leftovers()` finds what any killed harness left, and `harness run` can
+  say so before it starts. A run directory from before this record (only
+  local-state.json) is read too.
 """
 
 from __future__ import annotations
@@ -64,6 +69,8 @@ class HostsState:
     marker: str = ""
     """A string every node process of this run carries on its command line (the cluster file path)."""
     harness_pid: int = field(default_factory=os.getpid)
+    harness_started: int = 0
+    """The harness process's start time (clock ticks after boot, /proc/<pid>/stat); filled in from the pid."""
     netns: list[str] = field(default_factory=list)
     links: list[str] = field(default_factory=list)
     pids: list[int] = field(default_factory=list)
@@ -71,6 +78,10 @@ class HostsState:
     """One entry per ssh host: {"node", "host", "port", "user", "key", "sudo", "chain", "pids", "marker"}."""
     extra_dir: Path | None = None
     _lock: threading.RLock = field(default_factory=threading.RLock, repr=False, compare=False)
+
+    def __post_init__(self) -> None:
+        if not self.harness_started:
+            self.harness_started = start_time(self.harness_pid) or 0
 
     # -- persistence --------------------------------------------------------------------------
     def to_json(self) -> dict[str, Any]:
@@ -81,6 +92,7 @@ class HostsState:
             "run_dir": self.run_dir,
             "marker": self.marker,
             "harness_pid": self.harness_pid,
+            "harness_started": self.harness_started,
             "netns": list(self.netns),
             "links": list(self.links),
             "pids": list(self.pids),
@@ -95,6 +107,7 @@ class HostsState:
             run_dir=str(d.get("run_dir", "")),
             marker=str(d.get("marker", "")),
             harness_pid=int(d.get("harness_pid", 0)),
+            harness_started=int(d.get("harness_started", 0)) or -1,
             netns=[str(x) for x in d.get("netns", [])],
             links=[str(x) for x in d.get("links", [])],
             pids=[int(x) for x in d.get("pids", [])],
@@ -193,6 +206,56 @@ def load(path: Path) -> HostsState:
     return state
 
 
+LEGACY_LOCAL = "local-state.json"
+"""What the local backend kept before it kept a HostsState: {"system", "cluster", "pids": {node: pid}}."""
+
+
+def load_run_dir(run_dir: Path) -> HostsState | None:
+    """The record a run directory holds (hosts-state.json, or an older local-state.json); None if neither."""
+    path = Path(run_dir) / STATE_NAME
+    if path.exists():
+        return load(path)
+    legacy = Path(run_dir) / LEGACY_LOCAL
+    if not legacy.exists():
+        return None
+    data = json.loads(legacy.read_text())
+    pids = [int(p) for p in dict(data.get("pids", {})).values()]
+    state = HostsState(run_id=f"local-{Path(run_dir).name}", backend="local", run_dir=str(run_dir),
+                       marker=str(data.get("cluster", "")), harness_pid=int(data.get("harness_pid", 0)),
+                       harness_started=-1, pids=pids)
+    state.extra_dir = state_dir()
+    return state
+
+
+def describe(state: HostsState) -> str:
+    """What a record still names, in words: "local run /x: 3 node processes"."""
+    parts = []
+    for items, one, many in ((state.pids, "node process", "node processes"), (state.netns, "namespace", "namespaces"),
+                             (state.links, "link", "links"), (state.remote, "host", "hosts")):
+        if items:
+            parts.append(f"{len(items)} {one if len(items) == 1 else many}")
+    where = state.run_dir or state.run_id
+    return f"{state.backend} run {where}: {', '.join(parts) or 'nothing'}"
+
+
+def leftovers(directory: Path | None = None) -> list[HostsState]:
+    """Records of runs whose harness is gone but that still name something to remove.
+
+    A record that names only node pids, none of which is still one of the run's processes, has
+    nothing left to remove: it is forgotten here (quietly)."""
+    out = []
+    for _path, state in recorded_states(directory):
+        if state.is_empty() or harness_alive(state.harness_pid, state.harness_started):
+            continue
+        only_pids = not (state.netns or state.links or state.remote)
+        if only_pids and not any(pid_carries(pid, state.marker) for pid in state.pids):
+            with contextlib.suppress(OSError):
+                state.finish()
+            continue
+        out.append(state)
+    return out
+
+
 def recorded_states(directory: Path | None = None) -> Iterator[tuple[Path, HostsState]]:
     """Every state file in the well-known directory (unreadable ones are skipped)."""
     d = directory or state_dir()
@@ -216,10 +279,23 @@ def pid_carries(pid: int, marker: str) -> bool:
     return marker in raw.decode(errors="replace").split("\x00")
 
 
-def harness_alive(pid: int) -> bool:
-    """True if `pid` is a live process other than us that looks like a Python harness."""
+def start_time(pid: int) -> int | None:
+    """The process's start time in clock ticks after boot (None if there is no such process)."""
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return None
+    fields = stat.rsplit(")", 1)[1].split()
+    return int(fields[19]) if len(fields) > 19 else None
+
+
+def harness_alive(pid: int, started: int = 0) -> bool:
+    """True if `pid` is a live process other than us and still the harness that wrote the record: the
+    same start time when one was recorded, else (an old record) a process that looks like a harness."""
     if pid <= 0 or pid == os.getpid():
         return False
+    if started > 0:
+        return start_time(pid) == started
     try:
         raw = Path(f"/proc/{pid}/cmdline").read_bytes()
     except OSError:

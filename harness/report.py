@@ -6,6 +6,10 @@ the history is HTML-escaped. It shows, in order: the verdict and how to
 reproduce the run, each checker's verdict and summary with its evidence,
 latency and throughput over time with fault windows shaded, a per-process
 timeline, then the workload's own sections and the checkers' own pictures.
+Faults are read from the history with the catalog's vocabulary
+(base.faults): one table row per fault saying what it did, and every chart
+shaded in each fault kind's own colour. A run whose requested faults did not
+all take effect says so above everything else.
 """
 
 from __future__ import annotations
@@ -15,63 +19,18 @@ import importlib
 import io
 import json
 from collections import defaultdict
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from base.faults import FaultWindow, fault_windows
 from base.history import Op, pairs
 from base.spec import TestSpec
-from nemesis.catalog import FAULT_CURES, PER_NODE_OPS
+from nemesis.catalog import VOCABULARY
 
 MAX_TIMELINE_OPS = 3000
 VERDICT_WORD = {True: "valid", False: "INVALID", "unknown": "unknown"}
 VERDICT_COLOUR = {True: "#1a7f37", False: "#cf222e", "unknown": "#9a6700"}
 OUTCOME_COLOUR = {"ok": "#2da44e", "fail": "#cf222e", "info": "#bf8700"}
-FAULT_COLOUR = {
-    "kill": "#ff8182",
-    "pause": "#d4a72c",
-    "start-partition": "#54aeff",
-    "power-off": "#6e7781",
-    "start-links": "#c297ff",
-    "link-down": "#fb8f44",
-    "switch-off": "#24292f",
-    "leave": "#8c959f",
-}
-"""Fault windows are shaded in their kind's colour; unknown kinds in grey."""
-
-
-def fault_colour(label: str) -> str:
-    return FAULT_COLOUR.get(label.split(" ")[0], "#d0d7de")
-
-
-@dataclass(frozen=True, slots=True)
-class FaultWindow:
-    start_s: float
-    end_s: float
-    label: str
-
-
-def fault_windows(history: list[Op]) -> list[FaultWindow]:
-    """Intervals during which a fault was in place, from the nemesis ops."""
-    end_of_history = max((op.get("time", 0) for op in history), default=0) / 1e9
-    open_faults: dict[tuple[str, str], tuple[float, str]] = {}
-    out: list[FaultWindow] = []
-    cures = {v: k for k, v in FAULT_CURES.items()}
-    for op in history:
-        if op.get("process") != "nemesis":
-            continue
-        f, t = op.get("f", ""), op.get("time", 0) / 1e9
-        value = op.get("value")
-        nodes = value if isinstance(value, list) and f in PER_NODE_OPS else [""]
-        for node in nodes:
-            if f in FAULT_CURES:
-                open_faults[(f, str(node))] = (t, f"{f} {node}".strip())
-            elif f in cures:
-                start = open_faults.pop((cures[f], str(node)), None)
-                if start is not None:
-                    out.append(FaultWindow(start[0], t, start[1]))
-    out.extend(FaultWindow(t, end_of_history, label) for t, label in open_faults.values())
-    return sorted(out, key=lambda w: (w.start_s, w.label))
 
 
 def _svg_of(fig: Any) -> str:
@@ -93,8 +52,8 @@ def latency_and_throughput_svg(history: list[Op], windows: list[FaultWindow]) ->
     fig, (ax1, ax2) = plt.subplots(2, 1, figsize=(10, 6), sharex=True)
     for w in windows:
         for ax in (ax1, ax2):
-            ax.axvspan(w.start_s, w.end_s, color=fault_colour(w.label), alpha=0.25, lw=0)
-    kinds = sorted({w.label.split(" ")[0] for w in windows})
+            ax.axvspan(w.start_s, _end(w), color=w.colour, alpha=0.25, lw=0)
+    kinds = sorted({w.kind for w in windows})
     by_outcome: dict[str, tuple[list[float], list[float]]] = defaultdict(lambda: ([], []))
     for p in ps:
         xs, ys = by_outcome[p.type]
@@ -121,7 +80,7 @@ def latency_and_throughput_svg(history: list[Op], windows: list[FaultWindow]) ->
     ax2.set_ylabel("ops/s")
     ax2.set_xlabel("time (s); shaded bands: faults in place")
     handles, _ = ax2.get_legend_handles_labels()
-    handles += [Patch(color=fault_colour(k), alpha=0.25, label=k) for k in kinds]
+    handles += [Patch(color=VOCABULARY.colour(k), alpha=0.25, label=k) for k in kinds]
     ax2.legend(handles=handles, loc="lower left", fontsize=8, ncol=4)
     fig.tight_layout()
     svg = _svg_of(fig)
@@ -144,9 +103,9 @@ def timeline_svg(history: list[Op], windows: list[FaultWindow]) -> str:
     for w in windows:
         x = left + w.start_s * 1e9 * scale
         parts.append(
-            f'<rect x="{x:.1f}" y="0" width="{max(1.0, (w.end_s - w.start_s) * 1e9 * scale):.1f}" '
-            f'height="{height - 20}" fill="{fault_colour(w.label)}" opacity="0.3">'
-            f"<title>{html.escape(w.label)}</title></rect>"
+            f'<rect x="{x:.1f}" y="0" width="{max(1.0, (_end(w) - w.start_s) * 1e9 * scale):.1f}" '
+            f'height="{height - 20}" fill="{w.colour}" opacity="0.3">'
+            f"<title>{html.escape(f'{w.kind}: {w.description}')}</title></rect>"
         )
     for proc, i in row.items():
         parts.append(f'<text x="2" y="{i * row_h + 9}">p{html.escape(str(proc))}</text>')
@@ -166,6 +125,40 @@ def timeline_svg(history: list[Op], windows: list[FaultWindow]) -> str:
     parts.append(f'<text x="{left}" y="{height - 5}">0 s</text>')
     parts.append(f'<text x="{width - 60}" y="{height - 5}">{end_ns / 1e9:.1f} s</text></svg>')
     return "".join(parts)
+
+
+def _end(w: FaultWindow) -> float:
+    return w.start_s if w.end_s is None else w.end_s
+
+
+def faults_table(windows: list[FaultWindow]) -> str:
+    """One row per fault: when, for how long, its kind (in its colour), what it did, which package."""
+    if not windows:
+        return "<p>No fault was in place during this run.</p>"
+    rows = []
+    for w in windows:
+        to = f"{_end(w):.2f}" if w.cured else f"{_end(w):.2f} (never cured)"
+        rows.append(
+            f"<tr><td>{w.start_s:.2f}</td><td>{html.escape(to)}</td><td>{_end(w) - w.start_s:.2f}</td>"
+            f'<td><span style="background:{w.colour}">&nbsp;&nbsp;</span> {html.escape(w.kind)}</td>'
+            f"<td>{html.escape(w.description)}</td><td>{html.escape(w.package or '')}</td></tr>"
+        )
+    return (
+        "<table><tr><th>from (s)</th><th>to (s)</th><th>for (s)</th><th>fault</th><th>what it did</th>"
+        f"<th>package</th></tr>{''.join(rows)}</table>"
+    )
+
+
+def faults_banner(results: dict[str, Any]) -> str:
+    """A warning above everything when requested faults did not all take effect (results' `faults`)."""
+    faults = results.get("faults") or {}
+    headline = faults.get("headline")
+    if not headline:
+        return ""
+    tail = " The verdict was allowed to stand (--allow-no-faults)." if faults.get("allowed") else (
+        " The verdict is therefore at best unknown (rerun with a longer --time-limit, or pass --allow-no-faults)."
+    )
+    return f'<p class="warning"><b>Faults:</b> {html.escape(headline)}.{html.escape(tail)}</p>'
 
 
 def _verdict_span(v: Any) -> str:
@@ -227,6 +220,8 @@ def reproduce_command(spec: TestSpec) -> str:
     parts += ["--rate", f"{spec.rate:g}"]
     for bug in spec.bugs:
         parts += ["--bug", bug]
+    if spec.allow_no_faults:
+        parts.append("--allow-no-faults")
     return " ".join(parts)
 
 
@@ -237,11 +232,12 @@ h1{font-size:22px} h2{font-size:17px;border-bottom:1px solid #d0d7de;padding-bot
 table{border-collapse:collapse} td,th{border:1px solid #d0d7de;padding:4px 8px;text-align:left;vertical-align:top}
 pre{background:#f6f8fa;padding:8px;overflow:auto;max-height:400px;font-size:12px}
 code{background:#f6f8fa;padding:1px 4px} .muted{color:#59636e}
+.warning{background:#fff8c5;border:1px solid #d4a72c;border-radius:4px;padding:8px}
 """
 
 
 def render(spec: TestSpec, history: list[Op], results: dict[str, Any]) -> str:
-    windows = fault_windows(history)
+    windows = fault_windows(history, VOCABULARY)
     checkers = results.get("checkers", {})
     rows = []
     for name, r in checkers.items():
@@ -256,11 +252,6 @@ def render(spec: TestSpec, history: list[Op], results: dict[str, Any]) -> str:
         plots = latency_and_throughput_svg(history, windows)
     except Exception as e:
         plots = f"<p>could not plot: {html.escape(repr(e))}</p>"
-    fault_rows = "".join(
-        f'<tr><td>{w.start_s:.2f}</td><td>{w.end_s:.2f}</td><td><span style="background:{fault_colour(w.label)}">'
-        f"&nbsp;&nbsp;</span> {html.escape(w.label)}</td></tr>"
-        for w in windows
-    )
     extra = []
     for title, fragment in _workload_sections(spec, history, results):
         extra.append(f"<h2>{html.escape(title)}</h2>{fragment}")
@@ -275,13 +266,14 @@ def render(spec: TestSpec, history: list[Op], results: dict[str, Any]) -> str:
 <style>{CSS}</style></head><body>
 <h1>{html.escape(spec.system)} / {html.escape(spec.workload)} under {html.escape(faults)}
  {_verdict_span(results.get("valid", "unknown"))}</h1>
+{faults_banner(results)}
 <p class="muted">backend {html.escape(spec.backend)} · {spec.node_count} nodes · concurrency {spec.concurrency} ·
  rate {spec.rate:g}/s · {spec.time_limit_s:g}s · seed {spec.seed} · planted bugs: {html.escape(bugs)}</p>
 <p>Reproduce: <code>{html.escape(reproduce_command(spec))}</code>
  · re-check: <code>harness check {html.escape(spec.run_dir)}</code></p>
 <h2>Checkers</h2><table><tr><th>checker</th><th>verdict</th><th>what it found</th></tr>{"".join(rows)}</table>
 <h2>Latency and throughput</h2>{plots}
-<h2>Faults</h2><table><tr><th>from (s)</th><th>to (s)</th><th>fault</th></tr>{fault_rows}</table>
+<h2>Faults</h2>{faults_table(windows)}
 <h2>Operations per process</h2><p class="muted">green ok, red fail, amber info (unknown);
  hover a bar for the op.</p>{timeline_svg(history, windows)}
 {"".join(extra)}

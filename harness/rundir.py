@@ -2,8 +2,11 @@
 
 Rules: a run directory is created fresh (a suffix is added rather than reuse
 one); test.json is written before the cluster starts, so even a crashed run
-can be checked; results/latest is a relative symlink to the newest run.
-Everything `harness check` needs is inside the directory.
+can be checked; results/latest is a relative symlink to the newest run whose
+cluster started (`point_latest`), so a run the backend could not set up
+moves nothing, and its directory is removed (`discard_run_dir`) unless it
+records something still to clean up. Everything `harness check` needs is
+inside the directory.
 """
 
 from __future__ import annotations
@@ -11,6 +14,7 @@ from __future__ import annotations
 import json
 import os
 import platform
+import shutil
 import sys
 from datetime import UTC, datetime
 from pathlib import Path
@@ -36,13 +40,34 @@ def create_run_dir(results_root: Path, spec: TestSpec) -> Path:
             n += 1
             run_dir = base.with_name(f"{base.name}-{n}")
     (run_dir / "nodes").mkdir()
-    latest = results_root / "latest"
-    tmp = results_root / f".latest-{os.getpid()}"
+    return run_dir
+
+
+def results_root_of(run_dir: Path) -> Path:
+    """results/ for results/<system>/<run>."""
+    return run_dir.parent.parent
+
+
+def point_latest(run_dir: Path) -> None:
+    """Point results/latest at run_dir (atomically, a relative link)."""
+    root = results_root_of(run_dir)
+    tmp = root / f".latest-{os.getpid()}"
     if tmp.is_symlink() or tmp.exists():
         tmp.unlink()
-    tmp.symlink_to(run_dir.relative_to(results_root))
-    os.replace(tmp, latest)
-    return run_dir
+    tmp.symlink_to(run_dir.relative_to(root))
+    os.replace(tmp, root / "latest")
+
+
+def discard_run_dir(run_dir: Path) -> bool:
+    """Remove the directory of a run that never started; False (and kept) if its record still names
+    something to clean up (then `harness cleanup RUN_DIR` needs it)."""
+    from harness.hosts_state import load_run_dir
+
+    state = load_run_dir(run_dir)
+    if state is not None and not state.is_empty():
+        return False
+    shutil.rmtree(run_dir, ignore_errors=True)
+    return True
 
 
 def write_json(path: Path, data: Any) -> None:

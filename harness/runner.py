@@ -9,10 +9,14 @@ Rules it keeps (DESIGN.md, Jepsen's shape):
 - A client's op that raises, or takes longer than the safety deadline, is
   recorded as `info`: the runner never guesses `fail`.
 - After `time_limit_s`: the nemesis stops, the final heal cures every fault
-  (network healed, paused nodes continued, killed nodes restarted), the quiet
+  (each package stopped, network healed, paused nodes continued, killed
+  nodes restarted), the quiet
   period passes, then the workload's final ops run, each as its own process.
 - The test clock is `cluster.client.now()`; history times are integer ns
   since the runner started.
+- The faults in place (for the progress display) are read from the
+  recorded nemesis ops with the catalog's vocabulary, as the report reads
+  them afterwards: one interpreter of nemesis ops (base.faults).
 """
 
 from __future__ import annotations
@@ -23,11 +27,13 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
+from base.faults import FaultTracker
 from base.history import HistoryWriter, Op
 from base.spec import TestSpec
 from harness.backends.base import Cluster
-from nemesis.catalog import make_packages
-from nemesis.packages import NemesisContext, heal_all
+from nemesis.catalog import VOCABULARY, make_packages
+from nemesis.heal import heal_all
+from nemesis.package import NemesisContext
 from nemesis.schedule import run_schedule
 from systems.runtime.api import derive_rng
 from workloads.base import Workload
@@ -44,6 +50,7 @@ class Stats:
     fail: int = 0
     info: int = 0
     faults: list[str] = field(default_factory=list)
+    """The faults in place, in words ("kill: killed n3 since 4.1 s")."""
     phase: str = "starting"
 
     def count(self, op: Op) -> None:
@@ -72,6 +79,7 @@ class Runner:
         self.stats = Stats()
         self._on_op = on_op
         self._find_leader = find_leader
+        self._faults = FaultTracker(VOCABULARY)
 
     # -- history -------------------------------------------------------------------------------
 
@@ -85,12 +93,10 @@ class Runner:
             self._on_op(op)
         return op
 
-    def record_nemesis(self, f: str, value: Any) -> None:
-        self.record({"process": "nemesis", "type": "info", "f": f, "value": value})
-        if f.startswith(("start-", "kill", "pause", "power-off")):
-            self.stats.faults.append(f"{f} {_short(value)}")
-        else:
-            self.stats.faults = []
+    def record_nemesis(self, f: str, value: Any, extra: dict[str, Any] | None = None) -> None:
+        op = self.record({"process": "nemesis", "type": "info", "f": f, "value": value, **(extra or {})})
+        self._faults.feed(op)
+        self.stats.faults = [f"{w.kind}: {w.description}" for w in self._faults.in_place()]
 
     # -- clients -------------------------------------------------------------------------------
 
@@ -139,7 +145,7 @@ class Runner:
         ctx = NemesisContext(
             cluster=self.cluster,
             rng=derive_rng(spec.seed, "nemesis"),
-            record=self.record_nemesis,
+            sink=self.record_nemesis,
             find_leader=self._leader_finder(),
         )
         packages = make_packages(spec.nemesis)
@@ -156,7 +162,7 @@ class Runner:
                 with contextlib.suppress(asyncio.CancelledError, Exception):
                     await t
             self.stats.phase = "healing"
-            await heal_all(ctx)
+            await heal_all(ctx, packages)
         self.stats.phase = "quiet"
         await self.rt.sleep(spec.quiet_s)
         self.stats.phase = "final reads"
@@ -192,11 +198,3 @@ def _next_process(ops: list[Op], concurrency: int) -> int:
     used = [op["process"] for op in ops if isinstance(op.get("process"), int)]
     return max([concurrency - 1, *used]) + 1
 
-
-def _short(value: Any) -> str:
-    if isinstance(value, list):
-        return ",".join(str(v) for v in value[:5])
-    if isinstance(value, dict):
-        cut = {k: v for k, v in value.items() if v}
-        return " ".join(f"{k}-x-{'/'.join(v)}" for k, v in cut.items())[:60]
-    return "" if value is None else str(value)[:60]

@@ -4,6 +4,10 @@ Rules:
 - test.json is written before anything starts; history.jsonl grows line by
   line; results.json and report.html are written last (and again by
   `harness check`).
+- results/latest moves to the run once its cluster is up (the body runs).
+- A backend `SetupError` before the cluster is up becomes `SetupFailed`
+  (one line; nothing ran, the caller may discard the run directory); the
+  same error later, or any other, propagates unchanged.
 - The backend owns teardown; this module owns the history file, which is
   closed on every path so what was observed is on disk.
 """
@@ -19,11 +23,15 @@ from typing import Any
 from base.history import HistoryWriter, Op, read_history
 from base.spec import TestSpec
 from harness import registry
-from harness.backends.base import Cluster
+from harness.backends.base import Cluster, SetupError
 from harness.checking import run_checkers
 from harness.report import write_report
-from harness.rundir import create_run_dir, read_spec, write_json, write_test_json
+from harness.rundir import create_run_dir, point_latest, read_spec, write_json, write_test_json
 from harness.runner import Runner, Stats
+
+
+class SetupFailed(RuntimeError):
+    """The backend could not set the run up; nothing ran. The message is one line."""
 
 
 def prepare(spec: TestSpec, results_root: Path) -> TestSpec:
@@ -50,9 +58,13 @@ def execute(
     backend = registry.make_backend(spec.backend)
     history = HistoryWriter(run_dir / "history.jsonl")
     stats = Stats()
+    started = False
 
     async def body(cluster: Cluster) -> None:
-        nonlocal stats
+        nonlocal stats, started
+        started = True
+        if run_dir.parent.name == spec.system:  # results/<system>/<run>, as prepare made it
+            point_latest(run_dir)
         runner = Runner(spec, cluster, workload, history, find_leader=find_leader, on_op=on_op)
         stats = runner.stats
         if on_start is not None:
@@ -61,6 +73,10 @@ def execute(
 
     try:
         backend.run(spec, body)
+    except SetupError as e:
+        if started:
+            raise
+        raise SetupFailed(str(e)) from e
     finally:
         history.close()
     return stats

@@ -19,11 +19,13 @@ a sim run reproduces from its seed.
   term, kill and restart it at once: both sides campaign in one term, and
   a voter that forgot its vote elects both.
 
-Rules every package keeps (besides nemesis/packages.py's):
-- Every fault is recorded with the core op names: kill/restart,
-  start-partition/stop-partition (a new partition replacing the one in
-  place is recorded as stop-partition then start-partition), start-links/
-  stop-links.
+Rules every package keeps (besides nemesis/package.py's):
+- Every fault is recorded with the core kinds' ops (nemesis/kill.py,
+  partition.py, flaky.py): kill/restart, start-partition/stop-partition (a
+  new partition replacing the one in place is recorded as stop-partition
+  then start-partition), start-links/stop-links.
+- They need a system whose nodes report a leader (the `status` RPC; the
+  workload module's `find_leader`): the catalog refuses them elsewhere.
 - `stop` ends the round at its next step, then heals the network and
   restarts whatever the package killed; nothing is left broken. If the
   schedule is cancelled instead, the loop ends too and the runner's final
@@ -39,9 +41,15 @@ import contextlib
 from collections.abc import Callable
 from typing import Any
 
+from base.cluster import Capability
 from base.links import LinkFault
 from nemesis import grudges
-from nemesis.packages import Fault, NemesisContext, heal_network, restart
+from nemesis.flaky import LINKS, set_links
+from nemesis.kill import KILL, restart
+from nemesis.kill import kill as kill_node
+from nemesis.package import NemesisContext, NemesisPackage, Requirements, heal_network
+from nemesis.partition import PARTITION, STOP_OP
+from nemesis.partition import partition as set_partition
 
 POLL_S = 0.01
 STATUS_TIMEOUT_S = 0.2
@@ -105,28 +113,20 @@ class _Looping:
     async def kill(self, ctx: NemesisContext, node: str) -> None:
         if node in ctx.killed:
             return
-        await ctx.cluster.kill(node)
-        ctx.killed.add(node)
+        await kill_node(ctx, node)
         self.killed.add(node)
-        ctx.record("kill", [node])
 
     async def restart(self, ctx: NemesisContext, node: str) -> None:
         self.killed.discard(node)
         await restart(ctx, [node])
 
-    async def partition(self, ctx: NemesisContext, grudge: grudges.Grudge) -> None:
-        if ctx.partitioned:
-            ctx.record("stop-partition", None)
-        await ctx.cluster.partition(grudge)
-        ctx.partitioned = True
-        ctx.record("start-partition", grudge)
+    async def partition(self, ctx: NemesisContext, grudge: grudges.Grudge, shape: str) -> None:
+        if STOP_OP in ctx.network_cures:
+            ctx.record(STOP_OP, None)
+        await set_partition(ctx, grudge, shape=shape)
 
     async def slow_links(self, ctx: NemesisContext, delay_s: float) -> None:
-        fault = LinkFault(delay_s=round(delay_s, 4))
-        faults = {(a, b): fault for a in ctx.nodes for b in ctx.nodes if a != b}
-        await ctx.cluster.set_links(faults)
-        ctx.links_faulty = True
-        ctx.record("start-links", [{"src": a, "dst": b, **f.to_wire()} for (a, b), f in sorted(faults.items())])
+        await set_links(ctx, LinkFault(delay_s=round(delay_s, 4)))
 
     async def status(self, ctx: NemesisContext, node: str) -> dict[str, Any] | None:
         if node in ctx.killed or node in ctx.paused:
@@ -198,7 +198,7 @@ class LeaderIsolate(_Looping):
         if found is None:
             await self.nap(ctx, 0.2)
             return
-        await self.partition(ctx, grudges.isolate(ctx.nodes, ctx.rng, found[0]))
+        await self.partition(ctx, grudges.isolate(ctx.nodes, ctx.rng, found[0]), "isolate-leader")
         await self.nap(ctx, ctx.rng.uniform(2.5, 5.0))
         await self.end_round(ctx, (0.3, 1.0))
 
@@ -218,11 +218,12 @@ class Figure8(_Looping):
         rest = [n for n in nodes if n not in pair]
         await self.slow_links(ctx, ctx.rng.uniform(0.05, 0.2))
         # (a) L1 can reach F only: what clients write now lands on L1 and F, uncommitted.
-        await self.partition(ctx, grudges.from_components(nodes, [pair, set(rest)]))
+        first = grudges.from_components(nodes, [pair, set(rest)])
+        await self.partition(ctx, first, "figure8 (a): leader and one follower")
         await self.nap(ctx, ctx.rng.uniform(0.3, 0.8))
         # (b) L1 dies, F is cut off, the rest elect P, which dies before its entries spread.
         await self.kill(ctx, l1)
-        await self.partition(ctx, grudges.from_components(nodes, [{f}, set(rest), {l1}]))
+        await self.partition(ctx, grudges.from_components(nodes, [{f}, set(rest), {l1}]), "figure8 (b): the rest elect")
         got = await self.wait_leader(ctx, rest, 5.0)
         if got is None:
             return await self.end_round(ctx, (0.5, 1.0))
@@ -232,7 +233,7 @@ class Figure8(_Looping):
         others = [n for n in rest if n != p]
         sees = {n: {n, l1, f} for n in others}
         sees.update({p: {p}, l1: set(nodes) - {p}, f: set(nodes) - {p}})
-        await self.partition(ctx, grudges.from_visibility(nodes, sees))
+        await self.partition(ctx, grudges.from_visibility(nodes, sees), "figure8 (c): old leader returns")
         await self.kill(ctx, p)
         await self.restart(ctx, l1)
         got = await self.wait_leader(ctx, nodes, 5.0)
@@ -244,7 +245,7 @@ class Figure8(_Looping):
         if moved is None:
             return await self.end_round(ctx, (0.5, 1.0))
         # (d) The moment Q commits anything, cut L1 and F off and bring P back.
-        await self.partition(ctx, grudges.from_components(nodes, [pair, set(rest)]))
+        await self.partition(ctx, grudges.from_components(nodes, [pair, set(rest)]), "figure8 (d): cut after commit")
         await self.restart(ctx, p)
         await self.wait_leader(ctx, rest, 5.0)
         await self.nap(ctx, 0.5)
@@ -270,7 +271,7 @@ class VoterCrash(_Looping):
         await self.kill(ctx, x)
         sees = {n: {x} | (left if n in left else right) for n in others}
         sees[x] = set(nodes)
-        await self.partition(ctx, grudges.from_visibility(nodes, sees))
+        await self.partition(ctx, grudges.from_visibility(nodes, sees), "voter-crash: bridged through the voter")
         await self.nap(ctx, ctx.rng.uniform(1.5, 2.5))  # both sides time out; neither can win without x
         await self.restart(ctx, x)
         voted = await self.wait_status(
@@ -284,9 +285,39 @@ class VoterCrash(_Looping):
         await self.end_round(ctx, (1.0, 2.0))
 
 
-PACKAGES: dict[str, Callable[[], Fault]] = {
-    "leader-churn": LeaderChurn,
-    "leader-isolate": LeaderIsolate,
-    "figure8": Figure8,
-    "voter-crash": VoterCrash,
-}
+NEEDS_ALL = frozenset({Capability.KILL, Capability.PARTITION, Capability.LINKS})
+
+PACKAGES = (
+    NemesisPackage(
+        name="leader-churn",
+        summary="kill the current leader, restart it after a short random delay, repeat",
+        make=LeaderChurn,
+        kinds=(KILL,),
+        needs=frozenset({Capability.KILL}),
+        requires=Requirements(leader=True),
+    ),
+    NemesisPackage(
+        name="leader-isolate",
+        summary="cut the current leader off for a few seconds, heal, repeat",
+        make=LeaderIsolate,
+        kinds=(PARTITION,),
+        needs=frozenset({Capability.PARTITION}),
+        requires=Requirements(leader=True, min_nodes=2),
+    ),
+    NemesisPackage(
+        name="figure8",
+        summary="Raft's Figure 8, played out: leaders crash right after replicating to a minority",
+        make=Figure8,
+        kinds=(KILL, PARTITION, LINKS),
+        needs=NEEDS_ALL,
+        requires=Requirements(leader=True, min_nodes=5),
+    ),
+    NemesisPackage(
+        name="voter-crash",
+        summary="restart the tie-breaking voter right after it votes (two candidates in one term)",
+        make=VoterCrash,
+        kinds=(KILL, PARTITION, LINKS),
+        needs=NEEDS_ALL,
+        requires=Requirements(leader=True, min_nodes=3),
+    ),
+)

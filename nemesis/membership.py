@@ -20,12 +20,28 @@ Rules this package keeps:
 
 from __future__ import annotations
 
-from collections.abc import Callable
-
-from nemesis.packages import Fault, NemesisContext
+from base.faults import Effect, FaultKind, FaultWindow, held, names, node_list
+from nemesis.package import NemesisContext, NemesisPackage, Requirements
 from systems.runtime.api import RpcError
 
 ADMIN_TIMEOUT_S = 2.0
+LEAVE_OP, JOIN_OP = "leave", "join"
+
+
+def _describe(w: FaultWindow) -> str:
+    return f"{names(w.nodes)} left the ring {held(w)}"
+
+
+LEAVE = FaultKind(
+    name="leave",
+    start=LEAVE_OP,
+    stop=(JOIN_OP,),
+    colour="#8c959f",
+    effect=Effect.MEMBERSHIP,
+    describe=_describe,
+    targets=node_list,
+    summary="a node out of the ring (still running) until it joins again",
+)
 
 
 def _running(ctx: NemesisContext) -> list[str]:
@@ -75,13 +91,21 @@ class LeaveJoin:
         node = ctx.rng.choice(candidates)
         if await ask(ctx, "kv.leave", node):
             self.gone = [node]
-            ctx.record("leave", [node])
+            ctx.record(LEAVE_OP, [node])
 
     async def stop(self, ctx: NemesisContext) -> None:
         back = [n for n in self.gone if await ask(ctx, "kv.join", n)]
         self.gone = [n for n in self.gone if n not in back]
         if back:
-            ctx.record("join", back)
+            ctx.record(JOIN_OP, back)
 
 
-PACKAGES: dict[str, Callable[[], Fault]] = {"membership": LeaveJoin}
+PACKAGES = (
+    NemesisPackage(
+        name="membership",
+        summary="a node leaves the ring and joins it again while clients run",
+        make=LeaveJoin,
+        kinds=(LEAVE,),
+        requires=Requirements(systems=frozenset({"kv"}), more_nodes_than_option="n"),
+    ),
+)

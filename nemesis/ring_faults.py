@@ -30,12 +30,14 @@ Rules it keeps:
 from __future__ import annotations
 
 import random
-from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
+from base.cluster import Capability
 from nemesis import grudges
-from nemesis.packages import Fault, NemesisContext, heal_network
+from nemesis.package import NemesisContext, NemesisPackage, Requirements, heal_network
+from nemesis.partition import PARTITION
+from nemesis.partition import partition as set_partition
 from systems.kv.client import Ring
 from systems.runtime.api import RpcError
 
@@ -116,9 +118,7 @@ class CutReplicas:
         grudge = self.grudge(ctx, view.replicas(key))
         if grudge is None:
             return
-        await ctx.cluster.partition(grudge)
-        ctx.partitioned = True
-        ctx.record("start-partition", grudge)
+        await set_partition(ctx, grudge, shape=f"{self.name} of key {key}")
 
     async def stop(self, ctx: NemesisContext) -> None:
         await heal_network(ctx)
@@ -133,4 +133,21 @@ class SplitReplicas(CutReplicas):
         return split_off(ctx.nodes, replicas, ctx.rng)
 
 
-PACKAGES: dict[str, Callable[[], Fault]] = {"cut-replicas": CutReplicas, "split-replicas": SplitReplicas}
+PACKAGES = (
+    NemesisPackage(
+        name="cut-replicas",
+        summary="partition one key's replicas away from every other node",
+        make=CutReplicas,
+        kinds=(PARTITION,),
+        needs=frozenset({Capability.PARTITION}),
+        requires=Requirements(systems=frozenset({"kv"}), more_nodes_than_option="n"),
+    ),
+    NemesisPackage(
+        name="split-replicas",
+        summary="split one key's replicas, the first from the others",
+        make=SplitReplicas,
+        kinds=(PARTITION,),
+        needs=frozenset({Capability.PARTITION}),
+        requires=Requirements(systems=frozenset({"kv"}), min_nodes=2),
+    ),
+)

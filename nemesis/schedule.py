@@ -8,8 +8,14 @@ Durations scale with `nemesis_interval_s` (healthy 0.5-1.0x, fault 0.5-1.0x,
 so a new fault starts every ~1-2 intervals); a fault that could not be held
 its whole drawn time before `stop_at` is not started, so no fault is cut
 short by the end of the test. The loop stops at `stop_at`
-(test clock); the caller then runs the final heal, which cures whatever is
-still in place.
+(test clock); the caller then runs the final heal (nemesis/heal.py), which
+cures whatever is still in place.
+
+While a package starts or stops, the ops it records carry its name. A
+package that raises (a fault the cluster refused) is recorded as a
+`nemesis-error` op naming it, the phase and the error, and the schedule goes
+on: the run is then reported as one whose faults did not all take effect,
+never as a crash halfway.
 """
 
 from __future__ import annotations
@@ -17,7 +23,8 @@ from __future__ import annotations
 import random
 from collections.abc import Iterator
 
-from nemesis.packages import Fault, NemesisContext
+from base.faults import NEMESIS_ERROR
+from nemesis.package import ACTING, Fault, NemesisContext
 
 
 def deal(packages: list[Fault], rng: random.Random) -> Iterator[Fault]:
@@ -26,6 +33,19 @@ def deal(packages: list[Fault], rng: random.Random) -> Iterator[Fault]:
         deck = list(packages)
         rng.shuffle(deck)
         yield from deck
+
+
+async def acting(ctx: NemesisContext, package: Fault, phase: str) -> bool:
+    """Run `package.start` or `.stop` as that package; False (and a nemesis-error op) when it raised."""
+    token = ACTING.set(package.name)
+    try:
+        await (package.start(ctx) if phase == "start" else package.stop(ctx))
+        return True
+    except Exception as e:  # a refused fault is a fact of the run, recorded; never a crash halfway
+        ctx.record(NEMESIS_ERROR, {"package": package.name, "phase": phase, "error": f"{type(e).__name__}: {e}"})
+        return False
+    finally:
+        ACTING.reset(token)
 
 
 async def run_schedule(ctx: NemesisContext, packages: list[Fault], interval_s: float, stop_at: float) -> None:
@@ -40,6 +60,6 @@ async def run_schedule(ctx: NemesisContext, packages: list[Fault], interval_s: f
             return
         await rt.sleep(healthy_s)
         package = next(deck)
-        await package.start(ctx)
-        await rt.sleep(hold_s)
-        await package.stop(ctx)
+        if await acting(ctx, package, "start"):
+            await rt.sleep(hold_s)
+        await acting(ctx, package, "stop")

@@ -134,8 +134,10 @@ def test_g_single_read_skew() -> None:
     r = check_list_append(
         concurrent([["append", "x", 1], ["append", "y", 1]], [["r", "x", []], ["r", "y", [1]]], [["r", "x", [1]]])
     )
-    assert "G-single" in types(r) and r["valid"] is False
-    assert "snapshot-isolation" in r["not"] and "read-committed" not in r["not"]
+    assert "G-single-item" in types(r) and r["valid"] is False
+    # Elle's boundary: the weakest models ruled out, then every stronger one.
+    assert r["not"] == ["consistent-view", "repeatable-read"]
+    assert "snapshot-isolation" in r["also_not"] and "read-committed" not in r["not"] + r["also_not"]
 
 
 def test_g2_item_write_skew_is_allowed_by_snapshot_isolation() -> None:
@@ -146,9 +148,11 @@ def test_g2_item_write_skew_is_allowed_by_snapshot_isolation() -> None:
     )
     r = check_list_append(ops, consistency="serializable")
     assert r["valid"] is False and types(r) == {"G2-item"}
-    assert "snapshot-isolation" not in r["not"] and "serializable" in r["not"]
+    ruled_out = r["not"] + r["also_not"]
+    assert r["not"] == ["repeatable-read"] and "snapshot-isolation" not in ruled_out and "serializable" in ruled_out
     si = check_list_append(ops, consistency="snapshot-isolation")
-    assert si["valid"] is True and types(si) == {"G2-item"}
+    assert si["valid"] is True and types(si) == set() and set(si["other_anomalies"]) == {"G2-item"}
+    assert "found only anomalies it allows: G2-item" in si["summary"]
 
 
 def test_g_nonadjacent() -> None:
@@ -163,8 +167,8 @@ def test_g_nonadjacent() -> None:
         ),
         consistency="snapshot-isolation",
     )
-    assert r["valid"] is False and "G-nonadjacent" in types(r)
-    steps = r["anomalies"]["G-nonadjacent"][0]["steps"]
+    assert r["valid"] is False and "G-nonadjacent-item" in types(r)
+    steps = r["anomalies"]["G-nonadjacent-item"][0]["steps"]
     assert sorted(s["rel"] for s in steps) == ["rw", "rw", "wr", "wr"]
 
 
@@ -174,8 +178,9 @@ def test_stale_read_is_g_single_realtime() -> None:
     h.txn(1, [["r", "x", []]])  # invoked after T0 completed, yet misses it
     h.txn(2, [["r", "x", [1]]])
     strict = check_list_append(h.ops)
-    assert strict["valid"] is False and "G-single-realtime" in types(strict)
-    assert "completed (op 1) before T2 was invoked (op 2)" in strict["anomalies"]["G-single-realtime"][0]["explanation"]
+    assert strict["valid"] is False and "G-single-item-realtime" in types(strict)
+    (ev,) = strict["anomalies"]["G-single-item-realtime"]
+    assert "completed (op 1) before T2 was invoked (op 2)" in ev["explanation"]
     assert check_list_append(h.ops, consistency="serializable")["valid"] is True
 
 
@@ -185,7 +190,7 @@ def test_session_stale_read_is_g_single_process() -> None:
     h.txn(0, [["r", "x", []]])
     h.txn(1, [["r", "x", [1]]])
     r = check_list_append(h.ops, consistency="strong-session-serializable")
-    assert r["valid"] is False and "G-single-process" in types(r)
+    assert r["valid"] is False and "G-single-item-process" in types(r)
     assert check_list_append(h.ops, consistency="serializable")["valid"] is True
 
 
@@ -200,7 +205,7 @@ def test_internal_inconsistency() -> None:
 
 def test_duplicate_appends() -> None:
     r = check_list_append(concurrent([["append", "x", 1]], [["r", "x", [1, 1]]]))
-    assert r["valid"] is False and "duplicate-appends" in types(r)
+    assert r["valid"] is False and "duplicate-elements" in types(r)
 
 
 def test_incompatible_order() -> None:
@@ -247,7 +252,7 @@ def test_rw_register_stale_read_realtime() -> None:
     h.txn(0, [["w", "x", 1]])
     h.txn(1, [["r", "x", None]])
     r = check_rw_register(h.ops)
-    assert r["valid"] is False and "G-single-realtime" in types(r)
+    assert r["valid"] is False and "G-single-item-realtime" in types(r)
 
 
 def test_rw_register_linearizable_keys_orders_writes_by_real_time() -> None:
@@ -255,9 +260,16 @@ def test_rw_register_linearizable_keys_orders_writes_by_real_time() -> None:
     h.txn(0, [["w", "x", 1]])
     h.txn(1, [["w", "x", 2]])
     h.txn(2, [["r", "x", 1]])  # after x=2 was written and acknowledged
-    assert check_rw_register(h.ops)["valid"] is True  # nothing orders 1 and 2 without the assumption
+    # Without the assumption no version order names a cycle; but no order of the three respects real time and
+    # replays the read, and with three txns the witness search tried them all: a proof, not a named cycle.
+    plain = check_rw_register(h.ops)
+    assert plain["valid"] is False and types(plain) == {"no-serial-order-realtime"}, plain
+    assert check_rw_register(h.ops, consistency="serializable")["valid"] is True  # T0, T2, T1 would do
+    # With it, real time orders 1 < 2 (T0 then T1) and 2 < 1 (T1 then T2's read): Elle's cyclic-versions.
     r = check_rw_register(h.ops, linearizable_keys=True)
-    assert r["valid"] is False and "G-single-realtime" in types(r)
+    assert r["valid"] is False and types(r) == {"cyclic-versions"}
+    (cv,) = r["anomalies"]["cyclic-versions"]
+    assert sorted(cv["scc"]) == [1, 2] and cv["sources"] == ["initial-state", "linearizable-keys"]
 
 
 def test_rw_register_cyclic_versions() -> None:
@@ -289,26 +301,40 @@ def test_empty_history_is_unknown_and_bad_model_raises() -> None:
         check_list_append([], consistency="eventual-wishful-thinking")
 
 
-def test_search_cut_short_is_unknown() -> None:
-    # Write skew needs the cycle search; with no time at all it cannot conclude.
+def test_search_cut_short_still_proves_a_cycle_exists() -> None:
+    # Write skew needs the cycle search; with no time at all it cannot name the cycle, but (as Elle) the
+    # strongly connected component of rw edges alone proves repeatable read, hence serializability, broken.
     ops = concurrent(
         [["r", "x", []], ["append", "y", 1]], [["r", "y", []], ["append", "x", 1]], [["r", "x", [1]], ["r", "y", [1]]]
     )
     r = check_list_append(ops, time_limit_s=-1.0)
-    assert r["valid"] == "unknown" and r["stats"]["search_complete"] is False
+    assert r["stats"]["search_complete"] is False
+    assert r["valid"] is False and r["anomaly_types"] == ["PL-2.99-cycle-exists", "cycle-search-timeout"]
+    assert r["not"] == ["repeatable-read"]
+
+
+def test_proof_cut_short_is_unknown_never_valid() -> None:
+    h = H()
+    h.txn(0, [["append", "x", 1]])
+    h.txn(1, [["r", "x", [1]]])
+    assert check_list_append(h.ops)["valid"] is True
+    r = check_list_append(h.ops, time_limit_s=-1.0)
+    assert r["valid"] == "unknown" and r["anomaly_types"] == ["witness-not-found"]
+    assert "cut short" in r["summary"]
 
 
 def test_cycle_type_and_models() -> None:
     assert A.cycle_type(["ww", "ww"]) == "G0"
     assert A.cycle_type(["ww", "wr"]) == "G1c"
-    assert A.cycle_type(["rw", "wr", "realtime"]) == "G-single-realtime"
-    assert A.cycle_type(["rw", "wr", "rw", "wr"]) == "G-nonadjacent"
+    assert A.cycle_type(["rw", "wr", "realtime"]) == "G-single-item-realtime"
+    assert A.cycle_type(["rw", "wr", "rw", "wr"]) == "G-nonadjacent-item"
     assert A.cycle_type(["rw", "rw", "wr"]) == "G2-item"
-    assert A.cycle_type(["rw", "process"]) == "G-single-process"
+    assert A.cycle_type(["rw", "process"]) == "G-single-item-process"
     assert A.model("strong-serializable") == "strict-serializable"
-    assert A.ruled_out({"G-single-realtime"}) == ["strong-snapshot-isolation", "strict-serializable"]
-    assert A.needs_order("serializable") == (False, False)
-    assert A.needs_order("strict-serializable") == (True, True)
+    assert A.boundary({"G-single-item-realtime"}) == {"not": ["strong-snapshot-isolation"],
+                                                       "also_not": ["strict-serializable"]}
+    assert "G-single-item-realtime" in A.prohibited_by(["strict-serializable"])
+    assert "G-single-item-realtime" not in A.prohibited_by(["serializable"])
 
 
 def test_realtime_order_is_a_transitive_reduction_that_keeps_reachability() -> None:
@@ -334,7 +360,7 @@ def test_render_html_draws_each_cycle_and_escapes() -> None:
     assert html.count("<svg") == 1 and "</svg>" in html
     assert "<k>" not in html and "&lt;k&gt;" in html
     assert "<script" not in html and "<link" not in html
-    ok = render_html(check_list_append(concurrent([["append", "x", 1]])))
+    ok = render_html(check_list_append(concurrent([["append", "x", 1]], [["r", "x", [1]]])))
     assert "<svg" not in ok and "consistent with strict-serializable" in ok
 
 
@@ -359,14 +385,14 @@ def test_malformed_history_is_unknown_not_a_crash() -> None:
     h = H().invoke(0, [["append", "x", 1]])
     h.ops.append({"index": 1, "process": 0, "type": "ok", "f": "txn", "value": None})
     r = check_list_append(h.ops)
-    assert r["valid"] == "unknown" and "malformed" in r["summary"]
+    assert r["valid"] == "unknown" and "cannot check" in r["summary"] and "must be a list" in r["error"]
 
 
 def test_checker_wrapper_fits_the_workload_protocol() -> None:
     check = checker("rw-register", consistency="serializable")
     ops = concurrent([["r", "x", None], ["w", "y", 1]], [["r", "y", None], ["w", "x", 1]])
     assert check(ops, {})["valid"] is False
-    assert checker()(concurrent([["append", "x", 1]]), {})["valid"] is True
+    assert checker()(concurrent([["append", "x", 1]], [["r", "x", [1]]]), {})["valid"] is True
 
 
 def test_rw_register_g0_from_writes_that_follow_reads() -> None:
@@ -376,3 +402,37 @@ def test_rw_register_g0_from_writes_that_follow_reads() -> None:
     )
     assert r["valid"] is False and "G0" in types(r)
     assert "overwrote it with" in r["anomalies"]["G0"][0]["explanation"]
+
+
+def test_rw_register_linearizable_keys_order_reads_too() -> None:
+    # Nobody orders the blind writes of 1 and 2, but with linearizable keys three reads in real-time order do:
+    # 1 < 2 (read-read), then 2 < 1 (read-read): the versions of x are cyclic.
+    h = H()
+    h.invoke(0, [["w", "x", 1]]).invoke(1, [["w", "x", 2]])
+    h.ok(0, [["w", "x", 1]]).ok(1, [["w", "x", 2]])
+    h.txn(2, [["r", "x", 1]]).txn(3, [["r", "x", 2]]).txn(4, [["r", "x", 1]])
+    assert check_rw_register(h.ops, consistency="serializable")["valid"] is True
+    r = check_rw_register(h.ops, consistency="serializable", linearizable_keys=True)
+    assert r["valid"] is False and types(r) == {"cyclic-versions"}
+    assert r["anomalies"]["cyclic-versions"][0]["sources"] == ["initial-state", "linearizable-keys"]
+    # The same reads by one process, under the sequential-keys assumption.
+    s = H()
+    s.invoke(0, [["w", "x", 1]]).invoke(1, [["w", "x", 2]]).ok(0, [["w", "x", 1]]).ok(1, [["w", "x", 2]])
+    s.txn(2, [["r", "x", 1]]).txn(2, [["r", "x", 2]]).txn(2, [["r", "x", 1]])
+    r = check_rw_register(s.ops, consistency="serializable", sequential_keys=True)
+    assert types(r) == {"cyclic-versions"} and r["anomalies"]["cyclic-versions"][0]["sources"][-1] == "sequential-keys"
+
+
+def test_rw_register_initial_value_is_part_of_the_test() -> None:
+    h = H()
+    h.txn(0, [["r", "x", 0], ["w", "x", 1]])
+    h.txn(1, [["r", "x", 1]])
+    garbage = check_rw_register(h.ops)
+    assert garbage["valid"] is False and types(garbage) == {"garbage-read"}  # x starts as null: 0 came from nowhere
+    assert check_rw_register(h.ops, initial=0)["valid"] is True
+    assert check_rw_register(h.ops, initial_by_key={"x": 0})["valid"] is True
+    stale = H()
+    stale.txn(0, [["w", "x", 1]])
+    stale.txn(1, [["r", "x", 0]])
+    r = check_rw_register(stale.ops, initial=0)
+    assert r["valid"] is False and types(r) == {"G-single-item-realtime"}  # reading the initial value too late

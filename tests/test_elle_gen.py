@@ -110,7 +110,9 @@ def test_generated_serializable_list_append_histories_pass(specs: Any, schedule:
     for model in ("strict-serializable", "serializable", "snapshot-isolation", "strong-session-serializable"):
         r = check_list_append(history, consistency=model)
         assert r["valid"] in (True, "unknown"), (model, r["summary"], history)
-        assert r["anomalies"] == {}, r["anomalies"]
+        # Unknown only when there is nothing to check: never for want of a proof (these are small enough to search).
+        assert set(r["anomaly_types"]) <= {"empty-transaction-graph"}, r["anomalies"]
+        assert r["other_anomalies"] == {}, r["other_anomalies"]
 
 
 @settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
@@ -120,7 +122,8 @@ def test_generated_serializable_rw_register_histories_pass(specs: Any, schedule:
     for linearizable_keys in (False, True):
         r = check_rw_register(history, linearizable_keys=linearizable_keys)
         assert r["valid"] in (True, "unknown"), (r["summary"], history)
-        assert r["anomalies"] == {}, r["anomalies"]
+        assert set(r["anomaly_types"]) <= {"empty-transaction-graph"}, r["anomalies"]
+        assert r["other_anomalies"] == {}, r["other_anomalies"]
 
 
 @settings(max_examples=100, deadline=None)
@@ -164,7 +167,8 @@ def test_synthetic_stale_reads_are_caught() -> None:
     history = list_append_history(3000, plant="stale", plant_rate=0.02, seed=5)
     r = check_list_append(history)
     assert r["valid"] is False
-    assert any(t.startswith(("G-single", "G2-item", "G-nonadjacent")) for t in r["anomalies"]), r["anomaly_types"]
+    cycles = ("G-single-item", "G2-item", "G-nonadjacent-item")
+    assert any(t.startswith(cycles) for t in r["anomalies"]), r["anomaly_types"]
     html = render_html(r)
     assert "<svg" in html
 
@@ -172,7 +176,7 @@ def test_synthetic_stale_reads_are_caught() -> None:
 def test_synthetic_duplicates_are_caught() -> None:
     history = list_append_history(3000, plant="duplicate", plant_rate=0.02, seed=5)
     r = check_list_append(history)
-    assert r["valid"] is False and "duplicate-appends" in r["anomalies"]
+    assert r["valid"] is False and "duplicate-elements" in r["anomalies"]
 
 
 def test_synthetic_rw_register_histories_pass_and_stale_reads_are_caught() -> None:
@@ -181,7 +185,7 @@ def test_synthetic_rw_register_histories_pass_and_stale_reads_are_caught() -> No
         assert check_rw_register(clean, linearizable_keys=linearizable_keys)["valid"] is True
     stale = rw_register_history(3000, plant="stale", plant_rate=0.02, seed=2)
     r = check_rw_register(stale, linearizable_keys=True)
-    assert r["valid"] is False and any(t.startswith("G-single") for t in r["anomalies"]), r["anomaly_types"]
+    assert r["valid"] is False and any(t.startswith("G-single-item") for t in r["anomalies"]), r["anomaly_types"]
 
 
 DIGEST = """

@@ -127,11 +127,11 @@ def test_sigint_mid_run_leaves_no_process_and_a_checkable_history(tmp_path):
         pids: list[int] = []
         deadline = time.monotonic() + 60
         while time.monotonic() < deadline and proc.poll() is None:
-            runs = list(tmp_path.glob("echo/*/local-state.json"))
+            runs = list(tmp_path.glob("echo/*/hosts-state.json"))
             if runs:
                 run_dir = runs[0].parent
                 state = json.loads(runs[0].read_text() or "{}")
-                pids = [int(p) for p in state.get("pids", {}).values()]
+                pids = [int(p) for p in state.get("pids", [])]
                 history = run_dir / "history.jsonl"
                 paused = history.exists() and '"pause"' in history.read_text()
                 if len(pids) == 3 and paused:

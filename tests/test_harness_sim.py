@@ -10,10 +10,11 @@ from pathlib import Path
 
 import pytest
 
+from base.faults import fault_windows
 from base.history import pairs, read_history
 from base.spec import TestSpec
 from harness.session import check, execute, prepare
-from nemesis.catalog import FAULT_CURES
+from nemesis.catalog import VOCABULARY
 
 
 def run_sim(tmp_path: Path, **kw) -> Path:
@@ -30,14 +31,9 @@ def test_every_fault_is_recorded_and_cured_by_the_end(tmp_path):
     history = read_history(run_sim(tmp_path) / "history.jsonl").ops
     nemesis = [op for op in history if op["process"] == "nemesis"]
     assert {op["f"] for op in nemesis} >= {"kill", "pause", "start-partition"}
-    open_faults: dict[str, int] = {}
-    for op in nemesis:
-        if op["f"] in FAULT_CURES:
-            open_faults[op["f"]] = open_faults.get(op["f"], 0) + 1
-        for fault, cure in FAULT_CURES.items():
-            if op["f"] == cure:
-                open_faults[fault] -= 1
-    assert all(n == 0 for n in open_faults.values()), open_faults
+    windows = fault_windows(history, VOCABULARY)
+    assert {w.kind for w in windows} >= {"kill", "pause", "partition"}
+    assert all(w.cured for w in windows), [w.description for w in windows if not w.cured]
     last_nemesis = nemesis[-1]["index"]
     finals = [op for op in history if op["index"] > last_nemesis and op["process"] != "nemesis"]
     assert finals and all(op["type"] in ("invoke", "ok") for op in finals), "final reads must succeed after heal"

@@ -6,8 +6,17 @@ from collections.abc import Callable
 from typing import Any
 
 from base.history import Op
-from checkers.heartbeat import check, fault_timeline
+from checkers import heartbeat
+from nemesis.catalog import VOCABULARY
 from workloads.heartbeat import report_sections
+
+
+def check(history: list[Op], test: dict[str, Any]) -> dict[str, Any]:
+    return heartbeat.check(history, test, VOCABULARY)
+
+
+def fault_timeline(history: list[Op]) -> heartbeat.Faults:
+    return heartbeat.fault_timeline(history, VOCABULARY)
 
 NODES = ["n1", "n2", "n3"]
 NS = 1_000_000_000
@@ -224,7 +233,7 @@ def test_fault_timeline_reads_every_kind_of_nemesis_op() -> None:
     f = fault_timeline(h)
     assert f.down["n1"] == [(1.0, 2.0), (6.0, 7.0)] and f.down["n3"] == [(6.0, 7.0)]
     assert f.paused["n2"] == [(3.0, float("inf"))]
-    assert f.cut[("n3", "n1")] == [(4.0, 5.0)]
+    assert [(w.start_s, w.end_s) for w in f.cut("n3", "n1")] == [(4.0, 5.0)]
     assert [(r.node, r.restarted_at) for r in f.restarts] == [("n1", 2.0), ("n1", 7.0), ("n3", 7.0)]
 
 

@@ -154,3 +154,53 @@ def test_cleanup_command_skips_live_runs_and_reports(tmp_path: Path, state_dir: 
     finally:
         live.kill()
         live.communicate(timeout=10)
+
+
+def test_a_harness_is_alive_only_while_its_pid_has_the_recorded_start_time() -> None:
+    live = subprocess.Popen([sys.executable, "-c", "import sys; print('up', flush=True); sys.stdin.read()"],
+                            stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+    try:
+        assert live.stdout is not None and live.stdout.readline() == "up\n"
+        started = hosts_state.start_time(live.pid)
+        assert started is not None
+        assert hosts_state.harness_alive(live.pid, started)
+        assert not hosts_state.harness_alive(live.pid, started + 1)  # the pid now belongs to another process
+        assert HostsState(run_id="x", backend="local", run_dir="", harness_pid=live.pid).harness_started == started
+    finally:
+        live.kill()
+        live.communicate(timeout=10)
+    assert hosts_state.start_time(live.pid) is None
+
+
+def test_leftovers_name_live_node_pids_and_forget_records_of_dead_ones(tmp_path: Path, state_dir: Path) -> None:
+    marker = str(tmp_path / "cluster.json")
+    code = "import sys; print('up', flush=True); sys.stdin.read()"
+    node = subprocess.Popen([sys.executable, "-c", code, marker], stdin=subprocess.PIPE, stdout=subprocess.PIPE)
+    dead = subprocess.Popen([sys.executable, "-c", "pass"])
+    dead.wait(10)
+    try:
+        assert node.stdout is not None and node.stdout.readline() == b"up\n"
+        gone_harness = dead.pid  # a harness that is no more
+        left = HostsState(run_id="local-left", backend="local", run_dir=str(tmp_path), marker=marker,
+                          harness_pid=gone_harness, harness_started=1)
+        left.add_pid(node.pid)
+        stale = HostsState(run_id="local-stale", backend="local", run_dir="", marker=marker,
+                           harness_pid=gone_harness, harness_started=1)
+        stale.add_pid(dead.pid)  # its only node is gone: nothing to clean
+        found = hosts_state.leftovers()
+        assert [s.run_id for s in found] == ["local-left"]
+        assert hosts_state.describe(found[0]) == f"local run {tmp_path}: 1 node process"
+        assert not (state_dir / "local-stale.json").exists()
+        assert (state_dir / "local-left.json").exists()
+    finally:
+        node.kill()
+        node.communicate(timeout=10)
+
+
+def test_a_run_directory_of_the_older_local_record_is_read(tmp_path: Path) -> None:
+    (tmp_path / "local-state.json").write_text(json.dumps(
+        {"harness_pid": 1, "system": "echo", "cluster": "/r/cluster.json", "pids": {"n1": 11, "n2": 12}}))
+    state = hosts_state.load_run_dir(tmp_path)
+    assert state is not None
+    assert (state.backend, state.marker, state.pids) == ("local", "/r/cluster.json", [11, 12])
+    assert hosts_state.load_run_dir(tmp_path / "nothing-here") is None

@@ -219,7 +219,8 @@ def test_no_handoff_bug_loses_writes_acknowledged_by_stand_ins() -> None:
 @pytest.mark.real
 @pytest.mark.slow
 def test_local_backend_run_on_loopback(tmp_path: Path) -> None:
-    results = run(tmp_path, backend="local", time_limit_s=8.0, quiet_s=3.0, rate=30.0, nemesis=("partition",))
+    results = run(tmp_path, backend="local", time_limit_s=8.0, quiet_s=3.0, rate=30.0, nemesis=("partition",),
+                  nemesis_interval_s=3.0)  # a fault takes 3-6 s, so the partition surely strikes in 8 s
     assert results["valid"] is True, {k: v["summary"] for k, v in results["checkers"].items()}
     spec = json.loads((results["run_dir"] / "test.json").read_text())
     assert spec["backend"] == "local"

@@ -132,7 +132,8 @@ def test_every_bug_is_caught_by_random_partitions_and_kills_within_four_seeds(tm
 def test_on_loopback_every_bug_is_caught_and_the_correct_store_passes(tmp_path: Path) -> None:
     """Real processes: timing is not reproducible, so each bug gets up to two runs to show."""
     local = {"backend": "local", "time_limit_s": 20.0, "quiet_s": 3.0}
-    ok = run(tmp_path / "ok", nemesis=("partition", "kill", "cut-replicas"), **local)
+    # An interval of 3 s fits all three packages in 20 s (each fault takes 3-6 s), so each one strikes.
+    ok = run(tmp_path / "ok", nemesis=("partition", "kill", "cut-replicas"), nemesis_interval_s=3.0, **local)
     assert ok["valid"] is True, {k: v["summary"] for k, v in ok["checkers"].items()}
     missed = []
     for bug in sorted(BUGS):

@@ -12,10 +12,11 @@ from typing import Any
 
 import pytest
 
+from base.faults import fault_windows
 from base.history import read_history
 from base.spec import TestSpec
-from harness.report import fault_windows
 from harness.session import check, execute, prepare
+from nemesis.catalog import VOCABULARY
 
 SEEDS = (1, 2)
 
@@ -45,7 +46,8 @@ def test_leave_and_join_under_load_keep_every_acknowledged_add(tmp_path: Path) -
         assert leaves and leaves == joins, (leaves, joins)  # every node that left came back
         finals = [op for op in ops if op.get("final") and op["f"] == "dump" and op["type"] == "ok"]
         assert all(len(op["value"]["members"]) == 5 for op in finals)
-        fault_windows(ops)  # unknown nemesis op names are ignored, not a crash
+        windows = fault_windows(ops, VOCABULARY)
+        assert sorted(w.nodes for w in windows if w.kind == "leave") == sorted(tuple(v) for v in leaves)
         assert (path / "report.html").read_text().count("<svg") >= 1
 
 

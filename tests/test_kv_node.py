@@ -321,6 +321,29 @@ def test_cli_parses_and_performs_against_a_cluster() -> None:
     assert s3 == 1 and err["error"] == "unreachable" and err["definite"] is True
 
 
+def test_cli_refuses_nodes_that_are_not_in_the_cluster_file(tmp_path) -> None:
+    import json
+    import subprocess
+    import sys
+
+    from systems.kv import cli
+
+    nodes = ["n1", "n2", "n3"]
+    assert cli.refusal(cli.parse(["--cluster", "c", "join", "n2"]), nodes) is None
+    assert "n9" in str(cli.refusal(cli.parse(["--cluster", "c", "join", "n9"]), nodes))
+    assert "n9" in str(cli.refusal(cli.parse(["--cluster", "c", "--node", "n9", "get", "k"]), nodes))
+    cluster = tmp_path / "c.json"
+    cluster.write_text(json.dumps({"nodes": {n: {"host": "127.0.0.1", "port": 1} for n in nodes}}))
+    for argv, words in [(["join", "n9"], "cannot join n9"), (["get", "k"], None)]:
+        if words is None:
+            cluster.write_text("{broken")
+            words = "not valid JSON"
+        out = subprocess.run([sys.executable, "-m", "systems.kv.cli", "--cluster", str(cluster), *argv],
+                             capture_output=True, text=True, timeout=60)
+        assert out.returncode == 2 and words in out.stderr and "Traceback" not in out.stderr, out.stderr
+        assert len(out.stderr.strip().splitlines()) == 1
+
+
 # -- messages ------------------------------------------------------------------------------------
 
 

@@ -222,11 +222,19 @@ def test_executions_are_linearizable_and_mutations_match_brute_force(
         model: str, engine: str, data: st.DataObject) -> None:
     ops = data.draw(executions(model))
     history = to_history(ops)
-    assert engine_verdict(history, model, engine) is True, history
+    assert engine_verdict(history, model, engine) == expected(history, model, engine, True), history
     muts = _mutations(history, model)
     if muts:
         h = data.draw(st.sampled_from(muts))
-        assert engine_verdict(h, model, engine) is brute_force(model, brute_ops(h)), h
+        assert engine_verdict(h, model, engine) == expected(h, model, engine, brute_force(model, brute_ops(h))), h
+
+
+def expected(history: list[dict[str, Any]], model: str, engine: str, verdict: bool) -> Any:
+    """The public API says "unknown" when nothing is left to check (every op failed, or was a read of unknown
+    outcome): an empty history proves nothing. The engines alone see no parts and pass."""
+    if engine == "check" and not from_history(history, make_model(model)):
+        return "unknown"
+    return verdict
 
 
 # ---------------------------------------------------------------------------------------------------------------

@@ -17,10 +17,13 @@ from typing import Any
 import pytest
 
 import harness.backends.local as local
+from base.cluster import Cluster
 from base.spec import TestSpec
 from harness.backends.base import LinkFault
 from harness.backends.local import LocalBackend, LocalCluster, NodeStartError, free_ports
-from harness.backends.local_procs import NodeProcesses, cleanup_stale, is_our_node
+from harness.backends.node_program import RuntimeProgram
+from harness.backends.processes import LocalProcesses
+from harness.hosts_state import HostsState, cleanup_state, load, pid_carries
 from systems.runtime.api import RemoteError, RpcError, RpcTimeout, Unreachable
 
 pytestmark = pytest.mark.real
@@ -28,6 +31,14 @@ pytestmark = pytest.mark.real
 REPO = Path(__file__).resolve().parents[1]
 T = 10.0
 """Timeout for calls that must succeed: generous, so a loaded machine does not fail the test."""
+
+
+@pytest.fixture(autouse=True)
+def state_dir(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """The well-known record directory, private to the test (subprocesses inherit it)."""
+    d = tmp_path / "well-known"
+    monkeypatch.setenv("PICLUSTER_STATE_DIR", str(d))
+    return d
 
 
 def spec(tmp_path: Path, system: str = "echo", n: int = 3) -> TestSpec:
@@ -42,10 +53,16 @@ def gone(pid: int) -> bool:
     return False
 
 
+def recorded_pids(run_dir: Path) -> list[int]:
+    return list(json.loads((run_dir / "hosts-state.json").read_text())["pids"])
+
+
 def assert_all_reaped(backend: LocalBackend, run_dir: Path) -> None:
     assert backend.last_pids, "no node was started"
     assert all(gone(p) for p in backend.last_pids), [p for p in backend.last_pids if not gone(p)]
-    assert json.loads((run_dir / "local-state.json").read_text())["pids"] == {}
+    assert recorded_pids(run_dir) == []
+    assert backend.last_state is not None
+    assert not backend.last_state.paths()[-1].exists(), "the well-known record outlived the run"
 
 
 def test_three_echo_nodes_survive_kill_pause_and_partition(tmp_path: Path) -> None:
@@ -55,9 +72,10 @@ def test_three_echo_nodes_survive_kill_pause_and_partition(tmp_path: Path) -> No
         rt = c.client
         assert c.nodes == ["n1", "n2", "n3"] and rt.now() > 0
         assert [await rt.call(n, "echo", n, timeout=T) for n in c.nodes] == c.nodes
-        state = json.loads((c.run_dir / "local-state.json").read_text())
-        assert set(state["pids"]) == {"n1", "n2", "n3"}
-        seen["first_pids"] = dict(state["pids"])
+        seen["first_pids"] = {n: c.pid(n) for n in c.nodes}
+        assert sorted(recorded_pids(c.run_dir)) == sorted(seen["first_pids"].values())
+        assert c.capabilities == {"kill", "pause", "partition", "links"} == LocalBackend.capabilities(spec(tmp_path))
+        assert isinstance(c, Cluster) and not hasattr(c, "link_down")  # no hardware faults on loopback
 
         # kill + restart: the synced counter survives, the pid changes, the log is appended
         assert await rt.call("n1", "incr", {"sync": True}, timeout=T) == 1
@@ -201,35 +219,36 @@ def test_sigterm_to_the_harness_tears_the_cluster_down(tmp_path: Path) -> None:
             proc.kill()
             proc.wait()
     assert all(gone(p) for p in pids.values()), pids
-    assert json.loads((tmp_path / "run" / "local-state.json").read_text())["pids"] == {}
+    assert recorded_pids(tmp_path / "run") == []
 
 
-def test_cleanup_stale_kills_only_recorded_node_processes(tmp_path: Path) -> None:
+def test_every_started_node_is_recorded_with_the_runs_marker_for_cleanup(tmp_path: Path) -> None:
     run_dir = tmp_path / "run"
-    run_dir.mkdir()
-    cluster = run_dir / "cluster.json"
+    (run_dir / "nodes").mkdir(parents=True)
+    program = RuntimeProgram(system="echo")
     (port,) = free_ports(1)
-    cluster.write_text(json.dumps({"system": "echo", "nodes": {"n1": {"host": "127.0.0.1", "port": port}}}))
-    procs = NodeProcesses(run_dir, "echo", cluster)
-    proc = procs.start("n1")  # Popen returns after exec: /proc shows the node's command line already
+    state = HostsState(run_id="local-test", backend="local", run_dir=str(run_dir), marker=program.marker(str(run_dir)))
+    procs = LocalProcesses(run_dir, program, state, hosts={"n1": ("127.0.0.1", port)})
+    procs.write_config(program.config_files({"n1": ("127.0.0.1", port)}))
+    pid = procs.start("n1")
+    proc = procs.procs["n1"]
     try:
-        state = json.loads((run_dir / "local-state.json").read_text())
-        state["pids"]["bystander"] = os.getpid()  # a pid that is not a node: must be left alone
-        (run_dir / "local-state.json").write_text(json.dumps(state))
-        assert not is_our_node(os.getpid(), "echo", str(cluster))
+        assert load(run_dir / "hosts-state.json").pids == [pid]
+        state.add_pid(os.getpid())  # a pid that is not one of the run's nodes: must be left alone
+        assert not pid_carries(os.getpid(), state.marker)
         # /proc/<pid>/cmdline can read empty for a moment right after exec (seen under gVisor)
         end = time.monotonic() + 10
-        while not is_our_node(proc.pid, "echo", str(cluster)):
+        while not pid_carries(pid, state.marker):
             assert proc.poll() is None and time.monotonic() < end, "the node process never showed its command"
             with contextlib.suppress(subprocess.TimeoutExpired):
                 proc.wait(0.01)
-        assert cleanup_stale(run_dir) == [proc.pid]
+        assert cleanup_state(load(run_dir / "hosts-state.json")) == [f"killed pid {pid}"]
         assert proc.wait(10) == -signal.SIGKILL
     finally:
         if proc.poll() is None:
             proc.kill()
         proc.wait()
-    assert json.loads((run_dir / "local-state.json").read_text())["pids"] == {}
+    assert recorded_pids(run_dir) == []
 
 
 def test_a_port_taken_before_the_node_binds_it_means_fresh_ports(tmp_path: Path,

@@ -19,9 +19,9 @@ from typing import Any
 
 import pytest
 
-from harness.backends import netns_net as net
-from nemesis import hardware
-from nemesis.packages import NemesisContext
+from harness.backends import netns_commands as net
+from nemesis import link, power, switch
+from nemesis.package import NemesisContext, UnsupportedFault
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -131,16 +131,16 @@ class Plain:
 
 def _ctx(cluster: Any) -> tuple[NemesisContext, list[tuple[str, Any]]]:
     recorded: list[tuple[str, Any]] = []
-    ctx = NemesisContext(cluster=cluster, rng=random.Random(1), record=lambda f, v: recorded.append((f, v)))
+    ctx = NemesisContext(cluster=cluster, rng=random.Random(1), sink=lambda f, v, extra: recorded.append((f, v)))
     return ctx, recorded
 
 
 @pytest.mark.parametrize(
     ("package", "calls", "ops"),
     [
-        (hardware.Link, ["link_down", "link_up"], ["link-down", "link-up"]),
-        (hardware.Switch, ["switch_off", "switch_on"], ["switch-off", "switch-on"]),
-        (hardware.Plug, ["power_off", "power_on"], ["power-off", "power-on"]),
+        (link.PullCable, ["link_down", "link_up"], ["link-down", "link-up"]),
+        (switch.Switch, ["switch_off", "switch_on"], ["switch-off", "switch-on"]),
+        (power.Plug, ["power_off", "power_on"], ["power-off", "power-on"]),
     ],
 )
 def test_hardware_packages_inflict_record_and_cure(package: Any, calls: list[str], ops: list[str]) -> None:
@@ -156,7 +156,7 @@ def test_hardware_packages_inflict_record_and_cure(package: Any, calls: list[str
     asyncio.run(go())
     assert [c for c, _ in cluster.calls] == calls
     assert [f for f, _ in recorded] == ops
-    if package is hardware.Switch:
+    if package is switch.Switch:
         assert [v for _, v in recorded] == [None, None]
     else:
         victim = cluster.calls[0][1]
@@ -164,10 +164,10 @@ def test_hardware_packages_inflict_record_and_cure(package: Any, calls: list[str
         assert [v for _, v in recorded] == [[victim], [victim]]
 
 
-@pytest.mark.parametrize("package", [hardware.Link, hardware.Switch, hardware.Plug])
+@pytest.mark.parametrize("package", [link.PullCable, switch.Switch, power.Plug])
 def test_hardware_packages_refuse_a_backend_without_the_method(package: Any) -> None:
     ctx, recorded = _ctx(Plain())
-    with pytest.raises(hardware.UnsupportedFault, match=package.name):
+    with pytest.raises(UnsupportedFault, match=package.name):
         asyncio.run(package().start(ctx))
     assert recorded == []
 
@@ -211,7 +211,7 @@ def gone(pid: int) -> bool:
 @needs_root
 def test_netns_faults_really_cut_traffic(tmp_path: Path) -> None:
     from base.spec import TestSpec
-    from harness.backends.netns import NetnsBackend
+    from harness.backends.netns import NetnsBackend, rules
     from systems.runtime.api import RpcError
 
     spec = TestSpec(system="echo", workload="echo", nemesis=(), node_count=3, run_dir=str(tmp_path / "run"))
@@ -222,15 +222,17 @@ def test_netns_faults_really_cut_traffic(tmp_path: Path) -> None:
         return await c.client.call(a, "relay", {"to": b, "msg": "x", "timeout": timeout}, timeout=timeout + 1.0)
 
     async def body(c: Any) -> None:
+        plan = backend.last_plan
+        assert c.capabilities == {"kill", "pause", "partition", "links", "cable", "switch", "plug"}
         assert await relay(c, "n1", "n2", 3.0) == "x"
         await c.partition({"n2": ["n1"], "n1": ["n2"]})
-        assert "-s " + c.plan.node("n1").ip + "/32 -j DROP" in c.rules("n2")
+        assert "-s " + plan.node("n1").ip + "/32 -j DROP" in rules(plan, "n2")
         with pytest.raises(RpcError):
             await relay(c, "n1", "n2", 0.5)  # must be rejected: n1 and n2 are cut apart
         assert await relay(c, "n3", "n2", 3.0) == "x"  # n3 still reaches both
         assert await c.client.call("n2", "echo", 1, timeout=3.0) == 1  # the client is never partitioned
         await c.heal()
-        assert "DROP" not in c.rules("n2")
+        assert "DROP" not in rules(plan, "n2")
         assert await relay(c, "n1", "n2", 3.0) == "x"
         await c.link_down("n3")
         with pytest.raises(RpcError):
@@ -273,7 +275,7 @@ def test_capture_records_traffic_between_nodes(tmp_path: Path) -> None:
     ips: dict[str, str] = {}
 
     async def body(c: Any) -> None:
-        ips.update({n: c.plan.node(n).ip for n in c.nodes})
+        ips.update({n: backend.last_plan.node(n).ip for n in c.nodes})
         await c.switch_off()  # the capture survives the switch going down and up
         await c.switch_on()
         for _ in range(3):

@@ -197,7 +197,7 @@ def test_same_seed_same_history_under_any_hash_seed(tmp_path: Path, nemesis: str
         out = tmp_path / hash_seed
         cmd = [sys.executable, "-m", "harness.cli", "run", "raft", "--backend", "sim", "--seed", "3",
                "--nemesis", nemesis, "--time-limit", "30", "--interval", "10", "--nodes", nodes,
-               "--results", str(out)]
+               "--allow-no-faults", "--results", str(out)]  # 30 s fits two of the three packages at most
         env = {**os.environ, "PYTHONHASHSEED": hash_seed}
         subprocess.run(cmd, env=env, check=True, capture_output=True, timeout=300, cwd=ROOT)
         (history,) = out.glob("raft/*/history.jsonl")

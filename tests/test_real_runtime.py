@@ -23,6 +23,8 @@ import pytest
 
 from base.links import LinkFaultError
 from harness.backends.local import free_ports
+from systems.echo import BUGS as ECHO_BUGS
+from systems.echo import DEFAULT_OPTIONS as ECHO_OPTIONS
 from systems.echo import start_node as echo_start
 from systems.runtime.api import (
     ConnectionLost,
@@ -505,7 +507,8 @@ def test_node_main_rejects_a_broken_cluster_file(tmp_path: Path, case: str, caps
     if text is not None:
         _write(path, text)
     with pytest.raises(SystemExit) as ei:
-        node_main("echo", echo_start, ["--cluster", str(path), "--id", "n1"])
+        node_main("echo", echo_start, bugs=ECHO_BUGS, default_options=ECHO_OPTIONS,
+                  argv=["--cluster", str(path), "--id", "n1"])
     assert ei.value.code == 2
     err = capsys.readouterr().err.strip()
     assert err.startswith("node: error:") and "\n" not in err
@@ -515,7 +518,8 @@ def test_node_main_rejects_a_broken_cluster_file(tmp_path: Path, case: str, caps
 def test_node_main_rejects_an_unknown_bug(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     path = _write(tmp_path / "c.json", '{"nodes": {"n1": {"host": "127.0.0.1", "port": 7001}}}')
     with pytest.raises(SystemExit) as ei:
-        node_main("echo", echo_start, ["--cluster", str(path), "--id", "n1", "--bug", "no-such-bug"])
+        node_main("echo", echo_start, bugs=ECHO_BUGS, default_options=ECHO_OPTIONS,
+                  argv=["--cluster", str(path), "--id", "n1", "--bug", "no-such-bug"])
     assert ei.value.code == 2
     assert "unknown bug 'no-such-bug'" in capsys.readouterr().err
 

@@ -45,6 +45,7 @@ def test_wheel_holds_the_packages_and_a_valid_record(tmp_path: Path) -> None:
     with zipfile.ZipFile(wheel) as z:
         names = set(z.namelist())
         assert "systems/runtime/node_main.py" in names
+        assert "base/spec.py" in names  # the bottom layer every package imports
         assert "systems/echo/__init__.py" in names
         record = z.read("picluster-0.1.0.dist-info/RECORD").decode().splitlines()
         for line in record:
@@ -300,6 +301,8 @@ def test_ssh_faults_for_real_and_nothing_left(rehearsal: Rehearsal, tmp_path: Pa
         return await c.client.call(a, "relay", {"to": b, "msg": "x", "timeout": timeout}, timeout=timeout + 1.0)
 
     async def body(c: Any) -> None:
+        assert c.capabilities == {"kill", "pause", "partition", "links", "cable", "switch", "plug"}
+        assert c.capabilities == SshBackend.capabilities(spec)
         assert await relay(c, "n1", "n2", 3.0) == "x"
         await c.partition({"n2": ["n1"], "n1": ["n2"]})
         with pytest.raises(RpcError):
@@ -333,7 +336,7 @@ def test_ssh_faults_for_real_and_nothing_left(rehearsal: Rehearsal, tmp_path: Pa
             await c.client.call("n1", "echo", 1, timeout=0.5)
         await c.heal()
         assert await relay(c, "n2", "n1", 3.0) == "x"
-        c.config = ssh_config.parse({"nodes": {"n1": {"host": "h", "user": "u"}}}, "no-commands.toml")
+        c.hardware.config = ssh_config.parse({"nodes": {"n1": {"host": "h", "user": "u"}}}, "no-commands.toml")
         with pytest.raises(NotConfigured, match="refused"):
             await c.switch_off()
 
@@ -377,6 +380,7 @@ def test_power_fault_without_commands_is_refused(rehearsal: Rehearsal, tmp_path:
                     run_dir=str(tmp_path / "run"))
 
     async def body(c: Any) -> None:
+        assert c.capabilities == {"kill", "pause", "partition", "links"}  # no commands: no hardware faults
         with pytest.raises(NotConfigured, match="node n1"):
             await c.power_off("n1")
         with pytest.raises(NotConfigured, match="node n2"):

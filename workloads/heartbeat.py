@@ -9,12 +9,15 @@ Rules:
 - A view read changes nothing, so a read that times out or cannot reach its
   node completes `fail` (certainly no effect) and the process carries on.
 - Final ops read every node's view once, after the quiet period.
-- Checker: checkers/heartbeat.py. Report: one picture of who thought whom
-  alive / suspect / dead over time, fault windows shaded.
+- Checker: checkers/heartbeat.py, given the nemesis catalog's fault
+  vocabulary (checkers never import nemesis; this module wires it in).
+  Report: one picture of who thought whom alive / suspect / dead over time,
+  network faults shaded in their kinds' colours.
 """
 
 from __future__ import annotations
 
+import functools
 import html
 import random
 from typing import Any
@@ -22,6 +25,7 @@ from typing import Any
 from base.history import Op
 from base.spec import TestSpec
 from checkers.heartbeat import Faults, Observation, check, fault_timeline, observations
+from nemesis.catalog import VOCABULARY
 from systems.runtime.api import RpcError, Runtime
 from workloads.base import Checker, Client
 
@@ -54,7 +58,7 @@ class ViewWorkload:
         return [(n, {"f": "view", "value": None}) for n in nodes]
 
     def checkers(self) -> dict[str, Checker]:
-        return {"heartbeat": check}
+        return {"heartbeat": functools.partial(check, vocabulary=VOCABULARY)}
 
 
 WORKLOADS = {"view": ViewWorkload}
@@ -71,7 +75,7 @@ def report_sections(history: list[Op], results: dict[str, Any]) -> list[tuple[st
     obs = observations(history)
     if not obs:
         return [("membership views", "<p>no view was read</p>")]
-    faults = fault_timeline(history)
+    faults = fault_timeline(history, VOCABULARY)
     return [("membership views: who thought whom alive / suspect / dead", membership_svg(obs, faults, history))]
 
 
@@ -91,11 +95,12 @@ def membership_svg(obs: list[Observation], faults: Faults, history: list[Op]) ->
         f'<svg xmlns="http://www.w3.org/2000/svg" width="{WIDTH}" height="{height}" '
         f'font-family="sans-serif" font-size="10" shape-rendering="crispEdges">'
     ]
-    for t0, t1, what in faults.network:
+    for w in faults.network:
+        t0, t1 = w.start_s, w.end_s if w.end_s is not None else end
         out.append(
             f'<rect x="{x(t0):.1f}" y="{TOP - 4}" width="{max(1.0, x(t1) - x(t0)):.1f}" '
-            f'height="{height - TOP - 26}" fill="#90caf9" opacity="0.25"><title>{html.escape(what)} '
-            f"{t0:.2f}-{min(t1, end):.2f}s</title></rect>"
+            f'height="{height - TOP - 26}" fill="{w.colour}" opacity="0.25"><title>{html.escape(w.kind)}: '
+            f"{html.escape(w.description)} {t0:.2f}-{min(t1, end):.2f}s</title></rect>"
         )
     for gi, o in enumerate(observers):
         gy = TOP + gi * group_h
@@ -135,7 +140,8 @@ def membership_svg(obs: list[Observation], faults: Faults, history: list[Op]) ->
         out.append(f'<text x="{x(t):.1f}" y="{axis_y + 12}" text-anchor="middle">{t:g}s</text>')
         t += step
     legend = [("alive", COLORS["alive"]), ("suspect", COLORS["suspect"]), ("dead", COLORS["dead"])]
-    legend += [("subject down", "#616161"), ("subject paused", "#8e24aa"), ("network fault", "#90caf9")]
+    legend += [("subject down", "#616161"), ("subject paused", "#8e24aa")]
+    legend += [(k, VOCABULARY.colour(k)) for k in sorted({w.kind for w in faults.network})]
     lx = LEFT
     for name, color in legend:
         out.append(f'<rect x="{lx}" y="4" width="10" height="10" fill="{color}"/>')

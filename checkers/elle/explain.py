@@ -19,7 +19,8 @@ from html import escape
 from itertools import count
 from typing import Any
 
-from checkers.elle.graph import NAMES, PROCESS, REALTIME, RW, WR, WW, DepGraph, Step
+from checkers.elle.cycles import Step
+from checkers.elle.graph import NAMES, PROCESS, REALTIME, RW, WR, WW, DepGraph
 from checkers.elle.history import TxnHistory
 
 COLOURS = {"ww": "#c0392b", "wr": "#2471a3", "rw": "#d68910", "process": "#7d3c98", "realtime": "#566573"}
@@ -34,26 +35,26 @@ def step_text(g: DepGraph, th: TxnHistory, s: Step, kind: str) -> str:
     a, b = th.txns[s.a], th.txns[s.b]
     an, bn = a.name, b.name
     why = g.why.get((s.a, s.b, s.rel))
-    verb, noun = ("appended", "append") if kind == "list-append" else ("wrote", "write")
+    appends = kind == "list-append"
     if s.rel == WW and why:
         k, v1, v2 = why
-        if kind == "list-append":
-            return (
-                f"{an} < {bn} because {an} appended {_v(v1)} to key {_v(k)} and {bn} appended {_v(v2)} right after it"
-            )
-        return f"{an} < {bn} because {an} wrote {_v(v1)} to key {_v(k)} and {bn} later overwrote it with {_v(v2)}"
+        if appends:
+            return f"{an} < {bn} because {bn} appended {_v(v2)} to key {_v(k)} after {an} appended {_v(v1)}"
+        return (f"{an} < {bn} because {an} wrote {_v(v1)} to key {_v(k)} and {bn} later overwrote it with "
+                f"{_v(v2)}, which came later in the version order")
     if s.rel == WR and why:
         k, v = why
-        return f"{an} < {bn} because {bn} read {an}'s {noun} of {_v(v)} to key {_v(k)}"
+        return f"{an} < {bn} because {bn} read {an}'s {'append' if appends else 'write'} of {_v(v)} to key {_v(k)}"
     if s.rel == RW and why:
         k, seen, nxt = why
-        if kind == "list-append":
-            saw = "nothing" if seen is None else f"a list ending in {_v(seen)}"
-            return (
-                f"{an} < {bn} because {an} read key {_v(k)} and saw {saw}, "
-                f"missing {bn}'s append of {_v(nxt)}, which came next"
-            )
-        return f"{an} < {bn} because {an} read {_v(seen)} from key {_v(k)}, before {bn} {verb} {_v(nxt)} over it"
+        if appends:
+            if seen is None:
+                return (f"{an} < {bn} because {an} read key {_v(k)} and saw the initial (empty) state, "
+                        f"which {bn} changed by appending {_v(nxt)}")
+            return (f"{an} < {bn} because {an} read key {_v(k)} ending in {_v(seen)} and did not see "
+                    f"{bn}'s append of {_v(nxt)}, which came after it")
+        return (f"{an} < {bn} because {an} read key {_v(k)} = {_v(seen)}, and {bn} wrote {_v(nxt)}, "
+                "which came later in the version order")
     if s.rel == PROCESS:
         return f"{an} < {bn} because process {a.process} executed {an} before {bn}"
     if s.rel == REALTIME:
@@ -64,7 +65,7 @@ def step_text(g: DepGraph, th: TxnHistory, s: Step, kind: str) -> str:
 def cycle_evidence(g: DepGraph, th: TxnHistory, steps: list[Step], kind: str, typ: str) -> dict[str, Any]:
     """Evidence for one cycle: the txns, each step with its reason, and the whole story in prose."""
     clauses = [step_text(g, th, s, kind) for s in steps]
-    lets = "; ".join(f"{th.txns[s.a].name} = {th.txns[s.a].mops!r}" for s in steps)
+    lets = "; ".join(f"{th.txns[s.a].name} = {th.txns[s.a].raw!r}" for s in steps)
     body = ", ".join(clauses[:-1])
     story = f"Let {lets}. Then {body}. However, {clauses[-1]}: a cycle ({typ})."
     return {
@@ -84,38 +85,54 @@ def cycle_evidence(g: DepGraph, th: TxnHistory, steps: list[Step], kind: str, ty
     }
 
 
+def _t(op: Any) -> str:
+    return f"T{op.get('index')}" if isinstance(op, dict) else "a txn"
+
+
 def describe(typ: str, ev: dict[str, Any]) -> str:
     """One sentence for a non-cycle anomaly."""
-    op = ev.get("op") or {}
-    t = f"T{op.get('index')}" if op else "a txn"
+    t = _t(ev.get("op"))
     k = _v(ev.get("key"))
     match typ:
         case "G1a":
-            w = ev["writer"]
-            return (
-                f"{t} read {_v(ev['element'])} from key {k}, written only by T{w['index']}, which failed (aborted read)"
-            )
+            return (f"{t} read {_v(ev['element'])} from key {k}, written only by {_t(ev['writer'])}, "
+                    "which failed (aborted read)")
         case "G1b":
-            w = ev["writer"]
-            return (
-                f"{t} read {_v(ev['element'])} from key {k}, an intermediate write of T{w['index']} "
-                "that it later overwrote (intermediate read)"
-            )
+            return (f"{t} read {_v(ev['element'])} from key {k}, an intermediate write of {_t(ev['writer'])} "
+                    "that it later overwrote (intermediate read)")
         case "internal":
             return f"{t} read {_v(ev['read'])} from key {k}, but its own earlier operations imply {_v(ev['expected'])}"
-        case "duplicate-appends":
-            return f"{t} read key {k} = {_v(ev['read'])}, which holds {_v(ev['element'])} more than once"
+        case "future-read":
+            return f"{t} read key {k} and saw {_v(ev['element'])}, which it appended only later in the same txn"
+        case "duplicate-elements":
+            return f"{t} read key {k} and saw some elements more than once: {_v(ev['duplicates'])}"
         case "incompatible-order":
-            a, b = ev["ops"]
             r1, r2 = ev["values"]
-            return (
-                f"T{a['index']} read key {k} = {_v(r1)} and T{b['index']} read {_v(r2)}: "
-                "neither is a prefix of the other, so no single order of appends explains both"
-            )
+            return (f"reads of key {k} saw {_v(r1)} and {_v(r2)}: neither is a prefix of the other, "
+                    "so no single order of appends explains both")
         case "garbage-read":
             return f"{t} read {_v(ev['element'])} from key {k}, a value no transaction ever wrote"
         case "cyclic-versions":
-            return f"the versions of key {k} are ordered in a cycle: {' < '.join(map(_v, ev['versions']))}"
+            return (f"the versions of key {k} are ordered in a cycle among {_v(ev['scc'])} "
+                    f"(from {', '.join(ev['sources'])})")
+        case "dirty-update":
+            return (f"key {k} took the values {_v(ev['values'])}: a committed txn built on state "
+                    "written by a failed one (dirty update)")
+        case "lost-update":
+            names = ", ".join(_t(x) for x in ev["txns"])
+            return f"{names} all read key {k} = {_v(ev['value'])} and all wrote it: all but one update is lost"
+        case "empty-transaction-graph":
+            return "no transaction depends on another: there is nothing to check"
+        case "cycle-search-timeout":
+            return (f"the search for {ev['anomaly_spec_type']} in a component of {ev['scc_size']} txns was cut short "
+                    "by the time limit")
+        case "witness-not-found":
+            return f"no serial order proving the verdict was found: {ev['reason']}"
+    if typ.endswith("-cycle-exists"):
+        return (f"a cycle that {ev['not']} forbids exists among {ev['scc_size']} txns "
+                f"({', '.join(ev['scc'][:8])}{'…' if len(ev['scc']) > 8 else ''}), though no specific one was shown")
+    if typ.startswith("no-serial-order"):
+        return f"no serial order explains every read: {ev['reason']}"
     return f"{typ}: {ev!r}"
 
 
@@ -191,7 +208,9 @@ def render_html(result: dict[str, Any], *, per_type: int = 5) -> str:
         f'<p style="color:{colour};font-weight:bold">{escape(str(result.get("summary", "")))}</p>',
     ]
     if result.get("not"):
-        out.append(f"<p>Ruled out: {escape(', '.join(result['not']))}.</p>")
+        also = result.get("also_not") or []
+        tail = f" (nor, so, {escape(', '.join(also))})" if also else ""
+        out.append(f"<p>Not {escape(', '.join(result['not']))}{tail}.</p>")
     counts = result.get("anomaly_counts", {})
     for typ, evs in result.get("anomalies", {}).items():
         out.append(f"<h4>{escape(typ)} ({counts.get(typ, len(evs))})</h4>")
@@ -205,6 +224,13 @@ def render_html(result: dict[str, Any], *, per_type: int = 5) -> str:
                 out.append(f"<p>{escape(ev.get('text') or describe(typ, ev))}</p>")
         if len(evs) > per_type:
             out.append(f"<p>… and {len(evs) - per_type} more in results.json.</p>")
+    other = result.get("other_anomalies") or {}
+    if other:
+        listed = ", ".join(f"{t} ({len(evs)})" for t, evs in other.items())
+        out.append(f"<p>Also found, allowed by the model checked: {escape(listed)}.</p>")
+    witness = result.get("witness")
+    if isinstance(witness, dict) and witness.get("reason"):
+        out.append(f"<p class='muted'>Serial order: {escape(str(witness['reason']))}.</p>")
     for w in result.get("warnings", []):
         out.append(f"<p style='color:#b9770e'>Warning: {escape(w)}</p>")
     out.append("</section>")

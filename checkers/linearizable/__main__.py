@@ -5,8 +5,12 @@
         [--all-keys] [--html OUT.html]
 
 Exit status: 0 linearizable, 1 not linearizable, 2 unknown (budget
-exhausted), 3 the input could not be used (missing or malformed file, bad
-arguments). Errors are one line on stderr, never a traceback.
+exhausted, or no operation to check), 3 the input could not be used
+(missing or malformed file, bad arguments). Errors are one line on stderr,
+never a traceback, and name the file's line; so do the op numbers in the
+result (its "numbering" is "line"). A harness history.jsonl checks as the
+harness checks it: ops the model does not know (status) are left out with a
+note, a cas that failed with cas-mismatch is a failed compare.
 """
 
 from __future__ import annotations
@@ -19,7 +23,7 @@ from typing import Any, NoReturn
 from checkers.linearizable.check import check_operations
 from checkers.linearizable.explain import render_html
 from checkers.linearizable.models import MODELS, KvModel, Model, ModelError, make_model
-from checkers.linearizable.parse import FORMATS, ParseError, load
+from checkers.linearizable.parse import FORMATS, ParseError, load, plain
 
 EXIT = {True: 0, False: 1}
 EXIT_UNKNOWN = 2
@@ -60,7 +64,7 @@ def main(argv: list[str] | None = None) -> int:
         print(f"error: {e}", file=sys.stderr)
         return EXIT_BAD_INPUT
     result = check_operations(ops, model, time_limit_s=a.time_limit, memory_limit_mb=a.memory_limit,
-                              stop_on_failure=not a.all_keys)
+                              stop_on_failure=not a.all_keys, notes=notes, numbering="line")
     if a.html:
         try:
             with open(a.html, "w", encoding="utf-8") as f:
@@ -77,7 +81,7 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def _jsonable(v: Any) -> Any:
-    return repr(v)
+    return plain(v) if isinstance(v, tuple) else repr(v)
 
 
 if __name__ == "__main__":

@@ -14,7 +14,11 @@ Rules:
   limit per part (machine-independent). A part that cannot finish
   within them is "unknown" with the reason and how far it got: never a pass,
   never a hang.
-- The verdict is False if any part is, else "unknown" if any part is, else True.
+- The verdict is False if any part is, else "unknown" if any part is, else True;
+  a history with no operation to check is "unknown", never linearizable.
+- Notes from reading the history (ops left out, a torn last line) are kept in
+  "notes" and said in the summary; `numbering` ("op" or "line") says what
+  the numbers in the summary and evidence count.
 """
 
 from __future__ import annotations
@@ -42,6 +46,8 @@ def check_operations(
     stop_on_failure: bool = True,
     after_failure_steps: int = 0,
     step_limit: int | None = None,
+    notes: list[str] | None = None,
+    numbering: str = "op",
 ) -> dict[str, Any]:
     """The linearizability verdict for ops already parsed for `model`.
 
@@ -100,16 +106,21 @@ def check_operations(
             active.remove(k)
     elapsed = time.monotonic() - started
     keys = {key_name(k): part_result(model, searches[k], verdicts[k], reasons.get(k)) for k in searches}
-    valid = _merge(verdicts.values())
+    valid = _merge(verdicts.values()) if ops else "unknown"
     failures = [name for name, r in keys.items() if r["valid"] is False]
+    text = summary(valid, keys, len(ops), numbering) if ops else "unknown: no operations to check"
+    if notes:
+        text += " (" + "; ".join(notes) + ")"
     result = {
         "valid": valid,
         "model": model.name,
-        "summary": summary(valid, keys, len(ops)),
+        "summary": text,
         "ops": len(ops),
+        "numbering": numbering,
         "elapsed_s": round(elapsed, 6),
         "keys": keys,
         "failures": failures,
+        "notes": list(notes or []),
     }
     if failures:
         first = keys[failures[0]]
@@ -138,9 +149,10 @@ def check_history(
 ) -> dict[str, Any]:
     """Check a picluster history (DESIGN.md format) against a named model."""
     m = make_model(model)
+    notes: list[str] = []
     try:
-        ops = from_history(history, m)
+        ops = from_history(history, m, notes)
     except ParseError as e:
-        return {"valid": "unknown", "model": model, "summary": f"cannot check: {e}", "keys": {}}
+        return {"valid": "unknown", "model": model, "summary": f"cannot check: {e}", "keys": {}, "error": str(e)}
     return check_operations(ops, m, time_limit_s=time_limit_s, memory_limit_mb=memory_limit_mb,
-                            after_failure_steps=AFTER_FAILURE_STEPS)
+                            after_failure_steps=AFTER_FAILURE_STEPS, notes=notes)

@@ -5,7 +5,9 @@ description from the model; for a part that is not linearizable the result
 carries the longest linearizable prefix found (its last MAX_PREFIX_OPS ops),
 the model state after it, the ops that could come next and why each cannot
 (or leads nowhere), and the ops to draw around that point (at most
-MAX_DRAWN_OPS). Nothing here decides a verdict.
+MAX_DRAWN_OPS). Values appear as plain JSON, and states and descriptions
+print them as JSON (an object as {"a": 1}, not as Python tuples). Nothing here
+decides a verdict.
 """
 
 from __future__ import annotations
@@ -14,6 +16,7 @@ import json
 from typing import TYPE_CHECKING, Any
 
 from checkers.linearizable.models import Model, Operation
+from checkers.linearizable.parse import JsonDict, JsonList, json_value, plain
 
 if TYPE_CHECKING:
     from checkers.linearizable.portfolio import Portfolio
@@ -37,10 +40,17 @@ def op_ref(model: Model, op: Operation) -> dict[str, Any]:
     """How an operation appears in results: enough to find it in the history and to draw it."""
     return {
         "index": op.index, "complete_index": op.ret_index, "process": op.process, "f": op.f,
-        "value": op.out if op.f in model.read_fs and op.f != "cas-failed" else op.arg, "type": op.status,
+        "value": plain(op.out if op.f in model.read_fs and op.f != "cas-failed" else op.arg), "type": op.status,
         "time": op.time, "complete_time": op.ret_time, "call": op.call, "ret": op.ret,
         "description": model.describe(op),
     }
+
+
+def describe_state(model: Model, state: Any) -> str:
+    """The model's description of a state, with any value built by the model (a tuple) printed as JSON."""
+    if isinstance(state, tuple) and not isinstance(state, JsonList | JsonDict):
+        state = JsonList(json_value(v) for v in state)
+    return model.describe_state(state)
 
 
 def part_result(model: Model, s: Portfolio, valid: Any, reason: str | None) -> dict[str, Any]:
@@ -73,7 +83,7 @@ def _evidence(model: Model, s: Portfolio, valid: Any) -> dict[str, Any]:
         ref["legal_here"] = legal
         ref["why"] = (
             "could take effect here, but no continuation after it is linearizable" if legal
-            else f"cannot take effect when the state is {model.describe_state(pr.best_state)}"
+            else f"cannot take effect when the state is {describe_state(model, pr.best_state)}"
         )
         stuck_refs.append(ref)
     stuck_refs.sort(key=lambda ref: ref["legal_here"])  # the ops that cannot take effect first
@@ -82,7 +92,7 @@ def _evidence(model: Model, s: Portfolio, valid: Any) -> dict[str, Any]:
     return {
         "prefix": [op_ref(model, s.ops[i]) for i in prefix[-MAX_PREFIX_OPS:]],
         "prefix_start": max(1, len(prefix) - MAX_PREFIX_OPS + 1),
-        "state": model.describe_state(pr.best_state),
+        "state": describe_state(model, pr.best_state),
         "stuck": stuck_refs,
         "drawn": [dict(op_ref(model, s.ops[i]), role=_role(i, set(prefix), set(stuck), dead_ends)) for i in window],
     }
@@ -110,7 +120,7 @@ def _window(ops: list[Operation], shown: set[int]) -> list[int]:
     return sorted(keep + rest, key=lambda i: ops[i].call)
 
 
-def summary(valid: Any, keys: dict[str, dict[str, Any]], n_ops: int) -> str:
+def summary(valid: Any, keys: dict[str, dict[str, Any]], n_ops: int, numbering: str = "op") -> str:
     if valid is True:
         return f"linearizable: all {n_ops} ops in {len(keys)} key(s) have a legal order"
     if valid is False:
@@ -120,9 +130,9 @@ def summary(valid: Any, keys: dict[str, dict[str, Any]], n_ops: int) -> str:
         head = f"not linearizable: {bad} of {len(keys)} key(s) fail. Key {name}: "
         head += (f"the longest linearizable prefix has {r['longest_prefix']} of {r['ops']} ops and leaves "
                  f"the state {r['state']}; ")
-        blocked = [f"{ref['description']} by process {ref['process']} (op {ref['index']})"
+        blocked = [f"{ref['description']} by process {ref['process']} ({numbering} {ref['index']})"
                    for ref in r["stuck"] if not ref["legal_here"]]
-        dead = [f"{ref['description']} (op {ref['index']})" for ref in r["stuck"] if ref["legal_here"]]
+        dead = [f"{ref['description']} ({numbering} {ref['index']})" for ref in r["stuck"] if ref["legal_here"]]
         if blocked:
             head += f"{'; '.join(blocked)} cannot take effect in that state"
         if dead:

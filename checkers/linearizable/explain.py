@@ -36,6 +36,7 @@ def render_html(result: dict[str, Any]) -> str:
                f"{escape(_verdict(result.get('valid')))}</h3>")
     out.append(f"<p>{escape(str(result.get('summary', '')))}</p>")
     keys: dict[str, dict[str, Any]] = result.get("keys", {}) or {}
+    numbering = escape(str(result.get("numbering", "op")))
     if keys:
         out.append('<table style="border-collapse:collapse"><tr><th align="left">key</th><th>verdict</th>'
                    '<th>ops</th><th>longest prefix</th><th>steps</th><th align="left">note</th></tr>')
@@ -55,14 +56,14 @@ def render_html(result: dict[str, Any]) -> str:
                        f"<code>{escape(str(r.get('state')))}</code>. Ops that could come next:</p><ul>")
             for s in r.get("stuck", []):
                 out.append(f"<li>{escape(str(s.get('description')))} — process {escape(str(s.get('process')))}, "
-                           f"op {escape(str(s.get('index')))}: {escape(str(s.get('why')))}</li>")
+                           f"{numbering} {escape(str(s.get('index')))}: {escape(str(s.get('why')))}</li>")
             out.append("</ul>")
-        out.append(_svg(r))
+        out.append(_svg(r, numbering))
     out.append("</section>")
     return "\n".join(out)
 
 
-def _svg(r: dict[str, Any]) -> str:
+def _svg(r: dict[str, Any], numbering: str = "op") -> str:
     drawn: list[dict[str, Any]] = r["drawn"]
     order = {_ident(p): n for n, p in enumerate(r.get("prefix", []), start=r.get("prefix_start", 1))}
     processes = sorted({str(d["process"]) for d in drawn}, key=lambda p: (len(p), p))
@@ -91,7 +92,7 @@ def _svg(r: dict[str, Any]) -> str:
         dash = ' stroke-dasharray="4 2"' if d.get("ret") is None else ""
         stroke = "#b00" if role == "stuck" else "#555"
         n = order.get(_ident(d))
-        tip = (f"{d.get('description')} | process {d.get('process')} | op {d.get('index')}"
+        tip = (f"{d.get('description')} | process {d.get('process')} | {numbering} {d.get('index')}"
                f"{' → ' + str(d.get('complete_index')) if d.get('complete_index') is not None else ''}"
                f" | {d.get('type')}" + (f" | linearized #{n}" if n else "") +
                (f" | time {d.get('time')} ns" if d.get("time") is not None else ""))

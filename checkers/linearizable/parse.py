@@ -4,17 +4,28 @@ Rules:
 
 - picluster history (DESIGN.md "History"): a completion belongs to the latest
   open invocation of the same process; nemesis ops are ignored; `fail` ops
-  never happened and are dropped; an `info` completion, or none by the end,
-  means the op may take effect any time after its call or never; a read
-  (read-only op) of unknown outcome tells nothing and is dropped. The event
-  order is the list order; `time` is kept only for drawing.
+  never happened and are dropped, except a cas that failed with error
+  "cas-mismatch", which saw a value other than the expected one and becomes
+  the read-only `cas-failed` op (as the harness checks it); an `info`
+  completion, or none by the end, means the op may take effect any time
+  after its call or never; a read (read-only op) of unknown outcome tells
+  nothing and is dropped. An `info` completion under another f (Jepsen and
+  Knossos record a crash as `:info :crash`) completes the open op as info.
+  Ops whose f the model does not know (the harness's `status`, say) are left
+  out, and a note says how many of each. The event order is the list order;
+  `time` is kept only for drawing.
 - porcupine-etcd: `INFO jepsen.util - <p> :<type> :<f> <value>` lines, one
   register. `:fail :cas [a b]` is a definite "compare failed" and becomes the
   read-only `cas-failed` op (legal only if the register does not hold a), as
   Porcupine's verdicts assume; `:fail :read` is dropped; `:info` is unknown.
 - porcupine-kv: `{:process p, :type t, :f f, :key "k", :value v}` EDN maps;
   only invoke/ok occur.
-- For both Porcupine formats an op's `index` is its (1-based) line number.
+- One numbering: an op read from a file is numbered by its (1-based) line,
+  in its `index` and in every error ("FILE:LINE: ..."); an in-memory history
+  keeps its ops' own "index" ("op N: ...").
+- Values are JSON values made hashable: objects become JsonDict and arrays
+  JsonList, tuples that print back as JSON ({"a": 1}, [1, 2]), so evidence
+  and errors show what the history holds.
 - Anything malformed raises ParseError naming the line; nothing is guessed,
   except that a jsonl file's last line cut short by a crash is skipped and
   noted, as harness/history.py does.
@@ -29,9 +40,48 @@ from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
-from checkers.linearizable.models import Model, ModelError, Operation, normalize
+from checkers.linearizable.models import Model, ModelError, Operation
 
 FORMATS = ("jsonl", "porcupine-etcd", "porcupine-kv")
+
+
+class JsonList(tuple):  # type: ignore[type-arg]
+    """A JSON array, hashable; prints as JSON."""
+
+    __slots__ = ()
+
+    def __repr__(self) -> str:
+        return json.dumps(plain(self))
+
+
+class JsonDict(tuple):  # type: ignore[type-arg]
+    """A JSON object as sorted (key, value) pairs, hashable; prints as JSON."""
+
+    __slots__ = ()
+
+    def __repr__(self) -> str:
+        return json.dumps(plain(self))
+
+
+def json_value(value: Any) -> Any:
+    """A JSON value made hashable (see the module rules)."""
+    if isinstance(value, list | tuple) and not isinstance(value, JsonList | JsonDict):
+        return JsonList(json_value(v) for v in value)
+    if isinstance(value, dict):
+        return JsonDict(sorted((k, json_value(v)) for k, v in value.items()))
+    return value
+
+
+def plain(value: Any) -> Any:
+    """Back to plain JSON: JsonDict -> dict, any other tuple -> list."""
+    if isinstance(value, JsonDict):
+        return {k: plain(v) for k, v in value}
+    if isinstance(value, tuple):
+        return [plain(v) for v in value]
+    return value
+
+
+_OP_INDEX = re.compile(r"\s*\(op index [^)]*\)")
 
 
 class ParseError(ValueError):
@@ -41,28 +91,47 @@ class ParseError(ValueError):
 class _Builder:
     """Pairs invocations with completions and emits Operations."""
 
-    def __init__(self, model: Model) -> None:
+    def __init__(self, model: Model, source: str | None = None) -> None:
         self.model = model
+        self.source = source
         self.open: dict[Any, dict[str, Any]] = {}
         self.ops: list[Operation] = []
+        self.left_out: dict[str, int] = {}
+        self._skipped: set[Any] = set()  # processes whose open op the model does not know
 
     def invoke(self, pos: int, process: Any, f: str, key: Any, value: Any, **meta: Any) -> None:
-        if process in self.open:
-            raise ParseError(f"{_where(meta, pos)}: process {process} invoked while its previous op was open")
+        if process in self.open or process in self._skipped:
+            raise ParseError(f"{_where(meta, pos, self.source)}: process {process} invoked while its previous op "
+                             "was open")
+        if f not in self.model.fs:
+            self.left_out[f] = self.left_out.get(f, 0) + 1
+            self._skipped.add(process)
+            return
         self.open[process] = {"pos": pos, "f": f, "key": key, "value": value, **meta}
 
     def complete(self, pos: int, process: Any, type_: str, f: str, value: Any, **meta: Any) -> None:
+        if process in self._skipped:
+            self._skipped.discard(process)
+            return
         inv = self.open.pop(process, None)
         if inv is None:
-            raise ParseError(f"{_where(meta, pos)}: completion for process {process} with no open invocation")
+            raise ParseError(f"{_where(meta, pos, self.source)}: {type_} completion for process {process} with no "
+                             "open invocation")
         if f != inv["f"]:
-            raise ParseError(f"{_where(meta, pos)}: completion f {f!r} does not match invocation f {inv['f']!r}")
+            if type_ != "info":
+                raise ParseError(f"{_where(meta, pos, self.source)}: completion f {f!r} does not match invocation "
+                                 f"f {inv['f']!r}")
+            value = None  # a crash recorded under its own f: the op's outcome is unknown
         self._emit(inv, process, type_, value, pos, meta)
 
-    def finish(self) -> list[Operation]:
+    def finish(self, notes: list[str] | None = None) -> list[Operation]:
         for process, inv in list(self.open.items()):
             self._emit(inv, process, "info", None, None, {})
         self.open.clear()
+        if self.left_out and notes is not None:
+            listed = ", ".join(f"{f} ({n})" for f, n in sorted(self.left_out.items()))
+            total = sum(self.left_out.values())
+            notes.append(f"left out {total} op(s) the {self.model.name} model does not know: {listed}")
         ordered = sorted(self.ops, key=lambda o: o.call)
         return [replace(op, id=i) for i, op in enumerate(ordered)]  # ids follow call order
 
@@ -71,17 +140,18 @@ class _Builder:
         f = inv["f"]
         read_only = f in self.model.read_fs
         if type_ == "fail":
-            if f == "cas" and inv.get("fail_means_cas_failed"):
+            if f == "cas" and (inv.get("fail_means_cas_failed") or meta.get("error") == "cas-mismatch") \
+                    and "cas-failed" in self.model.fs:
                 f, read_only = "cas-failed", True
             else:
                 return
         if type_ == "info" and read_only:
             return
         info = type_ == "info"
-        arg = normalize(inv["value"])
-        out = normalize(value) if read_only and f != "cas-failed" else arg
+        arg = json_value(inv["value"])
+        out = json_value(value) if read_only and f != "cas-failed" else arg
         op = Operation(
-            id=len(self.ops), process=process, f=f, key=normalize(inv["key"]), arg=arg,
+            id=len(self.ops), process=process, f=f, key=json_value(inv["key"]), arg=arg,
             out=None if info else out, status="info" if info else "ok", call=inv["pos"],
             ret=None if info else pos, index=inv.get("index"), ret_index=None if info else meta.get("index"),
             time=inv.get("time"), ret_time=None if info else meta.get("time"),
@@ -89,45 +159,55 @@ class _Builder:
         try:
             self.model.validate(op)
         except ModelError as e:
-            raise ParseError(str(e)) from None
+            raise ParseError(f"{_where(inv, inv['pos'], self.source)}: {_OP_INDEX.sub('', str(e))}") from None
         self.ops.append(op)
 
 
-def _where(meta: dict[str, Any], pos: int) -> str:
-    return f"line {meta['line']}" if "line" in meta else f"op {meta.get('index', pos)}"
+def _where(meta: dict[str, Any], pos: int, source: str | None = None) -> str:
+    if "line" in meta:
+        return f"{source}:{meta['line']}" if source else f"line {meta['line']}"
+    return f"op {meta.get('index', pos)}"
 
 
-def from_history(history: Iterable[dict[str, Any]], model: Model) -> list[Operation]:
-    """Operations from a picluster history (a list of op dicts)."""
-    b = _Builder(model)
+def from_history(history: Iterable[dict[str, Any]], model: Model, notes: list[str] | None = None,
+                 lines: list[int] | None = None, source: str | None = None) -> list[Operation]:
+    """Operations from a picluster history (a list of op dicts); `lines[i]` numbers history[i] (see the rules)."""
+    b = _Builder(model, source)
     for pos, op in enumerate(history):
+        line = {"line": lines[pos]} if lines is not None else {}
         if not isinstance(op, dict):
-            raise ParseError(f"op {pos}: expected an object, got {type(op).__name__}")
+            raise ParseError(f"{_where(line, pos, source)}: expected an object, got {type(op).__name__}")
         process = op.get("process")
         if process == "nemesis":
             continue
         t, f = op.get("type"), op.get("f")
         if process is None or t not in ("invoke", "ok", "fail", "info") or not isinstance(f, str):
-            raise ParseError(f"op {op.get('index', pos)}: needs process, type and f, got {op!r}")
-        meta = {"index": op.get("index", pos), "time": op.get("time")}
+            raise ParseError(f"{_where({**line, 'index': op.get('index', pos)}, pos, source)}: needs process, type "
+                             f"and f, got {json.dumps(op)[:200]}")
+        index = lines[pos] if lines is not None else op.get("index", pos)
+        meta = {**line, "index": index, "time": op.get("time")}
         if t == "invoke":
             b.invoke(pos, process, f, op.get("key"), op.get("value"), **meta)
         else:
-            b.complete(pos, process, t, f, op.get("value"), **meta)
-    return b.finish()
+            b.complete(pos, process, t, f, op.get("value"), error=op.get("error"), **meta)
+    return b.finish(notes)
 
 
-def read_jsonl(text: str, source: str = "history", notes: list[str] | None = None) -> list[dict[str, Any]]:
-    """JSON lines; a last line cut short by a crash (no newline after it) is skipped and noted."""
+def read_jsonl(text: str, source: str = "history", notes: list[str] | None = None,
+               lines: list[int] | None = None) -> list[dict[str, Any]]:
+    """JSON lines; a last line cut short by a crash (no newline after it) is skipped and noted.
+
+    `lines`, when given, receives each op's line number.
+    """
     ops = []
-    lines = text.splitlines()
-    for n, line in enumerate(lines, start=1):
+    raw = text.splitlines()
+    for n, line in enumerate(raw, start=1):
         if not line.strip():
             continue
         try:
             op = json.loads(line)
         except json.JSONDecodeError as e:
-            if n == len(lines) and not text.endswith("\n"):
+            if n == len(raw) and not text.endswith("\n"):
                 if notes is not None:
                     notes.append(f"{source}:{n}: the last line is cut short (a crash mid-write); skipped")
                 break
@@ -135,6 +215,8 @@ def read_jsonl(text: str, source: str = "history", notes: list[str] | None = Non
         if not isinstance(op, dict):
             raise ParseError(f"{source}:{n}: expected a JSON object")
         ops.append(op)
+        if lines is not None:
+            lines.append(n)
     return ops
 
 
@@ -151,7 +233,7 @@ def _etcd_value(s: str) -> Any:
 
 
 def parse_porcupine_etcd(text: str, model: Model, source: str = "etcd") -> list[Operation]:
-    b = _Builder(model)
+    b = _Builder(model, source)
     for n, line in enumerate(text.splitlines(), start=1):
         if not line.strip():
             continue
@@ -171,7 +253,7 @@ _KV = re.compile(r'^\{:process (\d+), :type :(invoke|ok|fail|info), :f :(get|put
 
 
 def parse_porcupine_kv(text: str, model: Model, source: str = "kv") -> list[Operation]:
-    b = _Builder(model)
+    b = _Builder(model, source)
     for n, line in enumerate(text.splitlines(), start=1):
         if not line.strip():
             continue
@@ -195,7 +277,9 @@ def load(path: Path | str, fmt: str, model: Model, notes: list[str] | None = Non
     except (OSError, UnicodeDecodeError) as e:
         raise ParseError(f"{path}: cannot read: {e}") from None
     if fmt == "jsonl":
-        return from_history(read_jsonl(text, str(path), notes), model)
+        lines: list[int] = []
+        history = read_jsonl(text, str(path), notes, lines)
+        return from_history(history, model, notes, lines, str(path))
     if fmt == "porcupine-etcd":
         return parse_porcupine_etcd(text, model, str(path))
     if fmt == "porcupine-kv":

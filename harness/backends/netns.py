@@ -1,72 +1,69 @@
 """The `netns` backend: one Linux network namespace per node, a bridge as the switch, real faults.
 
-Rules this module keeps (besides those of harness/backends/base.py):
+Rules this module keeps (besides those of harness/backends/base.py and lifecycle.py):
 
-- Needs root, `ip` (iproute2) and `iptables`; otherwise `run` raises
-  `NetnsUnavailable` naming what is missing, before touching anything.
-- The network comes from netns_net's plan (per-run token, free /24 from
-  198.18.0.0/15). Every namespace and link is written to the run's
-  HostsState *before* it is created (see harness/hosts_state), so
-  `harness cleanup` can undo a run whose harness died.
-- Nodes run as `ip netns exec NS python -m systems.<system> ...` (ip execs
-  the python in place: the pid we hold is the node's), listening on their
-  namespace's address, port 7000. The harness's client endpoint lives in
-  the root namespace and reaches them over the bridge's address; partitions
-  never cut it (only node addresses are ever in a DROP rule), link and
-  switch faults do, as a real cable and a real switch would.
+- Needs root, `ip` (iproute2) and `iptables`; otherwise `run` (and
+  `preflight`) raise `NetnsUnavailable` naming what is missing, before
+  touching anything.
+- The network comes from netns_commands' plan (per-run token, free /24
+  from 198.18.0.0/15). Every namespace and link is written to the run's
+  HostsState *before* it is created (see harness/hosts_state), so `harness
+  cleanup` can undo a run whose harness died; so is every node pid.
+- Nodes run as `ip netns exec NS <program>` (ip execs the program in place:
+  the pid we hold is the node's), listening on their namespace's address,
+  port 7000. The harness's client endpoint lives in the root namespace and
+  reaches them over the bridge's address; partitions never cut it (only
+  node addresses are ever in a DROP rule), cable and switch faults do, as a
+  real cable and a real switch would.
 - Faults: partition = iptables DROP rules in each node's PICLUSTER chain
-  (heal flushes the chains), `link_down/link_up` = the node's bridge-side
-  veth down/up, `switch_off/switch_on` = the bridge down/up, kill/pause =
-  SIGKILL/SIGSTOP by pid (as the local backend), power_off/power_on = kill
-  and restart, set_links (flaky) = the
-  runtime's packet filter through the control channel. `heal` also brings
-  every link and the switch back up.
+  (networks.IptablesNetwork over `NamespaceChains`), link faults (flaky) =
+  the runtime's packet filter, cable = the node's bridge-side veth down/up,
+  switch = the bridge down/up, plug = every process of the namespace
+  SIGKILLed (a namespace has no power of its own), then restarted.
 - With capture on (`NetnsBackend(capture=True)`, or PICLUSTER_CAPTURE=1 in
   the environment for `make_backend()`), every frame crossing the bridge is
   written to run_dir/capture.pcap (see netns_capture).
-- Teardown on every exit path (return, exception, Ctrl-C, SIGTERM): node
-  processes are continued, stopped and reaped, then every namespace (with
-  its veth end and iptables chain) and the bridge are deleted, and the
-  state record is emptied. Ctrl-C and SIGTERM are ignored while teardown
-  runs, so a second Ctrl-C cannot leave half a network behind. A SIGTERM
-  during the run ends it with SystemExit(143) after teardown.
+- Teardown (lifecycle's, plus): the capture stopped, then every namespace
+  (with its veth end and iptables chain) and the bridge deleted, and the
+  state record emptied.
 """
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
 import ipaddress
 import json
 import os
 import secrets
 import shutil
-import signal
 import subprocess
 import sys
-import tempfile
 from collections.abc import Awaitable, Callable
-from pathlib import Path
 from typing import Any, TypeVar
 
-from base.cluster import CORE_CAPABILITIES, Capability, Grudge
-from harness.backends import netns_net as net
-from harness.backends.local import LocalCluster, _cluster_doc
-from harness.backends.local_procs import NodeProcesses
+from base.cluster import CORE_CAPABILITIES, Capability
+from base.spec import TestSpec
+from harness.backends import netns_commands as net
+from harness.backends.base import SetupError
+from harness.backends.lifecycle import Deployment, Teardown, record_run, run_directory, run_process_cluster
 from harness.backends.netns_capture import BridgeCapture
-from harness.backends.netns_signals import signals_ignored, terminate_as_exit
-from harness.hosts_state import HostsState
+from harness.backends.networks import IptablesNetwork, RuntimeFilter
+from harness.backends.node_program import NodeProgram, RuntimeProgram
+from harness.backends.process_cluster import HardwareProcessCluster
+from harness.backends.processes import LocalProcesses
+from harness.hosts_state import HostsState, cleanup_state
 from systems.runtime.real import ClientEndpoint
-from systems.runtime.real_log import JsonLog
+from systems.runtime.real_transport import Address
 
 T = TypeVar("T")
 
+CAPABILITIES = CORE_CAPABILITIES | {Capability.CABLE, Capability.SWITCH, Capability.PLUG}
 
-class NetnsUnavailable(RuntimeError):
+
+class NetnsUnavailable(SetupError):
     """The machine cannot run the netns backend (not root, a tool missing); the message says which."""
 
 
-class NetnsError(RuntimeError):
+class NetnsError(SetupError):
     """A network command failed; the message quotes it and its stderr."""
 
 
@@ -79,6 +76,13 @@ def missing_requirements() -> list[str]:
         if shutil.which(tool) is None:
             out.append(f"the `{tool}` command (Debian package {pkg})")
     return out
+
+
+def preflight(spec: TestSpec) -> None:
+    """Raise NetnsUnavailable (one line) if this machine cannot run the spec; the CLI calls it before a run."""
+    missing = missing_requirements()
+    if missing:
+        raise NetnsUnavailable("the netns backend needs " + "; ".join(missing))
 
 
 def sh(argv: list[str], *, check: bool = True, timeout: float = 30.0) -> subprocess.CompletedProcess[str]:
@@ -97,200 +101,6 @@ def make_plan(nodes: list[str], token: str | None = None) -> net.NetPlan:
     return net.make_plan(token, nodes, subnet)
 
 
-class NetnsProcesses(NodeProcesses):
-    """Node processes started inside their namespaces; every pid goes into the hosts state."""
-
-    def __init__(self, run_dir: Path, system: str, cluster_file: Path, plan: net.NetPlan,
-                 state: HostsState, python: str = sys.executable) -> None:
-        super().__init__(run_dir, system, cluster_file, python=python)
-        self.plan = plan
-        self.state = state
-
-    def command(self, node: str) -> list[str]:
-        return ["ip", "netns", "exec", self.plan.node(node).netns, *super().command(node)]
-
-    def start(self, node: str) -> subprocess.Popen[bytes]:
-        proc = super().start(node)
-        self.state.add_pid(proc.pid)
-        return proc
-
-    def kill(self, node: str, timeout_s: float = 10.0) -> int | None:
-        pid = self.pid(node)
-        rc = super().kill(node, timeout_s)
-        if pid is not None:
-            self.state.drop_pid(pid)
-        return rc
-
-    def kill_all(self, grace_s: float = 1.0) -> None:
-        super().kill_all(grace_s)
-        for pid in list(self.state.pids):
-            if pid not in {p.pid for p in self.procs.values()}:
-                self.state.drop_pid(pid)
-
-
-class NetnsCluster(LocalCluster):
-    """`Cluster` over namespaces: LocalCluster's process control, real network faults."""
-
-    capabilities = CORE_CAPABILITIES | {Capability.CABLE, Capability.SWITCH, Capability.PLUG}
-
-    def __init__(self, plan: net.NetPlan, *args: Any, **kw: Any) -> None:
-        super().__init__(*args, **kw)
-        self.plan = plan
-        self.ipt_grudge: Grudge = {}
-        self.links_down: set[str] = set()
-        self.switch_is_off = False
-        self._net_lock = asyncio.Lock()
-
-    async def _sh_all(self, cmds: list[list[str]]) -> None:
-        def go() -> None:
-            for c in cmds:
-                sh(c)
-
-        await asyncio.to_thread(go)
-
-    async def partition(self, grudge: Grudge) -> None:
-        for dst, srcs in grudge.items():
-            self._check(dst)
-            for s in srcs:
-                self._check(s)
-        new = {dst: sorted(set(srcs)) for dst, srcs in grudge.items() if srcs}
-        async with self._net_lock:
-            cmds: list[list[str]] = []
-            for node in self.nodes:
-                if new.get(node, []) != self.ipt_grudge.get(node, []):
-                    cmds += net.partition_rules(self.plan, node, new.get(node, []))
-            self.ipt_grudge = new
-            await self._sh_all(cmds)
-
-    async def heal(self) -> None:
-        await self.partition({})
-        for node in sorted(self.links_down):
-            await self.link_up(node)
-        await self.switch_on()
-        await super().heal()  # the runtime filter's link faults (flaky)
-
-    async def link_down(self, node: str) -> None:
-        self._check(node)
-        async with self._net_lock:
-            await self._sh_all([net.link_set(self.plan, node, up=False)])
-            self.links_down.add(node)
-
-    async def link_up(self, node: str) -> None:
-        self._check(node)
-        async with self._net_lock:
-            if node in self.links_down:
-                await self._sh_all([net.link_set(self.plan, node, up=True)])
-                self.links_down.discard(node)
-
-    async def switch_off(self) -> None:
-        async with self._net_lock:
-            await self._sh_all([net.switch_set(self.plan, on=False)])
-            self.switch_is_off = True
-
-    async def switch_on(self) -> None:
-        async with self._net_lock:
-            if self.switch_is_off:
-                await self._sh_all([net.switch_set(self.plan, on=True)])
-                self.switch_is_off = False
-
-    async def power_off(self, node: str) -> None:
-        """A namespace has no plug of its own: its node's every process is killed (SIGKILL)."""
-        await self.kill(node)
-
-    async def power_on(self, node: str) -> None:
-        await self.restart(node)
-
-    def rules(self, node: str) -> str:
-        """The node's PICLUSTER chain as `iptables -S` prints it (for tests and post-mortems)."""
-        return sh(net.ipt(self.plan.node(node), "-S", net.CHAIN)).stdout
-
-
-class NetnsBackend:
-    name = "netns"
-
-    def __init__(self, *, startup_timeout_s: float = 20.0, python: str = sys.executable,
-                 capture: bool | None = None) -> None:
-        self.startup_timeout_s = startup_timeout_s
-        self.python = python
-        self.capture = capture if capture is not None else os.environ.get("PICLUSTER_CAPTURE", "") in ("1", "yes")
-        self.last_capture: BridgeCapture | None = None
-        self.last_state: HostsState | None = None
-        self.last_plan: net.NetPlan | None = None
-
-    def run(self, spec: Any, body: Callable[[NetnsCluster], Awaitable[T]]) -> T:
-        preflight(spec)
-        given = getattr(spec, "run_dir", "")
-        run_dir = (Path(given) if given else Path(tempfile.mkdtemp(prefix="picluster-"))).resolve()
-        (run_dir / "nodes").mkdir(parents=True, exist_ok=True)
-        nodes = list(spec.nodes)
-        plan = make_plan(nodes)
-        cluster_file = run_dir / "cluster.json"
-        state = HostsState(run_id=plan.prefix, backend="netns", run_dir=str(run_dir), marker=str(cluster_file))
-        self.last_state, self.last_plan = state, plan
-        (run_dir / "netns-plan.json").write_text(json.dumps(_plan_doc(plan), indent=2) + "\n")
-        addrs = {n.node: (n.ip, plan.port) for n in plan.nodes}
-        procs = NetnsProcesses(run_dir, spec.system, cluster_file, plan, state, python=self.python)
-        capture: BridgeCapture | None = None
-        with terminate_as_exit():
-            try:
-                state.save()
-                build_network(plan, state)
-                if self.capture:
-                    capture = self.last_capture = BridgeCapture(plan.bridge, run_dir / "capture.pcap")
-                    capture.start()
-                cluster_file.write_text(json.dumps(_cluster_doc(spec, addrs), indent=2) + "\n")
-                return asyncio.run(self._main(spec, body, run_dir, plan, addrs, procs))
-            except asyncio.CancelledError:
-                raise SystemExit(128 + signal.SIGTERM) from None
-            finally:
-                with signals_ignored():
-                    if capture is not None:
-                        capture.stop()
-                    procs.kill_all()
-                    teardown(state)
-
-    async def _main(
-        self,
-        spec: Any,
-        body: Callable[[NetnsCluster], Awaitable[T]],
-        run_dir: Path,
-        plan: net.NetPlan,
-        addrs: dict[str, tuple[str, int]],
-        procs: NetnsProcesses,
-    ) -> T:
-        loop = asyncio.get_running_loop()
-        main_task = asyncio.current_task()
-        assert main_task is not None
-        installed = False
-        with contextlib.suppress(ValueError, RuntimeError, NotImplementedError):
-            loop.add_signal_handler(signal.SIGTERM, main_task.cancel)
-            installed = True
-        client_log = JsonLog.to_file("client", str(run_dir / "client.log"), min_level="info")
-        client = ClientEndpoint(addrs, seed=getattr(spec, "seed", 0), log=client_log)
-        cluster = NetnsCluster(plan, list(spec.nodes), addrs, procs, client, run_dir,
-                               startup_timeout_s=self.startup_timeout_s)
-        try:
-            await cluster.start_all()
-            return await body(cluster)
-        finally:
-            for node in sorted(cluster._paused):
-                procs.signal(node, signal.SIGCONT)
-            cluster._paused.clear()
-            await client.close()
-            client_log.close()
-            if installed:
-                loop.remove_signal_handler(signal.SIGTERM)
-
-
-def _plan_doc(plan: net.NetPlan) -> dict[str, Any]:
-    return {
-        "prefix": plan.prefix, "subnet": plan.subnet, "bridge": plan.bridge, "bridge_ip": plan.bridge_ip,
-        "port": plan.port,
-        "nodes": {n.node: {"netns": n.netns, "veth_host": n.veth_host, "veth_ns": n.veth_ns, "ip": n.ip}
-                  for n in plan.nodes},
-    }
-
-
 def build_network(plan: net.NetPlan, state: HostsState) -> None:
     """Create the bridge and one wired namespace per node, recording each before creating it."""
     state.add_link(plan.bridge)
@@ -307,16 +117,113 @@ def build_network(plan: net.NetPlan, state: HostsState) -> None:
 
 def teardown(state: HostsState) -> list[str]:
     """Delete every namespace and link the state records (processes must be gone already)."""
-    from harness.hosts_state import cleanup_state
-
     return cleanup_state(state)
 
 
-def preflight(spec: Any) -> None:
-    """Raise NetnsUnavailable (one line) if this machine cannot run the spec; the CLI may call it before a run."""
-    missing = missing_requirements()
-    if missing:
-        raise NetnsUnavailable("the netns backend needs " + "; ".join(missing))
+def rules(plan: net.NetPlan, node: str) -> str:
+    """The node's PICLUSTER chain as `iptables -S` prints it (for tests and post-mortems)."""
+    return sh(net.ipt(plan.node(node), "-S", net.CHAIN)).stdout
+
+
+class NamespaceChains:
+    """Our iptables chain inside each node's namespace (`networks.Chains`)."""
+
+    parallel = False  # one machine: the commands go one at a time
+
+    def __init__(self, plan: net.NetPlan) -> None:
+        self.plan = plan
+
+    def install(self, node: str) -> None:
+        n = self.plan.node(node)
+        sh(net.ipt(n, "-N", net.CHAIN), check=False)
+        if sh(net.ipt(n, "-C", "INPUT", "-j", net.CHAIN), check=False).returncode != 0:
+            sh(net.ipt(n, "-I", "INPUT", "-j", net.CHAIN))
+
+    def set_drops(self, node: str, sources: list[str]) -> None:
+        for c in net.partition_rules(self.plan, node, sources):
+            sh(c)
+
+
+class NetnsHardware:
+    """Cables are the veths' bridge ends, the switch is the bridge; a namespace has no power of its own."""
+
+    capabilities = frozenset({Capability.CABLE, Capability.SWITCH, Capability.PLUG})
+
+    def __init__(self, plan: net.NetPlan) -> None:
+        self.plan = plan
+
+    def cable(self, node: str, plugged: bool) -> None:
+        sh(net.link_set(self.plan, node, up=plugged))
+
+    def switch(self, on: bool) -> None:
+        sh(net.switch_set(self.plan, on=on))
+
+    def power(self, node: str, on: bool) -> None:
+        return None  # the cluster kills the namespace's node process (Processes.lost) and restarts it
+
+
+def _plan_doc(plan: net.NetPlan) -> dict[str, Any]:
+    return {
+        "prefix": plan.prefix, "subnet": plan.subnet, "bridge": plan.bridge, "bridge_ip": plan.bridge_ip,
+        "port": plan.port,
+        "nodes": {n.node: {"netns": n.netns, "veth_host": n.veth_host, "veth_ns": n.veth_ns, "ip": n.ip}
+                  for n in plan.nodes},
+    }
+
+
+class NetnsBackend:
+    name = "netns"
+
+    def __init__(self, *, startup_timeout_s: float = 20.0, python: str = sys.executable,
+                 capture: bool | None = None) -> None:
+        self.startup_timeout_s = startup_timeout_s
+        self.python = python
+        self.capture = capture if capture is not None else os.environ.get("PICLUSTER_CAPTURE", "") in ("1", "yes")
+        self.last_capture: BridgeCapture | None = None
+        self.last_state: HostsState | None = None
+        self.last_plan: net.NetPlan | None = None
+
+    @staticmethod
+    def capabilities(spec: TestSpec) -> frozenset[str]:
+        return CAPABILITIES
+
+    def run(self, spec: TestSpec, body: Callable[[HardwareProcessCluster], Awaitable[T]],
+            program: NodeProgram | None = None) -> T:
+        preflight(spec)
+        run_dir = run_directory(spec)
+        prog = program or RuntimeProgram.for_spec(spec)
+        nodes = list(spec.nodes)
+
+        def deploy(td: Teardown) -> Deployment:
+            plan = self.last_plan = make_plan(nodes)
+            state = self.last_state = record_run(td, backend="netns", run_id=plan.prefix, run_dir=run_dir,
+                                                 marker=prog.marker(str(run_dir)))
+            (run_dir / "netns-plan.json").write_text(json.dumps(_plan_doc(plan), indent=2) + "\n")
+            td.push("remove the namespaces and the bridge", lambda: _report(teardown(state)))
+            build_network(plan, state)
+            if self.capture:
+                capture = self.last_capture = BridgeCapture(plan.bridge, run_dir / "capture.pcap")
+                capture.start()
+                td.push("stop the capture", capture.stop)
+            addrs: dict[str, Address] = {n.node: (n.ip, plan.port) for n in plan.nodes}
+            procs = LocalProcesses(run_dir, prog, state, hosts=addrs, python=self.python,
+                                   namespace=lambda node: plan.node(node).netns)
+
+            def network(client: ClientEndpoint) -> IptablesNetwork:
+                flt = RuntimeFilter(client, carries_grudge=False, alive=procs.alive) if prog.carries_filter else None
+                return IptablesNetwork(nodes, NamespaceChains(plan), flt)
+
+            return Deployment(procs=procs, program=prog, addrs=addrs, network=network,
+                              hardware=NetnsHardware(plan))
+
+        return run_process_cluster(spec, body, run_dir=run_dir, deploy=deploy,
+                                   startup_timeout_s=self.startup_timeout_s)
+
+
+def _report(lines: list[str]) -> None:
+    failed = [line for line in lines if line.startswith("FAILED")]
+    if failed:
+        raise RuntimeError("; ".join(failed) + " (`harness cleanup` will try again)")
 
 
 def make_backend() -> NetnsBackend:

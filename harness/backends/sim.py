@@ -3,8 +3,10 @@
 Rules this module keeps (besides those of harness/backends/base.py):
 
 - The world is built from the spec alone: `spec.seed`, `spec.nodes`,
-  `spec.bugs`, `spec.options` (the system's DEFAULT_OPTIONS under them), so
-  the seed reproduces the run. Simulator settings may come from
+  `spec.bugs`, `spec.options` (session.prepare has put the system's
+  DEFAULT_OPTIONS under them; nodes fill in their own defaults anyway), so
+  the seed reproduces the run. The system's `start_node` comes from
+  harness.registry. Simulator settings may come from
   `spec.options["sim"]`: the NetConfig fields (`base_s`, `tail_s`, `loss`,
   `duplicate`, `reorder`) and `sync_s`, `time_limit_s`.
 - `run(spec, body)` starts every node (the system's `start_node`), awaits
@@ -22,13 +24,14 @@ Rules this module keeps (besides those of harness/backends/base.py):
 from __future__ import annotations
 
 import dataclasses
-import importlib
 import json
 from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any, TypeVar
 
 from base.cluster import CORE_CAPABILITIES, Grudge, LinkFault
+from base.spec import TestSpec
+from harness import registry
 from systems.runtime.api import NodeConfig, Runtime
 from systems.runtime.sim import NetConfig, SimWorld
 
@@ -73,7 +76,7 @@ class SimCluster:
         self.world.heal()
 
 
-def sim_settings(spec: Any) -> tuple[NetConfig, dict[str, Any]]:
+def sim_settings(spec: TestSpec) -> tuple[NetConfig, dict[str, Any]]:
     """Split `spec.options["sim"]` into the network config and the world's own settings."""
     raw = dict(spec.options.get("sim") or {})
     world = {k: raw.pop(k) for k in _WORLD_KEYS if k in raw}
@@ -91,10 +94,13 @@ class SimBackend:
         self.world: SimWorld | None = None
         """The last run's world (its journal, logs and stats stay readable after the run)."""
 
-    def run(self, spec: Any, body: Callable[[Any], Awaitable[T]]) -> T:
-        module = importlib.import_module(f"systems.{spec.system}")
-        options = {**getattr(module, "DEFAULT_OPTIONS", {}), **spec.options}
-        config = NodeConfig(system=spec.system, bugs=tuple(spec.bugs), options=options, seed=spec.seed)
+    @staticmethod
+    def capabilities(spec: TestSpec) -> frozenset[str]:
+        return CORE_CAPABILITIES
+
+    def run(self, spec: TestSpec, body: Callable[[SimCluster], Awaitable[T]]) -> T:
+        module = registry.system_module(spec.system)
+        config = NodeConfig(system=spec.system, bugs=tuple(spec.bugs), options=dict(spec.options), seed=spec.seed)
         net, settings = sim_settings(spec)
         world = SimWorld(spec.seed, spec.nodes, net=net, keep_journal=self.keep_journal, **settings)
         self.world = world

@@ -40,8 +40,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from harness.backends.base import SetupError
 
-class ClusterConfigError(ValueError):
+
+class ClusterConfigError(SetupError, ValueError):
     """The cluster file cannot be used; the message names the file and the field."""
 
 

@@ -33,7 +33,7 @@ import systems
 from harness.backends.ssh_remote import Remote, script
 
 REPO_ROOT = Path(systems.__file__).resolve().parent.parent
-PACKAGES = ("systems", "harness", "nemesis", "checkers", "workloads")
+PACKAGES = ("base", "systems", "harness", "nemesis", "checkers", "workloads")
 NAME, VERSION = "picluster", "0.1.0"
 MIN_PYTHON = (3, 11)
 

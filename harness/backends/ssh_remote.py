@@ -29,13 +29,14 @@ from typing import Any
 
 import paramiko
 
+from harness.backends.base import SetupError
 from harness.backends.ssh_config import NodeHost
 
 CHAIN = "PICLUSTER"
 
 
-class HostUnreachable(RuntimeError):
-    pass
+class HostUnreachable(SetupError):
+    """A host cannot be reached (or its key is not trusted); the message names the node and address."""
 
 
 class HostKeyUnknown(HostUnreachable):

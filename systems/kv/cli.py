@@ -12,7 +12,9 @@ Rules this module keeps:
   separate from the process glue (`main`), so tests drive them in the
   simulator; only `main` touches the cluster file and the real runtime.
 - Exit status: 0 on success, 1 when the cluster answered with an error
-  (printed as {"error": code, "definite": bool, "message": ...}).
+  (printed as {"error": code, "definite": bool, "message": ...}), 2 for a
+  broken cluster file or a node that is not in it (`--node`, or the NODE of
+  join/leave): one line on stderr, nothing sent.
 """
 
 from __future__ import annotations
@@ -82,6 +84,16 @@ def request(cmd: Command) -> tuple[str, Message]:
     raise ValueError(f"unknown action {cmd.action!r}")
 
 
+def refusal(cmd: Command, nodes: Sequence[str]) -> str | None:
+    """Why the command cannot be sent to a cluster of `nodes`, or None when it can."""
+    if cmd.node is not None and cmd.node not in nodes:
+        return f"--node {cmd.node} is not in the cluster file (nodes: {', '.join(nodes)})"
+    if cmd.action in ("join", "leave") and cmd.key not in nodes:
+        return (f"cannot {cmd.action} {cmd.key}: it is not a node of the cluster file (nodes: {', '.join(nodes)}); "
+                f"add it to the file and start it first")
+    return None
+
+
 async def perform(rt: Runtime, node: str, cmd: Command) -> tuple[int, dict[str, Any]]:
     """(exit status, the reply or the error) for one command against `node`."""
     method, msg = request(cmd)
@@ -93,11 +105,19 @@ async def perform(rt: Runtime, node: str, cmd: Command) -> tuple[int, dict[str, 
 
 
 def main(argv: Sequence[str] | None = None) -> None:
-    from systems.runtime.node_main import load_cluster_file
+    from systems.runtime.node_main import ClusterFileError, load_cluster_file
     from systems.runtime.real import ClientEndpoint
 
     cmd = parse(sys.argv[1:] if argv is None else argv)
-    cluster = load_cluster_file(cmd.cluster)
+    try:
+        cluster = load_cluster_file(cmd.cluster)
+    except ClusterFileError as e:
+        sys.stderr.write(f"kv: error: {e}\n")
+        raise SystemExit(2) from None
+    why = refusal(cmd, list(cluster.nodes))
+    if why is not None:
+        sys.stderr.write(f"kv: error: {why}\n")
+        raise SystemExit(2)
     node = cmd.node or next(iter(cluster.nodes))
 
     async def go() -> tuple[int, dict[str, Any]]:

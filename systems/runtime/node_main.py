@@ -12,8 +12,12 @@ Rules this module keeps:
   wrong shape, another system's file, unknown node id, bad host or port) or
   an unknown `--bug` ends the process with one line `node: error: ...` on
   stderr naming the problem and exit code 2: never a traceback.
-- `--seed` overrides the file's seed; `--bug`s are added to the file's bugs;
-  options are the system's DEFAULT_OPTIONS overlaid with the file's options.
+- The system's entry point (`systems/<name>/__main__.py`) passes its
+  `start_node`, `BUGS` and `DEFAULT_OPTIONS` in; this module imports no
+  system.
+- `--seed` overrides the file's seed; `--bug`s are added to the file's bugs
+  and must be among the system's BUGS; options are the system's
+  DEFAULT_OPTIONS overlaid with the file's options.
 - `--data-dir` defaults to `data/<id>` beside the cluster file; `--log` to
   stderr (JSON lines, see real_log).
 - Start: the node listens on its address, runs `start_node(rt, config)`,
@@ -31,7 +35,6 @@ from __future__ import annotations
 import argparse
 import asyncio
 import errno
-import importlib
 import ipaddress
 import json
 import os
@@ -39,7 +42,7 @@ import signal
 import sys
 import tomllib
 import traceback
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, NoReturn
@@ -132,18 +135,15 @@ def _parser(system_name: str) -> argparse.ArgumentParser:
     return ap
 
 
-def _system_catalog(system_name: str) -> tuple[dict[str, str] | None, dict[str, Any]]:
-    """The system's BUGS and DEFAULT_OPTIONS, if its package exports them."""
-    try:
-        mod = importlib.import_module(f"systems.{system_name}")
-    except ImportError:
-        return None, {}
-    bugs = getattr(mod, "BUGS", None)
-    opts = getattr(mod, "DEFAULT_OPTIONS", {})
-    return (dict(bugs) if isinstance(bugs, dict) else None), (dict(opts) if isinstance(opts, dict) else {})
-
-
-def main(system_name: str, start_node: NodeMain, argv: Sequence[str] | None = None) -> None:
+def main(
+    system_name: str,
+    start_node: NodeMain,
+    *,
+    bugs: Mapping[str, str],
+    default_options: Mapping[str, Any],
+    argv: Sequence[str] | None = None,
+) -> None:
+    """Run one node of `system_name` (its BUGS and DEFAULT_OPTIONS given by its entry point)."""
     args = _parser(system_name).parse_args(argv)
     try:
         cf = load_cluster_file(args.cluster)
@@ -160,15 +160,13 @@ def main(system_name: str, start_node: NodeMain, argv: Sequence[str] | None = No
         ip = None  # a host name: resolved when binding
     if ip is not None and ip.is_multicast:
         _fail(f"node {args.node_id}: host {host} is a multicast address")
-    known_bugs, default_options = _system_catalog(system_name)
-    bugs = tuple(dict.fromkeys([*cf.bugs, *args.bug]))
-    if known_bugs is not None:
-        unknown = [b for b in bugs if b not in known_bugs]
-        if unknown:
-            known = ", ".join(sorted(known_bugs)) or "none"
-            _fail(f"unknown bug {unknown[0]!r} for system {system_name} (known: {known})")
+    planted = tuple(dict.fromkeys([*cf.bugs, *args.bug]))
+    unknown = [b for b in planted if b not in bugs]
+    if unknown:
+        known = ", ".join(sorted(bugs)) or "none"
+        _fail(f"unknown bug {unknown[0]!r} for system {system_name} (known: {known})")
     seed = args.seed if args.seed is not None else cf.seed
-    config = NodeConfig(system=system_name, bugs=bugs, options={**default_options, **cf.options}, seed=seed)
+    config = NodeConfig(system=system_name, bugs=planted, options={**default_options, **cf.options}, seed=seed)
     data_dir = Path(args.data_dir) if args.data_dir else Path(args.cluster).resolve().parent / "data" / args.node_id
     try:
         log = JsonLog.to_file(args.node_id, args.log) if args.log else JsonLog(args.node_id)

@@ -1,13 +1,14 @@
-"""Signal discipline around a real network's lifetime (used by the netns and ssh backends).
+"""Signal discipline around a cluster's lifetime (every process backend, through lifecycle.py).
 
 Rules this module keeps:
 
-- `terminate_as_exit()`: while the network exists, a SIGTERM that nobody
-  handles (default disposition) becomes `SystemExit(143)`, so `finally`
-  blocks run and tear the network down. A caller's own handler (the CLI
-  turns SIGTERM into KeyboardInterrupt) is left in place.
+- `sigterm_exits()`: while a cluster exists, SIGTERM raises
+  `SystemExit(143)` (128 + SIGTERM) wherever the main thread is, so
+  `finally` blocks and the teardown stack run; the previous handler comes
+  back afterwards. Inside the event loop the lifecycle turns SIGTERM into a
+  cancelled body instead, with the same exit status in the end.
 - `signals_ignored()`: SIGINT and SIGTERM are ignored while teardown runs,
-  so a second Ctrl-C cannot leave half a network behind; the previous
+  so a second Ctrl-C cannot leave half a cluster behind; the previous
   handlers come back afterwards.
 - Both do nothing outside the main thread (Python only delivers signals
   there).
@@ -20,6 +21,8 @@ import signal
 import threading
 from collections.abc import Iterator
 from typing import Any
+
+EXIT_SIGTERM = 128 + signal.SIGTERM
 
 
 def _main_thread() -> bool:
@@ -39,17 +42,17 @@ def signals_ignored() -> Iterator[None]:
             signal.signal(s, h)
 
 
-def _raise_exit(signum: int, frame: Any) -> None:
+def raise_exit(signum: int, frame: Any) -> None:
     raise SystemExit(128 + signum)
 
 
 @contextlib.contextmanager
-def terminate_as_exit() -> Iterator[None]:
-    if not _main_thread() or signal.getsignal(signal.SIGTERM) is not signal.SIG_DFL:
+def sigterm_exits() -> Iterator[None]:
+    if not _main_thread():
         yield
         return
-    signal.signal(signal.SIGTERM, _raise_exit)
+    old = signal.signal(signal.SIGTERM, raise_exit)
     try:
         yield
     finally:
-        signal.signal(signal.SIGTERM, signal.SIG_DFL)
+        signal.signal(signal.SIGTERM, old)

@@ -1,4 +1,5 @@
-"""The netns backend's network plan and the exact commands that build, break and remove it.
+"""Pure command builders for the netns backend: its network plan and the exact commands that build,
+break and remove it.
 
 Pure functions: nothing here runs a command, so tests can read the plan.
 
