@@ -31,6 +31,7 @@ import html
 from collections import defaultdict
 from typing import Any
 
+from base.faults import NEMESIS_ERROR, Vocabulary, fault_windows
 from base.history import Op, pairs
 from checkers import mapreduce_corpus, mapreduce_reference
 
@@ -221,11 +222,14 @@ def final_report(history: list[Op]) -> tuple[Op, Op] | None:
     return found
 
 
-def had_faults(history: list[Op]) -> bool:
-    return any(op.get("process") == "nemesis" for op in history)
+def had_faults(history: list[Op], vocabulary: Vocabulary | None = None) -> bool:
+    """Whether any fault was inflicted (with the vocabulary: any fault window; else any nemesis op but errors)."""
+    if vocabulary is not None:
+        return bool(fault_windows(history, vocabulary))
+    return any(op.get("process") == "nemesis" and op.get("f") != NEMESIS_ERROR for op in history)
 
 
-def check_executions(history: list[Op], test: dict[str, Any]) -> dict[str, Any]:
+def check_executions(history: list[Op], test: dict[str, Any], vocabulary: Vocabulary | None = None) -> dict[str, Any]:
     got = final_report(history)
     if got is None:
         return {"valid": "unknown", "summary": "no final report of the coordinator's executions"}
@@ -235,7 +239,7 @@ def check_executions(history: list[Op], test: dict[str, Any]) -> dict[str, Any]:
     for a in attempts:
         by_job[a["job"]].append(a)
     statuses = {st["job"]: st for st in report.get("jobs") or []}
-    faults = had_faults(history)
+    faults = had_faults(history, vocabulary)
     problems: list[str] = []
     counts: dict[str, dict[str, int]] = {}
     for job, st in sorted(statuses.items()):

@@ -1,8 +1,9 @@
 """MapReduce's own faults: kill the coordinator; kill a worker whose map output is still needed.
 
-- coordinator-kill: SIGKILL the coordinator's node (whoever `ctx.find_leader`
-  names: workloads/mapreduce.py's find_leader asks for `mr.jobs`), restart it
-  at `stop`. The DFS master usually runs on that node too.
+- coordinator-kill: SIGKILL the coordinator's node (the node that answers
+  `mr.jobs`), restart it at `stop`. The DFS master usually runs on that node
+  too. (MapReduce does not report a coordinator as a leader: the leader
+  faults read Raft's state and do not apply to it.)
 - output-holder-kill: watch the coordinator's report until some worker
   holds completed map output that a running job's reduce tasks still need
   (preferring a job whose map phase is over, so its reducers are fetching),
@@ -10,30 +11,26 @@
   at `stop`. This is the fault the paper's re-execution of *completed* map
   tasks exists for (§3.3).
 
-Both record the core op names (kill / restart), so the report, the checkers
-and the final heal treat them as any kill. Plain worker faults need no
-package of their own: `kill` and `pause` hit workers (a paused worker is a
-straggler that backup executions must overtake), `partition` cuts them off.
+Both record the kill fault's vocabulary (kill / restart, with `role`), so
+the report, the checkers and the final heal treat them as any kill. Plain
+worker faults need no package of their own: `kill` and `pause` hit workers
+(a paused worker is a straggler that backup executions must overtake),
+`partition` cuts them off.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections.abc import Callable
 
-from nemesis.packages import Fault, NemesisContext, restart
-from systems.mapreduce.client import output_holders
+from base.cluster import Capability
+from nemesis.kill import KILL, kill, restart
+from nemesis.package import NemesisContext, NemesisPackage, Requirements
+from systems.mapreduce.client import find_coordinator, output_holders
 from systems.runtime.api import RpcError
 
 WATCH_S = 0.05
 REPORT_TIMEOUT_S = 0.5
-
-
-async def _kill(ctx: NemesisContext, target: str) -> None:
-    await ctx.cluster.kill(target)
-    ctx.killed.add(target)
-    ctx.record("kill", [target])
 
 
 class CoordinatorKill:
@@ -45,12 +42,10 @@ class CoordinatorKill:
         self.victims: list[str] = []
 
     async def start(self, ctx: NemesisContext) -> None:
-        if ctx.find_leader is None:
+        target = await find_coordinator(ctx.cluster.client, ctx.running())
+        if target is None:
             return
-        target = await ctx.find_leader()
-        if target is None or target in ctx.killed or target in ctx.paused:
-            return
-        await _kill(ctx, target)
+        await kill(ctx, target, role="coordinator")
         self.victims = [target]
 
     async def stop(self, ctx: NemesisContext) -> None:
@@ -71,24 +66,21 @@ class OutputHolderKill:
         self._watch = asyncio.ensure_future(self._hunt(ctx))
 
     async def _hunt(self, ctx: NemesisContext) -> None:
-        if ctx.find_leader is None:
-            return
         rt = ctx.cluster.client
         while not self.victims:
-            coordinator = await ctx.find_leader()
+            coordinator = await find_coordinator(rt, ctx.running())
             if coordinator is not None:
                 try:
                     report = await rt.call(coordinator, "mr.report", {}, timeout=REPORT_TIMEOUT_S)
                 except RpcError:
                     report = None
                 if report is not None:
-                    holders = output_holders(report)
-                    live = {w: n for w, n in holders.items()
-                            if w != coordinator and w not in ctx.killed and w not in ctx.paused}
+                    live = {w: n for w, n in output_holders(report).items()
+                            if w != coordinator and w in ctx.running()}
                     if live:
                         best = max(live.values())
                         target = ctx.rng.choice(sorted(w for w, n in live.items() if n == best))
-                        await _kill(ctx, target)
+                        await kill(ctx, target, role="map output holder")
                         self.victims = [target]
                         return
             await rt.sleep(WATCH_S)
@@ -103,7 +95,23 @@ class OutputHolderKill:
         self.victims = []
 
 
-PACKAGES: dict[str, Callable[[], Fault]] = {
-    "coordinator-kill": CoordinatorKill,
-    "output-holder-kill": OutputHolderKill,
-}
+MAPREDUCE_ONLY = Requirements(min_nodes=2, systems=frozenset({"mapreduce"}))
+
+PACKAGES = (
+    NemesisPackage(
+        name="coordinator-kill",
+        summary="SIGKILL the MapReduce coordinator's node (often the DFS master's too), restart it later",
+        make=CoordinatorKill,
+        kinds=(KILL,),
+        needs=frozenset({Capability.KILL}),
+        requires=MAPREDUCE_ONLY,
+    ),
+    NemesisPackage(
+        name="output-holder-kill",
+        summary="SIGKILL a worker holding map output a running job still needs, restart it later",
+        make=OutputHolderKill,
+        kinds=(KILL,),
+        needs=frozenset({Capability.KILL}),
+        requires=MAPREDUCE_ONLY,
+    ),
+)

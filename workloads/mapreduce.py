@@ -23,19 +23,21 @@ Rules this module keeps:
   it is still running), a final `read` of each, and one `report` (every
   execution the coordinator knows, for the execution checker and the task
   timeline in the report).
-- `find_leader` is the coordinator, so leader-aimed faults hit it.
 """
 
 from __future__ import annotations
 
+import functools
 import html
 import itertools
 import random
 from typing import Any
 
+from base.faults import Effect, fault_windows
 from base.history import Op
 from base.spec import TestSpec
 from checkers.mapreduce_corpus import corpus, digest
+from nemesis.catalog import VOCABULARY
 from systems.mapreduce.client import Exists, MrClient, StoreError
 from systems.runtime.api import RemoteError, RpcError, Runtime, derive_seed
 from workloads.base import Checker, Client
@@ -209,18 +211,7 @@ class JobsWorkload:
         from checkers import mapreduce
 
         return {"outputs": mapreduce.check_outputs, "jobs": mapreduce.check_jobs,
-                "executions": mapreduce.check_executions}
-
-
-async def find_leader(rt: Runtime, nodes: list[str]) -> str | None:
-    """The coordinator: the node that answers `mr.jobs` (the others say not-coordinator)."""
-    for n in nodes:
-        try:
-            await rt.call(n, "mr.jobs", {}, timeout=0.5)
-        except RpcError:
-            continue
-        return n
-    return None
+                "executions": functools.partial(mapreduce.check_executions, vocabulary=VOCABULARY)}
 
 
 def report_sections(history: list[Op], results: dict[str, Any]) -> list[tuple[str, str]]:
@@ -239,25 +230,12 @@ OUTCOME_STYLE = {
 
 
 def _fault_spans(history: list[Op]) -> list[tuple[float, float, str, tuple[str, ...]]]:
-    """(start s, end s, label, nodes or () for the whole cluster) of every fault the history records."""
-    from nemesis.catalog import FAULT_CURES, PER_NODE_OPS
-
-    cures = {v: k for k, v in FAULT_CURES.items()}
-    end = max((op.get("time", 0) for op in history), default=0) / 1e9
-    open_: dict[tuple[str, str], float] = {}
+    """(start s, end s, kind, the nodes it hit, or () for the whole cluster) of every fault in the history."""
     out = []
-    for op in history:
-        if op.get("process") != "nemesis":
-            continue
-        f, t, v = op.get("f", ""), op.get("time", 0) / 1e9, op.get("value")
-        nodes = [str(n) for n in v] if isinstance(v, list) and f in PER_NODE_OPS else [""]
-        for n in nodes:
-            if f in FAULT_CURES:
-                open_[(f, n)] = t
-            elif f in cures and (cures[f], n) in open_:
-                out.append((open_.pop((cures[f], n)), t, cures[f], (n,) if n else ()))
-    out.extend((t, end, f, (n,) if n else ()) for (f, n), t in open_.items())
-    return sorted(out)
+    for w in fault_windows(history, VOCABULARY):
+        on_nodes = w.effect in (Effect.DOWN, Effect.PAUSED, Effect.DISK, Effect.CLOCK, Effect.MEMBERSHIP)
+        out.append((w.start_s, w.end_s if w.end_s is not None else w.start_s, w.kind, w.nodes if on_nodes else ()))
+    return out
 
 
 def timeline_svg(history: list[Op]) -> str:
@@ -282,8 +260,8 @@ def timeline_svg(history: list[Op]) -> str:
         rows = [workers.index(n) for n in nodes if n in workers] or list(range(len(workers)))
         for r in rows:
             parts.append(f'<rect x="{x(start):.1f}" y="{r * row_h}" width="{max(1.0, x(end) - x(start)):.1f}" '
-                         f'height="{row_h}" fill="#d0d7de" opacity="0.6"><title>{html.escape(label)} '
-                         f'{start:.2f}-{end:.2f}s</title></rect>')
+                         f'height="{row_h}" fill="{VOCABULARY.colour(label)}" opacity="0.35"><title>'
+                         f'{html.escape(label)} {start:.2f}-{end:.2f}s</title></rect>')
     for r, w in enumerate(workers):
         y = r * row_h
         parts.append(f'<text x="4" y="{y + 15}">{html.escape(w)}</text>')
@@ -303,8 +281,8 @@ def timeline_svg(history: list[Op]) -> str:
         parts.append(f'<text x="{x(t):.1f}" y="{axis_y}" text-anchor="middle">{t:.1f}s</text>')
     parts.append("</svg>")
     legend = ("<p class='muted'>blue: map, purple: reduce; solid: completed, faint: duplicate, dashed red: lost, "
-              "red outline: failed; B: backup execution; grey bands: faults (on a worker's row when aimed at it). "
-              "Hover a bar for the execution.</p>")
+              "red outline: failed; B: backup execution; shaded bands: faults in their kind's colour (on a "
+              "worker's row when aimed at it). Hover a bar for the execution.</p>")
     return legend + "".join(parts)
 
 

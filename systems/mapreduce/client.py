@@ -24,15 +24,26 @@ from typing import Any
 from systems.mapreduce.dfs_store import DfsStore
 from systems.mapreduce.node import roles
 from systems.mapreduce.store import Exists, FileStore, NotFound, StoreError
-from systems.runtime.api import Runtime
+from systems.runtime.api import RpcError, Runtime
 
-__all__ = ["Exists", "MrClient", "NotFound", "StoreError", "coordinator_of", "output_holders"]
+__all__ = ["Exists", "MrClient", "NotFound", "StoreError", "coordinator_of", "find_coordinator", "output_holders"]
 
 STAGING = "/.staging"
 
 
 def coordinator_of(nodes: list[str], options: dict[str, Any]) -> str:
     return roles(nodes[0], nodes, options)[0]
+
+
+async def find_coordinator(rt: Runtime, nodes: list[str], timeout_s: float = 0.5) -> str | None:
+    """The node that answers `mr.jobs` (every other node says not-coordinator), or None if none answers."""
+    for n in sorted(nodes):
+        try:
+            await rt.call(n, "mr.jobs", {}, timeout=timeout_s)
+        except RpcError:
+            continue
+        return n
+    return None
 
 
 def output_holders(report: dict[str, Any]) -> dict[str, int]:
