@@ -272,6 +272,8 @@ def main() -> None:
     def record(name: str, seconds: float, cpu_s: float) -> None:
         results.setdefault(name, []).append(mb / seconds)
         cpu.setdefault(name, []).append(cpu_s / mb)
+        print(f"  {name}: {seconds:.1f} s, {mb / seconds:.1f} MB/s, {cpu_s / mb:.3f} CPU s/MB, "
+              f"load {os.getloadavg()[0]:.1f}", flush=True)
 
     def timed(fn: Callable[[], Any], cpu_of: Callable[[], float]) -> tuple[float, float]:
         c0, t0 = cpu_of(), time.monotonic()
@@ -313,7 +315,7 @@ def main() -> None:
                 else:
                     seconds, cpu_s = dict(contenders)[name]()
                     record(name, seconds, cpu_s)
-            print(f"round {r + 1}/{args.runs} done")
+            print(f"round {r + 1}/{args.runs} done", flush=True)
         killed = await pic.job("wordcount", args.reduces, kill_at=0.5)
         extra["killed_s"] = killed["s"]
         if sort_paths:
