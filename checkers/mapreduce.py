@@ -16,8 +16,8 @@ system's code is trusted.
   partitions, so the whole output equals the sequential run's. A job whose
   inputs cannot be rebuilt (an input put that never completed ok) is
   "unknown", not a pass.
-- `jobs`: a job reported finished stays finished (no later status says
-  running, nor another final state); every job whose submission was
+- `jobs`: a job reported finished stays finished (no status asked for
+  after that report says running, nor another final state); every job whose submission was
   acknowledged finished by the end of the final waits; no job failed.
 - `executions`: with no fault in the whole run, each done job ran exactly M
   map and R reduce executions besides backups, and every backup started
@@ -160,29 +160,36 @@ def check_outputs(history: list[Op], test: dict[str, Any]) -> dict[str, Any]:
             "verified_jobs": sorted(verified_jobs), "bad": bad[:MAX_EVIDENCE], "unknown": unknown[:MAX_EVIDENCE]}
 
 
-def _statuses(history: list[Op]) -> list[tuple[int, str, dict[str, Any]]]:
-    """(history index of the completion, job, status) for every status the history holds, in order."""
+def _statuses(history: list[Op]) -> list[tuple[int, int, str, dict[str, Any]]]:
+    """(index of the invoke, index of the completion, job, status) for every status in the history, in
+    completion order."""
+    invoked = {id(p.complete): p.invoke["index"] for p in pairs(history) if p.complete is not None}
     out = []
     for op in history:
         if op.get("type") != "ok" or not isinstance(op.get("value"), dict):
             continue
         f, v = op.get("f"), op["value"]
+        st = None
         if f in ("status", "wait"):
-            out.append((op["index"], str(op.get("key")), v))
+            st = v
         elif f == "read" and isinstance(v.get("status"), dict):
-            out.append((op["index"], str(op.get("key")), v["status"]))
+            st = v["status"]
         elif f == "submit" and isinstance(op.get("status"), dict):
-            out.append((op["index"], str(op.get("key")), op["status"]))
+            st = op["status"]
+        if st is not None:
+            out.append((invoked.get(id(op), op["index"]), op["index"], str(op.get("key")), st))
     return out
 
 
 def check_jobs(history: list[Op], test: dict[str, Any]) -> dict[str, Any]:
     problems: list[str] = []
     first_final: dict[str, tuple[int, str]] = {}
-    for index, job, st in _statuses(history):
+    for invoked, index, job, st in _statuses(history):
         state = st.get("state")
         seen = first_final.get(job)
-        if seen is not None and state != seen[1]:
+        # Only a status asked for after the final one was answered must agree (an older request may
+        # still be answered later).
+        if seen is not None and state != seen[1] and invoked > seen[0]:
             problems.append(f"{job} was reported {seen[1]} (op {seen[0]}) and later {state} (op {index})")
         if state in FINAL_STATES and seen is None:
             first_final[job] = (index, str(state))
@@ -193,7 +200,7 @@ def check_jobs(history: list[Op], test: dict[str, Any]) -> dict[str, Any]:
     unfinished = [j for j in acknowledged if j not in first_final]
     failed = [j for j, (_, s) in first_final.items() if s == "failed"]
     errors = {}
-    for _, job, st in _statuses(history):
+    for _, _, job, st in _statuses(history):
         if st.get("state") == "failed":
             errors[job] = st.get("error", "")
     if unfinished:

@@ -136,6 +136,15 @@ def test_jobs_rejects_finished_then_running_unfinished_and_failed_jobs():
     assert result["valid"] is False and result["failed"] == ["j3"]
 
 
+def test_jobs_allows_an_older_request_answered_late_with_running():
+    h = History()
+    h.pair("submit", key="j5", value={"job": "j5"}, status=status("j5", state="running"))
+    h.add({"process": 90, "type": "invoke", "f": "status", "key": "j5", "value": None})
+    h.pair("wait", key="j5", done=status("j5"), final=True)
+    h.add({"process": 90, "type": "ok", "f": "status", "key": "j5", "value": status("j5", state="running")})
+    assert mapreduce.check_jobs(h.ops, {})["valid"] is True
+
+
 def test_jobs_does_not_require_a_job_whose_submission_was_in_doubt():
     h = History()
     h.pair("submit", key="j4", type_="info", value={"job": "j4"})

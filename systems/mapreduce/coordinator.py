@@ -21,6 +21,10 @@ Rules this module keeps (the scheduling rules themselves are tasks.py's):
   Every refusal is a definite error that names the problem. Submitting the
   same job id again with the same request returns the job (idempotent
   retries); a different request under a used id is refused.
+- A worker's task request carries its own counter; a request delivered
+  twice (a duplicated frame, a retry) gets the same answer, never a second
+  task. (The memory of it is lost with a coordinator restart, which the
+  ping replies then reconcile.)
 - Pings: every `ping_interval_s`, every worker node is pinged (in
   parallel); its reply proves it alive, carries its pending completion
   reports and its running attempts. Finished jobs' ids ride on the ping so
@@ -80,6 +84,8 @@ class Coordinator:
         self._saved = 0
         self._save_lock = asyncio.Lock()
         self._planning: set[str] = set()
+        self._answered: dict[str, tuple[int, int, asyncio.Future[Message]]] = {}
+        """worker -> (incarnation, seq, reply) of its last task request: a duplicate gets the same reply."""
         self._cleaned: set[str] = set(self.durable_final)
 
     # -- persistence ----------------------------------------------------------------------------
@@ -244,14 +250,28 @@ class Coordinator:
 
     async def h_task(self, src: str, msg: Message) -> Message:
         req = TaskRequest.from_wire(msg)
+        seen = self._answered.get(req.worker)
+        if req.seq and seen is not None and seen[:2] == (req.incarnation, req.seq):
+            return await asyncio.shield(seen[2])  # the same request delivered twice: the same answer
+        answer: asyncio.Future[Message] = asyncio.get_running_loop().create_future()
+        self._answered[req.worker] = (req.incarnation, req.seq, answer)
+        try:
+            reply = await self._assign(req)
+        except BaseException as e:
+            answer.set_exception(e)
+            answer.exception()  # retrieved: a duplicate may never come to await it
+            raise
+        answer.set_result(reply)
+        return reply
+
+    async def _assign(self, req: TaskRequest) -> Message:
         now = self.rt.now()
         lost = self.sched.heard(req.worker, req.incarnation, now)
         got = self.sched.assign(req.worker, req.incarnation, now)
+        if got is not None or lost:
+            await self.save()
         if got is None:
-            if lost:
-                await self.save()
             return None
-        await self.save()
         a = got.attempt
         self.rt.log.info("mr-assign", attempt=a.id, job=a.job, kind=a.kind.value, task=a.task, worker=a.worker,
                          backup=a.backup, local=a.local)

@@ -97,13 +97,15 @@ class SubmitRequest:
 class TaskRequest:
     worker: str
     incarnation: int
+    seq: int = 0
+    """The worker's request counter: a request delivered twice gets the same answer twice."""
 
     def to_wire(self) -> dict[str, Any]:
-        return {"worker": self.worker, "incarnation": self.incarnation}
+        return {"worker": self.worker, "incarnation": self.incarnation, "seq": self.seq}
 
     @classmethod
     def from_wire(cls, d: Any) -> TaskRequest:
-        return cls(_str(d, "worker"), _int(d, "incarnation"))
+        return cls(_str(d, "worker"), _int(d, "incarnation"), _int({"seq": d.get("seq", 0)}, "seq"))
 
 
 @dataclass(frozen=True, slots=True)

@@ -18,7 +18,9 @@ Rules this module keeps (paper §3.1, §3.3):
   that map. It writes its output to the DFS as
   `<output>/_temporary/part-r-NNNNN.attempt-A` and renames it to
   `<output>/part-r-NNNNN`; if another execution renamed first, its own
-  temporary file is deleted and the task still counts as done (same bytes).
+  temporary file is deleted and the task still counts as done (same bytes);
+  a rename whose temporary file is already gone (the request was delivered
+  twice, or retried) counts as done when the final name exists.
   (Planted bug `non-atomic-output`: it deletes and rewrites the final name
   in pieces, so readers and crashes see partial output.)
 - Every execution ends in exactly one report to the coordinator (`mr.done`),
@@ -126,12 +128,14 @@ class Worker:
     # -- asking for work ------------------------------------------------------------------------
 
     async def _ask_loop(self) -> None:
-        request = TaskRequest(self.rt.node_id, self.incarnation).to_wire()
+        seq = 0
         while True:
             if len(self.running) >= self.opts.slots:
                 self._slot_free.clear()
                 await self._slot_free.wait()
                 continue
+            seq += 1
+            request = TaskRequest(self.rt.node_id, self.incarnation, seq).to_wire()
             try:
                 reply = await self.call(self.opts.coordinator, "mr.task", request, self.opts.rpc_timeout_s)
             except RpcError:
@@ -262,6 +266,8 @@ class Worker:
             self.rt.log.info("mr-commit-lost-race", attempt=order.attempt, final=final)
             with contextlib.suppress(StoreError):  # else the coordinator removes _temporary at the end
                 await self.store.delete(tmp)
+        except NotFound:
+            await self.store.stat(final)  # a rename delivered twice: the first moved it; the partition is in place
         except StoreError as e:
             if e.definite:
                 raise
