@@ -3,7 +3,8 @@
 Rules this module keeps:
 
 - Clients first store a seeded Zipf corpus in the DFS (`put`: one file per
-  op, `corpus_files` files of `corpus_bytes` bytes, each written under a
+  op, `corpus_files` files of `corpus_bytes` bytes (system options, so
+  `--option corpus_bytes=400000` sizes it), each written under a
   staging name and renamed into /in/, so no input is ever half there). The
   op records the file's seed, size and SHA-256 so the checker can rebuild it.
   A put that did not end ok is tried again by a later op; one that finds

@@ -49,8 +49,12 @@ MR_OPTIONS: dict[str, object] = {
     "keep_jobs": 200,
     "sample_splits": 10,
     "sample_bytes": 65536,
+    "corpus_files": 4,
+    "corpus_bytes": 120_000,
+    "jobs": 8,
 }
-"""MapReduce's own options (node.py and worker.py say what each does)."""
+"""MapReduce's own options (node.py and worker.py say what each does; the last three size the `jobs`
+workload and are ignored by the nodes)."""
 
 DFS_OVERRIDES: dict[str, object] = {"chunk_size": 64 * 1024}
 """Small chunks, so a small corpus still makes many map tasks (raise chunk_size for big inputs)."""
