@@ -1,13 +1,14 @@
 """Dynamo-style KV vs the Raft KV, side by side on this machine, and the KV's convergence after a heal.
 
-Both stores run as real node processes on loopback (harness.backends.local)
-with fsync on, driven by the same asyncio load generator (bench/loadgen.py,
-through bench_raft_vs_etcd.load_rows): 100-byte values, puts and gets at 1,
-16 and 64 concurrent clients, `--seconds` per cell. The KV runs 4 nodes with
+Both stores run as real node processes on loopback (bench/clusters.py) with
+fsync before every acknowledgement (group commit on both), both up for the
+whole run, driven alike by bench/fair.py: 100-byte values, puts and gets at
+1, 16 and 64 clients, each client with its own connection, cells alternating
+kv/raft with the order flipped every repetition; medians of `--reps` with
+the spread, and server CPU per op from /proc. The KV runs 4 nodes with
 N/R/W = 3/2/2, clients spread over all nodes, puts overwrite (register-like,
-so siblings do not pile up); the Raft store is bench_raft_vs_etcd.bench_raft
-(3 members, linearizable gets through the leader): the price of consensus vs
-quorum replication.
+so siblings do not pile up); the Raft store has 3 members, every request to
+the leader, linearizable gets: the price of consensus vs quorum replication.
 
 Convergence: a fresh 4-node KV cluster is split 2|2 for `--partition` seconds
 while 16 clients overwrite 200 keys on both sides (sloppy quorums, hints);
@@ -16,18 +17,16 @@ replicas of every key hold the same siblings and no stand-in holds a write
 its replicas lack (checkers.kv_convergence); the time from heal to that is
 reported (median of `--rounds`).
 
-    python bench/bench_kv.py [--seconds 5] [--partition 10] [--rounds 3] [--skip-raft]
+    python bench/bench_kv.py [--seconds 5] [--reps 3] [--partition 10] [--rounds 3] [--skip-raft]
 
-Figures, never a pass/fail: the machine is shared and noisy (read them +-30%).
+Figures, never a pass/fail. The disk's fsync is fast (host caching).
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
-import shutil
 import sys
-import tempfile
 import time
 from pathlib import Path
 from typing import Any
@@ -35,59 +34,32 @@ from typing import Any
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-import bench_raft_vs_etcd as raft_bench
+from clusters import local_cluster
+from contenders import VALUE, KvContender, RaftContender, wait_for
+from fair import Results, print_load, print_table, run_matrix
 from loadgen import drive, median
 
-from base.spec import TestSpec
 from checkers import kv_convergence
-from harness.backends.local import LocalBackend
 from nemesis import grudges
 from systems.kv.client import KvClient
 
-VALUE = raft_bench.VALUE
 KV_NODES = 4
-Row = dict[str, Any]
 
 
-def kv_spec(run_dir: Path) -> TestSpec:
-    return TestSpec(system="kv", workload="set", nemesis=(), backend="local", node_count=KV_NODES,
-                    concurrency=64, run_dir=str(run_dir))
-
-
-def in_cluster(body: Any) -> Any:
-    run_dir = Path(tempfile.mkdtemp(prefix="picluster-bench-kv-"))
-    try:
-        return LocalBackend().run(kv_spec(run_dir), body)
-    finally:
-        shutil.rmtree(run_dir, ignore_errors=True)
-
-
-async def wait_for_put(client: KvClient, timeout_s: float) -> None:
-    deadline = time.monotonic() + timeout_s
-    while time.monotonic() < deadline:
-        try:
-            await client.put("warm-up", VALUE, overwrite=True)
-            return
-        except Exception:
-            await asyncio.sleep(0.1)
-    raise RuntimeError(f"no put succeeded within {timeout_s}s")
-
-
-def bench_kv(seconds: float) -> list[Row]:
-    async def body(cluster: Any) -> list[Row]:
-        rt = cluster.client
-        clients = [KvClient(rt, cluster.nodes[w % len(cluster.nodes)], 5.0) for w in range(64)]
-        await wait_for_put(clients[0], 30.0)
-
-        async def put(w: int, i: int) -> None:
-            await clients[w].put(f"k{w}-{i % 100}", VALUE, overwrite=True)
-
-        async def get(w: int, i: int) -> None:
-            await clients[w].get(f"k{w}-{i % 100}")
-
-        return await raft_bench.load_rows(put, get, seconds)
-
-    return in_cluster(body)
+async def bench_stores(args: argparse.Namespace) -> Results:
+    clients = tuple(int(c) for c in args.clients.split(","))
+    res = Results()
+    async with local_cluster("kv", KV_NODES) as kv_cluster:
+        contenders: list[Any] = [KvContender(kv_cluster)]
+        if args.skip_raft:
+            await run_matrix(contenders, reps=args.reps, seconds=args.seconds, clients=clients, results=res)
+            return res
+        async with local_cluster("raft", 3) as raft_cluster:
+            raft = RaftContender(raft_cluster)
+            await wait_for(lambda: raft.leader(), 30.0)
+            contenders.append(raft)
+            await run_matrix(contenders, reps=args.reps, seconds=args.seconds, clients=clients, results=res)
+    return res
 
 
 # -- convergence after a heal ----------------------------------------------------------------------
@@ -111,13 +83,12 @@ async def dump_all(rt: Any, nodes: list[str]) -> dict[str, dict[str, Any]] | Non
     return dict(zip(nodes, replies, strict=True))
 
 
-def bench_convergence(partition_s: float, rounds: int) -> list[tuple[float, int]]:
+async def bench_convergence(partition_s: float, rounds: int) -> list[tuple[float, int]]:
     """[(seconds from heal to convergence, writes acknowledged during the partition)] per round."""
-
-    async def body(cluster: Any) -> list[tuple[float, int]]:
+    async with local_cluster("kv", KV_NODES) as cluster:
         rt, nodes = cluster.client, list(cluster.nodes)
         clients = [KvClient(rt, nodes[w % len(nodes)], 2.0) for w in range(16)]
-        await wait_for_put(clients[0], 30.0)
+        await wait_for(lambda: clients[0].put("warm-up", VALUE, overwrite=True), 30.0)
         out = []
         for r in range(rounds):
             half = len(nodes) // 2
@@ -140,44 +111,34 @@ def bench_convergence(partition_s: float, rounds: int) -> list[tuple[float, int]
             await asyncio.sleep(1.0)
         return out
 
-    return in_cluster(body)
-
 
 # -- report ----------------------------------------------------------------------------------------
 
 
-def print_table(kv: list[Row], raft: list[Row] | None) -> None:
-    print(f"{'op':4} {'clients':>7} | {'kv ops/s':>9} {'p50 ms':>7} {'p99 ms':>7} {'err':>5} | "
-          f"{'raft ops/s':>10} {'p50 ms':>7} {'p99 ms':>7} {'err':>5} | {'kv/raft':>7}")
-    for i, k in enumerate(kv):
-        r = raft[i] if raft else None
-        ratio = f"{k['per_s'] / r['per_s']:.2f}" if r and r["per_s"] else "-"
-        cells = []
-        for x, w in ((k, 9), (r, 10)):
-            cells.append(
-                f"{x['per_s']:{w}.0f} {x['p50']:7.2f} {x['p99']:7.2f} {x['errors']:5d}"
-                if x
-                else f"{'-':>{w}} {'-':>7} {'-':>7} {'-':>5}"
-            )
-        print(f"{k['op']:4} {k['clients']:>7} | {cells[0]} | {cells[1]} | {ratio:>7}")
-
-
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--seconds", type=float, default=5.0)
+    parser.add_argument("--seconds", type=float, default=5.0, help="per cell")
+    parser.add_argument("--reps", type=int, default=3)
+    parser.add_argument("--clients", default="1,16,64")
     parser.add_argument("--partition", type=float, default=10.0)
-    parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument("--rounds", type=int, default=3, help="convergence rounds (0: none)")
     parser.add_argument("--skip-raft", action="store_true")
     args = parser.parse_args()
-    kv_rows = bench_kv(args.seconds)
-    raft_rows = None if args.skip_raft else raft_bench.bench_raft(args.seconds, 0)[0]
-    conv = bench_convergence(args.partition, args.rounds)
-    print(f"\nloopback, fsync on, 100-byte values, {args.seconds:g}s per cell; "
-          f"kv: {KV_NODES} nodes N/R/W 3/2/2; raft: 3 members, linearizable gets\n")
-    print_table(kv_rows, raft_rows)
-    times = [t for t, _ in conv]
-    print(f"\nkv convergence after a {args.partition:g}s 2|2 partition heals (16 clients writing 200 keys): "
-          f"median {median(times):.2f}s  all {', '.join(f'{t:.2f}s ({n} writes)' for t, n in conv)}")
+    res = asyncio.run(bench_stores(args))
+    conv = asyncio.run(bench_convergence(args.partition, args.rounds)) if args.rounds else []
+    names = ["kv"] if args.skip_raft else ["kv", "raft"]
+    print(f"\nloopback, fsync before every ack (group commit on both), 100-byte values, {args.seconds:g}s per cell, "
+          f"median of {args.reps} interleaved repetitions [spread]; kv: {KV_NODES} nodes N/R/W 3/2/2, clients "
+          f"spread over the nodes; raft: 3 members, requests to the leader, linearizable gets; srv µs/op = CPU "
+          f"of all server processes per op (/proc)\n")
+    print_table(res, names, ratio=None if args.skip_raft else ("kv", "raft"))
+    if not args.skip_raft:
+        print("kv/raft: throughput ratio, and cpu = raft server µs/op / kv server µs/op (>1: kv cheaper)")
+    if conv:
+        times = [t for t, _ in conv]
+        print(f"\nkv convergence after a {args.partition:g}s 2|2 partition heals (16 clients writing 200 keys): "
+              f"median {median(times):.2f}s  all {', '.join(f'{t:.2f}s ({n} writes)' for t, n in conv)}")
+    print_load(res)
 
 
 if __name__ == "__main__":

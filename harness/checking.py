@@ -9,7 +9,14 @@ Rules:
   counts as valid ("behaving as designed") and is marked so; any other
   verdict counts as itself.
 - The worst effective verdict wins (base.verdict.merge_valid).
-- Three checkers always run: `history` (well-formed pairs), `stats`
+- A partial history (the run was interrupted by a signal, or its last line
+  is torn because the harness died mid-write) is at best "unknown": what a
+  checker did find still counts (an anomaly is an anomaly), but a clean
+  result proves nothing about the part that never ran (the final reads
+  above all). The `history` checker says so; results.json carries
+  `partial` (one line why) and `interrupted` (what session.mark_interrupted
+  recorded).
+- Three checkers always run: `history` (well-formed pairs, partial or not), `stats`
   (counts and latency percentiles per operation) and `faults`: a run in
   which a requested nemesis package never took effect (no fault window of
   it in the history), or in which the nemesis recorded an error (a fault the
@@ -32,11 +39,13 @@ from harness.registry import make_workload
 from nemesis.catalog import KINDS_OF, VOCABULARY
 
 
-def run_checkers(spec: TestSpec, history: list[Op], *, torn_tail: bool = False) -> dict[str, Any]:
+def run_checkers(
+    spec: TestSpec, history: list[Op], *, torn_tail: bool = False, interrupted: dict[str, Any] | None = None
+) -> dict[str, Any]:
     results: dict[str, dict[str, Any]] = {
-        "history": check_well_formed(history, torn_tail),
+        "history": check_well_formed(history, torn_tail, interrupted),
         "stats": stats(history),
-        "faults": check_faults(spec, history),
+        "faults": check_faults(spec, history, interrupted),
     }
     workload = make_workload(spec)
     test = spec.to_json()
@@ -54,11 +63,16 @@ def run_checkers(spec: TestSpec, history: list[Op], *, torn_tail: bool = False) 
             result["expected"] = expected
             result["as_designed"] = result.get("valid") == expected
         results[name] = result
-    return {
+    out: dict[str, Any] = {
         "valid": merge_valid(effective(r) for r in results.values()),
         "faults": {k: v for k, v in results["faults"].items() if k != "valid"},
         "checkers": results,
     }
+    if results["history"].get("partial"):
+        out["partial"] = results["history"]["partial"]
+    if interrupted is not None:
+        out["interrupted"] = interrupted
+    return out
 
 
 def effective(result: dict[str, Any]) -> Any:
@@ -67,16 +81,36 @@ def effective(result: dict[str, Any]) -> Any:
     return result.get("valid", "unknown")
 
 
-def check_well_formed(history: list[Op], torn_tail: bool) -> dict[str, Any]:
+def check_well_formed(history: list[Op], torn_tail: bool, interrupted: dict[str, Any] | None = None) -> dict[str, Any]:
     try:
         ps = pairs(history)
     except HistoryError as e:
         return {"valid": "unknown", "summary": f"history is malformed: {e}"}
     open_ops = sum(1 for p in ps if p.complete is None)
     summary = f"{len(ps)} client ops, {open_ops} never completed"
+    partial = partial_reason(history, torn_tail, interrupted)
+    result: dict[str, Any] = {"valid": True, "ops": len(ps), "open": open_ops, "torn_tail": torn_tail}
+    if partial:
+        summary = f"{partial}; {summary}"
+        result.update(valid="unknown", partial=partial)
+    return {**result, "summary": summary}
+
+
+def partial_reason(history: list[Op], torn_tail: bool, interrupted: dict[str, Any] | None) -> str:
+    """One line saying why the history is partial, or "" when it is whole."""
+    reasons = []
+    if interrupted is not None:
+        sig = interrupted.get("signal", "a signal")
+        at = interrupted.get("last_op_s")
+        reasons.append(f"the run was interrupted ({sig}" + (f", last op at {at:.1f} s)" if isinstance(at, int | float)
+                                                            else ")"))
     if torn_tail:
-        summary += "; the last line was torn (the run was interrupted) and was skipped"
-    return {"valid": True, "summary": summary, "ops": len(ps), "open": open_ops, "torn_tail": torn_tail}
+        reasons.append("its last line was torn (the harness died mid-write) and was skipped")
+    if not reasons:
+        return ""
+    finals = any(op.get("final") for op in history)
+    tail = "" if finals else ", and the final reads never ran"
+    return f"the history is partial: {'; '.join(reasons)}{tail}"
 
 
 def _percentile(sorted_values: list[float], q: float) -> float:
@@ -120,7 +154,7 @@ def stats(history: list[Op]) -> dict[str, Any]:
     }
 
 
-def check_faults(spec: TestSpec, history: list[Op]) -> dict[str, Any]:
+def check_faults(spec: TestSpec, history: list[Op], interrupted: dict[str, Any] | None = None) -> dict[str, Any]:
     """Did every requested nemesis package inflict at least one fault, and none fail? (see the docstring)"""
     names = [n for n in spec.nemesis if n not in ("none", "")]
     if not names:
@@ -133,7 +167,7 @@ def check_faults(spec: TestSpec, history: list[Op]) -> dict[str, Any]:
     if missing:
         by_reason: dict[str, list[str]] = {}
         for n in missing:
-            by_reason.setdefault(_why_missing(n, spec, windows, errors), []).append(n)
+            by_reason.setdefault(_why_missing(n, spec, windows, errors, interrupted), []).append(n)
         reasons = [f"{', '.join(ns)} ({why})" for why, ns in by_reason.items()]
         headline = "requested faults never took effect: " + "; ".join(reasons)
     elif errors:
@@ -161,10 +195,14 @@ def check_faults(spec: TestSpec, history: list[Op]) -> dict[str, Any]:
     }
 
 
-def _why_missing(name: str, spec: TestSpec, windows: list[Any], errors: list[Any]) -> str:
+def _why_missing(
+    name: str, spec: TestSpec, windows: list[Any], errors: list[Any], interrupted: dict[str, Any] | None
+) -> str:
     mine = [e for e in errors if e.package == name]
     if mine:
         return f"the cluster refused it: {mine[0].error}"
+    if interrupted is not None:
+        return "the run was interrupted before it came"
     if not windows and not errors and spec.time_limit_s < 2 * spec.nemesis_interval_s:
         i = spec.nemesis_interval_s
         return f"a fault takes {i:g}-{2 * i:g} s (1-2 x --interval) to fit; the time limit was {spec.time_limit_s:g} s"

@@ -1,9 +1,13 @@
 """The `harness` command line: run a test, re-check a run, browse results.
 
 Exit codes (like Jepsen's): 0 valid, 1 invalid, 2 unknown, 3 the harness
-itself failed, 64 bad usage (a bad flag, an unknown system or bug, a broken
-run directory), 130 interrupted (the cluster was torn down; the history so
-far is on disk and `harness check` reads it).
+itself failed, 64 bad usage (a bad flag, an unknown system, bug or option, a
+broken run directory), 130 interrupted by SIGINT (Ctrl-C), 143 terminated by
+SIGTERM. Interrupted or terminated, the cluster is torn down first; the run
+is marked interrupted (session.mark_interrupted) and its partial history is
+checked at once (a second Ctrl-C skips that; `harness check` does it later).
+Every usage error comes before the `seed N` line, which is the first line of
+a run that starts.
 """
 
 from __future__ import annotations
@@ -24,6 +28,7 @@ from base.spec import TestSpec
 from harness import registry
 
 EXIT_VALID, EXIT_INVALID, EXIT_UNKNOWN, EXIT_CRASH, EXIT_USAGE, EXIT_INTERRUPTED = 0, 1, 2, 3, 64, 130
+EXIT_TERMINATED = 128 + signal.SIGTERM
 
 console = Console(highlight=False, soft_wrap=True)
 
@@ -63,8 +68,36 @@ def _warn_about_leftovers() -> None:
         console.print(f"[yellow]warning:[/yellow] a killed run left {describe(state)}; remove it with `{command}`")
 
 
-def _raise_interrupt(signum: int, frame: Any) -> None:
-    raise KeyboardInterrupt
+def _raise_terminated(signum: int, frame: Any) -> None:
+    """SIGTERM: the same exit the process backends give it (harness/backends/exit_signals.py)."""
+    raise SystemExit(EXIT_TERMINATED)
+
+
+def _forget_abandoned_tasks() -> None:
+    """A signal stops the sim backend's event loop where it stands, on purpose; its unfinished tasks are
+    garbage from then on, and Python would print "Task was destroyed but it is pending!" (and a traceback
+    per abandoned coroutine) as they are collected. The run is over: say nothing about them."""
+    import logging
+
+    logging.getLogger("asyncio").setLevel(logging.CRITICAL + 1)
+    sys.unraisablehook = lambda unraisable: None
+
+
+def _interrupted(run_dir: Path, signal_name: str, exit_code: int) -> NoReturn:
+    """Mark the run interrupted, check its partial history (a second signal skips that), exit."""
+    from harness.session import check, mark_interrupted
+
+    _forget_abandoned_tasks()
+    mark_interrupted(run_dir, signal_name, exit_code)
+    console.print(f"[yellow]interrupted[/yellow] ({signal_name}): cluster torn down; "
+                  "checking the partial history (Ctrl-C to skip)")
+    try:
+        results = check(run_dir)
+    except (KeyboardInterrupt, SystemExit):
+        console.print(f"check skipped; run `harness check {run_dir}`")
+    else:
+        _print_results(results, run_dir)
+    sys.exit(exit_code)
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
@@ -104,7 +137,11 @@ class RunCommand(click.Command):
     "--concurrency", default=None, type=click.IntRange(1, 1024), help="Client processes (default: nodes)."
 )
 @click.option(
-    "--rate", default=20.0, show_default=True, type=click.FloatRange(0.0), help="Target ops/s in total."
+    "--rate",
+    default=20.0,
+    show_default=True,
+    type=click.FloatRange(0.0),
+    help="Target ops/s over all clients; 0: unpaced, each client issues its next op as soon as the last ends.",
 )
 @click.option("--seed", default=None, type=int, help="Seed for every random choice (default: a fresh one).")
 @click.option("--bug", "bugs", multiple=True, help="Plant a named bug in the system (repeatable).")
@@ -118,7 +155,11 @@ class RunCommand(click.Command):
     help="Quiet seconds after the final heal.",
 )
 @click.option(
-    "--option", "options", multiple=True, help="Node option KEY=VALUE (VALUE parsed as JSON if it can be)."
+    "--option",
+    "options",
+    multiple=True,
+    help="Node option KEY=VALUE (VALUE parsed as JSON if it can be); KEY one of the system's options "
+    "(`harness systems` lists them); on sim also sim='{\"loss\": 0.01}'.",
 )
 @click.option("--cluster", "cluster_file", default=None, help="Cluster file (TOML) for the ssh backend.")
 @click.option("--capture", is_flag=True, help="netns: record the bridge's traffic to capture.pcap in the run dir.")
@@ -169,6 +210,7 @@ def run(
             command_line=" ".join(["harness", *sys.argv[1:]]),
             allow_no_faults=allow_no_faults,
         )
+        registry.check_options(spec.system, spec.backend, spec.options)
         check_nemesis(spec)
         registry.preflight(spec)  # backend set-up errors: one line, before any run directory exists
         spec = prepare(spec, Path(results_root))
@@ -179,7 +221,7 @@ def run(
     console.print(f"run directory {spec.run_dir}")
     if capture:
         os.environ["PICLUSTER_CAPTURE"] = "1"
-    signal.signal(signal.SIGTERM, _raise_interrupt)
+    signal.signal(signal.SIGTERM, _raise_terminated)
     progress = Progress(console)
     try:
         execute(spec, on_start=progress.attach, on_op=progress.on_op)
@@ -188,10 +230,12 @@ def run(
         _fail_setup(str(e), Path(spec.run_dir))
     except KeyboardInterrupt:
         progress.close()
-        console.print(
-            f"[yellow]interrupted[/yellow]: cluster torn down; re-check with `harness check {spec.run_dir}`"
-        )
-        sys.exit(EXIT_INTERRUPTED)
+        _interrupted(Path(spec.run_dir), "SIGINT", EXIT_INTERRUPTED)
+    except SystemExit as e:
+        progress.close()
+        if e.code != EXIT_TERMINATED:
+            raise
+        _interrupted(Path(spec.run_dir), "SIGTERM", EXIT_TERMINATED)
     except Exception:
         progress.close()
         console.print(
@@ -221,7 +265,11 @@ def check_cmd(run_dir: Path) -> None:
 
 @cli.command("systems")
 def systems_cmd() -> None:
-    """List the systems, their workloads and their bug switches."""
+    """List the systems, their workloads, their bug switches and their node options."""
+    import json
+
+    from rich.markup import escape
+
     for name in registry.known_systems():
         module = registry.workload_module(name)
         console.print(
@@ -230,6 +278,10 @@ def systems_cmd() -> None:
         )
         for bug, text in sorted(registry.bugs(name).items()):
             console.print(f"    --bug {bug}: {text}")
+        options = registry.default_options(name)
+        if options:
+            listed = " ".join(f"{k}={json.dumps(v, separators=(',', ':'))}" for k, v in options.items())
+            console.print(f"    --option (defaults): {escape(listed)}")
 
 
 @cli.command("serve")
@@ -259,6 +311,7 @@ def _parse_options(items: tuple[str, ...]) -> dict[str, Any]:
 
 
 def _print_results(results: dict[str, Any], run_dir: Path) -> None:
+    from rich.markup import escape
     from rich.table import Table
 
     table = Table(title="checkers")
@@ -269,11 +322,13 @@ def _print_results(results: dict[str, Any], run_dir: Path) -> None:
         word = {True: "[green]valid[/green]", False: "[red]INVALID[/red]"}.get(v, "[yellow]unknown[/yellow]")
         if "expected" in r:
             word += " (as designed)" if r.get("as_designed") else " (NOT as designed)"
-        table.add_row(name, word, str(r.get("summary", "")))
+        table.add_row(name, word, escape(str(r.get("summary", ""))))
     console.print(table)
     faults = results.get("faults") or {}
     if faults.get("headline"):
         console.print(f"[yellow]faults: {faults['headline']}[/yellow]")
+    if results.get("partial"):
+        console.print(f"[yellow]{escape(results['partial'])}: the verdict is at best unknown[/yellow]")
     v = results.get("valid")
     word = {True: "[green]VALID[/green]", False: "[red]INVALID[/red]"}.get(v, "[yellow]UNKNOWN[/yellow]")
     console.print(f"verdict {word}; report {run_dir / 'report.html'}")

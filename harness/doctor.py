@@ -11,14 +11,19 @@ Rules this module keeps:
   `max_offset_s` (midpoint of the round trip); the node's port free on its
   address; the data directory writable. Cluster-wide: power and switch
   commands configured (informational: a run without them refuses those
-  faults).
+  faults), and every program those commands and the link commands name
+  found on this machine (where they run), each missing program reported
+  once with the commands and nodes that use it.
 - A host that cannot be reached gets one failed `reachable` check and no
-  others. Nothing on a host is changed apart from creating the data
+  others, in one line: the SSH library's own log (tracebacks of a failed
+  banner exchange, printed from its thread) is silenced, its error told in
+  words. Nothing on a host is changed apart from creating the data
   directory.
 """
 
 from __future__ import annotations
 
+import logging
 import shlex
 import shutil
 import time
@@ -86,6 +91,16 @@ BIND = ("import socket, sys\ns = socket.socket()\ns.setsockopt(socket.SOL_SOCKET
         "s.bind((sys.argv[1], int(sys.argv[2])))\n")
 
 
+def unreachable_words(text: str) -> str:
+    """paramiko's "Error reading SSH protocol banner[Errno 104] Connection reset by peer", said plainly."""
+    marker = "ssh failed: Error reading SSH protocol banner"
+    if marker in text:
+        head, _, why = text.partition(marker)
+        why = why.strip() or "the connection closed"
+        return f"{head}no SSH server answered there (no SSH banner: {why})"
+    return text
+
+
 def check_node(host: NodeHost, config: SshClusterConfig, max_offset_s: float = 0.5) -> list[Check]:
     node = host.node
     remote = Remote(host, known_hosts=config.known_hosts, accept_new=config.accept_new_host_keys,
@@ -93,7 +108,8 @@ def check_node(host: NodeHost, config: SshClusterConfig, max_offset_s: float = 0
     try:
         remote.connect()
     except HostUnreachable as e:
-        return [Check(node, "reachable", False, str(e), "check the address, that sshd runs, the key and known_hosts")]
+        return [Check(node, "reachable", False, unreachable_words(str(e)),
+                      "check the address, that sshd runs, the key and known_hosts")]
     out = [Check(node, "reachable", True, f"{host.user}@{host.host}:{host.ssh_port}")]
     try:
         r = remote.run([host.python, "-c", "import sys; print('%d.%d' % sys.version_info[:2])"], check=False)
@@ -129,12 +145,40 @@ def cluster_checks(config: SshClusterConfig) -> list[Check]:
     ok = config.switch_off is not None and config.switch_on is not None
     out.append(Check("cluster", "switch cmds", ok, "configured" if ok else "none: switch faults will be refused",
                      "" if ok else "optional: set switch_off/switch_on in [cluster]"))
+    return out + missing_programs(config)
+
+
+NODE_COMMANDS = ("power_off", "power_on", "link_down", "link_up")
+
+
+def missing_programs(config: SshClusterConfig) -> list[Check]:
+    """One failed check per program that a power, switch or link command names and this machine lacks."""
+    users: dict[str, list[tuple[str, str]]] = {}  # program -> (command name, node or "cluster")
+    commands = [("switch_off", "cluster", config.switch_off), ("switch_on", "cluster", config.switch_on)]
     for h in config.nodes.values():
-        for cmd in (h.power_off, h.power_on):
-            if cmd is not None and shutil.which(cmd[0]) is None:
-                out.append(Check(h.node, "power cmds", False, f"{cmd[0]} not found on this machine",
-                                 "install it or give its full path"))
+        commands += [(name, h.node, getattr(h, name, None)) for name in NODE_COMMANDS]
+    for name, where, cmd in commands:
+        if cmd and shutil.which(cmd[0]) is None:
+            users.setdefault(cmd[0], []).append((name, where))
+    out = []
+    for program, uses in users.items():
+        names = sorted({n for n, _ in uses})
+        wheres = sorted({w for _, w in uses}, key=lambda w: (len(w), w))
+        check = "switch cmds" if all(n.startswith("switch") for n in names) else "power cmds"
+        if any(n.startswith("link") for n in names):
+            check = "link cmds" if all(n.startswith("link") for n in names) else "commands"
+        out.append(Check(" ".join(wheres), check, False,
+                         f"{program} (in {', '.join(names)}) not found on this machine, where these commands run",
+                         f"install {program} or give its full path"))
     return out
+
+
+def quiet_ssh_library() -> None:
+    """paramiko logs a failed connection's tracebacks from its own thread; its errors reach us as exceptions."""
+    logger = logging.getLogger("paramiko")
+    if not any(isinstance(h, logging.NullHandler) for h in logger.handlers):
+        logger.addHandler(logging.NullHandler())
+    logger.propagate = False
 
 
 REQUIRED = ("reachable", "python", "iptables", "clock", "port", "data dir")
@@ -147,6 +191,7 @@ def ready(checks: list[Check]) -> bool:
 
 def run_doctor(config: SshClusterConfig, nodes: list[str] | None = None,
                checker: Callable[[NodeHost, SshClusterConfig], list[Check]] = check_node) -> list[Check]:
+    quiet_ssh_library()
     hosts = [config.nodes[n] for n in (nodes or list(config.nodes))]
     with ThreadPoolExecutor(max_workers=max(1, len(hosts))) as pool:
         per_node = list(pool.map(lambda h: checker(h, config), hosts))

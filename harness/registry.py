@@ -2,9 +2,16 @@
 
 A system is the package `systems.<name>` (exports start_node, BUGS,
 DEFAULT_OPTIONS); its workloads live in `workloads.<name>` (exports
-WORKLOADS, DEFAULT_WORKLOAD and optionally find_leader and report_sections).
+WORKLOADS, DEFAULT_WORKLOAD and optionally find_leader, report_sections and
+account, the nodes' own account of an op that harness/explain.py reads).
 Unknown names raise `RegistryError` with the list of known ones, so the CLI
 can print one clear line.
+
+Node options (`--option KEY=VALUE`) are the keys of the system's
+DEFAULT_OPTIONS, each with a value of its default's type (an int where a
+float is expected is fine); on the sim backend also `sim`, a table of the
+simulator's settings (SIM_OPTION_KEYS, as harness/backends/sim.py reads
+them). Anything else is refused before a run starts.
 """
 
 from __future__ import annotations
@@ -20,6 +27,8 @@ from workloads.base import Workload
 
 BACKENDS = ("local", "sim", "netns", "ssh")
 NOT_SYSTEMS = {"runtime"}
+SIM_OPTION_KEYS = ("base_s", "tail_s", "loss", "duplicate", "reorder", "sync_s", "time_limit_s")
+"""`--option sim={...}` keys: the simulated network's NetConfig fields and the world's own settings."""
 
 
 class RegistryError(ValueError):
@@ -70,6 +79,57 @@ def check_bugs(system: str, names: tuple[str, ...]) -> None:
         if name not in known:
             listed = ", ".join(sorted(known)) or "none"
             raise RegistryError(f"system {system!r} has no bug switch {name!r}; known: {listed}")
+
+
+def check_options(system: str, backend: str, options: dict[str, Any]) -> None:
+    """Refuse an option the system does not have, or a value of the wrong type (see the module docstring)."""
+    defaults = default_options(system)
+    for key, value in options.items():
+        if key == "sim" and "sim" not in defaults:
+            _check_sim_options(backend, value)
+            continue
+        if key not in defaults:
+            known = ", ".join(sorted(defaults)) or "none"
+            sim = "; and on --backend sim: sim" if backend == "sim" else ""
+            raise RegistryError(f"system {system!r} has no option {key!r}; known: {known}{sim}")
+        want = _type_name(defaults[key])
+        if want is not None and _type_name(value) != want and not (want == "number" and _type_name(value) == "int"):
+            raise RegistryError(
+                f"--option {key}: expected {want} like the default {_json(defaults[key])}, got {_json(value)}"
+            )
+
+
+def _check_sim_options(backend: str, value: Any) -> None:
+    if backend != "sim":
+        raise RegistryError(f"--option sim applies only to --backend sim, not {backend}")
+    if not isinstance(value, dict):
+        raise RegistryError(f"--option sim wants a JSON object of {', '.join(SIM_OPTION_KEYS)}, got {_json(value)}")
+    unknown = sorted(k for k in value if k not in SIM_OPTION_KEYS)
+    if unknown:
+        raise RegistryError(f"--option sim: unknown key {unknown[0]!r}; known: {', '.join(SIM_OPTION_KEYS)}")
+
+
+def _type_name(value: Any) -> str | None:
+    """The JSON-ish kind of a value: bool, int, number, string, object, list; None for null."""
+    if isinstance(value, bool):
+        return "bool"
+    if isinstance(value, int):
+        return "int"
+    if isinstance(value, float):
+        return "number"
+    if isinstance(value, str):
+        return "string"
+    if isinstance(value, dict):
+        return "object"
+    if isinstance(value, list):
+        return "list"
+    return None
+
+
+def _json(value: Any) -> str:
+    import json
+
+    return json.dumps(value)
 
 
 def preflight(spec: TestSpec) -> None:

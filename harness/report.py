@@ -1,130 +1,41 @@
 """report.html: one self-contained page a person can open offline.
 
-Rules: no external scripts, styles or fonts; plots are inline SVG (matplotlib
-with the Agg backend, or hand-drawn SVG for the timeline); every value from
-the history is HTML-escaped. It shows, in order: the verdict and how to
-reproduce the run, each checker's verdict and summary with its evidence,
-latency and throughput over time with fault windows shaded, a per-process
-timeline, then the workload's own sections and the checkers' own pictures.
+Rules: no external scripts, styles or fonts; plots are inline SVG
+(harness/report_charts.py); every value from the history is HTML-escaped.
+It shows, in order: the verdict and how to reproduce the run; what the page's
+numbers and colours mean, said once; each checker's verdict and summary with
+its evidence; for an invalid linearizability or Elle verdict, what went wrong
+in the system's own terms (harness/explain.py); latency and throughput over
+time with fault windows shaded; the faults table; a timeline of ops per
+client; then the workload's own sections and the checkers' own pictures.
 Faults are read from the history with the catalog's vocabulary
 (base.faults): one table row per fault saying what it did, and every chart
-shaded in each fault kind's own colour. A run whose requested faults did not
-all take effect says so above everything else.
+shaded in each fault kind's own colour. Above everything else: a run whose
+history is partial (interrupted, or torn) and a run whose requested faults
+did not all take effect say so. Ops are "op N" (N: the history index of the
+invocation) and times are seconds everywhere, evidence included.
 """
 
 from __future__ import annotations
 
 import html
 import importlib
-import io
 import json
-from collections import defaultdict
+import shlex
 from pathlib import Path
 from typing import Any
 
 from base.faults import FaultWindow, fault_windows
-from base.history import Op, pairs
+from base.history import Op
 from base.spec import TestSpec
+from harness import explain
+from harness.report_charts import OUTCOME_COLOUR, latency_and_throughput_svg, timeline_svg
 from nemesis.catalog import VOCABULARY
 
-MAX_TIMELINE_OPS = 3000
 VERDICT_WORD = {True: "valid", False: "INVALID", "unknown": "unknown"}
 VERDICT_COLOUR = {True: "#1a7f37", False: "#cf222e", "unknown": "#9a6700"}
-OUTCOME_COLOUR = {"ok": "#2da44e", "fail": "#cf222e", "info": "#bf8700"}
-
-
-def _svg_of(fig: Any) -> str:
-    buf = io.StringIO()
-    fig.savefig(buf, format="svg", bbox_inches="tight")
-    text = buf.getvalue()
-    return text[text.find("<svg") :]
-
-
-def latency_and_throughput_svg(history: list[Op], windows: list[FaultWindow]) -> str:
-    import matplotlib
-    import matplotlib.ticker
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-    from matplotlib.patches import Patch
-
-    ps = [p for p in pairs(history) if p.complete is not None]
-    fig, (ax1, ax2) = plt.subplots(2, 1, figsize=(10, 6), sharex=True)
-    for w in windows:
-        for ax in (ax1, ax2):
-            ax.axvspan(w.start_s, _end(w), color=w.colour, alpha=0.25, lw=0)
-    kinds = sorted({w.kind for w in windows})
-    by_outcome: dict[str, tuple[list[float], list[float]]] = defaultdict(lambda: ([], []))
-    for p in ps:
-        xs, ys = by_outcome[p.type]
-        xs.append(p.invoke["time"] / 1e9)
-        ys.append(max((p.complete["time"] - p.invoke["time"]) / 1e6, 1e-3))  # type: ignore[index]
-    for outcome in ("ok", "fail", "info"):
-        xs, ys = by_outcome.get(outcome, ([], []))
-        if xs:
-            ax1.scatter(xs, ys, s=6, color=OUTCOME_COLOUR[outcome], label=outcome, alpha=0.7, lw=0)
-    ax1.set_yscale("log")
-    plain = matplotlib.ticker.FuncFormatter(lambda y, _: f"{y:g}")
-    ax1.yaxis.set_major_formatter(plain)
-    ax1.yaxis.set_minor_formatter(plain)
-    ax1.set_ylabel("latency (ms)")
-    ax1.legend(loc="upper right", fontsize=8)
-    buckets: dict[str, dict[int, int]] = defaultdict(lambda: defaultdict(int))
-    for p in ps:
-        buckets[p.type][int(p.complete["time"] / 1e9)] += 1  # type: ignore[index]
-    for outcome in ("ok", "fail", "info"):
-        series = buckets.get(outcome)
-        if series:
-            xs = sorted(series)
-            ax2.plot(xs, [series[x] for x in xs], color=OUTCOME_COLOUR[outcome], label=outcome, lw=1.2)
-    ax2.set_ylabel("ops/s")
-    ax2.set_xlabel("time (s); shaded bands: faults in place")
-    handles, _ = ax2.get_legend_handles_labels()
-    handles += [Patch(color=VOCABULARY.colour(k), alpha=0.25, label=k) for k in kinds]
-    ax2.legend(handles=handles, loc="lower left", fontsize=8, ncol=4)
-    fig.tight_layout()
-    svg = _svg_of(fig)
-    plt.close(fig)
-    return svg
-
-
-def timeline_svg(history: list[Op], windows: list[FaultWindow]) -> str:
-    """One row per process, one bar per op from invoke to completion, coloured by outcome."""
-    ps = pairs(history)[:MAX_TIMELINE_OPS]
-    if not ps:
-        return "<p>No client operations.</p>"
-    end_ns = max(op.get("time", 0) for op in history) or 1
-    processes = sorted({p.invoke["process"] for p in ps}, key=lambda x: (str(type(x)), x))
-    row = {proc: i for i, proc in enumerate(processes)}
-    width, left, row_h = 1000, 60, 12
-    height = row_h * len(processes) + 30
-    scale = (width - left - 10) / end_ns
-    parts = [f'<svg xmlns="http://www.w3.org/2000/svg" width="{width}" height="{height}" font-size="9">']
-    for w in windows:
-        x = left + w.start_s * 1e9 * scale
-        parts.append(
-            f'<rect x="{x:.1f}" y="0" width="{max(1.0, (_end(w) - w.start_s) * 1e9 * scale):.1f}" '
-            f'height="{height - 20}" fill="{w.colour}" opacity="0.3">'
-            f"<title>{html.escape(f'{w.kind}: {w.description}')}</title></rect>"
-        )
-    for proc, i in row.items():
-        parts.append(f'<text x="2" y="{i * row_h + 9}">p{html.escape(str(proc))}</text>')
-    for p in ps:
-        start = p.invoke["time"]
-        end = p.complete["time"] if p.complete else end_ns
-        x = left + start * scale
-        y = row[p.invoke["process"]] * row_h + 1
-        title = html.escape(
-            f"{p.invoke.get('f')} {p.invoke.get('key', '')} {json.dumps(p.invoke.get('value'))} -> "
-            f"{p.type} {json.dumps(p.complete.get('value')) if p.complete else ''} on {p.invoke.get('node')}"
-        )
-        parts.append(
-            f'<rect x="{x:.1f}" y="{y}" width="{max(1.0, (end - start) * scale):.1f}" height="{row_h - 3}" '
-            f'fill="{OUTCOME_COLOUR[p.type]}"><title>{title}</title></rect>'
-        )
-    parts.append(f'<text x="{left}" y="{height - 5}">0 s</text>')
-    parts.append(f'<text x="{width - 60}" y="{height - 5}">{end_ns / 1e9:.1f} s</text></svg>')
-    return "".join(parts)
+TIME_KEYS = frozenset({"time", "complete_time"})
+"""Evidence fields holding history times (ns), shown in seconds."""
 
 
 def _end(w: FaultWindow) -> float:
@@ -161,6 +72,44 @@ def faults_banner(results: dict[str, Any]) -> str:
     return f'<p class="warning"><b>Faults:</b> {html.escape(headline)}.{html.escape(tail)}</p>'
 
 
+def partial_banner(results: dict[str, Any]) -> str:
+    """A warning above everything when the history is partial (results' `partial`, harness/checking.py)."""
+    partial = results.get("partial")
+    if not partial:
+        return ""
+    title = "Interrupted" if results.get("interrupted") else "Partial history"
+    return (
+        f'<p class="warning"><b>{title}:</b> {html.escape(str(partial))}. The verdict is therefore at best '
+        "unknown: what was recorded was checked (an anomaly found in it is real), but the part of the test that "
+        "never ran proves nothing.</p>"
+    )
+
+
+def how_to_read(spec: TestSpec) -> str:
+    """What the page's numbers and colours mean, said once."""
+    ok, fail, info = (f'<span class="swatch" style="background:{OUTCOME_COLOUR[t]}"></span>' for t in OUTCOME_COLOUR)
+    return (
+        '<p class="muted">How to read this page: times are seconds since the test began. '
+        "<b>op N</b> is the operation whose invocation is line N of history.jsonl (counted from 0); "
+        "checkers and pictures all number ops this way (Elle's T383 is op 383). "
+        f"{ok} ok: it happened. {fail} fail: it certainly did not happen. "
+        f"{info} info (amber): its outcome is unknown, it may still take effect at any later time, so the "
+        f"client that issued it never issues again: its slot carries on as a fresh process number "
+        f"(p, then p + {spec.concurrency}, …; the concurrency), drawn on the same row. "
+        "Shaded bands are faults in place, in each kind's colour (see the faults table).</p>"
+    )
+
+
+def _in_seconds(x: Any) -> Any:
+    """Evidence with history times (ns) shown as seconds."""
+    if isinstance(x, dict):
+        return {k: (f"{v / 1e9:.3f} s" if k in TIME_KEYS and isinstance(v, int) else _in_seconds(v))
+                for k, v in x.items()}
+    if isinstance(x, list):
+        return [_in_seconds(v) for v in x]
+    return x
+
+
 def _verdict_span(v: Any) -> str:
     key = v if v in (True, False) else "unknown"
     return f'<span class="verdict" style="background:{VERDICT_COLOUR[key]}">{VERDICT_WORD[key]}</span>'
@@ -168,14 +117,17 @@ def _verdict_span(v: Any) -> str:
 
 def _evidence(result: dict[str, Any]) -> str:
     shown = {k: v for k, v in result.items() if k not in ("valid", "summary", "traceback")}
-    text = json.dumps(shown, indent=1, default=str)
+    text = json.dumps(_in_seconds(shown), indent=1, default=str, ensure_ascii=False)
     if len(text) > 20000:
         text = text[:20000] + "\n… (cut; see results.json)"
     return f"<details><summary>evidence</summary><pre>{html.escape(text)}</pre></details>"
 
 
 def _checker_picture(name: str, result: dict[str, Any]) -> str:
-    """A checker module's own render_html(result), if it has one (by result 'kind' or checker name)."""
+    """A checker module's own render_html(result), if it has one (by result 'kind' or checker name).
+    Elle's results are drawn by harness/explain.py instead (in the page's op numbering)."""
+    if explain.is_elle(result):
+        return ""
     for module_name in (result.get("kind"), name):
         if not module_name:
             continue
@@ -206,6 +158,15 @@ def _workload_sections(spec: TestSpec, history: list[Op], results: dict[str, Any
         return [("workload sections", f"<p>could not render: {html.escape(repr(e))}</p>")]
 
 
+def _default_options(system: str) -> dict[str, Any]:
+    try:
+        from harness.registry import default_options
+
+        return default_options(system)
+    except (ValueError, ImportError):
+        return {}
+
+
 def reproduce_command(spec: TestSpec) -> str:
     parts = [
         "harness run",
@@ -217,9 +178,13 @@ def reproduce_command(spec: TestSpec) -> str:
     ]
     parts += ["--backend", spec.backend, "--seed", str(spec.seed), "--nodes", str(spec.node_count)]
     parts += ["--time-limit", f"{spec.time_limit_s:g}", "--concurrency", str(spec.concurrency)]
-    parts += ["--rate", f"{spec.rate:g}"]
+    parts += ["--rate", f"{spec.rate:g}", "--interval", f"{spec.nemesis_interval_s:g}", "--quiet", f"{spec.quiet_s:g}"]
     for bug in spec.bugs:
         parts += ["--bug", bug]
+    defaults = _default_options(spec.system)
+    for key, value in spec.options.items():
+        if key not in defaults or defaults[key] != value:
+            parts += ["--option", shlex.quote(f"{key}={json.dumps(value, separators=(',', ':'))}")]
     if spec.allow_no_faults:
         parts.append("--allow-no-faults")
     return " ".join(parts)
@@ -233,6 +198,9 @@ table{border-collapse:collapse} td,th{border:1px solid #d0d7de;padding:4px 8px;t
 pre{background:#f6f8fa;padding:8px;overflow:auto;max-height:400px;font-size:12px}
 code{background:#f6f8fa;padding:1px 4px} .muted{color:#59636e}
 .warning{background:#fff8c5;border:1px solid #d4a72c;border-radius:4px;padding:8px}
+.swatch{display:inline-block;width:10px;height:10px;border-radius:2px;vertical-align:middle}
+.plain{font-size:15px;margin-bottom:2px} .formal{margin-top:2px;color:#59636e}
+h3{font-size:15px;margin-top:18px} .cycle{margin:0 0 16px 12px} li{margin:3px 0}
 """
 
 
@@ -249,9 +217,13 @@ def render(spec: TestSpec, history: list[Op], results: dict[str, Any]) -> str:
             f"{html.escape(designed)}</td><td>{html.escape(str(r.get('summary', '')))}{_evidence(r)}</td></tr>"
         )
     try:
-        plots = latency_and_throughput_svg(history, windows)
+        plots = latency_and_throughput_svg(spec, history, windows)
     except Exception as e:
         plots = f"<p>could not plot: {html.escape(repr(e))}</p>"
+    try:
+        wrong = explain.render(spec, history, results, windows)
+    except Exception as e:  # an explanation that cannot be drawn must not cost the rest of the report
+        wrong = f"<p>could not explain: {html.escape(repr(e))}</p>"
     extra = []
     for title, fragment in _workload_sections(spec, history, results):
         extra.append(f"<h2>{html.escape(title)}</h2>{fragment}")
@@ -261,21 +233,25 @@ def render(spec: TestSpec, history: list[Op], results: dict[str, Any]) -> str:
             extra.append(f"<h2>{html.escape(name)}</h2>{picture}")
     bugs = ", ".join(spec.bugs) or "none"
     faults = ", ".join(spec.nemesis) or "no faults"
+    rate = f"{spec.rate:g} ops/s" if spec.rate > 0 else "unpaced (--rate 0)"
     return f"""<!doctype html>
 <html><head><meta charset="utf-8"><title>{html.escape(spec.system)} {html.escape(",".join(spec.nemesis))}</title>
 <style>{CSS}</style></head><body>
 <h1>{html.escape(spec.system)} / {html.escape(spec.workload)} under {html.escape(faults)}
  {_verdict_span(results.get("valid", "unknown"))}</h1>
+{partial_banner(results)}
 {faults_banner(results)}
 <p class="muted">backend {html.escape(spec.backend)} · {spec.node_count} nodes · concurrency {spec.concurrency} ·
- rate {spec.rate:g}/s · {spec.time_limit_s:g}s · seed {spec.seed} · planted bugs: {html.escape(bugs)}</p>
+ rate {rate} · {spec.time_limit_s:g} s · seed {spec.seed} · planted bugs: {html.escape(bugs)}</p>
 <p>Reproduce: <code>{html.escape(reproduce_command(spec))}</code>
  · re-check: <code>harness check {html.escape(spec.run_dir)}</code></p>
+{how_to_read(spec)}
 <h2>Checkers</h2><table><tr><th>checker</th><th>verdict</th><th>what it found</th></tr>{"".join(rows)}</table>
+{f"<h2>What went wrong</h2>{wrong}" if wrong else ""}
 <h2>Latency and throughput</h2>{plots}
 <h2>Faults</h2>{faults_table(windows)}
-<h2>Operations per process</h2><p class="muted">green ok, red fail, amber info (unknown);
- hover a bar for the op.</p>{timeline_svg(history, windows)}
+<h2>Operations per client</h2><p class="muted">One row per client slot (its process numbers at the left),
+ the final reads on the last row; hover a bar for the op.</p>{timeline_svg(spec, history, windows)}
 {"".join(extra)}
 </body></html>
 """

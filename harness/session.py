@@ -10,13 +10,20 @@ Rules:
   same error later, or any other, propagates unchanged.
 - The backend owns teardown; this module owns the history file, which is
   closed on every path so what was observed is on disk.
+- A run stopped by SIGINT or SIGTERM is marked: `mark_interrupted` writes
+  interrupted.json (which signal, when, how far the history got) into the
+  run directory, and every later `check` reads it, so results.json, the
+  report and `harness serve` say the history is partial. A torn last line
+  (the harness died mid-write) makes a history partial too.
 """
 
 from __future__ import annotations
 
+import json
 import time
 from collections.abc import Callable
 from dataclasses import replace
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -29,6 +36,8 @@ from harness.report import write_report
 from harness.rundir import create_run_dir, point_latest, read_spec, write_json, write_test_json
 from harness.runner import Runner, Stats
 
+INTERRUPTED_FILE = "interrupted.json"
+
 
 class SetupFailed(RuntimeError):
     """The backend could not set the run up; nothing ran. The message is one line."""
@@ -38,6 +47,7 @@ def prepare(spec: TestSpec, results_root: Path) -> TestSpec:
     """Validate names, create the run directory and write test.json; returns the spec with run_dir set."""
     registry.make_workload(spec)
     registry.check_bugs(spec.system, spec.bugs)
+    registry.check_options(spec.system, spec.backend, spec.options)
     options = {**registry.default_options(spec.system), **spec.options}
     run_dir = create_run_dir(results_root, spec)
     spec = replace(spec, run_dir=str(run_dir), options=options)
@@ -82,12 +92,44 @@ def execute(
     return stats
 
 
+def mark_interrupted(run_dir: Path, signal_name: str, exit_code: int) -> dict[str, Any]:
+    """Record that the run was stopped by a signal (see the module rules); returns what was written."""
+    last_s = 0.0
+    history = run_dir / "history.jsonl"
+    if history.exists():
+        try:
+            ops = read_history(history).ops
+        except ValueError:
+            ops = []
+        last_s = max((op["time"] / 1e9 for op in ops if isinstance(op.get("time"), int)), default=0.0)
+    mark = {
+        "signal": signal_name,
+        "exit_code": exit_code,
+        "last_op_s": round(last_s, 3),
+        "at": datetime.now(UTC).isoformat(timespec="seconds"),
+    }
+    write_json(run_dir / INTERRUPTED_FILE, mark)
+    return mark
+
+
+def read_interrupted(run_dir: Path) -> dict[str, Any] | None:
+    """What `mark_interrupted` recorded, or None for a run that was not interrupted."""
+    path = run_dir / INTERRUPTED_FILE
+    if not path.exists():
+        return None
+    try:
+        mark = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, json.JSONDecodeError):
+        mark = None
+    return mark if isinstance(mark, dict) else {"signal": "unknown", "unreadable": str(path)}
+
+
 def check(run_dir: Path) -> dict[str, Any]:
     """(Re-)run the checkers on a run directory's history; write results.json and report.html."""
     spec = read_spec(run_dir)
     read = read_history(run_dir / "history.jsonl")
     started = time.monotonic()
-    results = run_checkers(spec, read.ops, torn_tail=read.torn_tail)
+    results = run_checkers(spec, read.ops, torn_tail=read.torn_tail, interrupted=read_interrupted(run_dir))
     results["check_time_s"] = round(time.monotonic() - started, 3)
     write_json(run_dir / "results.json", results)
     write_report(run_dir, spec, read.ops, results)

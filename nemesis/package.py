@@ -172,6 +172,7 @@ CAPABILITY_WORDS = {
     Capability.CABLE: "pull a node's cable",
     Capability.SWITCH: "turn the switch off",
     Capability.PLUG: "cut a node's power",
+    Capability.CORRUPT: "flip bytes on a node's disk",
 }
 
 

@@ -414,3 +414,46 @@ def test_membership_gossip_converges_whatever_the_merge_order() -> None:
     prop()
     m = Membership.initial(["n1", "n2"]).join("n3").leave("n1")
     assert m.members == ("n2", "n3")
+
+
+# -- replication batches (group commit on the replicas) --------------------------------------------
+
+
+def test_concurrent_puts_reach_a_replica_in_fewer_batches_than_puts() -> None:
+    """Puts coordinated at once by one node travel to each replica in shared kv.store-batch calls."""
+
+    async def body(world: SimWorld, c: Runtime) -> tuple[int, int]:
+        keys = [k for k in (f"b{i}" for i in range(400)) if pref(k)[0] == "n1"][:20]
+        sent_before = len(world.journal.records)
+        await asyncio.gather(*(put(c, "n1", k, i) for i, k in enumerate(keys)))
+        sends = [r for r in world.journal.records[sent_before:] if r[1] == "send" and r[2] == "n1"]
+        batches = sum(1 for r in sends if r[5] == "kv.store-batch")
+        assert not any(r[5] == "kv.store" for r in sends)
+        got = await asyncio.gather(*(get(c, "n1", k) for k in keys))
+        assert [g["values"] for g in got] == [[i] for i in range(len(keys))]
+        return len(keys), batches
+
+    puts, batches = run_cluster(body, options=QUIET)
+    # Each put goes to two replicas: sent alone, that is 2 calls per put. (In the simulator every
+    # put's own sync ends at its own time, so batches are smaller than on a real disk, where
+    # concurrent puts finish one shared fsync together and replicate in the same turn.)
+    assert puts == 20 and 0 < batches < 2 * puts, batches
+
+
+def test_a_bad_item_in_a_store_batch_fails_alone() -> None:
+    async def body(world: SimWorld, c: Runtime) -> dict[str, Any]:
+        good = {"key": "k", "state": {"s": [[1, "n9", 1, {}, 0.0]], "c": {"n9": 1}}, "hint": None}
+        return await c.call("n1", "kv.store-batch", {"items": [good, {"key": 5}]}, timeout=2.0)
+
+    reply = run_cluster(body, options=QUIET)
+    assert reply["results"][0] is True
+    assert reply["results"][1]["code"] == "bad-request" and reply["results"][1]["definite"] is True
+
+
+def test_a_store_batch_that_is_not_a_list_is_a_bad_request() -> None:
+    async def body(world: SimWorld, c: Runtime) -> None:
+        with pytest.raises(RemoteError) as e:
+            await c.call("n1", "kv.store-batch", {"items": "nope"}, timeout=2.0)
+        assert e.value.code == "bad-request" and e.value.definite
+
+    run_cluster(body, options=QUIET)

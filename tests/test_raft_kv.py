@@ -118,11 +118,13 @@ def test_compaction_bounds_the_log_and_reload_starts_after_the_snapshot() -> Non
     node = Node()
 
     async def go() -> None:
-        s = node.storage()
+        s = node.storage(segment_entries=10)
         await s.save(HardState(1, "n1"), None, entries(1, 1, 100))
-        await s.compact(Snapshot(90, 1, b"state"), entries(1, 91, 100))
+        assert s.sizes()["log_segments"] == 10
+        await s.compact(Snapshot(90, 1, b"state"))
         await s.save(None, None, entries(1, 101, 102))
-        assert s.sizes()["log_records"] == 12
+        # Segments 1..90 are deleted whole; nothing was rewritten: 91..100 and 101..102 remain.
+        assert s.sizes()["log_records"] == 12 and s.sizes()["log_segments"] == 2
 
     run(go())
     node.crash()
@@ -177,11 +179,64 @@ def test_torn_last_record_is_dropped() -> None:
 
     run(go())
     view = DiskView(node.store, lambda: True)
-    data = view.read("log")
+    [name] = view.list("log/")
+    data = view.read(name)
     assert data is not None
-    view.write("log", data[:-3])
+    view.write(name, data[:-3])
     loaded = node.storage().load()
     assert loaded.torn_tail and [e.index for e in loaded.entries] == [1, 2]
+
+
+def test_a_cut_across_segments_drops_the_later_ones() -> None:
+    node = Node()
+
+    async def go() -> None:
+        s = node.storage(segment_entries=4)
+        await s.save(HardState(1, "n1"), None, entries(1, 1, 10))
+        await s.save(HardState(2, None), None, entries(2, 3, 4))  # conflicts from 3: 5..10 must go
+
+    run(go())
+    node.crash()
+    loaded = node.storage(segment_entries=4).load()
+    assert [(e.term, e.index) for e in loaded.entries] == [(1, 1), (1, 2), (2, 3), (2, 4)]
+    assert not loaded.torn_tail
+
+
+def test_records_of_a_log_an_installed_snapshot_replaced_are_not_loaded() -> None:
+    """A crash after the leader's snapshot was synced but before the old segments' deletion was:
+    the old records after the snapshot belong to a replaced log (their term is below its term)."""
+    node = Node()
+
+    async def go() -> None:
+        s = node.storage()
+        await s.save(HardState(2, "n1"), None, entries(2, 1, 60))
+        await s._write_snapshot(Snapshot(50, 3, b"s"))  # the crash comes before the deletes
+
+    run(go())
+    node.crash()
+    loaded = node.storage().load()
+    assert loaded.snapshot is not None and loaded.snapshot.index == 50
+    assert loaded.entries == [] and loaded.torn_tail
+
+
+def test_segments_survive_a_reload_and_appends_continue() -> None:
+    node = Node()
+
+    async def go() -> None:
+        s = node.storage(segment_entries=3)
+        await s.save(HardState(1, "n1"), None, entries(1, 1, 7))
+
+    async def more() -> None:
+        s = node.storage(segment_entries=3)
+        assert [e.index for e in s.load().entries] == list(range(1, 8))
+        await s.save(None, None, entries(1, 8, 9))
+
+    run(go())
+    node.crash()
+    run(more())
+    node.crash()
+    loaded = node.storage(segment_entries=3).load()
+    assert [e.index for e in loaded.entries] == list(range(1, 10)) and not loaded.torn_tail
 
 
 # ---------------------------------------------------------------- client outcomes

@@ -91,7 +91,7 @@ def test_sync_fsyncs_file_and_directory_and_skips_when_nothing_changed(tmp_path:
 
 
 def test_concurrent_syncs_share_fsyncs(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    d = RealDisk(tmp_path)
+    d = RealDisk(tmp_path, inline_sync_max_s=0)  # always in a worker thread, as when fsyncs are slow
     real_fsync = os.fsync
     gate = threading.Event()
     entered = threading.Event()
@@ -133,3 +133,58 @@ def test_concurrent_syncs_share_fsyncs(tmp_path: Path, monkeypatch: pytest.Monke
     assert len(file_fsyncs) == 2, file_fsyncs  # 21 syncs, two fsyncs: the running one and one for the rest
     assert not loop_threads & set(file_fsyncs)  # never on the event loop thread
     assert d.read("log") == b"123"
+
+
+def test_quick_fsyncs_run_on_the_loop_thread_and_slow_ones_move_off_it(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    d = RealDisk(tmp_path)
+    real_fsync = os.fsync
+    threads: list[int] = []
+
+    def spy_fsync(fd: int) -> None:
+        if stat.S_ISREG(os.fstat(fd).st_mode):
+            threads.append(threading.get_ident())
+        real_fsync(fd)
+
+    class SlowClock:
+        """Each reading is a second after the last: every fsync seems to take 1 s."""
+
+        now = 0.0
+
+        def monotonic(self) -> float:
+            self.now += 1.0
+            return self.now
+
+    monkeypatch.setattr(real_disk.os, "fsync", spy_fsync)
+
+    async def main() -> int:
+        d.append("log", b"1")
+        await d.sync("log")  # quick (d.fsync_s starts at 0): on the loop thread
+        monkeypatch.setattr(real_disk, "time", SlowClock())
+        d.append("log", b"2")
+        await d.sync("log")  # still inline, but now measured as slow
+        assert d.fsync_s > d.inline_sync_max_s
+        d.append("log", b"3")
+        await d.sync("log")  # moved to a worker thread
+        return threading.get_ident()
+
+    loop_thread = run(main())
+    assert threads[:2] == [loop_thread, loop_thread] and threads[2] != loop_thread, threads
+    assert d.read("log") == b"123"
+
+
+def test_an_inline_sync_lets_frames_queued_this_turn_leave_first(tmp_path: Path) -> None:
+    """A leader queues AppendEntries, then syncs its log: the frames must not wait for the fsync."""
+    d = RealDisk(tmp_path)
+    order: list[str] = []
+
+    async def main() -> None:
+        loop = asyncio.get_running_loop()
+        d.append("log", b"x")
+        loop.call_soon(order.append, "flush")  # what a connection's write buffer does
+        await d.sync("log")
+        order.append("synced")
+
+    run(main())
+    assert order == ["flush", "synced"]

@@ -183,7 +183,7 @@ def test_requests_are_pipelined_on_one_connection(tmp_path: Path) -> None:
     async def main() -> None:
         async with net(tmp_path) as nt:
             n1 = nt.rts["n1"]
-            replies = await asyncio.gather(*(n1.call("n2", "echo", i) for i in range(300)))
+            replies = await asyncio.gather(*(n1.call("n2", "echo", i, timeout=30.0) for i in range(300)))
             assert replies == list(range(300))
             assert list(n1._out) == ["n2"]
 
@@ -580,3 +580,57 @@ def test_node_main_serves_until_sigterm(tmp_path: Path) -> None:
     events = [json.loads(line)["event"] for line in log.read_text().splitlines()]
     assert "node-started" in events and events[-1] == "node-stopped"
     assert (tmp_path / "data" / "n1" / "count").read_bytes() == b"1"
+
+
+def test_frames_queued_in_one_turn_leave_in_one_write_per_connection() -> None:
+    """Batching per peer per loop turn: 50 one-way frames to one node, 50 to another -> 2 writes."""
+
+    async def main() -> tuple[list[int], int]:
+        received: dict[int, int] = {}
+        open_handlers = [0]
+
+        async def sink(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+            open_handlers[0] += 1
+            port = writer.get_extra_info("sockname")[1]
+            try:
+                while data := await reader.read(65536):
+                    received[port] = received.get(port, 0) + len(data)
+            finally:
+                writer.close()
+                with contextlib.suppress(ConnectionError):
+                    await writer.wait_closed()
+                open_handlers[0] -= 1
+
+        servers = [await asyncio.start_server(sink, "127.0.0.1", 0) for _ in range(2)]
+        ports = [s.sockets[0].getsockname()[1] for s in servers]
+        ep = ClientEndpoint({"a": ("127.0.0.1", ports[0]), "b": ("127.0.0.1", ports[1])})
+        writes: list[int] = []
+        try:
+            for node in ("a", "b"):
+                conn = await ep._get_conn(node, 2.0)
+                assert conn.transport is not None
+                real_write = conn.transport.write
+                conn.transport.write = lambda data, w=real_write: (writes.append(len(data)), w(data))[1]  # type: ignore[method-assign]
+            for i in range(50):
+                ep.send("a", "m", i)
+                ep.send("b", "m", i)
+            assert writes == []  # nothing left yet: they wait for the end of this turn
+            await asyncio.sleep(0)
+            await asyncio.sleep(0)
+            want = sum(writes)
+            deadline = asyncio.get_running_loop().time() + 5
+            while sum(received.values()) < want:
+                assert asyncio.get_running_loop().time() < deadline
+                await asyncio.sleep(0.01)
+        finally:
+            await ep.close()
+            deadline = asyncio.get_running_loop().time() + 5
+            while open_handlers[0] and asyncio.get_running_loop().time() < deadline:
+                await asyncio.sleep(0.01)
+            for s in servers:
+                s.close()
+                await s.wait_closed()
+        return writes, sum(received.values())
+
+    writes, got = asyncio.run(main())
+    assert len(writes) == 2 and got == sum(writes)

@@ -29,6 +29,12 @@ Rules this module keeps:
   coordinator answered with a definite error is `fail`, anything else that
   went wrong after the put was sent is `info`. Ok completions carry
   `quorum` ("strict" or "sloppy") for the checkers.
+- While the ring can change (the `membership` nemesis), every RING_EVERY-th
+  op of a process is a `ring` op: its node's own ring view ({node, members,
+  n, vnodes}), which the report uses to say which replicas a rejected op's
+  coordinator saw (`account`, workloads/kv_account.py). It draws nothing
+  from the op generator's random stream. Otherwise the ring is the initial
+  one every node builds from the same options.
 """
 
 from __future__ import annotations
@@ -43,11 +49,35 @@ from base.spec import TestSpec
 from systems.kv.client import KvClient, initial_ring
 from systems.runtime.api import RpcError, Runtime
 from workloads.base import Checker, Client
+from workloads.kv_account import account
+
+__all__ = ["DEFAULT_WORKLOAD", "WORKLOADS", "account"]
 
 SET_KEYS = 8
 MAX_SPREAD_KEYS = 16
 SCAN_LIMIT = 20_000
 REGISTER_KEYS = 3
+RING_EVERY = 20
+"""With the membership nemesis, every RING_EVERY-th op of a process samples its node's ring view."""
+
+
+class RingSampler:
+    """Which ops are `ring` samples: every RING_EVERY-th of each process, only while the ring can change."""
+
+    def __init__(self, spec: TestSpec) -> None:
+        self.on = "membership" in spec.nemesis
+        self.counts: dict[int, int] = {}
+
+    def next(self, process: int) -> Op | None:
+        if not self.on:
+            return None
+        self.counts[process] = self.counts.get(process, 0) + 1
+        return {"f": "ring", "value": None} if self.counts[process] % RING_EVERY == 0 else None
+
+
+async def ring_view(kv: KvClient, node: str) -> dict[str, Any]:
+    view = await kv.ring()
+    return {"node": node, **{k: view.get(k) for k in ("members", "n", "vnodes")}}
 
 
 def spread_keys(nodes: list[str], options: dict[str, Any], prefix: str = "set", least: int = SET_KEYS) -> list[str]:
@@ -102,12 +132,14 @@ def _failed(op: Op, e: RpcError, *, wrote: bool) -> Op:
 class SetClient:
     def __init__(self, rt: Runtime, node: str, timeout_s: float) -> None:
         self.kv = KvClient(rt, node, timeout_s)
+        self.node = node
 
     async def invoke(self, op: Op) -> Op:
         f, key = op["f"], op.get("key")
-        if f == "dump":
+        if f in ("dump", "ring"):
             try:
-                return {**op, "type": "ok", "value": await self.kv.dump()}
+                value = await self.kv.dump() if f == "dump" else await ring_view(self.kv, self.node)
+                return {**op, "type": "ok", "value": value}
             except RpcError as e:
                 return _failed(op, e, wrote=False)
         try:
@@ -131,12 +163,15 @@ class SetClient:
 class RegisterClient:
     def __init__(self, rt: Runtime, node: str, timeout_s: float) -> None:
         self.kv = KvClient(rt, node, timeout_s)
+        self.node = node
 
     async def invoke(self, op: Op) -> Op:
         f, key = op["f"], op.get("key")
         try:
             if f == "dump":
                 return {**op, "type": "ok", "value": await self.kv.dump()}
+            if f == "ring":
+                return {**op, "type": "ok", "value": await ring_view(self.kv, self.node)}
             if f == "read":
                 got = await self.kv.get(key)
                 return {**op, "type": "ok", "value": latest(got["siblings"]), "quorum": got["quorum"]}
@@ -169,11 +204,14 @@ class SetWorkload:
         self.read_share = read_share
         self.remote_share = remote_share
         self._next = itertools.count()
+        self.ring = RingSampler(spec)
 
     def client(self, rt: Runtime, node: str) -> Client:
         return SetClient(rt, node, self.timeout_s)
 
     def next_op(self, process: int, rng: random.Random) -> Op | None:
+        if (sample := self.ring.next(process)) is not None:
+            return sample
         node = self.nodes[(process % self.concurrency) % len(self.nodes)]
         remote = self.remote.get(node)
         key = rng.choice(remote if remote and rng.random() < self.remote_share else self.keys)
@@ -200,11 +238,14 @@ class RegisterWorkload:
         self.timeout_s = spec.op_timeout_s
         self.keys = [f"reg{i}" for i in range(keys)]
         self._next = itertools.count(1)
+        self.ring = RingSampler(spec)
 
     def client(self, rt: Runtime, node: str) -> Client:
         return RegisterClient(rt, node, self.timeout_s)
 
     def next_op(self, process: int, rng: random.Random) -> Op | None:
+        if (sample := self.ring.next(process)) is not None:
+            return sample
         key = rng.choice(self.keys)
         if rng.random() < 0.5:
             return {"f": "read", "key": key, "value": None}

@@ -21,6 +21,9 @@ Rules this module keeps:
   nothing happened, else info. A status or read that does not complete is
   `fail` (it has no effect).
 - Ok completions carry `raft: {node, term, role}` of the node that answered.
+  With the status ops they are the nodes' own account of who led which term
+  when, which the report ties to the ops a checker rejects (`account`,
+  workloads/raft_account.py).
 """
 
 from __future__ import annotations
@@ -35,6 +38,9 @@ from base.spec import TestSpec
 from systems.raft.client import RaftClient
 from systems.runtime.api import RpcError, Runtime
 from workloads.base import Checker, Client
+from workloads.raft_account import account
+
+__all__ = ["DEFAULT_WORKLOAD", "WORKLOADS", "account", "find_leader", "report_sections"]
 
 STATUS_SHARE = 0.03
 REGISTER_KEYS = 5

@@ -7,7 +7,8 @@ check_history returned, possibly read back from results.json).
 For each key that is not linearizable (or not decided) the picture shows the
 operations around the point where the search got stuck, one row per process,
 as bars from invocation to completion on the event-order axis (an op of
-unknown outcome runs to the right edge, dashed). Ops in the longest
+unknown outcome runs to the right edge, dashed); a bar's tooltip names it
+"op N" (N: its invocation's history index) with its times in seconds. Ops in the longest
 linearizable prefix are green and numbered in their linearized order; the ops
 that cannot take effect next are red, those that could but lead nowhere orange.
 """
@@ -92,10 +93,9 @@ def _svg(r: dict[str, Any], numbering: str = "op") -> str:
         dash = ' stroke-dasharray="4 2"' if d.get("ret") is None else ""
         stroke = "#b00" if role == "stuck" else "#555"
         n = order.get(_ident(d))
-        tip = (f"{d.get('description')} | process {d.get('process')} | {numbering} {d.get('index')}"
-               f"{' → ' + str(d.get('complete_index')) if d.get('complete_index') is not None else ''}"
-               f" | {d.get('type')}" + (f" | linearized #{n}" if n else "") +
-               (f" | time {d.get('time')} ns" if d.get("time") is not None else ""))
+        done = f" → {d.get('complete_index')}" if d.get("complete_index") is not None else ""
+        tip = (f"{numbering} {d.get('index')}{done}: {d.get('description')} | process {d.get('process')} | "
+               f"{d.get('type')}" + (f" | linearized #{n}" if n else "") + _span(d))
         parts.append(f'<g><title>{escape(tip)}</title><rect x="{x0:.1f}" y="{y}" width="{w:.1f}" height="{BAR_H}" '
                      f'rx="3" fill="{COLORS.get(role, COLORS["other"])}" stroke="{stroke}"{dash}/>')
         label = str(d.get("description", ""))
@@ -113,6 +113,14 @@ def _svg(r: dict[str, Any], numbering: str = "op") -> str:
                  f'dashed: outcome unknown · x: event order</text>')
     parts.append("</svg>")
     return "".join(parts)
+
+
+def _span(d: dict[str, Any]) -> str:
+    """The op's time in seconds since the test began (history times are ns)."""
+    start, end = d.get("time"), d.get("complete_time")
+    if not isinstance(start, int | float):
+        return ""
+    return f" | {start / 1e9:.3f}–{end / 1e9:.3f} s" if isinstance(end, int | float) else f" | from {start / 1e9:.3f} s"
 
 
 def _rank(valid: Any) -> int:

@@ -24,6 +24,10 @@ Rules this module keeps:
 - Read repair: once every replica of a get has answered (or failed), the
   merge of the preference nodes' replies is sent to each of them whose copy
   differed (stand-ins' data goes home by hinted handoff only).
+- Replication is batched: the kv.store requests for one replica made in one
+  turn of the loop go in one kv.store-batch call, which the replica answers
+  after one sync for all of them (group commit, as on the coordinator,
+  whose concurrent puts share fsyncs too).
 - Planted bug `sloppy-ack`: a put is acknowledged after W-1 acks, still
   reported as strict.
 """
@@ -31,13 +35,12 @@ Rules this module keeps:
 from __future__ import annotations
 
 import asyncio
-import contextlib
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from systems.kv import vclock
-from systems.kv.messages import KeyRequest, PutRequest, StoreRequest
+from systems.kv.messages import BadMessage, KeyRequest, PutRequest, StoreRequest
 from systems.kv.store import Hint
 from systems.kv.vclock import Versioned, VersionError
 from systems.runtime.api import RemoteError, RpcError, RpcTimeout, Unreachable
@@ -84,7 +87,7 @@ class Fanout:
     replies: list[Reply] = field(default_factory=list)
     failures: list[tuple[str, str]] = field(default_factory=list)
     remaining: int = 0
-    _changed: asyncio.Event = field(default_factory=asyncio.Event)
+    _waiters: list[tuple[int, asyncio.Future[None]]] = field(default_factory=list)
 
     def start(self, spawn: Callable[[Any], Any]) -> None:
         self.remaining = len(self.targets)
@@ -105,26 +108,95 @@ class Fanout:
                     node, hint = self.fallbacks.pop(0), target
         finally:
             self.remaining -= 1
-            self._changed.set()
+            self._wake()
+
+    def _wake(self) -> None:
+        keep = []
+        for need, fut in self._waiters:
+            if fut.done():
+                continue
+            if len(self.replies) >= need or self.remaining <= 0:
+                fut.set_result(None)
+            else:
+                keep.append((need, fut))
+        self._waiters = keep
 
     async def wait(self, need: int, timeout_s: float) -> None:
         """Until `need` replies, every task finished, or the timeout."""
-
-        async def until() -> None:
-            while len(self.replies) < need and self.remaining > 0:
-                self._changed.clear()
-                await self._changed.wait()
-
-        with contextlib.suppress(TimeoutError):
-            await asyncio.wait_for(until(), timeout_s)
+        if len(self.replies) >= need or self.remaining <= 0:
+            return
+        loop = asyncio.get_running_loop()
+        fut: asyncio.Future[None] = loop.create_future()
+        self._waiters.append((need, fut))
+        timer = loop.call_later(timeout_s, _settle, fut)
+        try:
+            await fut
+        finally:
+            timer.cancel()
 
     async def all_done(self, timeout_s: float) -> None:
         await self.wait(len(self.targets) + 1, timeout_s)
 
 
+def _settle(fut: asyncio.Future[None]) -> None:
+    if not fut.done():
+        fut.set_result(None)
+
+
+class StoreBatcher:
+    """kv.store requests for one replica made in one turn of the loop travel in one kv.store-batch call.
+
+    The replica merges them all and syncs once (group commit across puts); each request still
+    gets its own answer, and a failed call fails every request it carried (as separate calls would).
+    """
+
+    def __init__(self, node: KvNode) -> None:
+        self.node = node
+        self.pending: dict[str, list[tuple[Any, asyncio.Future[None]]]] = {}
+
+    def store(self, dst: str, msg: Any) -> asyncio.Future[None]:
+        loop = asyncio.get_running_loop()
+        fut: asyncio.Future[None] = loop.create_future()
+        batch = self.pending.get(dst)
+        if batch is None:
+            batch = self.pending[dst] = []
+            loop.call_soon(self._flush, dst)
+        batch.append((msg, fut))
+        return fut
+
+    def _flush(self, dst: str) -> None:
+        batch = self.pending.pop(dst, [])
+        if batch:
+            self.node.rt.spawn(self._call(dst, batch), name="kv-store-batch")
+
+    async def _call(self, dst: str, batch: list[tuple[Any, asyncio.Future[None]]]) -> None:
+        node = self.node
+        try:
+            reply = await node.call(dst, "kv.store-batch", {"items": [m for m, _ in batch]},
+                                    timeout=node.rpc_timeout_s)
+            results = reply.get("results") if isinstance(reply, dict) else None
+            if not isinstance(results, list) or len(results) != len(batch):
+                raise RemoteError(f"bad kv.store-batch reply from {dst}", code="bad-reply", definite=False)
+        except RpcError as e:
+            for _, fut in batch:
+                if not fut.done():
+                    fut.set_exception(type(e)(e.message, code=e.code, definite=e.definite))
+            return
+        for (_, fut), r in zip(batch, results, strict=True):
+            if fut.done():
+                continue
+            if r is True:
+                fut.set_result(None)
+            else:
+                err = r if isinstance(r, dict) else {}
+                fut.set_exception(RemoteError(str(err.get("message", r)), code=str(err.get("code", "remote")),
+                                              definite=bool(err.get("definite", False))))
+
+
 class Coordinator:
     def __init__(self, node: KvNode) -> None:
         self.node = node
+        self.batcher = StoreBatcher(node)
 
     # -- get
 
@@ -203,12 +275,21 @@ class Coordinator:
         await node.store.update(key, rt.node_id, value, ctx, node.clock(), owned=in_pref)
         local = [Reply(rt.node_id, None, True)] if in_pref else []
 
+        first: dict[str, Any] = {}
+        """The wire form of the coordinator's record as it is now (encoded once for every replica)."""
+
         async def attempt(dst: str, hint: str | None) -> bool:
             if dst == rt.node_id:
                 await self.on_store(key, node.store.get(key), hint)
                 return True
-            msg = StoreRequest(key, node.store.get(key), hint).to_wire()
-            await node.call(dst, "kv.store", msg, timeout=node.rpc_timeout_s)
+            state = node.store.get(key)
+            if hint is None and first.get("state") is state:
+                msg = first["msg"]
+            else:
+                msg = StoreRequest(key, state, hint).to_wire()
+                if hint is None:
+                    first.update(state=state, msg=msg)
+            await self.batcher.store(dst, msg)
             return True
 
         # A coordinator outside the list is its own first stand-in (its copy is durable already).
@@ -226,12 +307,29 @@ class Coordinator:
 
     # -- replica side
 
-    async def on_store(self, key: str, state: Versioned, hint: str | None) -> None:
+    async def on_store(self, key: str, state: Versioned, hint: str | None, *, sync: bool = True) -> None:
+        """Merge a replica's copy; durable on return (with `sync`; else at the store's next commit)."""
         node = self.node
         owned = node.rt.node_id in node.preference_list(key)
         if hint is None or owned or hint == node.rt.node_id:
-            await node.store.merge(key, state, owned=owned)
+            await node.store.merge(key, state, owned=owned, sync=sync)
             return
-        await node.store.merge_held(key, state)
+        await node.store.merge_held(key, state, sync=False)
         if "no-handoff" not in node.bugs:
-            await node.store.add_hint(Hint(hint, key))
+            await node.store.add_hint(Hint(hint, key), sync=False)
+        if sync:
+            await node.store.commit()
+
+    async def on_store_batch(self, items: list[Any]) -> list[Any]:
+        """kv.store-batch: merge every item, then one sync for all (group commit); a result per item."""
+        results: list[Any] = []
+        for raw in items:
+            try:
+                req = StoreRequest.from_wire(raw)
+            except BadMessage as e:
+                results.append({"code": "bad-request", "definite": True, "message": str(e)})
+                continue
+            await self.on_store(req.key, req.state, req.hint, sync=False)  # no await inside: nothing interleaves
+            results.append(True)
+        await self.node.store.commit()
+        return results

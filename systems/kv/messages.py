@@ -7,7 +7,8 @@ Rules this module keeps:
   any malformed input from a peer or client), never anything else.
 - Field names on the wire are the ones the client workloads and the CLI use:
   kv.get {key}; kv.put {key, value, context, overwrite, forwarded};
-  kv.fetch {key}; kv.store {key, state, hint}; kv.digest {keys};
+  kv.fetch {key}; kv.store {key, state, hint}; kv.store-batch {items: [kv.store
+  request, ...]} -> {results: [true | {code, definite, message}, ...]}; kv.digest {keys};
   kv.join / kv.leave {node}.
 """
 

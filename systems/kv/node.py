@@ -10,9 +10,11 @@ Rules this module keeps:
   ring, data held for others and hints, for the convergence and load
   checkers), kv.ring {} -> {members, vnodes, n, keys} (this node's view of
   the ring and the keys it stores, for faults aimed at a key's replicas).
-- Peer RPCs: kv.fetch, kv.store, kv.digest, kv.members (gossip).
+- Peer RPCs: kv.fetch, kv.store, kv.store-batch (replication, one sync per
+  batch), kv.digest, kv.members (gossip).
 - Background loops (hinted handoff, ownership transfer, anti-entropy,
-  membership gossip) run every `*_interval_s` on the node's own timers.
+  membership gossip, compaction of the store's log) run every
+  `*_interval_s` on the node's own timers.
 - The membership table is synced before a join/leave is acknowledged.
 - A peer is suspected for `suspect_s` after an RPC to it got no answer
   (timeout, refused); any answer clears it. Only put forwarding uses it.
@@ -68,16 +70,21 @@ class KvNode:
         self.handoff_interval_s = float(opts.get("handoff_interval_s", 0.5))
         self.antientropy_interval_s = float(opts.get("antientropy_interval_s", 0.5))
         self.gossip_interval_s = float(opts.get("gossip_interval_s", 0.5))
+        self.compact_interval_s = float(opts.get("compact_interval_s", 1.0))
         self.skew_s = float((opts.get("clock_skew_s") or {}).get(rt.node_id, 0.0))
         self.store = Store(rt.disk, last_writer_wins="lww-clock" in config.bugs)
         self.membership = self._load_members(opts.get("members"))
         self.suspect_s = float(opts.get("suspect_s", 1.0))
         self._suspects: dict[str, float] = {}
         self._ring: Ring | None = None
+        self._ring_of: Membership | None = None
         self._prefs: dict[str, tuple[str, ...]] = {}
+        self._fallbacks: dict[str, tuple[str, ...]] = {}
         self.digests: dict[str, tuple[Versioned, str]] = {}
         """key -> (the state last digested, its digest), for anti-entropy (states are immutable)."""
         self.coordinator = Coordinator(self)
+        self._handed_over: tuple[Ring, int] | None = None
+        """(ring, store.owned_epoch) of the last ownership pass that left nothing to hand over."""
 
     # -- ring
 
@@ -93,10 +100,15 @@ class KvNode:
 
     @property
     def ring(self) -> Ring:
-        members = self.membership.members
-        if self._ring is None or self._ring.nodes != tuple(sorted(members)):
-            self._ring = Ring(members, self.vnodes)
-            self._prefs = {}
+        """The ring of the current membership (rebuilt, and the caches below emptied, when it changes)."""
+        if self._ring_of is not self.membership:
+            members = self.membership.members
+            self._ring_of = self.membership
+            if self._ring is None or self._ring.nodes != tuple(sorted(members)):
+                self._ring = Ring(members, self.vnodes)
+                self._prefs = {}
+                self._fallbacks = {}
+        assert self._ring is not None
         return self._ring
 
     def preference_list(self, key: str) -> list[str]:
@@ -108,11 +120,15 @@ class KvNode:
         return list(pref)
 
     def fallbacks(self, key: str) -> list[str]:
-        """Every other known node, in ring order after the preference list, then non-members."""
+        """Every other known node, in ring order after the preference list, then non-members
+        (cached until the ring changes)."""
         pref = self.preference_list(key)
-        walk = [n for n in self.ring.walk(key) if n not in pref]
-        others = [n for n in sorted([self.rt.node_id, *self.rt.peers]) if n not in pref and n not in walk]
-        return walk + others
+        cached = self._fallbacks.get(key)
+        if cached is None:
+            walk = [n for n in self.ring.walk(key) if n not in pref]
+            others = [n for n in sorted([self.rt.node_id, *self.rt.peers]) if n not in pref and n not in walk]
+            cached = self._fallbacks[key] = (*walk, *others)
+        return list(cached)
 
     # -- peers
 
@@ -166,6 +182,12 @@ class KvNode:
         req = parse(StoreRequest.from_wire, msg)
         await self.coordinator.on_store(req.key, req.state, req.hint)
         return True
+
+    async def h_store_batch(self, src: str, msg: Message) -> Message:
+        items = msg.get("items") if isinstance(msg, dict) else None
+        if not isinstance(items, list):
+            raise bad_request(f"kv.store-batch needs {{items: [...]}}, got {str(msg)[:80]}")
+        return {"results": await self.coordinator.on_store_batch(items)}
 
     async def h_digest(self, src: str, msg: Message) -> Message:
         return antientropy.answer(self, src, parse(DigestRequest.from_wire, msg).keys)
@@ -233,12 +255,24 @@ class KvNode:
 
     async def _handoff_step(self) -> None:
         await handoff.deliver_hints(self)
+        # A pass over every key is needed only when the ring or the set of owned keys changed since
+        # a pass that left no owned key outside its preference list.
+        seen = (self.ring, self.store.owned_epoch)
+        if seen == self._handed_over:
+            return
         await handoff.transfer_ownership(self)
+        me = self.rt.node_id
+        if all(me in self.preference_list(k) for k, owned in self.store.owned.items() if owned):
+            self._handed_over = seen
 
     async def _antientropy_step(self) -> None:
         peers = [n for n in self.ring.nodes if n != self.rt.node_id]
         if peers:
             await antientropy.exchange(self, self.rt.rng.choice(peers))
+
+    async def _compact_step(self) -> None:
+        if self.store.wants_compaction():
+            await self.store.compact()
 
     async def _gossip_step(self) -> None:
         peers = sorted({*self.rt.peers, *(n for n, _ in self.membership.table)} - {self.rt.node_id})
@@ -251,6 +285,7 @@ class KvNode:
             "kv.put": self.h_put,
             "kv.fetch": self.h_fetch,
             "kv.store": self.h_store,
+            "kv.store-batch": self.h_store_batch,
             "kv.digest": self.h_digest,
             "kv.members": self.h_members,
             "kv.join": self.h_join,
@@ -263,6 +298,7 @@ class KvNode:
         self.rt.spawn(self._every(self.handoff_interval_s, self._handoff_step), name="kv-handoff")
         self.rt.spawn(self._every(self.antientropy_interval_s, self._antientropy_step), name="kv-antientropy")
         self.rt.spawn(self._every(self.gossip_interval_s, self._gossip_step), name="kv-gossip")
+        self.rt.spawn(self._every(self.compact_interval_s, self._compact_step), name="kv-compact")
         self.rt.log.info("kv-started", keys=len(self.store.key_list()), members=list(self.membership.members))
 
 

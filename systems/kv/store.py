@@ -1,28 +1,43 @@
-"""One node's durable copy of the keys it has seen, and its hints.
+"""One node's durable copy of the keys it has seen, and its hints: a write-ahead log with group commit.
 
 Rules this module keeps:
 
-- A key's record is one file "k/<hex of the key>" holding its `Versioned`
-  state and an `owned` flag (the node replicated the key as a member of its
-  preference list and has not yet handed it to new owners). A record is
-  rewritten whole and synced before any change is acknowledged.
-- Records are never deleted: a node keeps the clock of every key it has seen,
-  so it never issues the same dot twice (see vclock.py), and a stale copy is
-  harmless because merging is idempotent.
-- State changes are computed and installed in memory with no await in
-  between, so concurrent writes to one key serialise; the sync comes after.
-- Writes taken as a stand-in for another node (sloppy quorum) go to a
-  separate record "x/<hex of the key>", never into the key's own record: the
-  node does not replicate that key, and the data must reach its owners by
-  hinted handoff, not by riding along on this node's own writes.
-- A hint "h/<node>.<hex of the key>" says: this node holds a write meant for
-  <node>, which must be delivered to it. Hints are synced before the write
-  they belong to is acknowledged; a delivered hint is deleted (a hint brought
-  back by a crash is delivered again, harmlessly).
+- Everything lives in memory and in a log of records, in segment files
+  "wal/<n, 12 digits>"; only the last segment is appended to. A record is a
+  4-byte big-endian length then msgpack `[kind, a, b]`:
+  `["k", key, {"v": state, "o": owned}]` a key's whole `Versioned` state and
+  its `owned` flag (the node replicated the key as a member of its
+  preference list and has not yet handed it to new owners);
+  `["x", key, state]` the state held for another node (sloppy quorum);
+  `["h", node, key]` a hint added; `["d", node, key]` a hint delivered.
+  Replaying the segments in order rebuilds the state: a later record of a
+  key replaces an earlier one (each holds the whole state).
+- A change is installed in memory and appended with no await in between, so
+  concurrent writes to one key serialise; then the segment is synced before
+  the change is acknowledged. Concurrent changes share fsyncs (group commit:
+  the disk's sync covers every append made before it started).
+- Records are never forgotten: a node keeps the clock of every key it has
+  seen, so it never issues the same dot twice (see vclock.py), and a stale
+  copy is harmless because merging is idempotent.
+- Writes taken as a stand-in for another node (sloppy quorum) go to "x"
+  records, never into the key's own record: the node does not replicate
+  that key, and the data must reach its owners by hinted handoff.
+- A hint says: this node holds a write meant for <node>, which must be
+  delivered to it. It is synced before the write it belongs to is
+  acknowledged; a delivered hint is logged unsynced (a hint brought back by
+  a crash is delivered again, harmlessly).
+- Compaction (`compact`, run by the node in the background once the log is
+  `COMPACT_RATIO` times its live size and at least `COMPACT_MIN_BYTES`):
+  the live state is written as the first records of a new segment, which is
+  synced, and only then are the older segments deleted. Nothing is ever
+  rewritten in place.
+- Loading cuts a segment at a torn record (a crash mid-append) and goes on
+  with the next segment, which begins with the whole live state.
 """
 
 from __future__ import annotations
 
+import struct
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
@@ -33,20 +48,22 @@ from systems.kv import vclock
 from systems.kv.vclock import Sibling, Versioned, VersionError
 from systems.runtime.api import Disk
 
-
-def key_file(key: str) -> str:
-    return "k/" + key.encode().hex()
-
-
-def held_file(key: str) -> str:
-    return "x/" + key.encode().hex()
+WAL_DIR = "wal/"
+COMPACT_MIN_BYTES = 1 << 20
+COMPACT_RATIO = 4
+_LEN = struct.Struct(">I")
 
 
-def hint_file(node: str, key: str) -> str:
-    return f"h/{node.encode().hex()}.{key.encode().hex()}"
+def segment_name(n: int) -> str:
+    return f"{WAL_DIR}{n:012d}"
 
 
-@dataclass(frozen=True, slots=True)
+def _record(kind: str, a: str, b: Any) -> bytes:
+    body = msgpack.packb([kind, a, b], use_bin_type=True)
+    return _LEN.pack(len(body)) + body
+
+
+@dataclass(frozen=True, slots=True, order=True)
 class Hint:
     node: str
     key: str
@@ -55,47 +72,151 @@ class Hint:
 class Store:
     """Key records and hints over a `Disk` (see the module rules)."""
 
-    def __init__(self, disk: Disk, *, last_writer_wins: bool = False) -> None:
+    def __init__(
+        self, disk: Disk, *, last_writer_wins: bool = False, compact_min_bytes: int = COMPACT_MIN_BYTES
+    ) -> None:
         self.disk = disk
+        self.compact_min_bytes = compact_min_bytes
         self.lww = last_writer_wins
         self.data: dict[str, Versioned] = {}
         self.owned: dict[str, bool] = {}
         self.held: dict[str, Versioned] = {}
         """States held for other nodes (sloppy quorum), by key."""
+        self._hints: set[Hint] = set()
+        self._sorted_keys: list[str] | None = None
+        self.owned_epoch = 0
+        """Bumped whenever a key becomes owned: until then, the owned keys are the same set."""
+        self.segments: list[int] = []
+        self.log_bytes = 0
+        """Bytes in every segment."""
+        self._live: dict[str, int] = {}
+        """Size of the latest record of each key ("k:<key>", "x:<key>")."""
+        self._live_bytes = 0
+        self.compacting = False
         self._load()
 
+    # -- the log
+
     def _load(self) -> None:
-        for name in self.disk.list("k/"):
-            raw = self.disk.read(name)
-            if raw is None:
-                continue
+        numbers = []
+        for name in self.disk.list(WAL_DIR):
             try:
-                key = bytes.fromhex(name[2:]).decode()
-                rec = msgpack.unpackb(raw)
-                self.data[key] = Versioned.decode(rec["v"])
-                self.owned[key] = bool(rec["o"])
+                numbers.append(int(name[len(WAL_DIR) :]))
+            except ValueError:
+                continue  # not ours
+        numbers.sort()
+        for n in numbers:
+            data = self.disk.read(segment_name(n)) or b""
+            end = self._replay(data)
+            self.log_bytes += end
+            if end < len(data):
+                # A torn record: the crash came mid-append, and nothing it held was acknowledged from
+                # this segment (a later segment begins with the whole state, written by compaction).
+                self.disk.truncate(segment_name(n), end)
+        self.segments = numbers or [1]
+
+    def _replay(self, data: bytes) -> int:
+        """Apply the records in `data`; returns the offset after the last whole one."""
+        pos = 0
+        while pos + 4 <= len(data):
+            (n,) = _LEN.unpack_from(data, pos)
+            if pos + 4 + n > len(data):
+                break
+            try:
+                kind, a, b = msgpack.unpackb(data[pos + 4 : pos + 4 + n], raw=False)
+                self._apply(kind, a, b)
             except (ValueError, KeyError, TypeError, VersionError, msgpack.UnpackException):
-                continue  # a torn record is impossible (atomic write); skip anything foreign
-        for name in self.disk.list("x/"):
-            raw = self.disk.read(name)
-            if raw is None:
-                continue
-            try:
-                self.held[bytes.fromhex(name[2:]).decode()] = Versioned.decode(msgpack.unpackb(raw))
-            except (ValueError, TypeError, VersionError, msgpack.UnpackException):
-                continue
+                break  # garbage: treat like a torn tail
+            if kind in ("k", "x"):
+                live = f"{kind}:{a}"
+                self._live_bytes += 4 + n - self._live.get(live, 0)
+                self._live[live] = 4 + n
+            pos += 4 + n
+        return pos
+
+    def _apply(self, kind: str, a: str, b: Any) -> None:
+        match kind:
+            case "k":
+                self.data[a] = Versioned.decode(b["v"])
+                self.owned[a] = bool(b["o"])
+            case "x":
+                self.held[a] = Versioned.decode(b)
+            case "h":
+                self._hints.add(Hint(a, b))
+            case "d":
+                self._hints.discard(Hint(a, b))
+            case _:
+                raise ValueError(f"unknown record kind {kind!r}")
+
+    @property
+    def current(self) -> str:
+        return segment_name(self.segments[-1])
+
+    def _append(self, record: bytes, key: str = "") -> None:
+        """Append a record; `key` ("k:<key>" or "x:<key>") tracks the live size it replaces."""
+        self.disk.append(self.current, record)
+        self.log_bytes += len(record)
+        if key:
+            self._live_bytes += len(record) - self._live.get(key, 0)
+            self._live[key] = len(record)
+
+    async def _sync(self) -> None:
+        await self.disk.sync(self.current)
+
+    async def commit(self) -> None:
+        """Make every change made so far durable (after changes made with `sync=False`)."""
+        await self._sync()
+
+    def wants_compaction(self) -> bool:
+        """The log is at least COMPACT_MIN_BYTES and COMPACT_RATIO times what a compacted one would hold."""
+        if self.compacting or self.log_bytes < self.compact_min_bytes:
+            return False
+        return self.log_bytes > COMPACT_RATIO * max(1, self._live_bytes)
+
+    async def compact(self) -> None:
+        """Start a new segment with the live state, sync it, then delete the older segments."""
+        if self.compacting:
+            return
+        self.compacting = True
+        try:
+            old = list(self.segments)
+            self.segments.append(old[-1] + 1)
+            buf = bytearray()
+            for key in sorted(self.data):
+                buf += _record("k", key, {"v": self.data[key].encode(), "o": self.owned.get(key, False)})
+            for key in sorted(self.held):
+                buf += _record("x", key, self.held[key].encode())
+            for h in sorted(self._hints):
+                buf += _record("h", h.node, h.key)
+            self.log_bytes = 0
+            self._live_bytes = len(buf)
+            self._append(bytes(buf))
+            await self._sync()
+            for n in old:
+                self.disk.delete(segment_name(n))
+            self.segments = [n for n in self.segments if n not in old]
+        finally:
+            self.compacting = False
+
+    # -- keys
 
     def key_list(self) -> list[str]:
-        return sorted(self.data)
+        """Every key seen, sorted (a copy; the sorted list is cached until a new key arrives)."""
+        if self._sorted_keys is None:
+            self._sorted_keys = sorted(self.data)
+        return list(self._sorted_keys)
 
     def get(self, key: str) -> Versioned:
         return self.data.get(key, Versioned())
 
     def _install(self, key: str, state: Versioned, owned: bool) -> None:
+        if key not in self.data:
+            self._sorted_keys = None
+        if owned and not self.owned.get(key, False):
+            self.owned_epoch += 1
         self.data[key] = state
         self.owned[key] = owned
-        rec = {"v": state.encode(), "o": owned}
-        self.disk.write(key_file(key), msgpack.packb(rec))
+        self._append(_record("k", key, {"v": state.encode(), "o": owned}), "k:" + key)
 
     async def update(
         self, key: str, node: str, value: Any, ctx: Mapping[str, int], ts: float, *, owned: bool
@@ -103,53 +224,52 @@ class Store:
         """A client write coordinated here; durable when this returns."""
         state, sib = vclock.update(self.get(key), node, value, ctx, ts, last_writer_wins=self.lww)
         self._install(key, state, owned or self.owned.get(key, False))
-        await self.disk.sync(key_file(key))
+        await self._sync()
         return state, sib
 
-    async def merge(self, key: str, incoming: Versioned, *, owned: bool) -> Versioned:
-        """Merge a peer's state for the key; durable when this returns."""
+    async def merge(self, key: str, incoming: Versioned, *, owned: bool, sync: bool = True) -> Versioned:
+        """Merge a peer's state for the key; durable when this returns (with `sync`, else at `commit`)."""
         old = self.get(key)
         state = vclock.merge(old, incoming, last_writer_wins=self.lww)
         now_owned = owned or self.owned.get(key, False)
         if state != old or now_owned != self.owned.get(key, False) or key not in self.data:
             self._install(key, state, now_owned)
-            await self.disk.sync(key_file(key))
+            if sync:
+                await self._sync()
         return state
 
     async def disown(self, key: str) -> None:
         """The key has been handed to its new owners; keep the data, drop the duty."""
         if self.owned.get(key):
             self._install(key, self.get(key), False)
-            await self.disk.sync(key_file(key))
+            await self._sync()
 
     # -- data held for others, and hints
 
     def get_held(self, key: str) -> Versioned:
         return self.held.get(key, Versioned())
 
-    async def merge_held(self, key: str, incoming: Versioned) -> Versioned:
+    async def merge_held(self, key: str, incoming: Versioned, *, sync: bool = True) -> Versioned:
         old = self.get_held(key)
         state = vclock.merge(old, incoming, last_writer_wins=self.lww)
         if state != old or key not in self.held:
             self.held[key] = state
-            self.disk.write(held_file(key), msgpack.packb(state.encode()))
-            await self.disk.sync(held_file(key))
+            self._append(_record("x", key, state.encode()), "x:" + key)
+            if sync:
+                await self._sync()
         return state
 
-    async def add_hint(self, hint: Hint) -> None:
-        name = hint_file(hint.node, hint.key)
-        self.disk.write(name, b"")
-        await self.disk.sync(name)
+    async def add_hint(self, hint: Hint, *, sync: bool = True) -> None:
+        if hint not in self._hints:
+            self._hints.add(hint)
+            self._append(_record("h", hint.node, hint.key))
+        if sync:
+            await self._sync()
 
     def hints(self) -> list[Hint]:
-        out = []
-        for name in self.disk.list("h/"):
-            try:
-                node_hex, key_hex = name[2:].split(".", 1)
-                out.append(Hint(bytes.fromhex(node_hex).decode(), bytes.fromhex(key_hex).decode()))
-            except ValueError:
-                continue
-        return out
+        return sorted(self._hints)
 
     def drop_hint(self, hint: Hint) -> None:
-        self.disk.delete(hint_file(hint.node, hint.key))
+        if hint in self._hints:
+            self._hints.discard(hint)
+            self._append(_record("d", hint.node, hint.key))

@@ -3,6 +3,11 @@
 A small command line over the client library, for poking a running cluster
 by hand. Values are parsed as JSON when they parse, else kept as strings.
 Exit code 0 when the op succeeded, 1 when it failed or is in doubt, 2 on bad usage.
+
+An op that did not succeed says, for every node it tried, what that node last
+did: in the JSON line (`tried`: node -> what happened) and one line per node
+on stderr ("n2 (127.0.0.1:7002): unreachable: connection refused"), so a
+cluster with every node down reads as such, not as the last node's error.
 """
 
 from __future__ import annotations
@@ -14,8 +19,43 @@ import sys
 from typing import Any
 
 from systems.raft.client import RaftClient
+from systems.runtime.api import RpcError
 from systems.runtime.node_main import ClusterFileError, load_cluster_file
 from systems.runtime.real import ClientEndpoint
+
+
+class Tried:
+    """The client's runtime, recording what the last call to each node came to."""
+
+    def __init__(self, rt: ClientEndpoint) -> None:
+        self._rt = rt
+        self.outcomes: dict[str, str] = {}
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._rt, name)
+
+    async def call(self, dst: str, method: str, msg: Any, *, timeout: float) -> Any:
+        try:
+            reply = await self._rt.call(dst, method, msg, timeout=timeout)
+        except RpcError as e:
+            self.outcomes[dst] = f"{e.code}: {_why(e)}"
+            raise
+        status = reply.get("status") if isinstance(reply, dict) else None
+        if status == "not-leader":
+            hint = reply.get("leader")
+            self.outcomes[dst] = "answered: not the leader" + (f" (it points to {hint})" if hint else " (knows none)")
+        else:
+            self.outcomes[dst] = f"answered: {status or 'a reply'}" + (
+                f" ({reply['error']})" if isinstance(reply, dict) and reply.get("error") else "")
+        return reply
+
+
+def _why(e: RpcError) -> str:
+    """The root of an RPC error's message: 'connection refused' rather than the transport's whole sentence."""
+    text = e.message or type(e).__name__
+    if "Connect call failed" in text or "refused" in text.lower():
+        return "connection refused (is the node running?)"
+    return text
 
 
 def _value(s: str) -> Any:
@@ -53,15 +93,16 @@ def _parser() -> argparse.ArgumentParser:
 async def _run(args: argparse.Namespace) -> int:
     cluster = load_cluster_file(args.cluster)
     ep = ClientEndpoint(cluster.nodes)
+    tried = Tried(ep)
     try:
-        client = RaftClient(ep, sorted(cluster.nodes), attempt_timeout_s=min(1.0, args.timeout))
+        client = RaftClient(tried, sorted(cluster.nodes), attempt_timeout_s=min(1.0, args.timeout))  # type: ignore[arg-type]
         if args.cmd == "status":
             nodes = [args.node] if args.node else sorted(cluster.nodes)
             for n in nodes:
                 try:
                     _out(json.dumps(await client.status(n, timeout_s=args.timeout)))
-                except Exception as e:  # report every node, whatever went wrong with one
-                    _out(json.dumps({"node": n, "error": repr(e)}))
+                except RpcError as e:  # report every node, whatever went wrong with one
+                    _out(json.dumps({"node": n, "error": f"{e.code}: {_why(e)}"}))
             return 0
         value: Any = None
         if args.cmd in ("put", "append"):
@@ -69,7 +110,17 @@ async def _run(args: argparse.Namespace) -> int:
         elif args.cmd == "cas":
             value = [_value(args.old), _value(args.new)]
         out = await client.request(args.cmd, args.key, value, timeout_s=args.timeout)
-        _out(json.dumps({"type": out.type, "value": out.value, "error": out.error, "leader": out.leader}))
+        line: dict[str, Any] = {"type": out.type, "value": out.value, "error": out.error, "leader": out.leader}
+        if out.type != "ok":
+            line["tried"] = dict(sorted(tried.outcomes.items()))
+            for node, what in sorted(tried.outcomes.items()):
+                addr = cluster.nodes.get(node)
+                where = f" ({addr[0]}:{addr[1]})" if addr is not None else ""
+                sys.stderr.write(f"raft-cli: {node}{where}: {what}\n")
+            untried = sorted(set(cluster.nodes) - set(tried.outcomes))
+            if untried:
+                sys.stderr.write(f"raft-cli: not tried before the timeout: {' '.join(untried)}\n")
+        _out(json.dumps(line))
         return 0 if out.type == "ok" else 1
     finally:
         await ep.close()

@@ -43,7 +43,9 @@ Algorithm (Extended Version)", Figure 2 and §5–§7):
   partition does not inflate its term and disrupt the cluster on return.
 - ReadIndex (dissertation §6.4): a read is served at the commit index once a
   heartbeat round started after the request was acknowledged by a majority,
-  and only after the leader committed an entry of its own term.
+  and only after the leader committed an entry of its own term. One round is
+  in flight at a time; reads received meanwhile share the next one (as in
+  etcd), so a burst of reads costs one round, not one each.
 """
 
 from __future__ import annotations
@@ -178,10 +180,16 @@ class RaftCore:
         """(ctx, read index, heartbeat seq that must be acknowledged by a majority)."""
         self.waiting_reads: list[Any] = []
         """Reads received before this leader committed an entry of its term."""
+        self.read_batch: list[Any] = []
+        """Reads received while a heartbeat round is in flight: they share the next round."""
+        self.read_round = 0
+        """The heartbeat seq of the read round in flight (0: none)."""
         self._msgs: list[Message] = []
         self._reads: list[tuple[Any, int]] = []
         self._persisted_hard = HardState(self.term, self.vote)
         self._pending_snapshot: Snapshot | None = None
+        self._bcast_pending = False
+        """Entries were proposed since the last ready(): send them to the followers then."""
         self._step: Callable[[Message], None] = self._step_follower
         self._tick: Callable[[], None] = self._tick_election
 
@@ -214,6 +222,8 @@ class RaftCore:
         self.progress = {}
         self.pending_reads = []
         self.waiting_reads = []
+        self.read_batch = []
+        self.read_round = 0
 
     def become_follower(self, term: int, leader: str | None) -> None:
         self._reset(term)
@@ -232,6 +242,8 @@ class RaftCore:
         self.progress = {}
         self.pending_reads = []
         self.waiting_reads = []
+        self.read_batch = []
+        self.read_round = 0
         self._step = self._step_candidate
         self._tick = self._tick_candidate
         if self._won():
@@ -577,32 +589,49 @@ class RaftCore:
             return None
         e = Entry(self.term, self.log.last_index + 1, data)
         self.log.append(e)
-        self._bcast_append()
-        self._maybe_commit()  # a one-node cluster commits at once (after persisting)
+        # Replicated at the next ready(): every proposal made before it shares one AppendEntries per peer.
+        self._bcast_pending = True
+        if not self.peers:
+            self._maybe_commit()  # a one-node cluster commits at once (after persisting)
         return e.index, e.term
 
     def read_index(self, ctx: Any) -> bool:
-        """Ask for a linearizable read point; False when not the leader. The answer comes in ready().reads."""
+        """Ask for a linearizable read point; False when not the leader. The answer comes in ready().reads.
+
+        Reads are batched: one heartbeat round is in flight at a time, and every read received
+        meanwhile waits for the next round, which starts (at the then commit index) as soon as the
+        current one is acknowledged by a majority. A round started after a read arrived proves
+        leadership at a time after it arrived, so the read point is still linearizable."""
         if self.role is not Role.LEADER:
             return False
         if not self._committed_in_term():
             self.waiting_reads.append(ctx)
             return True
-        self.seq += 1
-        self.pending_reads.append((ctx, self.commit, self.seq))
-        for p in self.peers:
-            self._send_heartbeat(p)
-        self._check_reads()
+        self.read_batch.append(ctx)
+        if not self.read_round:
+            self._check_reads()  # no round in flight: start one now
         return True
 
     def _check_reads(self) -> None:
-        while self.pending_reads:
-            ctx, index, seq = self.pending_reads[0]
-            acks = 1 + sum(1 for pr in self.progress.values() if pr.acked_seq >= seq)
-            if acks < self.quorum:
+        """Release the reads whose round a majority acknowledged; then start the next round."""
+        while True:
+            while self.pending_reads:
+                ctx, index, seq = self.pending_reads[0]
+                acks = 1 + sum(1 for pr in self.progress.values() if pr.acked_seq >= seq)
+                if acks < self.quorum:
+                    return
+                self.pending_reads.pop(0)
+                self._reads.append((ctx, index))
+            self.read_round = 0
+            if not self.read_batch:
                 return
-            self.pending_reads.pop(0)
-            self._reads.append((ctx, index))
+            self.seq += 1
+            self.read_round = self.seq
+            for ctx in self.read_batch:
+                self.pending_reads.append((ctx, self.commit, self.seq))
+            self.read_batch = []
+            for p in self.peers:
+                self._send_heartbeat(p)
 
     def compact(self, index: int, data: bytes) -> Snapshot:
         """The state machine as of `index` (<= applied) is in `data`: drop the log up to there."""
@@ -617,7 +646,8 @@ class RaftCore:
     # ------------------------------------------------------------ output
     def has_ready(self) -> bool:
         return bool(
-            self._msgs
+            self._bcast_pending
+            or self._msgs
             or self._reads
             or self._pending_snapshot
             or self.hard_state != self._persisted_hard
@@ -626,6 +656,10 @@ class RaftCore:
         )
 
     def ready(self) -> Ready:
+        if self._bcast_pending:
+            self._bcast_pending = False
+            if self.role is Role.LEADER:
+                self._bcast_append()
         rd = Ready()
         if self.hard_state != self._persisted_hard:
             rd.hard_state = self.hard_state

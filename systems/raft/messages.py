@@ -95,42 +95,66 @@ _KINDS: dict[str, type] = {
     "snapshot": InstallSnapshot,
 }
 _NAMES = {cls: name for name, cls in _KINDS.items()}
+_OPTIONAL = frozenset({"seq", "pre"})
+
+_STR, _BYTES, _BOOL, _INT, _ENTRIES = range(5)
+
+
+def _kind_of(name: str) -> int:
+    if name == "entries":
+        return _ENTRIES
+    if name in ("src", "dst"):
+        return _STR
+    if name == "data":
+        return _BYTES
+    if name in ("granted", "success", "pre"):
+        return _BOOL
+    return _INT
+
+
+_FIELDS: dict[type, tuple[tuple[str, int], ...]] = {
+    cls: tuple((f.name, _kind_of(f.name)) for f in fields(cls)) for cls in _KINDS.values()
+}
+"""Per message class: (field name, how to check it), in declaration order (computed once: hot path)."""
 
 
 def to_wire(m: Message) -> dict[str, Any]:
     out: dict[str, Any] = {"t": _NAMES[type(m)]}
-    for f in fields(m):
-        v = getattr(m, f.name)
-        out[f.name] = [e.to_wire() for e in v] if f.name == "entries" else v
+    for name, kind in _FIELDS[type(m)]:
+        v = getattr(m, name)
+        out[name] = [e.to_wire() for e in v] if kind == _ENTRIES else v
     return out
 
 
 def from_wire(w: Any) -> Message:
-    if not isinstance(w, dict) or w.get("t") not in _KINDS:
+    if not isinstance(w, dict):
         raise BadMessage(f"not a raft message: {str(w)[:80]}")
-    cls = _KINDS[w["t"]]
+    t = w.get("t")
+    cls = _KINDS.get(t) if isinstance(t, str) else None
+    if cls is None:
+        raise BadMessage(f"not a raft message: {str(w)[:80]}")
     kw: dict[str, Any] = {}
     try:
-        for f in fields(cls):
-            if f.name not in w:
-                if f.name in ("seq", "pre"):
+        for name, kind in _FIELDS[cls]:
+            if name not in w:
+                if name in _OPTIONAL:
                     continue
-                raise BadMessage(f"{w['t']}: missing {f.name}")
-            v = w[f.name]
-            if f.name == "entries":
-                v = tuple(Entry.from_wire(e) for e in v)
-            elif f.name in ("src", "dst"):
+                raise BadMessage(f"{t}: missing {name}")
+            v = w[name]
+            if kind == _INT:
+                if type(v) is not int:
+                    raise BadMessage(f"{t}: {name} must be int")
+            elif kind == _STR:
                 if not isinstance(v, str):
-                    raise BadMessage(f"{w['t']}: {f.name} must be str")
-            elif f.name == "data":
+                    raise BadMessage(f"{t}: {name} must be str")
+            elif kind == _ENTRIES:
+                v = tuple(Entry.from_wire(e) for e in v)
+            elif kind == _BYTES:
                 if not isinstance(v, bytes):
-                    raise BadMessage(f"{w['t']}: data must be bytes")
-            elif f.name in ("granted", "success", "pre"):
-                if not isinstance(v, bool):
-                    raise BadMessage(f"{w['t']}: {f.name} must be bool")
-            elif not isinstance(v, int) or isinstance(v, bool):
-                raise BadMessage(f"{w['t']}: {f.name} must be int")
-            kw[f.name] = v
+                    raise BadMessage(f"{t}: data must be bytes")
+            elif not isinstance(v, bool):
+                raise BadMessage(f"{t}: {name} must be bool")
+            kw[name] = v
     except (TypeError, ValueError) as e:
         if isinstance(e, BadMessage):
             raise

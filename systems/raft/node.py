@@ -6,9 +6,12 @@ Rules:
   on a queue; the loop drains every queued event, then handles each Ready:
   persist (one sync for all of it: group commit) BEFORE sending any message,
   then send, then apply committed entries and answer confirmed reads, then
-  `advance`. The one exception: a leader's AppendEntries and InstallSnapshot
+  `advance`. Two exceptions: a leader's AppendEntries and InstallSnapshot
   go out before its own sync (they promise nothing; the leader counts its
-  own log only once stable), so its fsync overlaps its followers'.
+  own log only once stable), so its fsync overlaps its followers'; and
+  committed entries that were already on this node's disk before the Ready
+  are applied (and their clients answered) before its sync: committed means
+  durable on a majority, so the answer does not depend on the new entries.
   While a sync is in progress new events queue up, so the next
   Ready batches them (and their entries) together.
 - A client write is answered only after its entry is applied; its reply says
@@ -22,6 +25,11 @@ Rules:
   leadership blindly, turns off check-quorum, so a cut-off leader stays one).
 - Peer messages arrive one-way on "raft" and may be lost, duplicated or
   reordered; malformed ones are logged and dropped.
+- Snapshots (compaction) happen once `snapshot_every` entries were applied
+  since the last one and the log grew by `snapshot_log_ratio` times the last
+  snapshot's size; the state is serialized in the loop (a consistent cut),
+  the snapshot file is written and synced and the covered log segments are
+  deleted by a background task, one at a time, never blocking the loop.
 """
 
 from __future__ import annotations
@@ -31,6 +39,7 @@ from typing import Any
 
 from systems.raft.core import CoreConfig, RaftCore, Ready, Role
 from systems.raft.kvstate import KVState, encode_command, is_read_only
+from systems.raft.log import Entry, Snapshot
 from systems.raft.messages import Append, BadMessage, InstallSnapshot, from_wire, to_wire
 from systems.raft.storage import RaftStorage
 from systems.runtime.api import Message, NodeConfig, Runtime
@@ -44,6 +53,8 @@ DEFAULT_OPTIONS: dict[str, Any] = {
     "check_quorum": True,
     "pre_vote": True,
     "snapshot_every": 200,
+    "snapshot_log_ratio": 1.0,
+    "segment_entries": 0,
     "read_mode": "read-index",
     "apply_wait_s": 1.5,
     "digest_checkpoint_every": 64,
@@ -53,14 +64,26 @@ WRITE_OPS = ("put", "cas", "append", "txn")
 READ_OPS = ("get",)
 
 
+def segment_entries(opts: dict[str, Any]) -> int:
+    """Records per log segment: the option, else 1024. Compaction deletes whole segments, and
+    every delete is a file-system operation on the loop's thread: few large segments, not many."""
+    given = int(opts["segment_entries"])
+    return given if given > 0 else 1024
+
+
 class RaftNode:
     def __init__(self, rt: Runtime, config: NodeConfig) -> None:
         self.rt = rt
         self.opts = {**DEFAULT_OPTIONS, **config.options}
         self.bugs = set(config.bugs)
         self.storage = RaftStorage(
-            rt.disk, sync="no-fsync" not in self.bugs, persist_vote="double-vote" not in self.bugs
+            rt.disk,
+            sync="no-fsync" not in self.bugs,
+            persist_vote="double-vote" not in self.bugs,
+            segment_entries=segment_entries(self.opts),
         )
+        self.compacting = False
+        self.log_bytes_at_snapshot = 0
         self.kv = KVState(checkpoint_every=int(self.opts["digest_checkpoint_every"]))
         self.events: asyncio.Queue[tuple[Any, ...]] = asyncio.Queue()
         self.waiters: dict[int, tuple[int, asyncio.Future[dict[str, Any]]]] = {}
@@ -153,10 +176,11 @@ class RaftNode:
         else:
             cmd = {k: msg[k] for k in ("f", "key", "value", "client", "seq") if k in msg}
             self.events.put_nowait(("propose", encode_command(cmd), fut))
+        timer = loop.call_later(wait_s, _give_up, fut)
         try:
-            result = await asyncio.wait_for(fut, wait_s)
-        except TimeoutError:
-            result = {"status": "unknown", "error": "timeout"}
+            result = await fut
+        finally:
+            timer.cancel()
         return self._reply(result)
 
     def _reply(self, result: dict[str, Any]) -> dict[str, Any]:
@@ -220,6 +244,15 @@ class RaftNode:
         early = [m for m in rd.messages if isinstance(m, Append | InstallSnapshot)]
         for m in early:
             self.rt.send(m.dst, "raft", to_wire(m))
+        # Committed entries already on our disk do not wait for this Ready's write: applying them
+        # and answering their clients first takes one fsync off every request's latency.
+        stable = core.log.stable
+        done = 0
+        if rd.snapshot is None:
+            while done < len(rd.committed) and rd.committed[done].index <= stable:
+                done += 1
+            self._apply(rd.committed[:done])
+            self._release_reads()
         await self.storage.save(rd.hard_state, rd.snapshot, rd.entries)
         for m in rd.messages:
             if not isinstance(m, Append | InstallSnapshot):
@@ -230,7 +263,16 @@ class RaftNode:
                 _, fut = self.waiters.pop(index)
                 if not fut.done():
                     fut.set_result({"status": "unknown", "error": "superseded by a snapshot"})
-        for e in rd.committed:
+        self._apply(rd.committed[done:])
+        for (query, fut), index in rd.reads:
+            self.read_waiters.append((index, query, fut))
+        self._release_reads()
+        core.advance(rd)
+        self._maybe_compact()
+
+    def _apply(self, committed: list[Entry]) -> None:
+        """Apply committed entries and answer the clients waiting for them."""
+        for e in committed:
             if e.index <= self.kv.applied_index:
                 continue
             result = self.kv.apply_entry(e.index, e.term, e.data)
@@ -241,11 +283,6 @@ class RaftNode:
                     fut.set_result(result or {"status": "ok", "value": None})
                 else:
                     fut.set_result({"status": "dropped", "error": "overwritten by another leader"})
-        for (query, fut), index in rd.reads:
-            self.read_waiters.append((index, query, fut))
-        self._release_reads()
-        core.advance(rd)
-        await self._maybe_compact()
 
     def _release_reads(self) -> None:
         keep = []
@@ -258,14 +295,28 @@ class RaftNode:
         self.read_waiters = keep
         self.open_reads = [f for f in self.open_reads if not f.done()]
 
-    async def _maybe_compact(self) -> None:
+    def _maybe_compact(self) -> None:
+        """Snapshot once `snapshot_every` entries were applied since the last one AND the log grew
+        by `snapshot_log_ratio` times the last snapshot's size (so a large state is not rewritten
+        every few hundred entries); the file work runs in the background, off the loop."""
         core = self._core()
         every = int(self.opts["snapshot_every"])
-        if every <= 0 or core.applied - core.log.snapshot_index < every:
+        if self.compacting or every <= 0 or core.applied - core.log.snapshot_index < every:
+            return
+        grown = self.storage.log_bytes() - self.log_bytes_at_snapshot
+        if grown < float(self.opts["snapshot_log_ratio"]) * self.storage.snapshot_bytes:
             return
         assert self.kv.applied_index == core.applied, (self.kv.applied_index, core.applied)
         snap = core.compact(core.applied, self.kv.snapshot())
-        await self.storage.compact(snap, core.log.slice(snap.index + 1, core.log.stable))
+        self.compacting = True
+        self.rt.spawn(self._compact(snap), name="raft-compact")
+
+    async def _compact(self, snap: Snapshot) -> None:
+        try:
+            await self.storage.compact(snap)
+        finally:
+            self.compacting = False
+            self.log_bytes_at_snapshot = self.storage.log_bytes()
         self.rt.log.debug("raft-snapshot", index=snap.index, bytes=len(snap.data))
 
     def _note_role(self) -> None:
@@ -276,6 +327,12 @@ class RaftNode:
             if core.role is Role.LEADER and (not self.led_terms or self.led_terms[-1] != core.term):
                 self.led_terms = [*self.led_terms[-63:], core.term]
             self.rt.log.info("raft-role", term=core.term, role=core.role.value, leader=core.leader)
+
+
+def _give_up(fut: asyncio.Future[dict[str, Any]]) -> None:
+    """No answer within the wait: the request may still take effect."""
+    if not fut.done():
+        fut.set_result({"status": "unknown", "error": "timeout"})
 
 
 async def start_node(rt: Runtime, config: NodeConfig) -> None:

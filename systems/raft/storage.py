@@ -1,22 +1,35 @@
-"""Raft's durable state over `rt.disk`: hard state, log and snapshot.
+"""Raft's durable state over `rt.disk`: hard state, a segmented log, and a snapshot.
 
 Files:
 
 - `meta`: msgpack {"term", "vote"}, replaced whole (atomic write).
-- `log`: records of [term, index, data], each framed as a 4-byte big-endian
-  length then msgpack. Appended; cut with `truncate` when a follower's
-  suffix conflicts; rewritten whole after a snapshot so it stays bounded.
+- `log/<first index, 20 digits>`: log segments. Each holds records of
+  [term, index, data], each framed as a 4-byte big-endian length then
+  msgpack, for consecutive indexes starting at the one in its name. Only the
+  last segment is appended to; a new one is started once it holds
+  `segment_entries` records or `segment_bytes` bytes.
 - `snap`: msgpack {"index", "term", "data"}, replaced whole.
 
 Rules:
 
-- `save` writes everything a Ready asks for, then syncs each touched file
-  once (group commit: one sync covers every entry appended since the last).
-  Nothing is acknowledged to anyone before `save` returns.
-- Order for a snapshot: the snapshot is synced before the log is rewritten,
-  so a crash in between leaves a snapshot plus a log whose older records are
-  skipped on load (records at or below the snapshot index are ignored).
-- Loading tolerates a torn last record (a crash mid-append) and drops it.
+- The hot path only appends: `save` appends the new entries to the last
+  segment (cutting it, and dropping later segments, when a follower's
+  suffix conflicts), then syncs each touched file once (group commit: one
+  sync covers every entry appended since the last). Nothing is
+  acknowledged to anyone before `save` returns.
+- Nothing is rewritten whole on the hot path: compaction (`compact`, after
+  our own snapshot) writes the snapshot, syncs it, then deletes the
+  segments whose every entry it covers; the node runs it in the background.
+  A crash before the deletes leaves a snapshot plus segments whose older
+  records are skipped on load (records at or below the snapshot index are
+  ignored).
+- An installed snapshot (from the leader) is synced before the segments it
+  replaces are deleted. A crash in between may leave records after the
+  snapshot from the replaced log; terms in a log never decrease, so loading
+  stops at the first record whose term is below its predecessor's (or the
+  snapshot's): those records were cut away.
+- Loading tolerates a torn last record (a crash mid-append) and drops it,
+  and everything after a record that does not follow its predecessor.
 - Planted bugs: `sync=False` (no-fsync) writes but never syncs;
   `persist_vote=False` (double-vote) never records votedFor.
 """
@@ -32,8 +45,34 @@ from systems.raft.core import HardState
 from systems.raft.log import Entry, Snapshot
 from systems.runtime.api import Disk
 
-META, LOG, SNAP = "meta", "log", "snap"
+META, SNAP, LOG_DIR = "meta", "snap", "log/"
 _LEN = struct.Struct(">I")
+
+SEGMENT_ENTRIES = 1024
+SEGMENT_BYTES = 4 * 1024 * 1024
+
+
+def segment_name(first_index: int) -> str:
+    return f"{LOG_DIR}{first_index:020d}"
+
+
+@dataclass
+class Segment:
+    """One log file: records for indexes first .. first + len(offsets) - 1."""
+
+    first: int
+    offsets: list[int] = field(default_factory=list)
+    """Byte offset of each record, in index order."""
+    size: int = 0
+
+    @property
+    def name(self) -> str:
+        return segment_name(self.first)
+
+    @property
+    def last(self) -> int:
+        """The last index held (first - 1 when empty)."""
+        return self.first + len(self.offsets) - 1
 
 
 @dataclass
@@ -50,13 +89,23 @@ def _frame(e: Entry) -> bytes:
 
 
 class RaftStorage:
-    def __init__(self, disk: Disk, *, sync: bool = True, persist_vote: bool = True) -> None:
+    def __init__(
+        self,
+        disk: Disk,
+        *,
+        sync: bool = True,
+        persist_vote: bool = True,
+        segment_entries: int = SEGMENT_ENTRIES,
+        segment_bytes: int = SEGMENT_BYTES,
+    ) -> None:
         self.disk = disk
         self.sync_enabled = sync
         self.persist_vote = persist_vote
-        self.offsets: dict[int, int] = {}
-        """Byte offset in `log` of the record holding each index."""
-        self.size = 0
+        self.segment_entries = max(1, segment_entries)
+        self.segment_bytes = segment_bytes
+        self.segments: list[Segment] = []
+        self.snapshot_index = 0
+        self.snapshot_bytes = 0
         self.syncs = 0
 
     # ------------------------------------------------------------ loading
@@ -70,33 +119,51 @@ class RaftStorage:
         if raw:
             s = msgpack.unpackb(raw, raw=False)
             out.snapshot = Snapshot(int(s["index"]), int(s["term"]), s["data"])
+            self.snapshot_bytes = len(raw)
         snap_index = out.snapshot.index if out.snapshot else 0
-        data = self.disk.read(LOG) or b""
-        pos = 0
+        last_term = out.snapshot.term if out.snapshot else 0
+        self.snapshot_index = snap_index
         entries: list[Entry] = []
-        offsets: dict[int, int] = {}
-        while pos < len(data):
-            if pos + 4 > len(data):
-                out.torn_tail = True
-                break
-            (n,) = _LEN.unpack_from(data, pos)
-            if pos + 4 + n > len(data):
-                out.torn_tail = True
-                break
-            e = Entry.from_wire(msgpack.unpackb(data[pos + 4 : pos + 4 + n], raw=False))
-            if e.index > snap_index:
-                expected = entries[-1].index + 1 if entries else snap_index + 1
-                if e.index != expected:
-                    # A record that does not follow: what came before it was cut away; stop here.
-                    out.torn_tail = True
+        self.segments = []
+        names = self.disk.list(LOG_DIR)
+        for pos, name in enumerate(names):
+            try:
+                first = int(name[len(LOG_DIR) :])
+            except ValueError:
+                continue  # not ours
+            seg = Segment(first)
+            data = self.disk.read(name) or b""
+            expected = entries[-1].index + 1 if entries else None
+            off, cut = 0, False
+            index = first
+            while off < len(data):
+                if off + 4 > len(data) or off + 4 + _LEN.unpack_from(data, off)[0] > len(data):
+                    cut = True  # a torn record: the crash came mid-append
                     break
-                entries.append(e)
-                offsets[e.index] = pos
-            pos += 4 + n
-        if out.torn_tail:
-            self.disk.truncate(LOG, pos)
-        self.offsets = offsets
-        self.size = pos
+                (n,) = _LEN.unpack_from(data, off)
+                e = Entry.from_wire(msgpack.unpackb(data[off + 4 : off + 4 + n], raw=False))
+                if e.index != index:
+                    cut = True  # not the record this segment should hold next
+                    break
+                if e.index > snap_index:
+                    follows = e.index == (expected if expected is not None else snap_index + 1)
+                    if not follows or e.term < last_term:
+                        cut = True  # a gap, or a record of a log the snapshot replaced
+                        break
+                    entries.append(e)
+                    last_term = e.term
+                    expected = e.index + 1
+                seg.offsets.append(off)
+                off += 4 + n
+                index += 1
+            seg.size = off
+            self.segments.append(seg)
+            if cut:
+                out.torn_tail = True
+                self.disk.truncate(name, off)
+                for later in names[pos + 1 :]:
+                    self.disk.delete(later)
+                break
         out.entries = entries
         return out
 
@@ -105,58 +172,98 @@ class RaftStorage:
         """Persist what a Ready holds; returns once it is durable (unless the no-fsync bug is on)."""
         touched: list[str] = []
         if snapshot is not None:
-            await self._write_snapshot(snapshot)
-            self._rewrite_log([])
-            touched.append(LOG)
+            await self._install_snapshot(snapshot)
         if hard is not None:
             vote = hard.vote if self.persist_vote else None
             self.disk.write(META, msgpack.packb({"term": hard.term, "vote": vote}, use_bin_type=True))
             touched.append(META)
         if entries:
-            first = entries[0].index
-            if first in self.offsets:
-                cut = self.offsets[first]
-                self.disk.truncate(LOG, cut)
-                self.size = cut
-                self.offsets = {i: o for i, o in self.offsets.items() if i < first}
-            buf = bytearray()
-            for e in entries:
-                self.offsets[e.index] = self.size + len(buf)
-                buf += _frame(e)
-            self.disk.append(LOG, bytes(buf))
-            self.size += len(buf)
-            if LOG not in touched:
-                touched.append(LOG)
+            self._cut(entries[0].index)
+            for name in self._append(entries):
+                if name not in touched:
+                    touched.append(name)
         for name in touched:
             await self._sync(name)
 
-    async def compact(self, snapshot: Snapshot, kept: list[Entry]) -> None:
-        """Install our own snapshot and rewrite the log to hold only `kept` (entries after it)."""
+    def _cut(self, index: int) -> None:
+        """Drop every record at `index` and after (a conflicting suffix)."""
+        while self.segments and self.segments[-1].first > index:
+            self.disk.delete(self.segments.pop().name)
+        if self.segments and self.segments[-1].last >= index:
+            seg = self.segments[-1]
+            keep = index - seg.first
+            seg.size = seg.offsets[keep]
+            del seg.offsets[keep:]
+            self.disk.truncate(seg.name, seg.size)
+
+    def _append(self, entries: list[Entry]) -> list[str]:
+        """Append consecutive entries, starting new segments as they fill; the names touched."""
+        touched: list[str] = []
+        buf = bytearray()
+        seg = self._tail_for(entries[0].index)
+        for e in entries:
+            if seg.offsets and (len(seg.offsets) >= self.segment_entries or seg.size >= self.segment_bytes):
+                if buf:
+                    self.disk.append(seg.name, bytes(buf))
+                    buf = bytearray()
+                seg = Segment(e.index)
+                self.segments.append(seg)
+            if seg.name not in touched:
+                touched.append(seg.name)
+            frame = _frame(e)
+            seg.offsets.append(seg.size)
+            seg.size += len(frame)
+            buf += frame
+        if buf:
+            self.disk.append(seg.name, bytes(buf))
+        return touched
+
+    def _tail_for(self, index: int) -> Segment:
+        """The segment the record for `index` goes to (a new one when the last does not end at index - 1)."""
+        if self.segments and self.segments[-1].last == index - 1:
+            return self.segments[-1]
+        # After an installed snapshot or at the very start: a fresh segment beginning at `index`.
+        seg = Segment(index)
+        self.disk.truncate(seg.name, 0)  # a stale file of that name (from a cut log) must not linger
+        self.segments.append(seg)
+        return seg
+
+    async def _install_snapshot(self, snapshot: Snapshot) -> None:
+        """A leader's snapshot replaces our whole log: sync it, then drop every segment."""
         await self._write_snapshot(snapshot)
-        self._rewrite_log(kept)
-        await self._sync(LOG)
+        for seg in self.segments:
+            self.disk.delete(seg.name)
+        self.segments = []
+
+    async def compact(self, snapshot: Snapshot) -> None:
+        """Install our own snapshot, then delete the segments it covers entirely. Run in the background."""
+        if snapshot.index <= self.snapshot_index:
+            return
+        await self._write_snapshot(snapshot)
+        while len(self.segments) > 1 and self.segments[0].last <= snapshot.index:
+            self.disk.delete(self.segments.pop(0).name)
 
     async def _write_snapshot(self, snapshot: Snapshot) -> None:
         blob = msgpack.packb(
             {"index": snapshot.index, "term": snapshot.term, "data": snapshot.data}, use_bin_type=True
         )
         self.disk.write(SNAP, blob)
+        self.snapshot_index = snapshot.index
+        self.snapshot_bytes = len(blob)
         await self._sync(SNAP)
-
-    def _rewrite_log(self, kept: list[Entry]) -> None:
-        buf = bytearray()
-        self.offsets = {}
-        for e in kept:
-            self.offsets[e.index] = len(buf)
-            buf += _frame(e)
-        self.disk.write(LOG, bytes(buf))
-        self.size = len(buf)
 
     async def _sync(self, name: str) -> None:
         if self.sync_enabled:
             await self.disk.sync(name)
             self.syncs += 1
 
+    def log_bytes(self) -> int:
+        return sum(s.size for s in self.segments)
+
     def sizes(self) -> dict[str, int]:
-        snap = self.disk.read(SNAP)
-        return {"log_bytes": self.size, "log_records": len(self.offsets), "snapshot_bytes": len(snap or b"")}
+        return {
+            "log_bytes": self.log_bytes(),
+            "log_records": sum(len(s.offsets) for s in self.segments),
+            "log_segments": len(self.segments),
+            "snapshot_bytes": self.snapshot_bytes,
+        }

@@ -14,10 +14,19 @@ Rules this module keeps:
 - `append` keeps one cached O_APPEND descriptor per name (no user-space
   buffering: a `read` sees every append at once); `write`, `truncate` and
   `delete` of the name close it first.
-- `sync(name)` fsyncs the file (opened afresh, any descriptor of the inode
-  will do) and every directory whose entries changed since its last fsync
-  (create, rename, delete), in the loop's default executor so a slow fsync
-  does not stall the event loop.
+- `sync(name)` fsyncs the file and every directory whose entries changed
+  since its last fsync (create, rename, delete). While fsyncs are quick (a
+  moving average of their durations under `inline_sync_max_s`) it fsyncs on
+  the event loop's own thread, through the cached descriptor: handing it to
+  a worker thread costs more CPU than the fsync itself (thread wake-ups and
+  the GIL passed back and forth), and the caller waits for it anyway. It
+  first yields once, so that frames queued in this turn of the loop (a Raft
+  leader's AppendEntries) leave before the loop blocks, and the peers'
+  fsyncs overlap ours. Once fsyncs turn slow (an SD card, a busy disk) it
+  moves them to the loop's default executor (the file opened afresh: any
+  descriptor of the inode will do) so the loop keeps serving meanwhile; it
+  moves back when they are quick again. `inline_sync_max_s=0`: always the
+  executor.
 - Group commit: each change of a name bumps its sequence number; a sync
   records the sequence it started at. Concurrent `sync(name)` callers queue
   on one lock per name and a caller whose changes were already covered by a
@@ -30,18 +39,30 @@ from __future__ import annotations
 
 import asyncio
 import os
+import time
 from pathlib import Path
 
 from systems.runtime.api import check_disk_name
 
 check_name = check_disk_name
 
+INLINE_SYNC_MAX_S = 0.02
+"""fsyncs run on the loop thread while their moving average stays below this."""
+PATH_CACHE_SIZE = 4096
+"""Checked names kept resolved to paths (the hot files of a node are few)."""
+FSYNC_AVERAGE_WEIGHT = 0.2
+"""Weight of the latest fsync in the moving average of their durations."""
+
 
 class RealDisk:
-    def __init__(self, root: Path | str) -> None:
+    def __init__(self, root: Path | str, *, inline_sync_max_s: float = INLINE_SYNC_MAX_S) -> None:
         self.root = Path(root).resolve()
+        self.inline_sync_max_s = inline_sync_max_s
+        self.fsync_s = 0.0
+        """Moving average of fsync durations (seconds), per `sync` call."""
         self.root.mkdir(parents=True, exist_ok=True)
         self._fds: dict[str, int] = {}
+        self._paths: dict[str, Path] = {}
         self._seq: dict[str, int] = {}
         self._synced: dict[str, int] = {}
         self._locks: dict[str, asyncio.Lock] = {}
@@ -51,7 +72,12 @@ class RealDisk:
 
     # -- helpers -----------------------------------------------------------------------------
     def _path(self, name: str) -> Path:
-        return self.root / check_name(name)
+        path = self._paths.get(name)
+        if path is None:
+            if len(self._paths) >= PATH_CACHE_SIZE:
+                self._paths.clear()
+            path = self._paths[name] = self.root / check_name(name)
+        return path
 
     def _changed(self, name: str) -> None:
         self._seq[name] = self._seq.get(name, 0) + 1
@@ -153,16 +179,23 @@ class RealDisk:
         async with lock:
             if self._synced.get(name, -1) >= target and not self._dirty_dirs:
                 return  # an fsync that started after our changes already finished
+            inline = self.fsync_s < self.inline_sync_max_s
+            if inline:
+                await asyncio.sleep(0)  # let this turn's queued frames leave before the loop blocks
             start_seq = self._seq.get(name, 0)
             dirs = sorted(self._dirty_dirs)
             self._dirty_dirs.clear()
-            loop = asyncio.get_running_loop()
             try:
-                n = await loop.run_in_executor(None, _fsync_paths, str(path), dirs)
+                if inline:
+                    n, took = _timed_fsync(str(path), dirs, self._fds.get(name))
+                else:
+                    loop = asyncio.get_running_loop()
+                    n, took = await loop.run_in_executor(None, _timed_fsync, str(path), dirs, None)
             except BaseException:
                 self._dirty_dirs.update(dirs)
                 raise
             self.fsyncs += n
+            self.fsync_s += FSYNC_AVERAGE_WEIGHT * (took - self.fsync_s)
             self._synced[name] = max(self._synced.get(name, 0), start_seq)
 
     def close(self) -> None:
@@ -177,19 +210,30 @@ def _write_all(fd: int, data: bytes) -> None:
         view = view[n:]
 
 
-def _fsync_paths(path: str, dirs: list[str]) -> int:
-    """fsync the file (if it exists) and then each directory; returns the fsync count."""
+def _timed_fsync(path: str, dirs: list[str], fd: int | None) -> tuple[int, float]:
+    started = time.monotonic()
+    n = _fsync_paths(path, dirs, fd)
+    return n, time.monotonic() - started
+
+
+def _fsync_paths(path: str, dirs: list[str], fd: int | None = None) -> int:
+    """fsync the file (through `fd` when given, else opened afresh if it exists), then each
+    directory; returns the fsync count."""
     count = 0
-    try:
-        fd = os.open(path, os.O_RDONLY)
-    except FileNotFoundError:
-        fd = -1
-    if fd >= 0:
+    if fd is not None:
+        os.fsync(fd)
+        count += 1
+    else:
         try:
-            os.fsync(fd)
-            count += 1
-        finally:
-            os.close(fd)
+            fd = os.open(path, os.O_RDONLY)
+        except FileNotFoundError:
+            fd = -1
+        if fd >= 0:
+            try:
+                os.fsync(fd)
+                count += 1
+            finally:
+                os.close(fd)
     for d in dirs:
         try:
             dfd = os.open(d, os.O_RDONLY | os.O_DIRECTORY)

@@ -13,9 +13,10 @@ Rules this module keeps:
   connection that dies with requests in flight fails each of them with
   `ConnectionLost` (an `RpcTimeout`, indefinite: the request may have been
   delivered).
-- Bytes written to a connection during one turn of the event loop leave in
-  one `transport.write` (flushed by `call_soon`), so under load many frames
-  share a system call; order on a connection is kept.
+- Frames written to a connection during one turn of the event loop leave in
+  one `transport.write`: every frame to one peer in that turn (requests,
+  one-way messages, replies) shares a system call, and one `call_soon` per
+  turn flushes every connection written to; order on a connection is kept.
 - `send` never raises: a message that cannot be encoded is logged and
   dropped, one sent while connecting waits (bounded backlog) and is dropped
   if the connect fails, one that would overfill the socket buffer is dropped.
@@ -68,6 +69,7 @@ class Conn(asyncio.Protocol):
         self.closed = False
         self.peer = "?"
         self._wbuf: list[bytes] = []
+        self._wbuf_bytes = 0
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         assert isinstance(transport, asyncio.Transport)
@@ -102,25 +104,28 @@ class Conn(asyncio.Protocol):
     def write(self, data: bytes) -> bool:
         """Queue bytes; False when the connection is already closing.
 
-        Writes made in one turn of the event loop leave in one `send` (flushed by
-        `call_soon`): under load many replies share a system call."""
+        Writes made in one turn of the event loop leave in one `send` per connection
+        (the endpoint flushes every connection written to in one `call_soon`): under
+        load many frames to a peer share a system call."""
         t = self.transport
         if self.closed or t is None or t.is_closing():
             return False
         if not self._wbuf:
-            asyncio.get_running_loop().call_soon(self._flush)
+            self.ep._schedule_flush(self)
         self._wbuf.append(data)
+        self._wbuf_bytes += len(data)
         return True
 
-    def _flush(self) -> None:
+    def flush(self) -> None:
         data, self._wbuf = self._wbuf, []
+        self._wbuf_bytes = 0
         t = self.transport
         if data and t is not None and not t.is_closing():
             t.write(data[0] if len(data) == 1 else b"".join(data))
 
     def buffered_bytes(self) -> int:
         t = self.transport
-        return (t.get_write_buffer_size() if t is not None else 0) + sum(len(b) for b in self._wbuf)
+        return (t.get_write_buffer_size() if t is not None else 0) + self._wbuf_bytes
 
     def close(self) -> None:
         if not self.closed:
@@ -155,6 +160,18 @@ class Endpoint:
         self._tasks: set[asyncio.Task[Any]] = set()
         self._closed = False
         self._connect_failure_logged: dict[str, float] = {}
+        self._dirty: list[Conn] = []
+        """Connections with frames queued in this turn of the loop (flushed together at its end)."""
+
+    def _schedule_flush(self, conn: Conn) -> None:
+        if not self._dirty:
+            asyncio.get_running_loop().call_soon(self._flush_all)
+        self._dirty.append(conn)
+
+    def _flush_all(self) -> None:
+        dirty, self._dirty = self._dirty, []
+        for conn in dirty:
+            conn.flush()
 
     # -- time and tasks -----------------------------------------------------------------------
     def now(self) -> float:
