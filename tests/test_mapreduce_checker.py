@@ -222,3 +222,29 @@ def test_the_corpus_is_the_same_in_another_process_and_hash_seed():
     assert corpus(7, 50_000) != corpus(8, 50_000)
     text = corpus(7, 50_000)
     assert len(text) >= 50_000 and text.endswith(b"\n") and text.isascii()
+
+
+def test_the_dfs_state_underneath_is_judged_from_the_dfs_status_ops_alone() -> None:
+    """The DFS's own checker runs on MapReduce's history: healthy end valid, a lost replica invalid, and
+    MapReduce's job `status` ops (another meaning of the name) never taken for DFS reports."""
+    from workloads.mapreduce import check_dfs_state
+
+    master = {"incarnation": "m1", "goal": 2, "files": {"/in/a": [1]}, "chunks": {"1": {"version": 3}},
+              "leases": [], "events": []}
+
+    def replicas(version: int) -> dict[str, Any]:
+        return {"incarnation": "c1", "replicas": {"1": {"version": version, "length": 5, "ok": True}}, "leases": []}
+
+    def history(second_version: int) -> list[dict[str, Any]]:
+        h = History()
+        h.pair("status", key="j1", value=None, done=status())
+        h.pair("dfs-status", value=None, done={"node": "n1", "master_state": master, "chunkserver": replicas(3)},
+               final=True)
+        h.pair("dfs-status", value=None, done={"node": "n2", "chunkserver": replicas(second_version)}, final=True)
+        return h.ops
+
+    healthy = check_dfs_state(history(3), {})
+    assert healthy["valid"] is True and healthy["stats"]["reports"] == 2, healthy
+    stale = check_dfs_state(history(2), {})
+    assert stale["valid"] is False and stale["unhealthy_at_end"], stale
+    assert check_dfs_state([op for op in history(3) if op["f"] != "dfs-status"], {})["valid"] == "unknown"

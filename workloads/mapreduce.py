@@ -23,7 +23,11 @@ Rules this module keeps:
   (polls its status up to 4 x op_timeout_s; fails with the last status if
   it is still running), a final `read` of each, and one `report` (every
   execution the coordinator knows, for the execution checker and the task
-  timeline in the report).
+  timeline in the report), then a `dfs-status` of every node (its DFS
+  roles' own report, checksums verified), which the DFS's state checker
+  judges as it does for the DFS alone (one lease at a time, versions never
+  back, every chunk of a live file healthy at the end): the DFS faults
+  underneath MapReduce are checked on the DFS too.
 """
 
 from __future__ import annotations
@@ -85,6 +89,9 @@ class JobsClient:
                 return await self._wait(op)
             case "report":
                 return await self._read_only(op, self.mr.report)
+            case "dfs-status":
+                return await self._read_only(op, lambda: self.rt.call(
+                    self.node, "status", {"verify": bool(op.get("final"))}, timeout=self.w.timeout_s * 3))
         return {**op, "type": "fail", "error": f"unknown op {op['f']!r}"}
 
     async def _put(self, op: Op) -> Op:
@@ -206,13 +213,22 @@ class JobsWorkload:
         for i, job in enumerate(self.submitted):
             out.append((nodes[i % len(nodes)], {"f": "read", "key": job, "value": None, "final": True}))
         out.append((nodes[0], {"f": "report", "value": None, "final": True}))
+        out += [(n, {"f": "dfs-status", "value": None, "final": True}) for n in nodes]
         return out
 
     def checkers(self) -> dict[str, Checker]:
         from checkers import mapreduce
 
         return {"outputs": mapreduce.check_outputs, "jobs": mapreduce.check_jobs,
-                "executions": functools.partial(mapreduce.check_executions, vocabulary=VOCABULARY)}
+                "executions": functools.partial(mapreduce.check_executions, vocabulary=VOCABULARY),
+                "dfs-state": check_dfs_state}
+
+
+def check_dfs_state(history: list[Op], test: dict[str, Any]) -> dict[str, Any]:
+    """The DFS's own state checker over the nodes' `dfs-status` reports (named `status` there)."""
+    from checkers import dfs_state
+
+    return dfs_state.check([{**op, "f": "status"} for op in history if op.get("f") == "dfs-status"], test)
 
 
 def report_sections(history: list[Op], results: dict[str, Any]) -> list[tuple[str, str]]:
