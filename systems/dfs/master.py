@@ -166,8 +166,8 @@ class Master:
         err = self.ns.check(rec)
         if err is not None:
             raise refuse(err.code, str(err))
+        self.log.append(rec)  # first: a disk that refuses it (EIO, ENOSPC) leaves the namespace as it was
         self.ns.apply(rec)
-        self.log.append(rec)
         await self.log.sync()
         if self.log.records_since_checkpoint >= self.o.checkpoint_every and not self._checkpointing:
             self._checkpointing = True

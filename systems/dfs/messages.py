@@ -24,6 +24,7 @@ from typing import Any, TypeVar
 T = TypeVar("T")
 
 MAX_ID = 256
+MAX_PUSH_PARTS = 1024
 
 
 class BadMessage(ValueError):
@@ -171,11 +172,17 @@ class PushReq:
     data_id: str
     data: bytes
     chain: list[str]
+    part: int = 0
+    parts: int = 1
+    """The data under `data_id` comes in `parts` pieces, this is piece `part` (pushed concurrently, so the
+    hops of the chain overlap: a pipeline)."""
 
     def check(self) -> None:
         _short("data_id", self.data_id)
         if len(self.chain) > 16:
             raise BadMessage("PushReq: a chain of more than 16 replicas")
+        if not 1 <= self.parts <= MAX_PUSH_PARTS or self.part >= self.parts:
+            raise BadMessage(f"PushReq: part {self.part} of {self.parts} (1..{MAX_PUSH_PARTS} parts)")
 
 
 @dataclass(frozen=True, slots=True)
