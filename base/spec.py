@@ -43,6 +43,12 @@ class TestSpec:
     """Documented weaknesses: checker name -> the verdict that counts as behaving as designed."""
     allow_no_faults: bool = False
     """When false, a run in which a requested fault never took effect is at best `unknown`."""
+    schedule: list[dict[str, Any]] = field(default_factory=list)
+    """An explicit fault schedule (nemesis/schedule.py's `Script`) played instead of the random one; empty: random."""
+    pace: dict[str, Any] = field(default_factory=dict)
+    """How the random schedule paces faults (nemesis/schedule.py's `Pace`); empty: the defaults."""
+    swarm: dict[str, Any] = field(default_factory=dict)
+    """What a swarm draw chose for this run (harness/sweep_swarm.py); empty: not a swarm run."""
 
     @property
     def nodes(self) -> list[str]:

@@ -166,6 +166,17 @@ class RunCommand(click.Command):
 @click.option(
     "--results", "results_root", default="results", show_default=True, type=click.Path(file_okay=False)
 )
+@click.option(
+    "--swarm",
+    is_flag=True,
+    help="Draw this seed's faults, pacing, workload, node count and options (swarm testing; as a sweep does).",
+)
+@click.option(
+    "--schedule",
+    "schedule_file",
+    default=None,
+    help="Play this fault schedule (JSON, as `harness shrink` writes it) instead of random faults.",
+)
 def run(
     system: str,
     nemesis: str,
@@ -184,6 +195,8 @@ def run(
     cluster_file: str | None,
     capture: bool,
     results_root: str,
+    swarm: bool,
+    schedule_file: str | None,
 ) -> None:
     """Run SYSTEM under faults, check the history, and write a report under results/."""
     from harness.applicability import check_nemesis
@@ -210,7 +223,8 @@ def run(
             command_line=" ".join(["harness", *sys.argv[1:]]),
             allow_no_faults=allow_no_faults,
         )
-        registry.check_options(spec.system, spec.backend, spec.options)
+        spec = _sweep_extras(spec, swarm, schedule_file)
+        registry.check_options(spec.system, spec.backend, spec.options)  # the user's and the swarm's draws
         check_nemesis(spec)
         registry.preflight(spec)  # backend set-up errors: one line, before any run directory exists
         spec = prepare(spec, Path(results_root))
@@ -278,6 +292,7 @@ def systems_cmd() -> None:
         )
         for bug, text in sorted(registry.bugs(name).items()):
             console.print(f"    --bug {bug}: {text}")
+            _print_exposure(name, bug)
         options = registry.default_options(name)
         if options:
             listed = " ".join(f"{k}={json.dumps(v, separators=(',', ':'))}" for k, v in options.items())
@@ -342,7 +357,38 @@ def _register_host_commands() -> None:
     cli.add_command(cleanup_cmd)
 
 
+def _sweep_extras(spec: TestSpec, swarm: bool, schedule_file: str | None) -> TestSpec:
+    """`harness run --swarm` and `--schedule FILE` (harness/sweep_cli.py)."""
+    if not swarm and not schedule_file:
+        return spec
+    from harness.sweep_cli import run_extras
+
+    return run_extras(spec, swarm, schedule_file)
+
+
+def _print_exposure(system: str, bug: str) -> None:
+    """The settings under which the harness catches `bug` (systems/<name>/__init__.py's EXPOSED_BY)."""
+    from rich.markup import escape
+
+    from harness.sweep_exposure import exposure_command, exposures
+
+    settings = exposures(system).get(bug)
+    if settings:
+        console.print(f"        exposed by: {escape(exposure_command(system, bug, settings))} --seed N")
+    else:
+        console.print("        exposed by: (not declared)")
+
+
+def _register_sweep_commands() -> None:
+    from harness.shrink_cli import shrink_cmd
+    from harness.sweep_cli import sweep_cmd
+
+    cli.add_command(sweep_cmd)
+    cli.add_command(shrink_cmd)
+
+
 _register_host_commands()
+_register_sweep_commands()
 
 
 def _register_cluster_commands() -> None:

@@ -12,6 +12,8 @@ Rules it keeps (DESIGN.md, Jepsen's shape):
   (each package stopped, network healed, paused nodes continued, killed
   nodes restarted), the quiet
   period passes, then the workload's final ops run, each as its own process.
+- The nemesis plays the random schedule, paced by `spec.pace`, or the
+  explicit script `spec.schedule` when there is one (nemesis/schedule.py).
 - A workload that holds connections of its own (an external system's
   client library) may define `async aclose()`; it is awaited once the run
   is over, on every exit path.
@@ -37,7 +39,7 @@ from harness.backends.base import Cluster
 from nemesis.catalog import VOCABULARY, make_packages
 from nemesis.heal import heal_all
 from nemesis.package import NemesisContext
-from nemesis.schedule import run_schedule
+from nemesis.schedule import Pace, Script, run_schedule, run_script
 from systems.runtime.api import derive_rng
 from workloads.base import Workload
 
@@ -159,12 +161,17 @@ class Runner:
             rng=derive_rng(spec.seed, "nemesis"),
             sink=self.record_nemesis,
             find_leader=self._leader_finder(),
+            system=spec.system,
         )
         packages = make_packages(spec.nemesis)
         stop_at = self.t0 + spec.time_limit_s
         self.stats.phase = "running"
         tasks = [asyncio.ensure_future(self.client_slot(s, stop_at)) for s in range(spec.concurrency)]
-        nemesis_task = asyncio.ensure_future(run_schedule(ctx, packages, spec.nemesis_interval_s, stop_at))
+        if spec.schedule:  # an explicit script (harness run --schedule, harness shrink)
+            plan = run_script(ctx, packages, Script.from_json(spec.schedule), VOCABULARY, self.t0, stop_at)
+        else:
+            plan = run_schedule(ctx, packages, spec.nemesis_interval_s, stop_at, Pace.from_json(spec.pace))
+        nemesis_task = asyncio.ensure_future(plan)
         try:
             await asyncio.gather(nemesis_task, *tasks)
         finally:

@@ -17,7 +17,13 @@ a sim run reproduces from its seed.
 - voter-crash: kill the leader X, bridge the others through X (the two
   sides cannot talk), restart X, and the moment X reports a vote in a new
   term, kill and restart it at once: both sides campaign in one term, and
-  a voter that forgot its vote elects both.
+  a voter that forgot its vote elects both (restarted, it no longer hears
+  the candidate it chose, whose retries would otherwise win it again,
+  while its first answer still travels). Only one node of each side
+  (its candidate) reaches X; the others hear their own side alone, so they
+  cannot gather a majority themselves and never split their side's vote:
+  each candidate's side plus X is a majority at any odd cluster size
+  (3 nodes: one candidate a side; 5 nodes: a candidate and a supporter).
 
 Rules every package keeps (besides nemesis/package.py's):
 - Every fault is recorded with the core kinds' ops (nemesis/kill.py,
@@ -27,9 +33,12 @@ Rules every package keeps (besides nemesis/package.py's):
 - They need a system whose nodes report a leader (the `status` RPC; the
   workload module's `find_leader`): the catalog refuses them elsewhere.
 - `stop` ends the round at its next step, then heals the network and
-  restarts whatever the package killed; nothing is left broken. If the
-  schedule is cancelled instead, the loop ends too and the runner's final
-  heal cures what is left (ctx tracks it).
+  restarts whatever the package killed; nothing is left broken. A scenario
+  package (figure8, voter-crash: `finish_round_on_stop`) lets the round in
+  progress finish first, since a scenario cut short by the schedule's hold
+  proves nothing; its steps wait with their own bounds, so the round ends.
+  If the schedule is cancelled instead, the loop ends at once and the
+  runner's final heal cures what is left (ctx tracks it).
 - Rounds wait on what nodes report with bounded deadlines; a round whose
   events did not line up gives up cleanly, and the next round tries again.
 """
@@ -63,10 +72,13 @@ class _Looping:
     """Runs `round` again and again from `start` until `stop`."""
 
     name = ""
+    finish_round_on_stop = False
+    """True: `stop` lets the round in progress finish (its rest between rounds is still cut short)."""
 
     def __init__(self) -> None:
         self._task: asyncio.Future[None] | None = None
         self._stopping = False
+        self._in_round = False
         self._parent: asyncio.Task[Any] | None = None
         self.killed: set[str] = set()
 
@@ -86,7 +98,11 @@ class _Looping:
     async def _loop(self, ctx: NemesisContext) -> None:
         with contextlib.suppress(_Stopped):
             while not self._stopping:
-                await self.round(ctx)
+                self._in_round = True
+                try:
+                    await self.round(ctx)
+                finally:
+                    self._in_round = False
 
     async def round(self, ctx: NemesisContext) -> None:
         raise NotImplementedError
@@ -103,8 +119,10 @@ class _Looping:
         rt = ctx.cluster.client
         end = rt.now() + seconds
         while True:
-            if self._stopping or (self._parent is not None and self._parent.done()):
-                raise _Stopped  # asked to stop, or the schedule itself was cancelled
+            if self._parent is not None and self._parent.done():
+                raise _Stopped  # the schedule itself was cancelled
+            if self._stopping and not (self.finish_round_on_stop and self._in_round):
+                raise _Stopped  # asked to stop
             left = end - rt.now()
             if left <= 0:
                 return
@@ -173,6 +191,7 @@ class _Looping:
 
     async def end_round(self, ctx: NemesisContext, rest_s: tuple[float, float]) -> None:
         await self._cleanup(ctx)
+        self._in_round = False  # the round is over: a stop may cut the rest short
         await self.nap(ctx, ctx.rng.uniform(*rest_s))
 
 
@@ -205,6 +224,7 @@ class LeaderIsolate(_Looping):
 
 class Figure8(_Looping):
     name = "figure8"
+    finish_round_on_stop = True
 
     async def round(self, ctx: NemesisContext) -> None:
         nodes = sorted(ctx.nodes)
@@ -254,6 +274,7 @@ class Figure8(_Looping):
 
 class VoterCrash(_Looping):
     name = "voter-crash"
+    finish_round_on_stop = True
 
     async def round(self, ctx: NemesisContext) -> None:
         nodes = sorted(ctx.nodes)
@@ -266,12 +287,11 @@ class VoterCrash(_Looping):
         others = [n for n in nodes if n != x]
         ctx.rng.shuffle(others)
         half = len(others) // 2
-        left, right = set(others[:half]), set(others[half:])
+        left, right = others[:half], others[half:]
         await self.slow_links(ctx, ctx.rng.uniform(0.1, 0.3))
         await self.kill(ctx, x)
-        sees = {n: {x} | (left if n in left else right) for n in others}
-        sees[x] = set(nodes)
-        await self.partition(ctx, grudges.from_visibility(nodes, sees), "voter-crash: bridged through the voter")
+        bridged = bridged_sides(nodes, x, left, right)
+        await self.partition(ctx, bridged, "voter-crash: bridged through the voter")
         await self.nap(ctx, ctx.rng.uniform(1.5, 2.5))  # both sides time out; neither can win without x
         await self.restart(ctx, x)
         voted = await self.wait_status(
@@ -279,10 +299,24 @@ class VoterCrash(_Looping):
         )
         if voted is not None:
             await self.kill(ctx, x)
+            # The first choice keeps asking until x's answer (slowed) arrives; were x to hear it again after
+            # the restart, it would simply vote for it again. Deaf to it one way, x hears the other side only.
+            deaf = {**bridged, x: sorted({*bridged[x], str(voted["vote"])})}
+            await self.partition(ctx, deaf, "voter-crash: the voter deaf to its first choice")
             await self.nap(ctx, ctx.rng.uniform(0.01, 0.1))
             await self.restart(ctx, x)
             await self.nap(ctx, ctx.rng.uniform(1.0, 2.0))
         await self.end_round(ctx, (1.0, 2.0))
+
+
+def bridged_sides(nodes: list[str], voter: str, left: list[str], right: list[str]) -> grudges.Grudge:
+    """Two sides that cannot hear each other; each side's first node (its candidate) also hears `voter`."""
+    sees = {n: set(side) for side in (left, right) for n in side}
+    candidates = {side[0] for side in (left, right) if side}
+    for c in candidates:
+        sees[c].add(voter)
+    sees[voter] = {voter, *candidates}
+    return grudges.from_visibility(nodes, sees)
 
 
 NEEDS_ALL = frozenset({Capability.KILL, Capability.PARTITION, Capability.LINKS})

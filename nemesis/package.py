@@ -46,6 +46,8 @@ class NemesisContext:
     rng: random.Random
     sink: Sink
     find_leader: LeaderFinder | None = None
+    system: str = ""
+    """The system under test, for faults shaped per system (nemesis/partition.py's shape weights)."""
     killed: set[str] = field(default_factory=set)
     paused: set[str] = field(default_factory=set)
     network_cures: list[str] = field(default_factory=list)

@@ -6,6 +6,13 @@ to the nodes whose traffic it drops; the op's `shape` names the shape drawn),
 come from nemesis/grudges.py: halves, isolate, majorities-ring, bridge, and
 isolate-leader when the system reports a leader. Other packages (leaders,
 ring_faults) record their own grudges with the same ops.
+
+Shapes are weighted per system (`SYSTEM_SHAPES`), so the cuts that matter to
+a system come up often without naming a special package: a leader cut off
+(raft), one key's replicas cut off from everyone else or split apart (kv,
+asking the nodes for their ring as nemesis/ring_faults.py does; with no
+answer or nothing stored it falls back to halves). A system without an
+entry draws the shapes uniformly, as it always did.
 """
 
 from __future__ import annotations
@@ -66,16 +73,56 @@ async def partition(ctx: NemesisContext, grudge: grudges.Grudge, **detail: objec
     ctx.record(START_OP, grudge, **detail)
 
 
+SYSTEM_SHAPES: dict[str, dict[str, int]] = {
+    "raft": {"isolate-leader": 3},
+    "kv": {"replicas": 2, "split-replicas": 2},
+}
+"""Per system: a shape's weight (1 unless listed), and shapes of its own (kv's replica cuts)."""
+
+REPLICA_SHAPES = ("replicas", "split-replicas")
+
+
+def draw_shape(ctx: NemesisContext) -> str:
+    shapes = list(grudges.SHAPES)
+    if ctx.find_leader is not None:
+        shapes.append("isolate-leader")
+    weights = SYSTEM_SHAPES.get(ctx.system)
+    if not weights:
+        return ctx.rng.choice(shapes)
+    shapes += [s for s in weights if s not in shapes]
+    return ctx.rng.choices(shapes, [weights.get(s, 1) for s in shapes])[0]
+
+
+async def replica_cut(ctx: NemesisContext, shape: str) -> tuple[grudges.Grudge, str] | None:
+    """One stored key's replicas cut off from the rest ("replicas") or split apart; None when unknown."""
+    from nemesis import ring_faults  # it records its cuts with this module's ops, so it imports us
+
+    view = await ring_faults.ring_view(ctx)
+    if view is None:
+        return None
+    key = ctx.rng.choice(view.keys)
+    replicas = view.replicas(key)
+    if shape == "replicas":
+        grudge = ring_faults.cut_off(ctx.nodes, replicas)
+    else:
+        grudge = ring_faults.split_off(ctx.nodes, replicas, ctx.rng)
+    return (grudge, f"{shape} of key {key}") if grudge is not None else None
+
+
 class Partition:
-    """Cut the network into a random shape: halves, isolate, majorities-ring, bridge, isolate-leader."""
+    """Cut the network into a random shape: halves, isolate, majorities-ring, bridge, isolate-leader,
+    and the shapes a system adds (SYSTEM_SHAPES)."""
 
     name = "partition"
 
     async def start(self, ctx: NemesisContext) -> None:
-        shapes = list(grudges.SHAPES)
-        if ctx.find_leader is not None:
-            shapes.append("isolate-leader")
-        shape = ctx.rng.choice(shapes)
+        shape = draw_shape(ctx)
+        if shape in REPLICA_SHAPES:
+            cut = await replica_cut(ctx, shape)
+            if cut is not None:
+                await partition(ctx, cut[0], shape=cut[1])
+                return
+            shape = "halves"
         target = await ctx.find_leader() if shape == "isolate-leader" and ctx.find_leader else None
         grudge = grudges.make("isolate" if shape == "isolate-leader" else shape, ctx.nodes, ctx.rng, target)
         await partition(ctx, grudge, shape=shape)

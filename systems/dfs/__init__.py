@@ -30,4 +30,23 @@ BUGS: dict[str, str] = {
     "before the old one expired: two primaries order mutations",
 }
 
-__all__ = ["BUGS", "DEFAULT_OPTIONS", "start_node"]
+EXPOSED_BY: dict[str, dict[str, object]] = {
+    "no-version": {"nemesis": ["chunkserver-loss"]},
+    "no-checksum": {"nemesis": ["corrupt"]},
+    "early-ack": {"nemesis": ["flaky"]},
+    "lease-overlap": {"nemesis": ["partition"]},
+}
+"""How the harness exposes each bug: the test settings (TestSpec field names; `harness systems` shows them as
+flags) under which a sim run catches it on most fresh seeds. Measured in bench/bench_sweep.py: a chunkserver
+kept down until its chunks moved on comes back stale; a flipped byte on one replica's disk; lossy links under
+which secondaries miss what the primary acknowledged; a primary cut off from its secondaries while clients and
+the master still reach it."""
+
+SWARM_OPTIONS: dict[str, list[object]] = {
+    "chunk_size": [64 * 1024, 256 * 1024],
+}
+"""Node options a swarm run may draw: small chunks, so a run's appends and files cross many chunk boundaries
+(more chunks, leases and replicas to get wrong) and the `files` workload's data, all of it held by the
+simulated disks, stays small (at the default 4 MiB and 60 creates a second, a sim run holds gigabytes)."""
+
+__all__ = ["BUGS", "DEFAULT_OPTIONS", "EXPOSED_BY", "SWARM_OPTIONS", "start_node"]

@@ -43,6 +43,13 @@ BUGS: dict[str, str] = {
                          "after etcd has given it to another client",
 }
 
+EXPOSED_BY: dict[str, dict[str, object]] = {
+    "lock-no-keepalive": {"backend": "local", "workload": "lock", "nemesis": ["none"], "time_limit_s": 12.0,
+                          "options": {"lock_hold_s": 5.0}},
+}
+"""How the harness exposes the bug (`harness systems` prints it; harness/sweep_exposure.py): a critical section
+longer than the lease, on a real backend (sim cannot run etcd, so sweeps leave it out)."""
+
 READ_MODES = ("linearizable", "serializable")
 
 DEFAULT_OPTIONS: dict[str, Any] = {
@@ -85,6 +92,7 @@ def check_options(options: dict[str, Any]) -> None:
 __all__ = [
     "BUGS",
     "DEFAULT_OPTIONS",
+    "EXPOSED_BY",
     "EXTERNAL",
     "HEALTH_PATH",
     "INSTALL_HINT",

@@ -15,6 +15,17 @@ BUGS: dict[str, str] = {
     "looks like the instance declared dead, so it stays dead and restarts go unrecognised",
 }
 
+EXPOSED_BY: dict[str, dict[str, object]] = {
+    "fixed-timeout": {"nemesis": ["kill", "pause", "partition"]},
+    "no-incarnation": {"nemesis": ["kill", "pause", "partition"]},
+}
+"""How the harness exposes each bug: the test settings (TestSpec field names; `harness systems` shows them as
+flags) under which a sim run catches it on most fresh seeds. Measured in bench/bench_sweep.py."""
+
+SWARM_OPTIONS: dict[str, list[object]] = {}
+"""Node options a swarm run may draw (one of the values, or the default): none, the checker's bounds follow
+the defaults."""
+
 DEFAULT_OPTIONS: dict[str, object] = Options().to_dict()
 
-__all__ = ["BUGS", "DEFAULT_OPTIONS", "start_node"]
+__all__ = ["BUGS", "DEFAULT_OPTIONS", "EXPOSED_BY", "SWARM_OPTIONS", "start_node"]

@@ -40,4 +40,20 @@ DEFAULT_OPTIONS: dict[str, object] = {
     "members": [],
 }
 
-__all__ = ["BUGS", "DEFAULT_OPTIONS", "start_node"]
+EXPOSED_BY: dict[str, dict[str, object]] = {
+    "no-handoff": {"nemesis": ["cut-replicas"], "rate": 50.0},
+    "sloppy-ack": {"nemesis": ["cut-replicas"], "rate": 50.0},
+    "lww-clock": {"nemesis": ["cut-replicas"], "rate": 50.0},
+}
+"""How the harness exposes each bug: the test settings (TestSpec field names; `harness systems` shows them as
+flags) under which a sim run catches it on most fresh seeds. Measured in bench/bench_sweep.py."""
+
+SWARM_OPTIONS: dict[str, list[object]] = {
+    "vnodes": [8, 128],
+    "handoff_interval_s": [0.25, 0.5, 2.0],
+    "suspect_s": [0.5, 1.0, 3.0],
+}
+"""Node options a swarm run may draw (one of the values, or the default): fewer vnodes (lumpier ownership),
+slower hint delivery, quicker or slower suspicion; quorums stay overlapping."""
+
+__all__ = ["BUGS", "DEFAULT_OPTIONS", "EXPOSED_BY", "SWARM_OPTIONS", "start_node"]

@@ -74,4 +74,13 @@ async def start_node(rt: Runtime, config: NodeConfig) -> None:
     await MrNode(rt, NodeConfig(config.system, config.bugs, options, config.seed), store).start()
 
 
-__all__ = ["BUGS", "DEFAULT_OPTIONS", "MrNode", "start_node"]
+EXPOSED_BY: dict[str, dict[str, object]] = {
+    "no-reexec-maps": {"nemesis": ["output-holder-kill"], "options": {"corpus_bytes": 400_000}},
+    "non-atomic-output": {"nemesis": ["kill", "pause", "partition"]},
+    "double-commit": {"nemesis": ["none"], "options": {"sim": {"duplicate": 0.05}}},
+}
+"""How the harness exposes each bug (`harness systems` prints it; harness/sweep_exposure.py): a worker holding
+map output that reducers still need dies; workers killed, paused or cut off mid-write; a network that delivers
+some frames twice (completion reports among them). Taken from tests/test_mapreduce_harness.py."""
+
+__all__ = ["BUGS", "DEFAULT_OPTIONS", "EXPOSED_BY", "MrNode", "start_node"]

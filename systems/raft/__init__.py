@@ -23,4 +23,27 @@ BUGS: dict[str, str] = {
     "clock runs slow keeps answering after the others elected another (exposed by clock-isolate)",
 }
 
-__all__ = ["BUGS", "DEFAULT_OPTIONS", "start_node"]
+EXPOSED_BY: dict[str, dict[str, object]] = {
+    "stale-read": {"nemesis": ["leader-isolate"], "time_limit_s": 30.0, "nemesis_interval_s": 10.0},
+    "no-fsync": {"nemesis": ["power", "kill"], "time_limit_s": 20.0, "nemesis_interval_s": 5.0},
+    "commit-old-term": {"nemesis": ["figure8"], "time_limit_s": 40.0, "nemesis_interval_s": 20.0,
+                        "options": {"max_batch": 1}},
+    "double-vote": {"nemesis": ["voter-crash"], "time_limit_s": 40.0, "nemesis_interval_s": 12.0},
+    "lease-read": {"nemesis": ["clock-isolate"], "time_limit_s": 20.0, "nemesis_interval_s": 6.0},
+}
+"""How the harness exposes each bug: the test settings (TestSpec field names; `harness systems` shows them as
+flags) under which a sim run catches it on most fresh seeds. Measured in bench/bench_sweep.py."""
+
+SWARM_OPTIONS: dict[str, list[object]] = {
+    "max_batch": [1, 4, 64],
+    "max_inflight": [1, 8],
+    "election_ticks": [5, 10, 20],
+    "pre_vote": [True, False],
+    "snapshot_every": [10, 200],
+    "read_mode": ["read-index", "log"],
+}
+"""Node options a swarm run may draw (one of the values, or the default): each changes which interleavings
+happen (one entry per message, one message in flight, quick elections, no pre-vote, frequent snapshots, reads
+through the log), none weakens what Raft promises."""
+
+__all__ = ["BUGS", "DEFAULT_OPTIONS", "EXPOSED_BY", "SWARM_OPTIONS", "start_node"]
