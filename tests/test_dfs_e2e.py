@@ -173,6 +173,50 @@ def test_a_corrupt_replica_is_found_reported_and_replaced() -> None:
     run_sim(world, config, body)
 
 
+def test_a_corrupt_replica_is_repaired_in_place_when_every_chunkserver_already_holds_the_chunk() -> None:
+    """3 chunkservers, goal 3: no node is free to take a copy, so the bad replica is deleted where it lies
+    and a good one cloned onto the same node (GFS §5.2); then every chunk has 3 verified replicas at the
+    master's version (the dfs-state checker's rule)."""
+    nodes = ["n1", "n2", "n3"]
+    world, config = sim_cluster(seed=5, nodes=nodes)
+
+    async def body(rt: Any, c: DfsClient) -> None:
+        await c.create("/log")
+        for i in range(30):
+            await c.append("/log", b"rec%03d|" % i * 2000)
+        st = await c.stat("/log")
+        assert len(st["chunks"]) >= 2 and all(len(ch["replicas"]) == 3 for ch in st["chunks"])
+        handle, victim = st["chunks"][0]["handle"], "n2"
+        name = f"chunks/{handle}.dat"
+        world.stores[victim].current[name][100] ^= 0xFF
+        world.stores[victim].durable[name] = bytes(world.stores[victim].current[name])
+        before = await DfsClient(rt, nodes, home=victim).read_all("/log")  # the bad replica answers "corrupt"
+        assert before.count(b"rec") == 30 * 2000
+        assert await until(rt, lambda: _fsck_has(c, "corrupt", handle), 5.0)
+
+        async def every_chunk_whole() -> bool:
+            master = (await c.status("n1"))["master_state"]
+            reports = [(await c.status(n, verify=True))["chunkserver"]["replicas"] for n in nodes]
+            for h in (h for chunks in master["files"].values() for h in chunks):
+                version = master["chunks"][str(h)]["version"]
+                good = [r for r in reports if str(h) in r and r[str(h)]["ok"] and r[str(h)]["version"] == version]
+                if len(good) != 3:
+                    return False
+            return True
+
+        def unwell(f: dict[str, Any]) -> dict[str, Any]:
+            return {k: f[k] for k in ("under_replicated", "corrupt", "stale", "lost")}
+
+        assert await until(rt, every_chunk_whole, 20.0), unwell(await c.fsck())
+        assert await until(rt, lambda: healthy(c), 5.0), unwell(await c.fsck())
+        events = (await c.status("n1"))["master_state"]["events"]
+        assert any(e["kind"] == "re-replicated" and e["handle"] == handle and e["target"] == victim for e in events)
+        assert (await c.read_all("/log")) == before
+        await c.append("/log", b"after")  # and the chunk takes writes again
+
+    run_sim(world, config, body)
+
+
 def test_the_scrubber_finds_corruption_nobody_reads() -> None:
     world, config = sim_cluster(seed=6)
 
