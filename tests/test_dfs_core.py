@@ -409,11 +409,13 @@ def test_clone_plan_picks_a_free_current_source_and_a_target_without_the_chunk()
 def test_a_bad_replica_goes_once_replaced_elsewhere_or_when_its_node_is_the_only_place_for_a_copy() -> None:
     four, three = {"n1", "n2", "n3", "n4"}, {"n1", "n2", "n3"}
     held = {"n1", "n2", "n3"}  # n3's replica is bad
-    assert may_delete_bad(["n1", "n2", "n4"], 3, held | {"n4"}, four)  # the goal is met without it
-    assert not may_delete_bad(["n1", "n2"], 3, held, four)  # n4 is free: clone there first, keep it meanwhile
-    assert may_delete_bad(["n1", "n2"], 3, held, three)  # every node holds it: delete, then clone onto n3
-    assert may_delete_bad(["n1"], 3, held, three)  # n2 stale or bad too: still a source to copy from
-    assert not may_delete_bad([], 3, held, three)  # nothing left to copy from: keep what is left
+    assert may_delete_bad(["n1", "n2", "n4"], 3, held | {"n4"}, four, settled=True)  # the goal is met without it
+    assert may_delete_bad(["n1", "n2", "n4"], 3, held | {"n4"}, four, settled=False)
+    assert not may_delete_bad(["n1", "n2"], 3, held, four, settled=True)  # n4 is free: clone there, keep it meanwhile
+    assert may_delete_bad(["n1", "n2"], 3, held, three, settled=True)  # every node holds it: delete, clone onto n3
+    assert may_delete_bad(["n1"], 3, held, three, settled=True)  # n2 stale or bad too: still a source to copy from
+    assert not may_delete_bad([], 3, held, three, settled=True)  # nothing left to copy from: keep what is left
+    assert not may_delete_bad(["n1", "n2"], 3, held, three, settled=False)  # a restarted master has not heard all
 
 
 # ---------------------------------------------------------------- requests and the push buffer

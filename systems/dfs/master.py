@@ -385,7 +385,7 @@ class Master:
                 continue  # purged while this heartbeat waited on the log
             if self.replicas.is_bad(h, node) and may_delete_bad(
                     self.replicas.current(h, version, self.alive), self.goal(),
-                    set(self.replicas.nodes(h)), self.alive):
+                    set(self.replicas.nodes(h)), self.alive, settled=now >= self.leases.grace_until):
                 # only if still at most this version: a good copy cloned there since is newer
                 deletes.append([h, max(version, got.version) + 1])
         return {"delete": deletes, "extended": extended, "lease_s": self.o.lease_s}

@@ -18,7 +18,8 @@ Rules this module keeps:
   every live chunkserver already holds the chunk, the bad replica's node is
   the only place a copy can go: the bad replica is deleted first (it is
   worthless: never handed out, never a source) and a good one cloned onto the
-  same node. It is kept while no current replica is left to copy from.
+  same node. It is kept while no current replica is left to copy from, and
+  while a restarted master may not have heard from every chunkserver yet.
 - Pure: the RNG and the facts are arguments.
 """
 
@@ -67,11 +68,12 @@ def clone_plan(
     return rng.choice(sources), targets[0]
 
 
-def may_delete_bad(current: list[str], goal: int, holders: set[str], alive: set[str]) -> bool:
+def may_delete_bad(current: list[str], goal: int, holders: set[str], alive: set[str], *, settled: bool) -> bool:
     """Whether a bad replica of a chunk may be deleted now (see the module rules).
 
     `current`: the chunk's current replicas (never the bad one); `holders`: every node with a replica
-    of it, bad or stale included."""
+    of it, bad or stale included; `settled`: the master is past its restart grace period. Before that
+    its view of who holds what may be partial and nothing is cloned, so only a full goal elsewhere counts."""
     if len(current) >= goal:
         return True
-    return bool(current) and not alive - holders
+    return settled and bool(current) and not alive - holders
