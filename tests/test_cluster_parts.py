@@ -358,3 +358,33 @@ def test_a_fault_in_force_says_when_it_began_by_the_clock() -> None:
     assert _wall_clock("killed n3 since 7.8 s", wall) == "killed n3 since 16:04:23"
     assert _wall_clock("n1 | n2 n3 (isolate) since 12 s", wall) == "n1 | n2 n3 (isolate) since 16:04:23"
     assert _wall_clock("killed n3 since 7.8 s", {}) == "killed n3 since 7.8 s"  # no clock recorded: as it was
+
+
+def test_mapreduce_view_shows_jobs_tasks_and_workers_from_the_coordinator() -> None:
+    from systems.mapreduce import status
+
+    job = {"job": "j1", "name": "wc", "state": "running", "error": "",
+           "map_tasks": {"idle": 1, "in-progress": 2, "completed": 5},
+           "reduce_tasks": {"idle": 2, "in-progress": 0, "completed": 0},
+           "executions": {"map": 9, "reduce": 0, "backup": 1}}
+    failed = {**job, "job": "j0", "state": "failed", "error": "input /x missing",
+              "map_tasks": {"idle": 0, "in-progress": 0, "completed": 3}, "executions": {"map": 3, "reduce": 0}}
+    report = {"now_s": 100.0, "jobs": [failed, job],
+              "workers": {"n1": {"alive": True, "incarnation": 2, "last_heard_s": 99.5},
+                          "n2": {"alive": False, "incarnation": 1, "last_heard_s": 80.0}}}
+    replies = {"n1": NodeReply("n1", report),
+               "n2": NodeReply("n2", error="mr.report: not-coordinator: the coordinator is n1"),
+               "n3": NodeReply("n3", error="no answer within 1 s")}
+    nodes, jobs, workers = status.tables(replies)
+    assert [(r[0].text, r[1]) for r in nodes.rows] == [("n1", Cell("coordinator", GOOD)), ("n2", Cell("worker", GOOD)),
+                                                      ("n3", Cell("unreachable: no answer within 1 s", BAD))]
+    assert notes([nodes])[0] == ("coordinator n1: 2 job(s), 1 running", GOOD)
+    assert ("n3 did not answer: no answer within 1 s", BAD) in notes([nodes])
+    rows = {r[0].text: [c.text for c in r] for r in jobs.rows}
+    assert rows["j1"] == ["j1", "wc", "running", "5/8 (2 running)", "0/2", "9 map, 0 reduce, 1 backup", ""]
+    assert rows["j0"][2] == "failed" and rows["j0"][6] == "input /x missing"
+    assert [[c.text for c in r] for r in workers.rows] == [["n1", "alive", "2", "0.5 s ago"],
+                                                          ["n2", "dead", "1", "20.0 s ago"]]
+    silent = status.tables({"n1": NodeReply("n1", error="connection refused")})
+    assert notes(silent[:1])[0] == ("no coordinator answered: jobs and workers are unknown", BAD)
+    assert silent[1].rows == ()

@@ -23,6 +23,18 @@ Rules:
   never from a follower's state. The `stale-read` bug answers from the
   leader's local state without confirming leadership (and, trusting its
   leadership blindly, turns off check-quorum, so a cut-off leader stays one).
+- The `lease-read` bug serves reads from the leader's local state while
+  it believes its lease holds: a read confirmed by a majority (ReadIndex)
+  at node time t grants a lease until t + `lease_ratio` x the election
+  timeout, measured on the leader's own clock (`rt.now()`). With equal
+  clock rates this is safe (a majority that acknowledged will not elect
+  another leader within an election timeout); a leader whose clock runs
+  slow keeps serving after the others elected a new leader: stale reads.
+- Disk errors (OSError from rt.disk: EIO, ENOSPC) fail-stop the node: the
+  loop logs `raft-disk-failed` and ends, nothing more is sent or answered
+  (client requests answer "unknown", peer messages are dropped) until the
+  node is restarted and recovers from what its disk holds. What was not
+  persisted is never acknowledged.
 - Peer messages arrive one-way on "raft" and may be lost, duplicated or
   reordered; malformed ones are logged and dropped.
 - Snapshots (compaction) happen once `snapshot_every` entries were applied
@@ -58,6 +70,7 @@ DEFAULT_OPTIONS: dict[str, Any] = {
     "read_mode": "read-index",
     "apply_wait_s": 1.5,
     "digest_checkpoint_every": 64,
+    "lease_ratio": 0.8,
 }
 
 WRITE_OPS = ("put", "cas", "append", "txn")
@@ -91,9 +104,14 @@ class RaftNode:
         self.open_reads: list[asyncio.Future[dict[str, Any]]] = []
         self.incarnation = f"{rt.rng.getrandbits(32):08x}"
         self.core: RaftCore | None = None
+        self.tasks: list[Any] = []
         self._last_role: tuple[int, Role, str | None] | None = None
         self.led_terms: list[int] = []
         """Terms this incarnation led (the last 64), reported in status for the safety checker."""
+        self.lease: tuple[int, float] = (0, 0.0)
+        """(term, node time until which this leader trusts its lease): the lease-read bug only."""
+        self.failed: str | None = None
+        """Why the node fail-stopped (a disk error), or None while it runs."""
 
     # ------------------------------------------------------------ start
     def start(self) -> None:
@@ -128,11 +146,12 @@ class RaftNode:
         self.rt.serve("raft", self._on_raft)
         self.rt.serve("client", self._on_client)
         self.rt.serve("status", self._on_status)
-        self.rt.spawn(self._ticker(), name="raft-ticker")
-        self.rt.spawn(self._run(), name="raft-loop")
+        self.tasks = [self.rt.spawn(self._ticker(), name="raft-ticker"), self.rt.spawn(self._run(), name="raft-loop")]
 
     # ------------------------------------------------------------ handlers
     async def _on_raft(self, src: str, msg: Message) -> Message:
+        if self.failed is not None:
+            return None
         try:
             m = from_wire(msg)
         except BadMessage as e:
@@ -163,6 +182,8 @@ class RaftNode:
         core = self._core()
         if not isinstance(msg, dict) or msg.get("f") not in (*WRITE_OPS, *READ_OPS):
             return self._reply({"status": "fail", "error": f"bad request {str(msg)[:80]}"})
+        if self.failed is not None:
+            return self._reply({"status": "unknown", "error": f"node failed: {self.failed}"})
         wait_s = min(float(msg.get("timeout_s", self.opts["apply_wait_s"])), float(self.opts["apply_wait_s"]))
         loop = asyncio.get_running_loop()
         fut: asyncio.Future[dict[str, Any]] = loop.create_future()
@@ -172,7 +193,10 @@ class RaftNode:
                 if core.role is Role.LEADER:
                     return self._reply(self.kv.query(query))
                 return self._reply({"status": "not-leader"})
-            self.events.put_nowait(("read", query, fut))
+            if "lease-read" in self.bugs and core.role is Role.LEADER and self.lease[0] == core.term \
+                    and self.rt.now() < self.lease[1]:
+                return self._reply(self.kv.query(query))
+            self.events.put_nowait(("read", query, fut, self.rt.now()))
         else:
             cmd = {k: msg[k] for k in ("f", "key", "value", "client", "seq") if k in msg}
             self.events.put_nowait(("propose", encode_command(cmd), fut))
@@ -198,6 +222,29 @@ class RaftNode:
             self.events.put_nowait(("tick",))
 
     async def _run(self) -> None:
+        try:
+            await self._loop()
+        except OSError as e:
+            self._fail_stop(e)
+
+    def _fail_stop(self, e: OSError) -> None:
+        """A disk error: stop here, acknowledging nothing more (the node recovers only by a restart)."""
+        if self.failed is not None:
+            return
+        self.failed = f"{e.strerror or e} ({e.filename})"
+        self.rt.log.error("raft-disk-failed", errno=e.errno, error=self.failed)
+        current = asyncio.current_task()
+        for task in self.tasks:
+            if task is not current:
+                task.cancel()
+        for fut in [f for _, f in self.waiters.values()] + [f for _, _, f in self.read_waiters] + self.open_reads:
+            if not fut.done():
+                fut.set_result({"status": "unknown", "error": f"node failed: {self.failed}"})
+        self.waiters.clear()
+        self.read_waiters = []
+        self.open_reads = []
+
+    async def _loop(self) -> None:
         core = self._core()
         while True:
             self._handle(await self.events.get())
@@ -223,10 +270,10 @@ class RaftNode:
                     fut.set_result({"status": "not-leader"})
                 else:
                     self.waiters[placed[0]] = (placed[1], fut)
-            case ("read", query, fut):
+            case ("read", query, fut, asked_at):
                 if fut.done():
                     return
-                if not core.read_index((query, fut)):
+                if not core.read_index((query, fut, asked_at)):
                     fut.set_result({"status": "not-leader"})
                 else:
                     self.open_reads.append(fut)
@@ -264,8 +311,12 @@ class RaftNode:
                 if not fut.done():
                     fut.set_result({"status": "unknown", "error": "superseded by a snapshot"})
         self._apply(rd.committed[done:])
-        for (query, fut), index in rd.reads:
+        lease_s = float(self.opts["lease_ratio"]) * int(self.opts["election_ticks"]) * float(self.opts["tick_s"])
+        for (query, fut, asked_at), index in rd.reads:
             self.read_waiters.append((index, query, fut))
+            if "lease-read" in self.bugs and core.role is Role.LEADER:
+                # a majority acknowledged leadership after `asked_at`: no other leader for a while
+                self.lease = (core.term, max(self.lease[1] if self.lease[0] == core.term else 0.0, asked_at + lease_s))
         self._release_reads()
         core.advance(rd)
         self._maybe_compact()
@@ -314,6 +365,9 @@ class RaftNode:
     async def _compact(self, snap: Snapshot) -> None:
         try:
             await self.storage.compact(snap)
+        except OSError as e:
+            self._fail_stop(e)
+            return
         finally:
             self.compacting = False
             self.log_bytes_at_snapshot = self.storage.log_bytes()

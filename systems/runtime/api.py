@@ -25,7 +25,13 @@ Rules this module fixes for every implementation:
   with `serve` too; their return value is discarded.
 - `disk` loses every write that was not followed by a completed `sync` of the
   same file when the node crashes (the simulator enforces this exactly; the
-  real runtime fsyncs on `sync`).
+  real runtime fsyncs on `sync`, and loses unsynced writes on a power fault:
+  systems/runtime/real_unsynced.py). Under a disk fault any write or `sync`
+  may raise `OSError` (EIO, ENOSPC; systems/runtime/disk_faults.py): a
+  system must not acknowledge what it failed to make durable.
+- `now()` and `sleep()` read the node's clock, which a clock fault may jump
+  (then `now()` is not monotonic) or make run fast or slow
+  (systems/runtime/clock.py).
 - `LinkFault` (trouble on one link) is defined in base/links.py and re-exported here.
 - `rng` is the node's own seeded stream. Systems never use the global
   `random`, `time`, sockets, threads or files (tests/test_purity.py enforces it).

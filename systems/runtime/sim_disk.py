@@ -14,6 +14,10 @@ Rules this module keeps:
   and makes durable exactly what the file held when it was called.
 - `delete` is durable after the next completed sync of any file.
 - `crash()` throws away everything not durable: current := durable.
+- `faults` (systems.runtime.disk_faults) is the disk fault in place on the
+  node, kept across incarnations like the medium: a failing write or sync
+  raises OSError (EIO, ENOSPC) before touching anything; a slow fsync adds
+  its delay to `sync_s`.
 - A running incarnation reaches the store through a `DiskView` bound to it:
   once that incarnation is dead (crashed or stopped), its writes are ignored
   and its syncs never complete, so a cancelled task's `finally` cannot reach
@@ -26,6 +30,7 @@ import asyncio
 from collections.abc import Callable
 
 from systems.runtime.api import check_disk_name
+from systems.runtime.disk_faults import DiskFaults
 
 
 class DiskStore:
@@ -36,6 +41,7 @@ class DiskStore:
         self.current: dict[str, bytearray] = {}
         self.pending_deletes: dict[str, None] = {}
         """Names deleted since the last sync (an insertion-ordered set)."""
+        self.faults = DiskFaults()
 
     def crash(self) -> None:
         """Lose everything that was not synced."""
@@ -86,12 +92,14 @@ class DiskView:
 
     def write(self, name: str, data: bytes) -> None:
         check_disk_name(name)
+        self._store.faults.check_write(name)
         if self._alive():
             self._store.current[name] = bytearray(data)
             self._store.pending_deletes.pop(name, None)
 
     def append(self, name: str, data: bytes) -> None:
         check_disk_name(name)
+        self._store.faults.check_write(name)
         if self._alive():
             self._store.current.setdefault(name, bytearray()).extend(data)
             self._store.pending_deletes.pop(name, None)
@@ -100,6 +108,7 @@ class DiskView:
         check_disk_name(name)
         if size < 0:
             raise ValueError(f"truncate {name!r} to a negative size {size}")
+        self._store.faults.check_write(name)
         if not self._alive():
             return
         buf = self._store.current.setdefault(name, bytearray())  # created if missing, as ftruncate does
@@ -111,6 +120,7 @@ class DiskView:
 
     def delete(self, name: str) -> None:
         check_disk_name(name)
+        self._store.faults.check_write(name, frees=True)
         if self._alive() and self._store.current.pop(name, None) is not None:
             self._store.pending_deletes[name] = None
 
@@ -119,8 +129,9 @@ class DiskView:
 
     async def sync(self, name: str) -> None:
         check_disk_name(name)
+        extra = self._store.faults.check_sync(name)
         data, deletes = self._store.snapshot(name)
-        await asyncio.sleep(self.sync_s)
+        await asyncio.sleep(self.sync_s + extra)
         if not self._alive():
             raise asyncio.CancelledError()
         self._store.make_durable(name, data, deletes)

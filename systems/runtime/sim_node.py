@@ -18,6 +18,9 @@ Rules this module keeps:
   `RemoteError`, `Unreachable` (refused) or an early `RpcTimeout` (reset).
 - `spawn`ed tasks belong to the node; an exception escaping one is logged
   (`task-failed`), never lost.
+- `now`/`sleep` read the node's clock (systems.runtime.clock, kept by the
+  world per node): a clock fault moves what the node sees; its log's `time`
+  stays true virtual time.
 - The log is JSON lines: `time` (virtual seconds), `node`, `level`,
   `event`, `incarnation`, then the fields (a clashing name becomes
   `field_<name>`), kept per node across incarnations.
@@ -136,6 +139,8 @@ class SimRuntime:
     ) -> None:
         self.world = world
         self._loop = world.loop
+        self.clock = world.clocks[node_id] if is_node else None
+        """The node's clock (clock faults); a client endpoint reads true virtual time."""
         self.node_id = node_id
         self.peers = list(peers)
         self.incarnation = incarnation
@@ -185,10 +190,12 @@ class SimRuntime:
 
     # -- Runtime ------------------------------------------------------------------------------
     def now(self) -> float:
-        return self._loop._now
+        clock = self.clock
+        return self._loop._now if clock is None else clock.now()
 
     async def sleep(self, seconds: float) -> None:
-        await asyncio.sleep(max(0.0, seconds))
+        clock = self.clock
+        await asyncio.sleep(max(0.0, seconds) if clock is None else clock.true_duration(seconds))
         self.world.stats["timers"] += 1
 
     def spawn(self, coro: Coroutine[Any, Any, Any], name: str = "") -> asyncio.Task[Any]:
