@@ -17,7 +17,14 @@ from hypothesis import strategies as st
 
 from systems.dfs import messages as m
 from systems.dfs.checksums import blocks_overlapping, crcs_of, extend_crcs, first_bad_block
-from systems.dfs.chunkstore import META_COMPACT_BYTES, ChunkCorrupt, ChunkStore, data_name, meta_name
+from systems.dfs.chunkstore import (
+    META_COMPACT_BYTES,
+    ChunkCorrupt,
+    ChunkStore,
+    ReplicaFailed,
+    data_name,
+    meta_name,
+)
 from systems.dfs.leases import LeaseTable
 from systems.dfs.namespace import Namespace, check_path
 from systems.dfs.oplog import OpLog
@@ -178,6 +185,46 @@ def test_a_damaged_meta_marks_the_replica_damaged() -> None:
     assert again.get(3).damaged
     with pytest.raises(ChunkCorrupt):
         again.read(3, 0, 1)
+
+
+@pytest.mark.parametrize("fault", [{"fault": "enospc"}, {"fault": "eio", "ops": "sync"},
+                                   {"fault": "eio", "ops": "write"}])
+@pytest.mark.parametrize("verify", [True, False])
+def test_a_replica_whose_disk_write_failed_is_never_served_nor_written_again(fault: dict[str, str],
+                                                                             verify: bool) -> None:
+    store, d = disk()
+    cs = ChunkStore(d, block_size=BS, verify=verify)
+    run(cs.create(3, 1))
+    run(cs.apply(3, [("w", 0, b"first record")]))
+    store.faults.set(fault)
+    with pytest.raises(OSError):  # the second write of the batch, or its sync, fails: the first may have landed
+        run(cs.apply(3, [("w", 12, b"second"), ("w", 18, b"third")]))
+    store.faults.clear()
+    assert cs.get(3).failed
+    for call in (lambda: cs.read(3, 0, 100), lambda: run(cs.apply(3, [("w", 24, b"more")])),
+                 lambda: run(cs.set_version(3, 2))):
+        with pytest.raises(ReplicaFailed):  # not even with the no-checksum switch
+            call()
+    assert cs.bad_block(3) == 0
+    run(cs.install(3, 2, b"first record"))  # a clone replaces it whole
+    assert not cs.get(3).failed and cs.read(3, 0, 100) == b"first record"
+    store.crash()
+    again = ChunkStore(DiskView(store, lambda: True, sync_s=0.0), block_size=BS)
+    again.load()
+    assert again.read(3, 0, 100) == b"first record"
+
+
+def test_a_failed_create_or_clone_leaves_a_failed_replica() -> None:
+    store, d = disk()
+    cs = ChunkStore(d, block_size=BS)
+    store.faults.set({"fault": "enospc"})
+    with pytest.raises(OSError):
+        run(cs.create(4, 1))
+    with pytest.raises(OSError):
+        run(cs.install(5, 3, b"cloned bytes"))
+    assert cs.get(4).failed and cs.get(5).failed
+    with pytest.raises(ReplicaFailed):
+        cs.read(5, 0, 100)
 
 
 def test_the_meta_log_replays_to_the_same_replica_and_stays_small() -> None:

@@ -38,6 +38,15 @@ RPCs it serves (requests in messages.py; a malformed one is logged as
   `scrub_bytes_per_s` on average (a chunk bigger than a tick's share is
   paid back over the next ticks).
 
+A disk error (EIO, ENOSPC) while a replica is written or synced is never
+acknowledged: the request that met it fails (indefinitely where data may
+have landed somewhere), the replica is marked failed (chunkstore.py: it
+serves no read and takes no mutation, bump or lease) and reported to the
+master like a corrupt one, which replaces it (§5.2). A primary whose own
+apply failed also gives up its lease: its secondaries may hold the batch
+while it does not, so it could no longer choose offsets past every
+replica's data; the next lease leaves it out.
+
 Per-chunk operations that touch the replica (apply, bump, grant, clone,
 delete) hold that chunk's lock, so a bump's reported length includes every
 batch applied before it and no batch lands after it at the old version.
@@ -57,7 +66,7 @@ from dataclasses import dataclass, field
 from typing import Any, TypeVar
 
 from systems.dfs import messages as m
-from systems.dfs.chunkstore import ChunkCorrupt, ChunkMissing, ChunkStore, Op, data_name
+from systems.dfs.chunkstore import ChunkCorrupt, ChunkMissing, ChunkStore, Op, ReplicaFailed, data_name
 from systems.dfs.leases import PrimaryLease
 from systems.dfs.loops import every
 from systems.dfs.pushbuffer import PushBuffer
@@ -253,6 +262,10 @@ class ChunkServer:
             except ChunkMissing:
                 _settle(batch, _error("no-chunk", f"{self.node} holds no replica of {handle}"))
                 return
+            if rep.failed:
+                self.leases.pop(handle, None)
+                _settle(batch, _error("not-primary", f"{self.node}'s replica of {handle} failed; it gave up its lease"))
+                return
             end = max(rep.length, lease.next_offset)
             ops: list[Op] = []
             wire_ops: list[list[Any]] = []
@@ -289,10 +302,18 @@ class ChunkServer:
             forwards = [] if early else [asyncio.ensure_future(self._forward(n, req)) for n in secondaries]
             try:
                 await self.store.apply(handle, ops)
-            except ChunkCorrupt as e:
-                self._found_corrupt(handle, str(e))
+            except (ChunkCorrupt, OSError) as e:
+                # The secondaries may apply the batch all the same: never hand these offsets out again, and
+                # stop ordering mutations with a replica that may now lag theirs.
+                lease.next_offset = max(lease.next_offset, end)
+                self.leases.pop(handle, None)
+                if isinstance(e, ChunkCorrupt):
+                    self._found_corrupt(handle, str(e))
+                else:
+                    self._write_failed(handle, e)
                 await asyncio.gather(*forwards)
-                _settle(batch, _error("corrupt", str(e), definite=False))
+                code = "corrupt" if isinstance(e, ChunkCorrupt) else "disk-failed"
+                _settle(batch, _error(code, f"{self.node}: {e}", definite=False))
                 return
             lease.next_offset = max(lease.next_offset, end)
             lease.last_mutation_at = self.rt.now()
@@ -349,6 +370,11 @@ class ChunkServer:
             except ChunkCorrupt as e:
                 self._found_corrupt(req.handle, str(e))
                 raise refuse("corrupt", str(e), definite=False) from None
+            except ReplicaFailed as e:
+                raise refuse("disk-failed", str(e)) from None
+            except OSError as e:
+                self._write_failed(req.handle, e)
+                raise refuse("disk-failed", f"{self.node}: {e}", definite=False) from None
             self.applied[req.handle] = (req.version, req.serial)
             self.counters["applies"] += 1
         for op in req.ops:
@@ -371,15 +397,21 @@ class ChunkServer:
             self.counters["corrupt_reads"] += 1
             self._found_corrupt(req.handle, str(e))
             raise refuse("corrupt", str(e)) from None
+        except ReplicaFailed as e:
+            raise refuse("disk-failed", str(e)) from None
         self.counters["reads"] += 1
         return {"data": data, "length": rep.length, "version": rep.version}
 
-    def _found_corrupt(self, handle: int, why: str) -> None:
+    def _found_corrupt(self, handle: int, why: str, *, event: str = "dfs-corrupt-replica") -> None:
         if handle in self.damaged:
             return
         self.damaged.add(handle)
-        self.rt.log.warning("dfs-corrupt-replica", handle=handle, error=why)
+        self.rt.log.warning(event, handle=handle, error=why)
         self.rt.spawn(self._report_corrupt(handle), name="dfs-report-corrupt")
+
+    def _write_failed(self, handle: int, error: OSError) -> None:
+        """The store marked the replica failed: the master hears of it as of a corrupt one, and replaces it."""
+        self._found_corrupt(handle, str(error)[:200], event="dfs-replica-failed")
 
     async def _report_corrupt(self, handle: int) -> None:
         with contextlib.suppress(RpcError):  # the next heartbeat lists it as damaged anyway
@@ -392,10 +424,16 @@ class ChunkServer:
         async with self._lock(req.handle):
             if self.store.has(req.handle):
                 rep = self.store.get(req.handle)
+                if rep.failed:
+                    raise refuse("disk-failed", f"{self.node}'s replica of {req.handle} failed")
                 if rep.version == req.version and rep.length == 0:
                     return {"ok": True, **self.stamp()}
                 raise refuse("exists", f"chunk {req.handle} exists at version {rep.version}")
-            await self.store.create(req.handle, req.version)
+            try:
+                await self.store.create(req.handle, req.version)
+            except OSError as e:
+                self._write_failed(req.handle, e)
+                raise refuse("disk-failed", f"{self.node}: {e}", definite=False) from None
             self.changes += 1
         return {"ok": True, **self.stamp()}
 
@@ -411,7 +449,12 @@ class ChunkServer:
             if rep.version > req.version:
                 raise refuse("ahead", f"replica already at version {rep.version}")
             if rep.version < req.version:
-                await self.store.set_version(req.handle, req.version)
+                try:
+                    await self.store.set_version(req.handle, req.version)
+                except (OSError, ReplicaFailed) as e:
+                    if isinstance(e, OSError):
+                        self._write_failed(req.handle, e)
+                    raise refuse("disk-failed", f"{self.node}: {e}", definite=False) from None
                 self.changes += 1
             return {"version": rep.version, "length": rep.length, **self.stamp()}
 
@@ -425,6 +468,8 @@ class ChunkServer:
                 raise refuse("no-chunk", f"{self.node} holds no replica of {req.handle}") from None
             if rep.version != req.version:
                 raise refuse("version-mismatch", f"replica at version {rep.version}, lease for {req.version}")
+            if rep.failed:
+                raise refuse("disk-failed", f"{self.node}'s replica of {req.handle} failed")
             lease = PrimaryLease(req.handle, req.version, tuple(req.members), now, now + req.lease_s,
                                  next_offset=max(req.start_offset, rep.length), period_s=req.lease_s)
             self.leases[req.handle] = lease
@@ -450,7 +495,12 @@ class ChunkServer:
         if len(data) != req.length:
             raise refuse("clone-failed", f"{req.source} gave {len(data)} of {req.length} bytes")
         async with self._lock(req.handle):
-            await self.store.install(req.handle, req.version, data)
+            try:
+                await self.store.install(req.handle, req.version, data)
+            except OSError as e:
+                self.leases.pop(req.handle, None)
+                self._write_failed(req.handle, e)
+                raise refuse("disk-failed", f"{self.node}: {e}", definite=False) from None
             self.changes += 1
             self.damaged.discard(req.handle)
             self.leases.pop(req.handle, None)

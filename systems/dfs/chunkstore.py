@@ -30,13 +30,23 @@ Rules this module keeps:
   `no-checksum` planted bug) skips every verification.
 - Writes past the end fill the gap with zeros (a replica that missed a
   failed mutation): the zeros are checksummed like any data.
+- A disk error (`OSError`: EIO, ENOSPC) in a mutation marks the replica
+  `failed` before it reaches the caller: part of the mutation may be in the
+  file, in memory or nowhere, so the replica's bytes may differ from its
+  peers' and from its own checksums. A failed replica serves no read (even
+  with `verify=False`), takes no mutation and no new version
+  (`ReplicaFailed`) until it is replaced whole by `install` or deleted. It
+  is not remembered across a restart: `load` then finds only what was
+  synced, which the rules above repair or mark damaged.
 - Offsets and sizes are validated by the caller against the chunk size;
   this module asserts them.
 """
 
 from __future__ import annotations
 
+import contextlib
 import struct
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -54,6 +64,14 @@ class ChunkMissing(KeyError):
     """This chunkserver holds no replica of the chunk."""
 
 
+class ReplicaFailed(RuntimeError):
+    """A write or sync of this replica failed earlier: it may hold anything, so it is not used."""
+
+    def __init__(self, handle: int) -> None:
+        super().__init__(f"chunk {handle}: a disk write or sync of this replica failed; it awaits replacement")
+        self.handle = handle
+
+
 class ChunkCorrupt(ValueError):
     """A block's bytes do not match its checksum."""
 
@@ -69,6 +87,8 @@ class Replica:
     length: int = 0
     crcs: list[int] = field(default_factory=list)
     damaged: bool = False
+    failed: bool = False
+    """A disk write or sync of it failed (see the module rules)."""
     dirty_from: int | None = None
     """The first block whose checksum changed since the last meta record."""
     meta_bytes: int = 0
@@ -150,6 +170,8 @@ class ChunkStore:
     def read(self, handle: int, offset: int, size: int) -> bytes:
         """Bytes [offset, offset+size) cut at the chunk's length, every touched block verified."""
         rep = self.get(handle)
+        if rep.failed:
+            raise ReplicaFailed(handle)
         if rep.damaged and self.verify:
             raise ChunkCorrupt(handle, 0)
         if offset >= rep.length or size <= 0:
@@ -167,7 +189,7 @@ class ChunkStore:
     def bad_block(self, handle: int) -> int | None:
         """The first block that fails its checksum (always checked, whatever `verify` says)."""
         rep = self.get(handle)
-        if rep.damaged:
+        if rep.damaged or rep.failed:
             return 0
         data = self.disk.read(data_name(handle)) or b""
         if len(data) < rep.length:
@@ -176,30 +198,35 @@ class ChunkStore:
 
     # ------------------------------------------------------------ mutations
     async def create(self, handle: int, version: int) -> None:
-        self.replicas[handle] = Replica(version=version)
-        self.disk.write(data_name(handle), b"")
-        await self._persist(handle, whole=True)
+        rep = self.replicas[handle] = Replica(version=version)
+        with _fails(rep):
+            self.disk.write(data_name(handle), b"")
+            await self._persist(handle, whole=True)
 
     async def set_version(self, handle: int, version: int) -> None:
-        rep = self.get(handle)
-        rep.version = version
-        await self._persist(handle, data=False)
+        rep = self._usable(handle)
+        with _fails(rep):
+            rep.version = version
+            await self._persist(handle, data=False)
 
     async def install(self, handle: int, version: int, data: bytes) -> None:
         """Replace the replica whole (a clone): checksums computed from the bytes received."""
-        self.replicas[handle] = Replica(version=version, length=len(data), crcs=crcs_of(data, self.block_size))
-        self.disk.write(data_name(handle), data)
-        await self._persist(handle, whole=True)
+        rep = Replica(version=version, length=len(data), crcs=crcs_of(data, self.block_size))
+        self.replicas[handle] = rep
+        with _fails(rep):
+            self.disk.write(data_name(handle), data)
+            await self._persist(handle, whole=True)
 
     async def apply(self, handle: int, ops: list[Op]) -> int:
         """Apply writes and pads in order, then make them durable. Returns the new length."""
-        rep = self.get(handle)
-        for kind, arg, data in ops:
-            if kind == "w":
-                self._write(handle, rep, arg, data)
-            elif kind == "p" and arg > rep.length:
-                self._append(handle, rep, bytes(arg - rep.length))
-        await self._persist(handle)
+        rep = self._usable(handle)
+        with _fails(rep):
+            for kind, arg, data in ops:
+                if kind == "w":
+                    self._write(handle, rep, arg, data)
+                elif kind == "p" and arg > rep.length:
+                    self._append(handle, rep, bytes(arg - rep.length))
+            await self._persist(handle)
         return rep.length
 
     def delete(self, handle: int) -> None:
@@ -208,6 +235,12 @@ class ChunkStore:
         self.disk.delete(meta_name(handle))
 
     # ------------------------------------------------------------ internals
+    def _usable(self, handle: int) -> Replica:
+        rep = self.get(handle)
+        if rep.failed:
+            raise ReplicaFailed(handle)
+        return rep
+
     def _write(self, handle: int, rep: Replica, offset: int, data: bytes) -> None:
         assert offset >= 0
         if offset > rep.length:
@@ -265,6 +298,16 @@ class ChunkStore:
         rep.dirty_from = None
         await self.disk.sync(meta_name(handle))
         self.syncs += 1
+
+
+@contextlib.contextmanager
+def _fails(rep: Replica) -> Iterator[None]:
+    """Mark `rep` failed when a disk error escapes the block (the error goes on to the caller)."""
+    try:
+        yield
+    except OSError:
+        rep.failed = True
+        raise
 
 
 def decode_meta(raw: bytes | None) -> Replica | None:
