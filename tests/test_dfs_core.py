@@ -28,7 +28,7 @@ from systems.dfs.chunkstore import (
 from systems.dfs.leases import LeaseTable
 from systems.dfs.namespace import Namespace, check_path
 from systems.dfs.oplog import OpLog
-from systems.dfs.placement import Need, clone_plan, order, place_new
+from systems.dfs.placement import Need, clone_plan, may_delete_bad, order, place_new
 from systems.dfs.pushbuffer import PushBuffer
 from systems.dfs.replicas import Held, ReplicaMap, Standing, classify
 from systems.runtime.sim_disk import DiskStore, DiskView
@@ -451,6 +451,18 @@ def test_clone_plan_picks_a_free_current_source_and_a_target_without_the_chunk()
     plan = clone_plan(["n1"], {"n1", "n3"}, load, set(), random.Random(0))
     assert plan == ("n1", "n2")
     assert clone_plan(["n1"], {"n1"}, load, {"n1"}, random.Random(0)) is None
+
+
+def test_a_bad_replica_goes_once_replaced_elsewhere_or_when_its_node_is_the_only_place_for_a_copy() -> None:
+    four, three = {"n1", "n2", "n3", "n4"}, {"n1", "n2", "n3"}
+    held = {"n1", "n2", "n3"}  # n3's replica is bad
+    assert may_delete_bad(["n1", "n2", "n4"], 3, held | {"n4"}, four, settled=True)  # the goal is met without it
+    assert may_delete_bad(["n1", "n2", "n4"], 3, held | {"n4"}, four, settled=False)
+    assert not may_delete_bad(["n1", "n2"], 3, held, four, settled=True)  # n4 is free: clone there, keep it meanwhile
+    assert may_delete_bad(["n1", "n2"], 3, held, three, settled=True)  # every node holds it: delete, clone onto n3
+    assert may_delete_bad(["n1"], 3, held, three, settled=True)  # n2 stale or bad too: still a source to copy from
+    assert not may_delete_bad([], 3, held, three, settled=True)  # nothing left to copy from: keep what is left
+    assert not may_delete_bad(["n1", "n2"], 3, held, three, settled=False)  # a restarted master has not heard all
 
 
 # ---------------------------------------------------------------- requests and the push buffer

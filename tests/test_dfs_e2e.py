@@ -6,10 +6,12 @@ Every wait is on a condition with a bound (`until`), in virtual time in sim.
 
 from __future__ import annotations
 
+import asyncio
 import json
 import subprocess
 import sys
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -173,6 +175,47 @@ def test_a_corrupt_replica_is_found_reported_and_replaced() -> None:
     run_sim(world, config, body)
 
 
+def test_a_corrupt_replica_is_repaired_in_place_when_every_chunkserver_already_holds_the_chunk() -> None:
+    """3 chunkservers, goal 3: no node is free to take a copy, so the bad replica is deleted where it lies
+    and a good one cloned onto the same node (GFS §5.2); then every chunk has 3 verified replicas at the
+    master's version (the dfs-state checker's rule)."""
+    nodes = ["n1", "n2", "n3"]
+    world, config = sim_cluster(seed=5, nodes=nodes)
+
+    async def body(rt: Any, c: DfsClient) -> None:
+        await c.create("/log")
+        for i in range(30):
+            await c.append("/log", b"rec%03d|" % i * 2000)
+        st = await c.stat("/log")
+        assert len(st["chunks"]) >= 2 and all(len(ch["replicas"]) == 3 for ch in st["chunks"])
+        handle, victim = st["chunks"][0]["handle"], "n2"
+        name = f"chunks/{handle}.dat"
+        world.stores[victim].current[name][100] ^= 0xFF
+        world.stores[victim].durable[name] = bytes(world.stores[victim].current[name])
+        before = await DfsClient(rt, nodes, home=victim).read_all("/log")  # the bad replica answers "corrupt"
+        assert before.count(b"rec") == 30 * 2000
+        assert await until(rt, lambda: _fsck_has(c, "corrupt", handle), 5.0)
+
+        async def every_chunk_whole() -> bool:
+            master = (await c.status("n1"))["master_state"]
+            reports = [(await c.status(n, verify=True))["chunkserver"]["replicas"] for n in nodes]
+            for h in (h for chunks in master["files"].values() for h in chunks):
+                version = master["chunks"][str(h)]["version"]
+                good = [r for r in reports if str(h) in r and r[str(h)]["ok"] and r[str(h)]["version"] == version]
+                if len(good) != 3:
+                    return False
+            return True
+
+        assert await until(rt, every_chunk_whole, 20.0), unwell(await c.fsck())
+        assert await until(rt, lambda: healthy(c), 5.0), unwell(await c.fsck())
+        events = (await c.status("n1"))["master_state"]["events"]
+        assert any(e["kind"] == "re-replicated" and e["handle"] == handle and e["target"] == victim for e in events)
+        assert (await c.read_all("/log")) == before
+        await c.append("/log", b"after")  # and the chunk takes writes again
+
+    run_sim(world, config, body)
+
+
 def test_the_scrubber_finds_corruption_nobody_reads() -> None:
     world, config = sim_cluster(seed=6)
 
@@ -189,6 +232,11 @@ def test_the_scrubber_finds_corruption_nobody_reads() -> None:
             (await c.status(victim, verify=True))["chunkserver"]["replicas"][str(handle)]["ok"])
 
     run_sim(world, config, body)
+
+
+def unwell(fsck: dict[str, Any]) -> dict[str, Any]:
+    """What fsck found wrong (for a failing assertion's message)."""
+    return {k: fsck[k] for k in ("under_replicated", "corrupt", "stale", "lost")}
 
 
 async def _fsck_has(c: DfsClient, kind: str, handle: int) -> bool:
@@ -266,14 +314,13 @@ def test_same_seed_same_run() -> None:
 # ---------------------------------------------------------------- real processes on loopback
 
 
-@pytest.mark.real
-@pytest.mark.slow
-def test_real_nodes_and_the_command_line(tmp_path: Path) -> None:
+@contextmanager
+def real_nodes(tmp_path: Path, nodes: list[str], cluster: Path) -> Iterator[None]:
+    """Node processes on loopback (chunks of 256 KiB) with their cluster file at `cluster` and their data
+    under tmp_path/data/NODE; stopped on the way out."""
     from harness.backends.local import free_ports
 
-    nodes = ["n1", "n2", "n3"]
     ports = free_ports(len(nodes))
-    cluster = tmp_path / "cluster.json"
     cluster.write_text(json.dumps({
         "system": "dfs", "seed": 1, "options": {"chunk_size": 262144},
         "nodes": {n: {"host": "127.0.0.1", "port": p} for n, p in zip(nodes, ports, strict=True)},
@@ -281,12 +328,26 @@ def test_real_nodes_and_the_command_line(tmp_path: Path) -> None:
     procs = [subprocess.Popen([sys.executable, "-m", "systems.dfs", "--cluster", str(cluster), "--id", n,
                                "--data-dir", str(tmp_path / "data" / n), "--log", str(tmp_path / f"{n}.log")])
              for n in nodes]
+    try:
+        yield
+    finally:
+        for p in procs:
+            p.terminate()
+        for p in procs:
+            p.wait(timeout=10)
+
+
+@pytest.mark.real
+@pytest.mark.slow
+def test_real_nodes_and_the_command_line(tmp_path: Path) -> None:
+    nodes = ["n1", "n2", "n3"]
+    cluster = tmp_path / "cluster.json"
 
     def cli(*args: str, stdin: bytes | None = None) -> subprocess.CompletedProcess[bytes]:
         return subprocess.run([sys.executable, "-m", "systems.dfs.cli", "--cluster", str(cluster),
                                "--timeout", "20", *args], input=stdin, capture_output=True, timeout=60)
 
-    try:
+    with real_nodes(tmp_path, nodes, cluster):
         local = tmp_path / "in.bin"
         blob = bytes(range(256)) * 3000
         local.write_bytes(blob)
@@ -319,8 +380,43 @@ def test_real_nodes_and_the_command_line(tmp_path: Path) -> None:
         r = subprocess.run([sys.executable, "-m", "systems.dfs.cli", "--cluster", str(tmp_path / "nope.json"), "ls"],
                            capture_output=True, timeout=30)
         assert r.returncode == 2 and r.stderr.decode().count("\n") == 1
-    finally:
-        for p in procs:
-            p.terminate()
-        for p in procs:
-            p.wait(timeout=10)
+
+
+@pytest.mark.real
+@pytest.mark.slow
+def test_real_nodes_repair_a_corrupt_replica_when_every_chunkserver_holds_the_chunk(tmp_path: Path) -> None:
+    """The sim case above on real processes and real files: 3 chunkservers, goal 3, bytes flipped in one
+    replica's file on disk; the bad replica is replaced on its own node within a bound."""
+    from harness.backends.processes import flip_bytes
+    from systems.runtime.node_main import load_cluster_file
+    from systems.runtime.real import ClientEndpoint
+
+    nodes = ["n1", "n2", "n3"]
+    cluster = tmp_path / "cluster.json"
+
+    async def body() -> None:
+        ep = ClientEndpoint(load_cluster_file(cluster).nodes)
+        c = DfsClient(ep, nodes, master="n1", timeout_s=10.0)
+        try:
+            assert await until(ep, lambda: healthy(c), 30.0)  # every node up and heard from
+            blob = bytes(range(256)) * 1500
+            await c.put("/f", blob)  # closed: never written again, so no new version makes the bad one stale
+            handle = (await c.stat("/f"))["chunks"][0]["handle"]
+            assert flip_bytes(tmp_path / "data" / "n2" / "chunks" / f"{handle}.dat", [100, 70_000]) == [100, 70_000]
+
+            async def whole() -> bool:
+                chunk = (await c.stat("/f"))["chunks"][0]
+                rep = (await c.status("n2", verify=True))["chunkserver"]["replicas"].get(str(handle))
+                return (len(chunk["replicas"]) == 3 and rep is not None and rep["ok"] is True
+                        and rep["version"] == chunk["version"] and await healthy(c))
+
+            assert await until(ep, whole, 30.0), unwell(await c.fsck())  # the scrubber finds it; no read needed
+            events = (await c.status("n1"))["master_state"]["events"]
+            assert any(e["kind"] == "corrupt-replica" and e["node"] == "n2" for e in events)
+            assert any(e["kind"] == "re-replicated" and e["target"] == "n2" for e in events)
+            assert await c.get("/f") == blob
+        finally:
+            await ep.close()
+
+    with real_nodes(tmp_path, nodes, cluster):
+        asyncio.run(body())

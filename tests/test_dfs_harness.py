@@ -86,6 +86,20 @@ def test_append_survives_corruption_power_cuts_and_lost_chunkservers_on_sim(tmp_
     assert any(op["f"] == "kill" and op.get("role") == "chunkserver" for op in history)
 
 
+@pytest.mark.sim
+def test_corruption_is_repaired_when_there_are_only_as_many_chunkservers_as_the_goal_on_sim(tmp_path: Path) -> None:
+    # 3 nodes, goal 3: no free chunkserver to clone onto, so a bad replica is replaced on its own node; the
+    # dfs-state checker then finds every chunk with 3 verified replicas at the master's version. The files
+    # workload closes its files, so a corrupt chunk is never written again (no new version makes the bad
+    # replica stale and gets it deleted that way).
+    spec = dfs_spec("sim", 1, ("corrupt",), "files", options=SMALL_CHUNKS, nodes=3)
+    results, history, _ = run_case(tmp_path, spec)
+    assert_valid_with_faults(results, history, spec, ("corrupt",))
+    events = results["checkers"]["dfs-state"]["events"]
+    bad = {(e["handle"], e["node"]) for e in events if e["kind"] == "corrupt-replica"}
+    assert bad and any((e["handle"], e["target"]) in bad for e in events if e["kind"] == "re-replicated")
+
+
 @pytest.mark.real
 @pytest.mark.slow
 def test_append_survives_partitions_and_kills_on_local(tmp_path: Path) -> None:

@@ -28,8 +28,10 @@ RPCs it serves (requests in messages.py; a malformed one is logged as
   client to ask again.
 - master.heartbeat: a chunkserver's full replica list; the answer lists
   replicas to delete (orphans; stale ones, on the condition they are still
-  older; corrupt ones once the chunk has its goal elsewhere) and the leases
-  extended. master.report_corrupt marks a replica bad at once.
+  older; corrupt ones once the chunk has its goal elsewhere, or at once when
+  every live chunkserver holds the chunk, so a good copy can be cloned onto
+  the same node: placement.may_delete_bad) and the leases extended.
+  master.report_corrupt marks a replica bad at once.
 - master.fsck: under-replicated, stale, corrupt and lost chunks.
 
 Background: a chunkserver not heard from for `dead_after_s` is dead: its
@@ -58,7 +60,7 @@ from systems.dfs.leases import Lease, LeaseTable
 from systems.dfs.loops import every
 from systems.dfs.namespace import Namespace
 from systems.dfs.oplog import OpLog
-from systems.dfs.placement import Need, clone_plan, order, place_new
+from systems.dfs.placement import Need, clone_plan, may_delete_bad, order, place_new
 from systems.dfs.replicas import Held, ReplicaMap, Standing
 from systems.runtime.api import Message, RemoteError, RpcError, Runtime
 
@@ -385,9 +387,11 @@ class Master:
             version = self.ns.versions.get(h)
             if version is None:
                 continue  # purged while this heartbeat waited on the log
-            enough = len(self.replicas.current(h, version, self.alive)) >= self.goal()
-            if self.replicas.is_bad(h, node) and enough:
-                deletes.append([h, 0])
+            if self.replicas.is_bad(h, node) and may_delete_bad(
+                    self.replicas.current(h, version, self.alive), self.goal(),
+                    set(self.replicas.nodes(h)), self.alive, settled=now >= self.leases.grace_until):
+                # only if still at most this version: a good copy cloned there since is newer
+                deletes.append([h, max(version, got.version) + 1])
         return {"delete": deletes, "extended": extended, "lease_s": self.o.lease_s}
 
     def mark_bad(self, handle: int, node: str) -> None:

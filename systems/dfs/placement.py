@@ -13,6 +13,13 @@ Rules this module keeps:
   before chunks of deleted (hidden) files; then chunks a client is waiting
   on (it asked for a lease and was told to wait); then the lowest handle.
 - A chunk with no current replica cannot be cloned: it is lost, and says so.
+- A bad (corrupt) replica is deleted once the chunk has its goal of current
+  replicas elsewhere (§5.2: clone a good one, then drop the bad one). When
+  every live chunkserver already holds the chunk, the bad replica's node is
+  the only place a copy can go: the bad replica is deleted first (it is
+  worthless: never handed out, never a source) and a good one cloned onto the
+  same node. It is kept while no current replica is left to copy from, and
+  while a restarted master may not have heard from every chunkserver yet.
 - Pure: the RNG and the facts are arguments.
 """
 
@@ -59,3 +66,14 @@ def clone_plan(
     rng.shuffle(targets)
     targets.sort(key=lambda n: load[n])
     return rng.choice(sources), targets[0]
+
+
+def may_delete_bad(current: list[str], goal: int, holders: set[str], alive: set[str], *, settled: bool) -> bool:
+    """Whether a bad replica of a chunk may be deleted now (see the module rules).
+
+    `current`: the chunk's current replicas (never the bad one); `holders`: every node with a replica
+    of it, bad or stale included; `settled`: the master is past its restart grace period. Before that
+    its view of who holds what may be partial and nothing is cloned, so only a full goal elsewhere counts."""
+    if len(current) >= goal:
+        return True
+    return settled and bool(current) and not alive - holders
