@@ -15,7 +15,8 @@ Rules this module keeps:
   reply came in time; the world completes it with the reply, a
   `RemoteError`, `Unreachable` (refused) or an early `RpcTimeout` (reset).
 - `spawn`ed tasks belong to the node; an exception escaping one is logged
-  (`task-failed`), never lost.
+  (`task-failed`), never lost; one escaping an `essential` task also logs
+  `node-failed` and crashes the node (api.py's fail-stop).
 - The log is JSON lines: `time` (virtual seconds), `node`, `level`,
   `event`, `incarnation`, then the fields (a clashing name becomes
   `field_<name>`), kept per node across incarnations.
@@ -162,13 +163,19 @@ class SimRuntime:
         await asyncio.sleep(max(0.0, seconds))
         self.world.stats["timers"] += 1
 
-    def spawn(self, coro: Coroutine[Any, Any, Any], name: str = "") -> asyncio.Task[Any]:
+    def spawn(self, coro: Coroutine[Any, Any, Any], name: str = "", *, essential: bool = False) -> asyncio.Task[Any]:
         task = create_owned_task(self.world.loop, self if self.is_node else None, coro, name)
-        task.add_done_callback(self._task_done)
+        task.add_done_callback(self._essential_done if essential else self._task_done)
         return task
 
     def _task_done(self, task: asyncio.Task[Any]) -> None:
         log_task_failure(self.log, task)
+
+    def _essential_done(self, task: asyncio.Task[Any]) -> None:
+        log_task_failure(self.log, task)
+        if not task.cancelled() and task.exception() is not None and not self.dead and self.is_node:
+            self.log.error("node-failed", reason=f"essential task {task.get_name()} died: {task.exception()!r}")
+            self.world.crash(self.node_id)
 
     def serve(self, method: str, handler: Handler) -> None:
         self.handlers[method] = handler
