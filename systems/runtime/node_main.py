@@ -37,7 +37,9 @@ Rules this module keeps:
   answers `ready: false` until then) and logs `node-started` with its pid.
   A port already taken logs the reason, prints one line and exits
   `EXIT_PORT_TAKEN` (3: the local backend then picks other ports); any other
-  failure to listen, or `start_node` raising, does the same with exit 1.
+  failure to listen, or `start_node` raising, does the same with exit 1;
+  damaged durable data (`CorruptData`) is said as the file's full path, the
+  byte offset and what to do.
 - It serves until SIGTERM or SIGINT (logs `node-stopping`, closes
   connections, cancels tasks, exit 0) or SIGKILL, or until the runtime
   fails (fail-stop, see real.py: a disk error, an essential task that
@@ -64,7 +66,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, NoReturn
 
-from systems.runtime.api import NodeConfig, NodeMain, Throttle, check_node_id
+from systems.runtime.api import CorruptData, NodeConfig, NodeMain, Throttle, check_node_id
 from systems.runtime.real import ClientEndpoint, RealRuntime
 from systems.runtime.real_auth import (
     CLIENT_KEY_FILE,
@@ -327,6 +329,13 @@ async def _serve(
         await start_node(rt, config)
         if failed:
             raise RuntimeError(failed[0])
+    except CorruptData as e:
+        path = data_dir / e.name
+        log.error("node-failed", reason="damaged durable data", file=str(path), offset=e.offset, why=e.reason)
+        print(f"node: error: {path}: damaged at byte {e.offset} ({e.reason}); {node_id} will not start on it "
+              f"(move {data_dir} away to let the node rejoin empty and catch up from its peers)", file=sys.stderr)
+        await rt.close()
+        return 1
     except Exception as e:
         log.error("node-failed", reason="start_node raised", error=repr(e),
                   traceback="".join(traceback.format_exception(e)))

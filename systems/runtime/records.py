@@ -13,12 +13,15 @@ Rules this module keeps:
   first bad one (a header cut short or failing its CRC, a body running past
   the end of the file or failing its CRC). That one is a *torn tail* (what a
   crash in the middle of an append leaves: unsynced, so never
-  acknowledged) when no valid record starts anywhere after it in the file,
-  or when its bytes hold a zero-filled piece of a 512-byte sector (a page
-  the disk never got, etcd's rule). The caller cuts the file there and
-  warns. Any other bad record is damage before the tail: `CorruptData`
-  naming the file and the byte offset. It is never skipped and never
-  applied.
+  acknowledged) when the file ends inside it (its header cut short, or a
+  sound header whose body runs past the end), or when its bytes hold a
+  zero-filled piece of a 512-byte sector (a page the disk never got: etcd's
+  rule). The caller cuts the file there and warns. Any other bad record,
+  the last one included, is damage: `CorruptData` naming the file and the
+  byte offset, never skipped, never applied, never cut away (a record whose
+  bytes are all there was written whole, may have been synced and
+  acknowledged, and a node that silently lost an acknowledged Raft entry
+  could later elect a leader without a committed one).
 - A whole file whose magic or CRC is wrong is `CorruptData` (files are
   replaced by an fsynced rename, so a crash leaves the old one or the new
   one, never a torn one).
@@ -82,29 +85,20 @@ class Scan:
     torn: str | None
 
 
-def _record_at(data: bytes, off: int) -> tuple[bytes | None, str]:
-    """The body of a valid record at `off`, or None and why not."""
+def _record_at(data: bytes, off: int) -> tuple[bytes | None, str, bool]:
+    """The body of a valid record at `off`, or None, why not, and whether the file ends inside it."""
     if off + RECORD_HEADER_BYTES > len(data):
-        return None, "header cut short by the end of the file"
+        return None, "header cut short by the end of the file", True
     n, len_crc, body_crc = _HEADER.unpack_from(data, off)
     if zlib.crc32(data[off : off + 4]) != len_crc:
-        return None, "record header checksum mismatch"
+        return None, "record header checksum mismatch", False
     start = off + RECORD_HEADER_BYTES
     if start + n > len(data):
-        return None, f"body of {n} bytes runs past the end of the file"
+        return None, f"body of {n} bytes runs past the end of the file", True
     body = data[start : start + n]
     if zlib.crc32(body) != body_crc:
-        return None, "record checksum mismatch"
-    return body, ""
-
-
-def _valid_record_after(data: bytes, off: int) -> int | None:
-    """The offset of the first valid record starting after `off`, if any (the slow path: damage only)."""
-    for pos in range(off + 1, len(data) - RECORD_HEADER_BYTES + 1):
-        _, len_crc, _ = _HEADER.unpack_from(data, pos)
-        if zlib.crc32(data[pos : pos + 4]) == len_crc and _record_at(data, pos)[0] is not None:
-            return pos
-    return None
+        return None, "record checksum mismatch", False
+    return body, "", False
 
 
 def _holds_zero_sector_piece(data: bytes, off: int) -> bool:
@@ -128,12 +122,13 @@ def scan_records(data: bytes, name: str) -> Scan:
     out: list[tuple[int, bytes]] = []
     off = 0
     while off < len(data):
-        body, why = _record_at(data, off)
+        body, why, cut_short = _record_at(data, off)
         if body is None:
-            later = _valid_record_after(data, off)
-            if later is None or _holds_zero_sector_piece(data, off):
+            if cut_short:
                 return Scan(out, off, why)
-            raise CorruptData(name, off, f"{why}, and a valid record follows at byte {later}")
+            if _holds_zero_sector_piece(data, off):
+                return Scan(out, off, f"{why} (a zero-filled sector: a write the disk never got)")
+            raise CorruptData(name, off, why)
         out.append((off, body))
         off += RECORD_HEADER_BYTES + len(body)
     return Scan(out, off, None)
