@@ -228,8 +228,9 @@ class Session:
         self._tx_seq += 1
         return b"".join((_HEADER.pack(len(body) + TAG_BYTES), body, h.digest()))
 
-    def open(self, payload: bytes) -> bytes:
-        """A received frame's body with its tag -> the body, or ProtocolError when the tag is wrong."""
+    def open(self, payload: bytes) -> memoryview:
+        """A received frame's body with its tag -> the body (a view: no copy), or ProtocolError when the
+        tag is wrong."""
         if len(payload) <= TAG_BYTES:
             raise ProtocolError("authenticated frame too short for its tag")
         body = memoryview(payload)[:-TAG_BYTES]
@@ -238,7 +239,7 @@ class Session:
         if not hmac.compare_digest(h.digest(), payload[-TAG_BYTES:]):
             raise ProtocolError("frame tag does not verify (forged, replayed or damaged)")
         self._rx_seq += 1
-        return bytes(body)
+        return body
 
 
 # -- the handshake ----------------------------------------------------------------------------------
@@ -393,3 +394,28 @@ class Handshake:
         self._state = "done"
         name, role = self._peer
         return _session(self._key, self._transcript, name, role, client_side=False)
+
+
+def main(argv: list[str] | None = None) -> None:
+    """`python -m systems.runtime.real_auth DIR NODE...`: fresh keys for a cluster, written owner-only into DIR."""
+    import argparse
+    import sys
+
+    ap = argparse.ArgumentParser(prog="python -m systems.runtime.real_auth",
+                                 description="Make a cluster's key files (then add \"auth\": {\"keys\": DIR} "
+                                             "to the cluster file, DIR relative to it).")
+    ap.add_argument("dir", help="the key directory (made 0700; files 0600)")
+    ap.add_argument("nodes", nargs="+", help="every node id of the cluster")
+    args = ap.parse_args(argv)
+    try:
+        keys = ClusterKeys.generate(args.nodes)
+    except ValueError as e:
+        sys.stderr.write(f"keys: error: {e}\n")
+        raise SystemExit(2) from None
+    write_key_files(Path(args.dir), keys.files())
+    print(f"wrote {len(keys.files())} key files to {args.dir}: give each node only its node-<id>.key; "
+          f"{HARNESS_KEY_FILE} controls faults, {CLIENT_KEY_FILE} is for command lines")
+
+
+if __name__ == "__main__":
+    main()

@@ -43,7 +43,7 @@ MAX_METHOD_CHARS = 128
 class Opener(Protocol):
     """Checks and strips an authenticated frame's tag (real_auth.Session)."""
 
-    def open(self, payload: bytes) -> bytes: ...
+    def open(self, payload: bytes) -> bytes | memoryview: ...
 
 _HEADER = struct.Struct(">I")
 HEADER_BYTES = _HEADER.size
@@ -89,7 +89,7 @@ def encode_raw(kind: Kind, req_id: int, src: str, method: str, body: Any) -> byt
     return _HEADER.pack(len(payload)) + payload
 
 
-def decode_payload(payload: bytes) -> Frame:
+def decode_payload(payload: bytes | memoryview) -> Frame:
     """One frame body (without its header) -> Frame, or ProtocolError."""
     try:
         obj = msgpack.unpackb(payload, raw=False, strict_map_key=False, use_list=True)
