@@ -8,7 +8,8 @@ Rules every backend's cluster keeps:
 - `capabilities` says which faults the cluster can carry out (`Capability`).
   Every cluster can kill, pause, partition and fault links; the hardware
   ones (`cable`, `switch`, `plug`) exist where there is a cable, a switch or a
-  power controller (netns, ssh). A fault package names the capabilities it
+  power controller (netns, ssh); `corrupt` where the harness can reach a
+  node's files (sim, local, netns). A fault package names the capabilities it
   needs and is refused before a run starts when one is missing.
 - A grudge maps a node to the nodes whose traffic it drops (inbound), like
   iptables INPUT DROP rules: {"n1": ["n3"], "n3": ["n1"]} cuts n1 <-> n3.
@@ -45,6 +46,8 @@ class Capability(StrEnum):
     """Turn the whole switch off and on (`switch_off` / `switch_on`)."""
     PLUG = "plug"
     """Cut one node's power and restore it (`power_off` / `power_on`)."""
+    CORRUPT = "corrupt"
+    """Flip bytes of a file on a node's disk, as a lying disk would (`corrupt_file`)."""
 
 
 CORE_CAPABILITIES = frozenset({Capability.KILL, Capability.PAUSE, Capability.PARTITION, Capability.LINKS})
@@ -105,6 +108,17 @@ class Cluster(Protocol):
         ...
 
 
+class DiskFaultCluster(Cluster, Protocol):
+    """A cluster that can damage what a node stored (`Capability.CORRUPT`)."""
+
+    async def corrupt_file(self, node: str, name: str, offsets: list[int]) -> list[int]:
+        """Flip (XOR 0xFF) the byte at each offset of the node's file `name` (a disk name, as in
+        `rt.disk`), durably and whether or not the node runs; offsets past the end are skipped.
+        Returns the offsets flipped. Raises ValueError for a bad name, FileNotFoundError when the
+        file does not exist."""
+        ...
+
+
 class HardwareCluster(Cluster, Protocol):
     """A cluster with cables, a switch and power controllers (see `Capability`)."""
 
@@ -125,6 +139,7 @@ __all__ = [
     "CORE_CAPABILITIES",
     "Capability",
     "Cluster",
+    "DiskFaultCluster",
     "Endpoint",
     "Grudge",
     "HardwareCluster",

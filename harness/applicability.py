@@ -28,9 +28,10 @@ def target_of(spec: TestSpec) -> Target:
         system=spec.system,
         backend=spec.backend,
         node_count=spec.node_count,
-        capabilities=registry.make_backend(spec.backend).capabilities(spec),
+        capabilities=registry.capabilities(spec),
         reports_leader=reports_leader(spec.system),
         options={**registry.default_options(spec.system), **spec.options},
+        external=registry.is_external(spec.system),
     )
 
 
@@ -44,14 +45,22 @@ def check_nemesis(spec: TestSpec) -> None:
     except NotApplicable as e:
         if backend_refusal(e.package, target.backend, target.capabilities) is None:
             raise
+        if target.external:
+            raise NotApplicable(f"{e}: {spec.system}'s nodes are an external program, without the runtime's packet "
+                                f"filter (it runs on: {_backends(e.package, external=True)})", e.package) from None
         raise NotApplicable(f"{e} (it runs on: {_backends(e.package)})", e.package) from None
 
 
-def _backends(package: NemesisPackage) -> str:
-    names = [b for b, caps in capabilities.STATIC.items() if backend_refusal(package, b, caps) is None]
-    if len(names) == len(capabilities.STATIC) and not package.needs & capabilities.HARDWARE:
+def _backends(package: NemesisPackage, *, external: bool = False) -> str:
+    """The backends whose clusters can carry `package` (for an external system's nodes, when `external`)."""
+    static, configured = capabilities.STATIC, capabilities.CONFIGURED
+    if external:
+        static = {b: registry.external_capabilities(b, caps) for b, caps in static.items() if b != "sim"}
+        configured = {b: registry.external_capabilities(b, caps) for b, caps in configured.items()}
+    names = [b for b, caps in static.items() if backend_refusal(package, b, caps) is None]
+    if len(names) == len(static) and not package.needs & capabilities.HARDWARE:
         return "any"
-    for b, caps in capabilities.CONFIGURED.items():
+    for b, caps in configured.items():
         if backend_refusal(package, b, caps) is None:
             commands = [capabilities.SSH_COMMANDS[c] for c in sorted(package.needs & capabilities.HARDWARE)]
             names.append(f"{b} with {', '.join(commands)} in its cluster file" if commands else b)
@@ -60,7 +69,8 @@ def _backends(package: NemesisPackage) -> str:
 
 def applies_to(package: NemesisPackage) -> str:
     """'systems: ...; backends: ...' for one package."""
-    systems = [s for s in registry.known_systems() if system_refusal(package, s, reports_leader(s)) is None]
+    systems = [s for s in registry.known_systems()
+               if system_refusal(package, s, reports_leader(s), registry.is_external(s)) is None]
     every_system = len(systems) == len(registry.known_systems())
     text = f"systems: {'any' if every_system else ', '.join(systems) or 'none'}; backends: {_backends(package)}"
     req = package.requires

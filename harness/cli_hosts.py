@@ -2,9 +2,12 @@
 
 Rules this module keeps:
 
-- `doctor --cluster FILE [--nodes N]` prints one table row per check (node,
-  check, ok, detail, what to fix) and exits 0 when every required check
-  passed, 1 when one failed, 64 for a broken cluster file.
+- `doctor [--cluster FILE] [--nodes N] [--system etcd]` prints one table
+  row per check (node, check, ok, detail, what to fix) and exits 0 when
+  every required check passed, 1 when one failed, 64 for a broken cluster
+  file or when neither a cluster file nor a system is given. With
+  `--system`, an external system's installation is checked too: on this
+  machine, and on every host of the cluster file if one is given.
 - `cleanup [RUN_DIR ...] [--force]` removes what crashed runs of any
   process backend (local, netns, ssh) left: node processes (continued, then
   killed, each only while its command line still shows the run's marker),
@@ -27,35 +30,53 @@ from rich.table import Table
 
 from harness import hosts_state
 from harness.backends import ssh_config
-from harness.doctor import ready, run_doctor
+from harness.doctor import host_system_checks, ready, run_doctor, system_checks, system_ready
 
 EXIT_USAGE = 64
 console = Console(highlight=False)
 
 
 @click.command("doctor")
-@click.option("--cluster", "cluster_file", required=True, type=click.Path(dir_okay=False),
+@click.option("--cluster", "cluster_file", default=None, type=click.Path(dir_okay=False),
               help="The cluster file (TOML) describing the hosts.")
 @click.option("--nodes", "node_count", default=None, type=click.IntRange(1, 64),
               help="Check only n1..nN (default: every node in the file).")
-def doctor_cmd(cluster_file: str, node_count: int | None) -> None:
-    """Check that every host in the cluster file is ready for a run, and say what to fix."""
-    try:
-        config = ssh_config.load(cluster_file)
-        nodes = [h.node for h in config.select([f"n{i}" for i in range(1, node_count + 1)])] if node_count else None
-    except ssh_config.ClusterConfigError as e:
-        console.print(f"[red]error[/red]: {e}")
+@click.option("--system", default=None, type=click.Choice(["etcd"]),
+              help="Also check an external system's installation (here, and on the hosts of --cluster).")
+def doctor_cmd(cluster_file: str | None, node_count: int | None, system: str | None) -> None:
+    """Check that this machine (--system) and every host in the cluster file are ready for a run."""
+    if cluster_file is None and system is None:
+        console.print("[red]error[/red]: give --cluster FILE (real hosts), --system etcd (an external system), or both")
         sys.exit(EXIT_USAGE)
-    checks = run_doctor(config, nodes)
-    table = Table(title=f"doctor: {cluster_file}")
+    checks = []
+    ok = True
+    if cluster_file is not None:
+        try:
+            config = ssh_config.load(cluster_file)
+            nodes = ([h.node for h in config.select([f"n{i}" for i in range(1, node_count + 1)])]
+                     if node_count else None)
+        except ssh_config.ClusterConfigError as e:
+            console.print(f"[red]error[/red]: {e}")
+            sys.exit(EXIT_USAGE)
+        host_checks = run_doctor(config, nodes)
+        if system is not None:
+            host_checks += host_system_checks(system, config, nodes)
+        ok = ready(host_checks) and system_ready(host_checks)
+        checks += host_checks
+    if system is not None:
+        here = system_checks(system)
+        ok = ok and system_ready(here)
+        checks = here + checks
+    table = Table(title=f"doctor: {', '.join(x for x in (system, cluster_file) if x)}")
     for col in ("node", "check", "", "detail", "to fix"):
         table.add_column(col)
     for c in checks:
         mark = "[green]ok[/green]" if c.ok else "[red]FAIL[/red]"
         table.add_row(c.node, c.name, mark, c.detail, c.fix)
     console.print(table)
-    if ready(checks):
-        console.print("[green]ready[/green]: every host can run a test")
+    if ok:
+        what = "every host can run a test" if cluster_file else f"{system} can run here"
+        console.print(f"[green]ready[/green]: {what}")
         sys.exit(0)
     console.print("[red]not ready[/red]: fix the rows marked FAIL")
     sys.exit(1)

@@ -19,11 +19,18 @@ Rules this module keeps:
   banner exchange, printed from its thread) is silenced, its error told in
   words. Nothing on a host is changed apart from creating the data
   directory.
+- For an external system (`--system etcd`): on this machine, the program
+  (`etcd --version`, 3.x), its client library (etcd3aio), a trial member
+  (one etcd on a free loopback port until its /health says it serves; then
+  stopped by its pid and its data removed) and, informational, whether
+  partitions can be made (the netns backend's needs); on each host of a
+  cluster file, the program's version over SSH.
 """
 
 from __future__ import annotations
 
 import logging
+import re
 import shlex
 import shutil
 import time
@@ -196,3 +203,136 @@ def run_doctor(config: SshClusterConfig, nodes: list[str] | None = None,
     with ThreadPoolExecutor(max_workers=max(1, len(hosts))) as pool:
         per_node = list(pool.map(lambda h: checker(h, config), hosts))
     return [c for checks in per_node for c in checks] + cluster_checks(config)
+
+
+# -- external systems (etcd): is the program installed, does the client library load, does a member start -------
+ETCD_MAJOR = 3
+SYSTEM_REQUIRED = ("etcd", "etcd client", "etcd starts")
+
+
+def etcd_version_check(node: str, rc: int, out: str, hint: str) -> Check:
+    """`etcd --version` answered (rc, out): etcd 3.x is what the etcd workloads speak (its v3 gRPC API)."""
+    found = re.search(r"etcd Version:\s*(\d+)\.(\d+)\.(\d+)", out)
+    if rc != 0 or found is None:
+        return Check(node, "etcd", False, f"`etcd --version` failed: {out.strip()[:100] or f'exit {rc}'}", hint)
+    version = ".".join(found.groups())
+    ok = int(found.group(1)) == ETCD_MAJOR
+    return Check(node, "etcd", ok, f"etcd {version}",
+                 "" if ok else "the etcd workloads speak etcd 3's v3 gRPC API: install etcd 3.x")
+
+
+def etcd_client_check() -> Check:
+    try:
+        import etcd3aio
+    except ImportError as e:
+        return Check("here", "etcd client", False, f"etcd3aio does not import: {e}",
+                     "pip install -e . (etcd3aio is a dependency)")
+    return Check("here", "etcd client", True, f"etcd3aio {etcd3aio.__version__} (native gRPC)")
+
+
+def etcd_start_check(timeout_s: float = 20.0) -> Check:
+    """Start one etcd member on loopback, wait until /health says it serves, stop it, remove its data."""
+    import asyncio
+    import subprocess
+    import tempfile
+
+    from harness.backends.local import free_ports
+    from harness.external import http_get
+    from systems import etcd
+
+    work = tempfile.mkdtemp(prefix="picluster-doctor-etcd-")
+    addrs = {"n1": ("127.0.0.1", free_ports(1)[0])}
+    argv = etcd.argv(etcd.EXTERNAL, "n1", f"{work}/data", work, addrs, dict(etcd.DEFAULT_OPTIONS))
+    started = time.monotonic()
+    try:
+        with open(f"{work}/etcd.log", "wb") as log:
+            proc = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT,
+                                    start_new_session=True)
+    except OSError as e:
+        shutil.rmtree(work, ignore_errors=True)
+        return Check("here", "etcd starts", False, f"could not run etcd: {e}", etcd.INSTALL_HINT)
+    try:
+        seen = "no answer"
+        while time.monotonic() - started < timeout_s and proc.poll() is None:
+            try:
+                status, body = asyncio.run(http_get(*addrs["n1"], etcd.HEALTH_PATH, 0.5))
+                if status == 200 and etcd.healthy(body):
+                    took = time.monotonic() - started
+                    return Check("here", "etcd starts", True, f"one member on loopback served in {took:.1f} s")
+                seen = f"{status} {body[:60]!r}"
+            except (OSError, TimeoutError) as e:
+                seen = repr(e)
+            time.sleep(0.1)
+        with open(f"{work}/etcd.log", errors="replace") as f:
+            tail = " | ".join(f.read().splitlines()[-3:])[-300:]
+        why = f"exited {proc.returncode}" if proc.poll() is not None else f"not healthy in {timeout_s:g} s ({seen})"
+        return Check("here", "etcd starts", False, f"a member on loopback {why}: {tail}",
+                     "run the etcd command by hand to see why")
+    finally:
+        if proc.poll() is None:
+            proc.terminate()
+            try:
+                proc.wait(5)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+                proc.wait()
+        shutil.rmtree(work, ignore_errors=True)
+
+
+def partitions_check() -> Check:
+    """Informational: an external program has no packet filter, so partitions need the netns backend here."""
+    from harness.backends.netns import missing_requirements
+
+    missing = missing_requirements()
+    return Check("here", "partitions", not missing,
+                 "netns backend available (root, ip, iptables)" if not missing else "needs " + "; ".join(missing),
+                 "" if not missing else "optional: partitions of an external system need --backend netns (or ssh)")
+
+
+def system_checks(system: str) -> list[Check]:
+    """This machine, for an external system: the program, its client library, a trial member, partitions."""
+    if system != "etcd":
+        raise ValueError(f"doctor knows no installation checks for {system!r} (known: etcd)")
+    from systems import etcd
+
+    try:
+        r = subprocess_run([etcd.EXTERNAL, "--version"])
+        version = etcd_version_check("here", r[0], r[1], etcd.INSTALL_HINT)
+    except OSError as e:
+        version = Check("here", "etcd", False, f"no `{etcd.EXTERNAL}` program: {e.strerror}", etcd.INSTALL_HINT)
+    out = [version, etcd_client_check()]
+    if version.ok:
+        out.append(etcd_start_check())
+    return [*out, partitions_check()]
+
+
+def subprocess_run(argv: list[str], timeout_s: float = 10.0) -> tuple[int, str]:
+    import subprocess
+
+    r = subprocess.run(argv, capture_output=True, text=True, timeout=timeout_s, check=False)
+    return r.returncode, r.stdout + r.stderr
+
+
+def host_system_checks(system: str, config: SshClusterConfig, nodes: list[str] | None = None) -> list[Check]:
+    """Each host of a cluster file, for an external system: is its program there (etcd 3.x)?"""
+    from systems import etcd
+
+    def one(host: NodeHost) -> Check:
+        remote = Remote(host, known_hosts=config.known_hosts, accept_new=config.accept_new_host_keys,
+                        timeout_s=config.connect_timeout_s)
+        try:
+            remote.connect()
+            r = remote.run([etcd.EXTERNAL, "--version"], check=False)
+            return etcd_version_check(host.node, r.rc, r.out + r.err, etcd.INSTALL_HINT)
+        except HostUnreachable as e:
+            return Check(host.node, "etcd", False, f"could not ask: {e}", "see the `reachable` row")
+        finally:
+            remote.close()
+
+    hosts = [config.nodes[n] for n in (nodes or list(config.nodes))]
+    with ThreadPoolExecutor(max_workers=max(1, len(hosts))) as pool:
+        return list(pool.map(one, hosts))
+
+
+def system_ready(checks: list[Check]) -> bool:
+    return all(c.ok for c in checks if c.name in SYSTEM_REQUIRED)

@@ -11,18 +11,31 @@ Node options (`--option KEY=VALUE`) are the keys of the system's
 DEFAULT_OPTIONS, each with a value of its default's type (an int where a
 float is expected is fine); on the sim backend also `sim`, a table of the
 simulator's settings (SIM_OPTION_KEYS, as harness/backends/sim.py reads
-them). Anything else is refused before a run starts.
+them). A system may refuse more values with its own `check_options`.
+Anything else is refused before a run starts.
+
+An external system (etcd) is a package that names its program in
+`EXTERNAL` instead of exporting start_node (harness/external.py): its nodes
+run as that program on the local, netns and ssh backends, through the same
+lifecycle; `node_program(spec)` builds it. `preflight` refuses, in one
+line and before anything starts, the sim backend for an external system
+and its program missing on this machine (local, netns). `capabilities(spec)`
+is what its cluster can do: an external program has no packet filter of
+its own, so no link faults anywhere and no partition on local.
 """
 
 from __future__ import annotations
 
 import importlib
 import pkgutil
+import shutil
 from types import ModuleType
 from typing import Any
 
 import systems
+from base.cluster import Capability
 from base.spec import TestSpec
+from harness import external
 from workloads.base import Workload
 
 BACKENDS = ("local", "sim", "netns", "ssh")
@@ -97,6 +110,12 @@ def check_options(system: str, backend: str, options: dict[str, Any]) -> None:
             raise RegistryError(
                 f"--option {key}: expected {want} like the default {_json(defaults[key])}, got {_json(value)}"
             )
+    own = getattr(system_module(system), "check_options", None)
+    if own is not None:
+        try:
+            own(dict(options))
+        except ValueError as e:
+            raise RegistryError(str(e)) from None
 
 
 def _check_sim_options(backend: str, value: Any) -> None:
@@ -132,10 +151,52 @@ def _json(value: Any) -> str:
     return json.dumps(value)
 
 
+def is_external(system: str) -> bool:
+    return external.is_external(system_module(system))
+
+
+def node_program(spec: TestSpec) -> external.ExternalProgram | None:
+    """The program an external system's nodes run (None: the backend's own runtime-seam program)."""
+    module = system_module(spec.system)
+    if not external.is_external(module):
+        return None
+    refuse_external(spec, module)
+    options = {**module.DEFAULT_OPTIONS, **spec.options}
+    return external.ExternalProgram(spec.system, module, options)
+
+
+def refuse_external(spec: TestSpec, module: ModuleType) -> None:
+    """RegistryError (one line) when an external system cannot run on the spec's backend here."""
+    program = module.EXTERNAL
+    if spec.backend == "sim":
+        raise RegistryError(f"the sim backend cannot run {spec.system}: its nodes are the external program "
+                            f"`{program}`, not runtime-seam nodes; use --backend local or netns (or ssh)")
+    if spec.backend in ("local", "netns") and shutil.which(program) is None:
+        hint = getattr(module, "INSTALL_HINT", "install it")
+        raise RegistryError(f"{spec.system} is not installed here: no `{program}` program on PATH ({hint}); "
+                            f"`harness doctor --system {spec.system}` checks the installation")
+
+
+def capabilities(spec: TestSpec) -> frozenset[str]:
+    """What the cluster for `spec` can do, known before it starts: the backend's answer, less what an
+    external program cannot carry (no packet filter of its own: no links anywhere, no partition on local)."""
+    caps = frozenset(make_backend(spec.backend).capabilities(spec))
+    return external_capabilities(spec.backend, caps) if is_external(spec.system) else caps
+
+
+def external_capabilities(backend: str, caps: frozenset[str]) -> frozenset[str]:
+    """What a backend with `caps` can still do to an external program's nodes."""
+    caps -= {Capability.LINKS}
+    return caps - {Capability.PARTITION} if backend == "local" else caps
+
+
 def preflight(spec: TestSpec) -> None:
     """Let the backend refuse a spec it cannot run (no root, a broken cluster file) before anything starts."""
     if spec.backend not in BACKENDS:
         raise RegistryError(f"unknown backend {spec.backend!r}; known: {', '.join(BACKENDS)}")
+    system = system_module(spec.system)
+    if external.is_external(system):
+        refuse_external(spec, system)
     module = importlib.import_module(f"harness.backends.{spec.backend}")
     check = getattr(module, "preflight", None)
     if check is None:

@@ -190,6 +190,7 @@ def reproduce_command(spec: TestSpec) -> str:
     return " ".join(parts)
 
 
+
 CSS = """
 body{font-family:system-ui,-apple-system,Segoe UI,Helvetica,Arial,sans-serif;margin:24px;max-width:1100px;color:#1f2328}
 h1{font-size:22px} h2{font-size:17px;border-bottom:1px solid #d0d7de;padding-bottom:4px;margin-top:28px}

@@ -12,6 +12,9 @@ Rules it keeps (DESIGN.md, Jepsen's shape):
   (each package stopped, network healed, paused nodes continued, killed
   nodes restarted), the quiet
   period passes, then the workload's final ops run, each as its own process.
+- A workload that holds connections of its own (an external system's
+  client library) may define `async aclose()`; it is awaited once the run
+  is over, on every exit path.
 - The test clock is `cluster.client.now()`; history times are integer ns
   since the runner started.
 - The faults in place (for the progress display) are read from the
@@ -141,6 +144,15 @@ class Runner:
     # -- the whole test ------------------------------------------------------------------------
 
     async def run(self) -> None:
+        try:
+            await self._run()
+        finally:
+            aclose = getattr(self.workload, "aclose", None)
+            if aclose is not None:
+                with contextlib.suppress(Exception):
+                    await asyncio.wait_for(aclose(), 10.0)
+
+    async def _run(self) -> None:
         spec = self.spec
         ctx = NemesisContext(
             cluster=self.cluster,

@@ -66,6 +66,7 @@ def execute(
     workload = registry.make_workload(spec)
     find_leader = getattr(registry.workload_module(spec.system), "find_leader", None)
     backend = registry.make_backend(spec.backend)
+    program = registry.node_program(spec)  # an external system's program; None: the runtime's own nodes
     history = HistoryWriter(run_dir / "history.jsonl")
     stats = Stats()
     started = False
@@ -82,7 +83,10 @@ def execute(
         await runner.run()
 
     try:
-        backend.run(spec, body)
+        if program is None:
+            backend.run(spec, body)
+        else:
+            backend.run(spec, body, program=program)
     except SetupError as e:
         if started:
             raise

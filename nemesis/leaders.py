@@ -294,7 +294,7 @@ PACKAGES = (
         make=LeaderChurn,
         kinds=(KILL,),
         needs=frozenset({Capability.KILL}),
-        requires=Requirements(leader=True),
+        requires=Requirements(leader=True, runtime_rpc=True),
     ),
     NemesisPackage(
         name="leader-isolate",
@@ -302,7 +302,7 @@ PACKAGES = (
         make=LeaderIsolate,
         kinds=(PARTITION,),
         needs=frozenset({Capability.PARTITION}),
-        requires=Requirements(leader=True, min_nodes=2),
+        requires=Requirements(leader=True, runtime_rpc=True, min_nodes=2),
     ),
     NemesisPackage(
         name="figure8",
@@ -310,7 +310,7 @@ PACKAGES = (
         make=Figure8,
         kinds=(KILL, PARTITION, LINKS),
         needs=NEEDS_ALL,
-        requires=Requirements(leader=True, min_nodes=5),
+        requires=Requirements(leader=True, runtime_rpc=True, min_nodes=5),
     ),
     NemesisPackage(
         name="voter-crash",
@@ -318,6 +318,6 @@ PACKAGES = (
         make=VoterCrash,
         kinds=(KILL, PARTITION, LINKS),
         needs=NEEDS_ALL,
-        requires=Requirements(leader=True, min_nodes=3),
+        requires=Requirements(leader=True, runtime_rpc=True, min_nodes=3),
     ),
 )

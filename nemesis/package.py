@@ -102,6 +102,9 @@ class Requirements:
     """The systems it works on; empty: any."""
     more_nodes_than_option: str | None = None
     """A system option the node count must exceed (kv's replication factor `n`)."""
+    runtime_rpc: bool = False
+    """It steers by what the nodes answer to the runtime's own RPCs (their `status`): runtime-seam systems only,
+    not an external program such as etcd."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -126,12 +129,17 @@ class Target:
     capabilities: frozenset[str]
     reports_leader: bool
     options: Mapping[str, Any] = field(default_factory=dict)
+    external: bool = False
+    """The system's nodes are an external program (etcd), which speaks none of the runtime's RPCs."""
 
 
-def system_refusal(pkg: NemesisPackage, system: str, reports_leader: bool) -> str | None:
+def system_refusal(pkg: NemesisPackage, system: str, reports_leader: bool, external: bool = False) -> str | None:
     req = pkg.requires
     if req.systems and system not in req.systems:
         return f"the {pkg.name} nemesis works on {', '.join(sorted(req.systems))} only, not {system}"
+    if req.runtime_rpc and external:
+        return (f"the {pkg.name} nemesis steers by the runtime's status RPC, which {system}'s nodes (an external "
+                f"program) do not answer")
     if req.leader and not reports_leader:
         return f"the {pkg.name} nemesis needs a system that reports a leader; {system} does not"
     return None
@@ -158,7 +166,7 @@ def nodes_refusal(pkg: NemesisPackage, node_count: int, options: Mapping[str, An
 def refusal(pkg: NemesisPackage, target: Target) -> str | None:
     """Why `pkg` cannot apply to this run (one line), or None when it can."""
     return (
-        system_refusal(pkg, target.system, target.reports_leader)
+        system_refusal(pkg, target.system, target.reports_leader, target.external)
         or backend_refusal(pkg, target.backend, target.capabilities)
         or nodes_refusal(pkg, target.node_count, target.options)
     )
@@ -172,6 +180,7 @@ CAPABILITY_WORDS = {
     Capability.CABLE: "pull a node's cable",
     Capability.SWITCH: "turn the switch off",
     Capability.PLUG: "cut a node's power",
+    Capability.CORRUPT: "flip bytes on a node's disk",
 }
 
 

@@ -162,22 +162,24 @@ def test_a_vocabulary_refuses_ambiguous_op_names() -> None:
 
 
 def test_the_vocabulary_can_say_what_a_file_system_s_faults_do() -> None:
-    """A fault on a system role, and a one-off fault on a file on a node's disk (the DFS's to come)."""
+    """A fault on a system role, and a one-off fault on a file on a node's disk (shapes the DFS's faults
+    use; named apart from the real ones so the catalog may hold those too)."""
     master_kill = FaultKind(
-        name="master-kill", start="kill-master", stop=("restart-master",), colour="#a40e26", effect=Effect.DOWN,
+        name="example-role-kill", start="example-kill-role", stop=("example-restart-role",),
+        colour="#a40e26", effect=Effect.DOWN,
         describe=lambda w: f"killed the {w.detail.get('role')} {names(w.nodes)} {held(w)}",
         targets=lambda v: (v["node"],) if isinstance(v, dict) else node_list(v),
     )
     corrupt = FaultKind(
-        name="corrupt", start="corrupt-file", stop=(), colour="#8250df", effect=Effect.DISK,
+        name="example-corrupt", start="example-corrupt-file", stop=(), colour="#8250df", effect=Effect.DISK,
         describe=lambda w: f"corrupted {w.value['path']} on {names(w.nodes)} {held(w)}",
         targets=lambda v: (v["node"],) if isinstance(v, dict) else (),
     )
     vocab = Vocabulary([*VOCABULARY, master_kill, corrupt])
     h = history(
-        nem(1.0, "kill-master", {"node": "n1"}, role="master"),
-        nem(2.5, "restart-master", {"node": "n1"}),
-        nem(3.0, "corrupt-file", {"node": "n2", "path": "chunks/17"}),
+        nem(1.0, "example-kill-role", {"node": "n1"}, role="master"),
+        nem(2.5, "example-restart-role", {"node": "n1"}),
+        nem(3.0, "example-corrupt-file", {"node": "n2", "path": "chunks/17"}),
     )
     mk, c = fault_windows(h, vocab)
     assert mk.description == "killed the master n1 for 1.5 s" and mk.effect == Effect.DOWN

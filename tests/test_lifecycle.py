@@ -206,7 +206,7 @@ def test_an_external_program_is_killed_paused_and_restarted_by_the_same_lifecycl
     seen: dict[str, Any] = {}
 
     async def body(c: Any) -> None:
-        assert c.capabilities == {"kill", "pause"}  # no packet filter of its own, no iptables on local
+        assert c.capabilities == {"kill", "pause", "corrupt"}  # no packet filter of its own, no iptables on local
         pid = c.pid("n1")
         assert await ask(c.addrs["n1"], "hello") == f"hello {pid} 1"
         await c.kill("n1")
@@ -256,7 +256,7 @@ def test_an_external_program_is_partitioned_by_iptables_on_netns(tmp_path: Path)
         return await ask(c.addrs[a], f"relay {host} {port}")
 
     async def body(c: Any) -> None:
-        assert c.capabilities == {"kill", "pause", "partition", "cable", "switch", "plug"}  # no links: no filter
+        assert c.capabilities == {"kill", "pause", "partition", "cable", "switch", "plug", "corrupt"}  # no links
         assert await relay(c, "n1", "n2") == "ok"
         await c.partition({"n2": ["n1"]})
         assert await relay(c, "n1", "n2") == "fail"  # cut by iptables in n2's namespace

@@ -312,7 +312,7 @@ class KvModel(Model):
             return want.startswith(state)
         if isinstance(state, tuple) and isinstance(want, tuple):
             return want[: len(state)] == state
-        return state is None or (isinstance(state, str | tuple) and state == want)
+        return state is None or state == want  # anything else appends cannot grow into `want`
 
     def total(self, op: Operation) -> bool:
         return op.info and op.f in ("put", "write")  # append may meet a non-appendable value

@@ -12,8 +12,9 @@ Rules this module keeps (besides those of harness/backends/base.py and lifecycle
   directory) while it lives, so `harness cleanup` can remove the nodes of a
   harness that was killed.
 - Faults: kill/pause by signal, partition and link faults in the nodes' own
-  packet filters (networks.FilterNetwork). Capabilities: kill, pause,
-  partition, links.
+  packet filters (networks.FilterNetwork), bytes flipped in the nodes' files
+  (LocalProcesses.corrupt_file). Capabilities: kill, pause, partition,
+  links, corrupt.
 """
 
 from __future__ import annotations
@@ -24,7 +25,7 @@ import sys
 from collections.abc import Awaitable, Callable
 from typing import TypeVar
 
-from base.cluster import CORE_CAPABILITIES
+from base.cluster import CORE_CAPABILITIES, Capability
 from base.spec import TestSpec
 from harness.backends.lifecycle import Deployment, Teardown, record_run, run_directory, run_process_cluster
 from harness.backends.networks import FilterNetwork, Network, NoNetworkFaults, RuntimeFilter
@@ -72,7 +73,7 @@ class LocalBackend:
     @staticmethod
     def capabilities(spec: TestSpec) -> frozenset[str]:
         """What a local cluster for this spec can do (known before anything starts)."""
-        return CORE_CAPABILITIES
+        return CORE_CAPABILITIES | {Capability.CORRUPT}
 
     def run(self, spec: TestSpec, body: Callable[[ProcessCluster], Awaitable[T]],
             program: NodeProgram | None = None) -> T:

@@ -56,7 +56,7 @@ from systems.runtime.real_transport import Address
 
 T = TypeVar("T")
 
-CAPABILITIES = CORE_CAPABILITIES | {Capability.CABLE, Capability.SWITCH, Capability.PLUG}
+CAPABILITIES = CORE_CAPABILITIES | {Capability.CABLE, Capability.SWITCH, Capability.PLUG, Capability.CORRUPT}
 
 
 class NetnsUnavailable(SetupError):

@@ -23,7 +23,8 @@ Rules this module keeps (besides base.cluster's):
   restart, so a node that was paused or dead during a change catches up.
 - `capabilities`: kill and pause always; partition and links as the
   network strategy can carry them; cable, switch and plug as the hardware
-  can.
+  can; corrupt when the processes can reach the nodes' files
+  (`corrupt_file`, LocalProcesses: local and netns).
 - `quiesce()` is the in-loop half of teardown and never raises: hardware
   back (switch on, cables in, power on), paused nodes continued, the
   network healed within a bound. Killing and reaping is the lifecycle's
@@ -85,7 +86,8 @@ class ProcessCluster:
         self.run_dir = run_dir
         self.startup_timeout_s = startup_timeout_s
         self.probe_interval_s = probe_interval_s
-        self.capabilities: frozenset[str] = frozenset({Capability.KILL, Capability.PAUSE}) | network.capabilities
+        disk = frozenset({Capability.CORRUPT}) if callable(getattr(procs, "corrupt_file", None)) else frozenset()
+        self.capabilities: frozenset[str] = frozenset({Capability.KILL, Capability.PAUSE}) | network.capabilities | disk
         self.net = NetState()
         """The network as the harness wants it."""
         self._paused: set[str] = set()
@@ -176,6 +178,14 @@ class ProcessCluster:
             await self._refresh(node)
 
     # -- network faults ---------------------------------------------------------------------------
+    async def corrupt_file(self, node: str, name: str, offsets: list[int]) -> list[int]:
+        """Flip bytes of a file on the node's disk (base.cluster.DiskFaultCluster)."""
+        self._check(node)
+        flip = getattr(self.procs, "corrupt_file", None)
+        if flip is None:
+            raise NotImplementedError(f"{type(self.procs).__name__} cannot reach the nodes' files")
+        return list(await asyncio.to_thread(flip, node, name, offsets))
+
     async def partition(self, grudge: Grudge) -> None:
         for dst, srcs in grudge.items():
             self._check(dst)

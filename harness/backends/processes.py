@@ -22,6 +22,9 @@ Rules every `Processes` keeps:
 
 Rules of `LocalProcesses`:
 
+- `corrupt_file` flips bytes of a file under the node's data directory in
+  place and fsyncs it, whether or not the node runs (a disk that lies).
+
 - A node is the program's argv (prefixed by `ip netns exec NS` for a
   namespace), in its own session (terminal signals do not reach it; the
   backend decides when it dies), stdout and stderr appended to its `out`
@@ -47,6 +50,7 @@ from typing import Protocol
 import systems
 from harness.backends.node_program import KEY_DIR, NodeProgram, NodeSite
 from harness.hosts_state import HostsState
+from systems.runtime.api import check_disk_name
 from systems.runtime.real_auth import ClusterKeys, node_key_file, write_key_files
 
 REPO_ROOT = Path(systems.__file__).resolve().parent.parent
@@ -113,6 +117,21 @@ def file_tail(path: Path, lines: int = 15) -> str:
     return "\n".join(text.splitlines()[-lines:]) or "(empty log)"
 
 
+def flip_bytes(path: Path, offsets: list[int]) -> list[int]:
+    """XOR 0xFF the byte at each offset inside the file, then fsync it; the offsets flipped."""
+    with open(path, "r+b") as f:
+        size = os.fstat(f.fileno()).st_size
+        flipped = [o for o in offsets if 0 <= o < size]
+        for o in flipped:
+            f.seek(o)
+            b = f.read(1)
+            f.seek(o)
+            f.write(bytes([b[0] ^ 0xFF]))
+        f.flush()
+        os.fsync(f.fileno())
+    return flipped
+
+
 class LocalProcesses:
     """Node processes on this machine, each optionally inside its own network namespace."""
 
@@ -147,6 +166,10 @@ class LocalProcesses:
 
     def describe(self, node: str) -> str:
         return f"node {node}"
+
+    def corrupt_file(self, node: str, name: str, offsets: list[int]) -> list[int]:
+        """Flip bytes of the node's file `name` (a disk name) in place; see the module rules."""
+        return flip_bytes(Path(self.site(node).data_dir) / check_disk_name(name), offsets)
 
     def write_config(self, files: dict[str, str]) -> None:
         for name, text in files.items():

@@ -16,7 +16,8 @@ Rules this module keeps (besides those of harness/backends/base.py):
   run_dir/journal.jsonl and the seed, digest and counters to run_dir/sim.json
   (when the spec has a run_dir).
 - `cluster.client.now()` is virtual time. Fault methods are idempotent and
-  act at once (nothing here waits in real time).
+  act at once (nothing here waits in real time). `corrupt_file` flips bytes
+  in both the node's current and durable disk content (the medium lies).
 - Virtual time is bounded (default: 20 x the test's own length, at least an
   hour) so a body that waits forever ends with `SimTimeLimit`, never a hang.
 """
@@ -29,10 +30,10 @@ from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any, TypeVar
 
-from base.cluster import CORE_CAPABILITIES, Grudge, LinkFault
+from base.cluster import CORE_CAPABILITIES, Capability, Grudge, LinkFault
 from base.spec import TestSpec
 from harness import registry
-from systems.runtime.api import NodeConfig, Runtime
+from systems.runtime.api import NodeConfig, Runtime, check_disk_name
 from systems.runtime.sim import NetConfig, SimWorld
 
 T = TypeVar("T")
@@ -43,7 +44,7 @@ _WORLD_KEYS = ("sync_s", "time_limit_s")
 class SimCluster:
     """`Cluster` over a `SimWorld`."""
 
-    capabilities = CORE_CAPABILITIES
+    capabilities = CORE_CAPABILITIES | {Capability.CORRUPT}
 
     def __init__(self, world: SimWorld, run_dir: Path) -> None:
         self.world = world
@@ -75,6 +76,24 @@ class SimCluster:
     async def heal(self) -> None:
         self.world.heal()
 
+    async def corrupt_file(self, node: str, name: str, offsets: list[int]) -> list[int]:
+        """The medium changes under the node: both what it reads now and what survives a crash."""
+        store = self.world.stores[node]
+        current = store.current.get(check_disk_name(name))
+        if current is None:
+            raise FileNotFoundError(f"{node} has no file {name}")
+        flipped = [o for o in offsets if 0 <= o < len(current)]
+        for o in flipped:
+            current[o] ^= 0xFF
+        durable = store.durable.get(name)
+        if durable is not None:
+            buf = bytearray(durable)
+            for o in flipped:
+                if o < len(buf):
+                    buf[o] ^= 0xFF
+            store.durable[name] = bytes(buf)
+        return flipped
+
 
 def sim_settings(spec: TestSpec) -> tuple[NetConfig, dict[str, Any]]:
     """Split `spec.options["sim"]` into the network config and the world's own settings."""
@@ -96,7 +115,7 @@ class SimBackend:
 
     @staticmethod
     def capabilities(spec: TestSpec) -> frozenset[str]:
-        return CORE_CAPABILITIES
+        return SimCluster.capabilities
 
     def run(self, spec: TestSpec, body: Callable[[SimCluster], Awaitable[T]]) -> T:
         module = registry.system_module(spec.system)

@@ -1,0 +1,291 @@
+"""A chunkserver's replicas on `rt.disk`: data, version and block checksums.
+
+Files, per chunk handle H:
+
+- `chunks/H.dat`: the chunk's bytes.
+- `chunks/H.meta`: a log of records, each a 4-byte big-endian length and
+  msgpack {"v": version, "len": length, "from": block, "crc": [CRC32, ...]}:
+  the replica's version and length, and the checksums of every block from
+  `from` on (the blocks before it keep their earlier checksums). Appended
+  after each mutation; rewritten whole as one record once it grows past
+  `META_COMPACT_BYTES` (and on create and clone).
+
+Rules this module keeps:
+
+- Every mutation writes the data, syncs it, then appends the meta record and
+  syncs that; `apply` returns only once both are durable (what a chunkserver
+  acknowledges survives a crash). A batch of operations costs two fsyncs,
+  and appending the meta never needs the directory synced again.
+- A crash between the two syncs leaves a data file longer than its meta says
+  (an append): `load` cuts it back to the meta's length, so the checksums
+  still match; a torn last meta record is dropped. A data file shorter than
+  its meta, or a meta with no whole record, marks the replica damaged: it is
+  reported as corrupt, never served. (An overwrite whose meta did not make
+  it leaves checksums that no longer match: the replica reads as corrupt
+  and is replaced, never served wrong.)
+- Reads verify the checksum of every block they touch before returning a
+  byte (`ChunkCorrupt` otherwise); overwrites verify the partial first and
+  last blocks they touch before recomputing them. `verify=False` (the
+  `no-checksum` planted bug) skips every verification.
+- Writes past the end fill the gap with zeros (a replica that missed a
+  failed mutation): the zeros are checksummed like any data.
+- Offsets and sizes are validated by the caller against the chunk size;
+  this module asserts them.
+"""
+
+from __future__ import annotations
+
+import struct
+from dataclasses import dataclass, field
+from typing import Any
+
+import msgpack
+
+from systems.dfs.checksums import blocks_overlapping, crcs_of, extend_crcs, first_bad_block
+from systems.runtime.api import Disk
+
+PREFIX = "chunks/"
+META_COMPACT_BYTES = 64 * 1024
+_LEN = struct.Struct(">I")
+
+
+class ChunkMissing(KeyError):
+    """This chunkserver holds no replica of the chunk."""
+
+
+class ChunkCorrupt(ValueError):
+    """A block's bytes do not match its checksum."""
+
+    def __init__(self, handle: int, block: int) -> None:
+        super().__init__(f"chunk {handle}: block {block} fails its checksum")
+        self.handle = handle
+        self.block = block
+
+
+@dataclass
+class Replica:
+    version: int
+    length: int = 0
+    crcs: list[int] = field(default_factory=list)
+    damaged: bool = False
+    dirty_from: int | None = None
+    """The first block whose checksum changed since the last meta record."""
+    meta_bytes: int = 0
+
+    def touch(self, block: int) -> None:
+        self.dirty_from = block if self.dirty_from is None else min(self.dirty_from, block)
+
+    def record(self, start: int) -> bytes:
+        body = msgpack.packb({"v": self.version, "len": self.length, "from": start, "crc": self.crcs[start:]},
+                             use_bin_type=True)
+        return _LEN.pack(len(body)) + body
+
+
+def data_name(handle: int) -> str:
+    return f"{PREFIX}{handle}.dat"
+
+
+def meta_name(handle: int) -> str:
+    return f"{PREFIX}{handle}.meta"
+
+
+Op = tuple[str, int, bytes]
+"""("w", offset, data) writes data at offset; ("p", size, b"") pads with zeros up to size."""
+
+
+class ChunkStore:
+    def __init__(self, disk: Disk, *, block_size: int, verify: bool = True) -> None:
+        self.disk = disk
+        self.block_size = block_size
+        self.verify = verify
+        self.replicas: dict[int, Replica] = {}
+        self.syncs = 0
+
+    # ------------------------------------------------------------ loading
+    def load(self) -> list[str]:
+        """Read every replica's meta; repair torn appends. Returns what was found wrong, for the log."""
+        notes: list[str] = []
+        for name in self.disk.list(PREFIX):
+            if not name.endswith(".meta"):
+                continue
+            try:
+                handle = int(name[len(PREFIX) : -len(".meta")])
+            except ValueError:
+                notes.append(f"{name}: not a chunk meta")
+                continue
+            raw = self.disk.read(name)
+            rep = decode_meta(raw)
+            if rep is None:
+                self.replicas[handle] = Replica(version=0, damaged=True)
+                notes.append(f"chunk {handle}: unreadable meta")
+                continue
+            if rep.meta_bytes < len(raw or b""):
+                self.disk.truncate(name, rep.meta_bytes)
+                notes.append(f"chunk {handle}: cut a torn meta record")
+            data = self.disk.read(data_name(handle))
+            size = len(data) if data is not None else -1
+            if size > rep.length:
+                self.disk.truncate(data_name(handle), rep.length)
+                notes.append(f"chunk {handle}: cut a torn tail of {size - rep.length} bytes")
+            elif size < rep.length:
+                rep.damaged = True
+                notes.append(f"chunk {handle}: data holds {max(size, 0)} of {rep.length} bytes")
+            self.replicas[handle] = rep
+        return notes
+
+    # ------------------------------------------------------------ queries
+    def has(self, handle: int) -> bool:
+        return handle in self.replicas
+
+    def get(self, handle: int) -> Replica:
+        rep = self.replicas.get(handle)
+        if rep is None:
+            raise ChunkMissing(handle)
+        return rep
+
+    def handles(self) -> list[int]:
+        return sorted(self.replicas)
+
+    def read(self, handle: int, offset: int, size: int) -> bytes:
+        """Bytes [offset, offset+size) cut at the chunk's length, every touched block verified."""
+        rep = self.get(handle)
+        if rep.damaged and self.verify:
+            raise ChunkCorrupt(handle, 0)
+        if offset >= rep.length or size <= 0:
+            return b""
+        data = self.disk.read(data_name(handle)) or b""
+        if self.verify:
+            bad = first_bad_block(data, rep.crcs, blocks_overlapping(offset, size, rep.length, self.block_size),
+                                  self.block_size)
+            if bad is not None:
+                raise ChunkCorrupt(handle, bad)
+        return data[offset : min(offset + size, rep.length)]
+
+    def bad_block(self, handle: int) -> int | None:
+        """The first block that fails its checksum (always checked, whatever `verify` says)."""
+        rep = self.get(handle)
+        if rep.damaged:
+            return 0
+        data = self.disk.read(data_name(handle)) or b""
+        if len(data) < rep.length:
+            return len(data) // self.block_size
+        return first_bad_block(data, rep.crcs, range(len(rep.crcs)), self.block_size)
+
+    # ------------------------------------------------------------ mutations
+    async def create(self, handle: int, version: int) -> None:
+        self.replicas[handle] = Replica(version=version)
+        self.disk.write(data_name(handle), b"")
+        await self._persist(handle, whole=True)
+
+    async def set_version(self, handle: int, version: int) -> None:
+        rep = self.get(handle)
+        rep.version = version
+        await self._persist(handle, data=False)
+
+    async def install(self, handle: int, version: int, data: bytes) -> None:
+        """Replace the replica whole (a clone): checksums computed from the bytes received."""
+        self.replicas[handle] = Replica(version=version, length=len(data), crcs=crcs_of(data, self.block_size))
+        self.disk.write(data_name(handle), data)
+        await self._persist(handle, whole=True)
+
+    async def apply(self, handle: int, ops: list[Op]) -> int:
+        """Apply writes and pads in order, then make them durable. Returns the new length."""
+        rep = self.get(handle)
+        for kind, arg, data in ops:
+            if kind == "w":
+                self._write(handle, rep, arg, data)
+            elif kind == "p" and arg > rep.length:
+                self._append(handle, rep, bytes(arg - rep.length))
+        await self._persist(handle)
+        return rep.length
+
+    def delete(self, handle: int) -> None:
+        self.replicas.pop(handle, None)
+        self.disk.delete(data_name(handle))
+        self.disk.delete(meta_name(handle))
+
+    # ------------------------------------------------------------ internals
+    def _write(self, handle: int, rep: Replica, offset: int, data: bytes) -> None:
+        assert offset >= 0
+        if offset > rep.length:
+            self._append(handle, rep, bytes(offset - rep.length))
+        if offset == rep.length:
+            self._append(handle, rep, data)
+        else:
+            self._overwrite(handle, rep, offset, data)
+
+    def _append(self, handle: int, rep: Replica, data: bytes) -> None:
+        if not data:
+            return
+        self.disk.append(data_name(handle), data)
+        rep.touch(max(0, len(rep.crcs) - 1) if rep.length % self.block_size else len(rep.crcs))
+        rep.crcs = extend_crcs(rep.crcs, rep.length, data, self.block_size)
+        rep.length += len(data)
+
+    def _overwrite(self, handle: int, rep: Replica, offset: int, data: bytes) -> None:
+        bs = self.block_size
+        content = bytearray(self.disk.read(data_name(handle)) or b"")
+        end = offset + len(data)
+        if self.verify:
+            edges = []
+            if offset % bs:
+                edges.append(offset // bs)
+            if end % bs and end < rep.length:
+                edges.append(end // bs)
+            for i in edges:
+                bad = first_bad_block(bytes(content), rep.crcs, range(i, i + 1), bs)
+                if bad is not None:
+                    raise ChunkCorrupt(handle, bad)
+        content[offset:end] = data
+        first, last = offset // bs, (end - 1) // bs
+        rep.touch(first)
+        fresh = crcs_of(bytes(content[first * bs : (last + 1) * bs]), bs)
+        rep.crcs = rep.crcs[:first] + fresh + rep.crcs[last + 1 :]
+        rep.length = len(content)
+        self.disk.write(data_name(handle), bytes(content))
+
+    async def _persist(self, handle: int, *, whole: bool = False, data: bool = True) -> None:
+        """Make the data durable, then the meta: a new record, or the whole meta rewritten as one."""
+        rep = self.get(handle)
+        if data:
+            await self.disk.sync(data_name(handle))
+            self.syncs += 1
+        start = len(rep.crcs) if rep.dirty_from is None else rep.dirty_from
+        if whole or rep.meta_bytes >= META_COMPACT_BYTES:
+            record = rep.record(0)
+            self.disk.write(meta_name(handle), record)
+            rep.meta_bytes = len(record)
+        else:
+            record = rep.record(start)
+            self.disk.append(meta_name(handle), record)
+            rep.meta_bytes += len(record)
+        rep.dirty_from = None
+        await self.disk.sync(meta_name(handle))
+        self.syncs += 1
+
+
+def decode_meta(raw: bytes | None) -> Replica | None:
+    """The replica the meta log describes (None when it holds no whole, valid record)."""
+    if not raw:
+        return None
+    rep: Replica | None = None
+    pos = 0
+    while pos + _LEN.size <= len(raw):
+        (n,) = _LEN.unpack_from(raw, pos)
+        if pos + _LEN.size + n > len(raw):
+            break  # a torn last record
+        try:
+            m: Any = msgpack.unpackb(raw[pos + _LEN.size : pos + _LEN.size + n], raw=False)
+        except (ValueError, msgpack.UnpackException):
+            break
+        v, length, start, crc = (m.get(k) for k in ("v", "len", "from", "crc")) if isinstance(m, dict) else (None,) * 4
+        if not (isinstance(v, int) and isinstance(length, int) and isinstance(start, int) and isinstance(crc, list)):
+            break
+        if not all(isinstance(c, int) for c in crc) or (rep is None and start != 0):
+            break
+        crcs = (rep.crcs[:start] if rep is not None else []) + list(crc)
+        rep = Replica(version=v, length=length, crcs=crcs)
+        pos += _LEN.size + n
+    if rep is not None:
+        rep.meta_bytes = pos
+    return rep

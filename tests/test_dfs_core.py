@@ -1,0 +1,426 @@
+"""The DFS's pure rules, tested directly: checksums, replicas on disk, namespace and its log,
+leases, version rules, placement and re-replication order, request validation, the push buffer.
+
+Each test names the sentence of the GFS paper (SOSP 2003) or of the module docstring it checks.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import random
+import zlib
+from typing import Any
+
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from systems.dfs import messages as m
+from systems.dfs.checksums import blocks_overlapping, crcs_of, extend_crcs, first_bad_block
+from systems.dfs.chunkstore import META_COMPACT_BYTES, ChunkCorrupt, ChunkStore, data_name, meta_name
+from systems.dfs.leases import LeaseTable
+from systems.dfs.namespace import Namespace, check_path
+from systems.dfs.oplog import OpLog
+from systems.dfs.placement import Need, clone_plan, order, place_new
+from systems.dfs.pushbuffer import PushBuffer
+from systems.dfs.replicas import Held, ReplicaMap, Standing, classify
+from systems.runtime.sim_disk import DiskStore, DiskView
+
+BS = 16
+
+
+def disk() -> tuple[DiskStore, DiskView]:
+    store = DiskStore()
+    return store, DiskView(store, lambda: True, sync_s=0.0)
+
+
+def run(coro: Any) -> Any:
+    return asyncio.run(coro)
+
+
+# ---------------------------------------------------------------- checksums (§5.2)
+
+
+@given(st.binary(max_size=200), st.lists(st.binary(max_size=40), max_size=6))
+def test_incremental_checksums_equal_checksums_of_the_whole(first: bytes, appends: list[bytes]) -> None:
+    crcs, data = crcs_of(first, BS), first
+    for piece in appends:
+        crcs = extend_crcs(crcs, len(data), piece, BS)
+        data += piece
+    assert crcs == crcs_of(data, BS)
+
+
+def test_an_append_keeps_old_corruption_in_the_last_block_detectable() -> None:
+    """§5.2: 'even if the last partial checksum block is already corrupted ... the corruption will be
+    detected when the block is next read' -- the CRC continues from the stored value."""
+    good = b"abcdefgh"
+    crcs = crcs_of(good, BS)
+    corrupted = b"abcXefgh"
+    crcs = extend_crcs(crcs, len(good), b"12345678", BS)
+    assert first_bad_block(corrupted + b"12345678", crcs, range(1), BS) == 0
+
+
+def test_blocks_overlapping_a_range() -> None:
+    assert list(blocks_overlapping(0, 16, 100, 16)) == [0]
+    assert list(blocks_overlapping(15, 2, 100, 16)) == [0, 1]
+    assert list(blocks_overlapping(90, 50, 100, 16)) == [5, 6]
+    assert list(blocks_overlapping(100, 5, 100, 16)) == []
+
+
+# ---------------------------------------------------------------- replicas on disk
+
+
+def test_reads_verify_every_block_they_touch_and_only_those() -> None:
+    store, d = disk()
+    cs = ChunkStore(d, block_size=BS)
+    run(cs.create(7, 1))
+    run(cs.apply(7, [("w", 0, bytes(range(64)))]))
+    assert cs.read(7, 10, 20) == bytes(range(10, 30))
+    store.current[data_name(7)][40] ^= 0xFF  # a byte of block 2 flips on the medium
+    assert cs.read(7, 0, 32) == bytes(range(32))  # blocks 0 and 1 are fine
+    with pytest.raises(ChunkCorrupt) as e:
+        cs.read(7, 30, 5)
+    assert e.value.block == 2
+    assert cs.bad_block(7) == 2
+
+
+def test_no_checksum_switch_serves_corrupt_bytes() -> None:
+    store, d = disk()
+    cs = ChunkStore(d, block_size=BS, verify=False)
+    run(cs.create(1, 1))
+    run(cs.apply(1, [("w", 0, b"x" * 20)]))
+    store.current[data_name(1)][3] ^= 0xFF
+    assert cs.read(1, 0, 20)[3] != ord("x")
+    assert cs.bad_block(1) == 0  # the status probe still tells the truth
+
+
+def test_writes_past_the_end_fill_the_gap_with_checksummed_zeros() -> None:
+    _, d = disk()
+    cs = ChunkStore(d, block_size=BS)
+    run(cs.create(1, 1))
+    run(cs.apply(1, [("w", 40, b"tail"), ("p", 50, b"")]))
+    assert cs.read(1, 0, 100) == bytes(40) + b"tail" + bytes(6)
+    assert cs.bad_block(1) is None
+
+
+def test_an_overwrite_verifies_its_partial_edge_blocks_first() -> None:
+    """§5.2: 'we must read and verify the first and last blocks of the range being overwritten'."""
+    store, d = disk()
+    cs = ChunkStore(d, block_size=BS)
+    run(cs.create(1, 1))
+    run(cs.apply(1, [("w", 0, b"a" * 48)]))
+    store.current[data_name(1)][1] ^= 0xFF  # block 0 is corrupt
+    with pytest.raises(ChunkCorrupt):
+        run(cs.apply(1, [("w", 4, b"b" * 8)]))
+    run(cs.apply(1, [("w", 16, b"c" * 16)]))  # block 1 exactly: nothing partial to verify
+    assert cs.read(1, 16, 16) == b"c" * 16
+
+
+def test_a_crash_between_data_and_meta_sync_cuts_the_torn_tail() -> None:
+    store, d = disk()
+    cs = ChunkStore(d, block_size=BS)
+    run(cs.create(3, 2))
+    run(cs.apply(3, [("w", 0, b"durable!")]))
+    d.append(data_name(3), b"unsynced")  # the data of a mutation whose meta never made it
+    run(d.sync(data_name(3)))
+    store.crash()
+    again = ChunkStore(DiskView(store, lambda: True, sync_s=0.0), block_size=BS)
+    notes = again.load()
+    assert any("torn tail" in n for n in notes)
+    assert again.read(3, 0, 100) == b"durable!"
+    assert again.get(3).version == 2
+
+
+def test_unsynced_mutations_are_lost_in_a_crash_and_synced_ones_kept() -> None:
+    store, d = disk()
+    cs = ChunkStore(d, block_size=BS)
+    run(cs.create(3, 1))
+    run(cs.apply(3, [("w", 0, b"kept")]))
+    d.append(data_name(3), b"lost")
+    d.write(meta_name(3), b"garbage")
+    store.crash()
+    again = ChunkStore(DiskView(store, lambda: True, sync_s=0.0), block_size=BS)
+    again.load()
+    assert again.read(3, 0, 100) == b"kept"
+
+
+def test_a_damaged_meta_marks_the_replica_damaged() -> None:
+    store, d = disk()
+    cs = ChunkStore(d, block_size=BS)
+    run(cs.create(3, 1))
+    d.write(meta_name(3), b"\xc1not msgpack")
+    run(d.sync(meta_name(3)))
+    again = ChunkStore(DiskView(store, lambda: True, sync_s=0.0), block_size=BS)
+    again.load()
+    assert again.get(3).damaged
+    with pytest.raises(ChunkCorrupt):
+        again.read(3, 0, 1)
+
+
+def test_the_meta_log_replays_to_the_same_replica_and_stays_small() -> None:
+    store, d = disk()
+    cs = ChunkStore(d, block_size=BS)
+    run(cs.create(4, 1))
+    for i in range(3000):
+        run(cs.apply(4, [("w", cs.get(4).length, b"%d," % i)]))
+    run(cs.set_version(4, 7))
+    assert len(d.read(meta_name(4))) <= META_COMPACT_BYTES + 1024  # compacted along the way
+    store.crash()
+    again = ChunkStore(DiskView(store, lambda: True, sync_s=0.0), block_size=BS)
+    assert again.load() == []
+    rep, before = again.get(4), cs.get(4)
+    assert (rep.version, rep.length, rep.crcs) == (7, before.length, before.crcs)
+    assert again.bad_block(4) is None
+
+
+def test_a_torn_meta_record_is_cut_and_the_data_follows_it() -> None:
+    store, d = disk()
+    cs = ChunkStore(d, block_size=BS)
+    run(cs.create(5, 1))
+    run(cs.apply(5, [("w", 0, b"kept!")]))
+    d.append(data_name(5), b"more")
+    d.append(meta_name(5), b"\x00\x00\x00\x40half a record")  # the meta append of a batch, cut short
+    run(d.sync(data_name(5)))
+    run(d.sync(meta_name(5)))
+    store.crash()
+    again = ChunkStore(DiskView(store, lambda: True, sync_s=0.0), block_size=BS)
+    notes = again.load()
+    assert any("torn meta" in n for n in notes) and any("torn tail" in n for n in notes)
+    assert again.read(5, 0, 100) == b"kept!"
+    run(again.apply(5, [("w", 5, b" then")]))  # the log goes on after the cut
+    third = ChunkStore(DiskView(store, lambda: True, sync_s=0.0), block_size=BS)
+    third.load()
+    assert third.read(5, 0, 100) == b"kept! then"
+
+
+# ---------------------------------------------------------------- namespace and op log (§2.6.3, §4.4)
+
+
+def test_paths_are_absolute_and_clean() -> None:
+    assert check_path("/a/b") is None
+    for bad in ("a", "/", "/a//b", "/a/../b", "/a/./b", "/a/\x00", 7):
+        assert check_path(bad) is not None
+
+
+def test_namespace_rules() -> None:
+    ns = Namespace()
+    ns.apply(["create", "/d/f", "c1"])
+    assert ns.check(["create", "/d/f", "c2"]).code == "exists"
+    assert ns.check(["create", "/d", "c2"]).code == "not-a-file"
+    assert ns.check(["create", "/d/f/g", "c2"]).code == "not-a-file"
+    ns.apply(["chunk", "/d/f", 0, 1])
+    assert ns.check(["chunk", "/d/f", 2, 2]).code == "bad-index"
+    assert ns.check(["chunk", "/d/f", 1, 1]).code == "bad-handle"  # handles are never reused
+    ns.apply(["version", 1, 5])
+    assert ns.check(["version", 1, 4]).code == "stale"  # versions never go down
+    ns.apply(["rename", "/d/f", "/e"])
+    assert ns.ls("/") == ["/e"] and ns.owner[1] == "/e"
+    ns.apply(["delete", "/e", "t9"])
+    assert ns.ls("/") == [] and ns.hidden_chunks() == [1]
+    ns.apply(["purge", "t9"])
+    assert ns.versions == {} and ns.next_handle == 2
+
+
+def test_the_log_replays_to_the_same_namespace_and_loses_only_unsynced_records() -> None:
+    store, d = disk()
+    log = OpLog(d)
+    log.load()
+    recs = [["create", "/a", "x"], ["chunk", "/a", 0, 1], ["version", 1, 2], ["create", "/b", "y"]]
+    ns = Namespace()
+    for r in recs:
+        ns.apply(r)
+        log.append(r)
+    run(log.sync())
+    log.append(["create", "/c", "z"])  # never synced
+    store.crash()
+    loaded = OpLog(DiskView(store, lambda: True, sync_s=0.0)).load()
+    assert loaded.ns.to_wire() == ns.to_wire()
+    assert loaded.replayed == 4
+
+
+def test_a_checkpoint_then_a_crash_before_the_log_is_rewritten_replays_each_record_once() -> None:
+    store, d = disk()
+    log = OpLog(d)
+    log.load()
+    ns = Namespace()
+    for i in range(5):
+        rec = ["create", f"/f{i}", ""]
+        ns.apply(rec)
+        log.append(rec)
+    run(log.sync())
+    # the checkpoint is durable but the log rewrite is not: the old records must be skipped, not re-applied
+    import msgpack
+
+    d.write("master/checkpoint", msgpack.packb({"seq": log.seq, "ns": ns.to_wire()}, use_bin_type=True))
+    run(d.sync("master/checkpoint"))
+    store.crash()
+    loaded = OpLog(DiskView(store, lambda: True, sync_s=0.0)).load()
+    assert sorted(loaded.ns.files) == [f"/f{i}" for i in range(5)]
+    assert loaded.replayed == 0 and not loaded.refused
+
+
+def test_a_checkpoint_keeps_records_appended_while_it_was_written() -> None:
+    store, d = disk()
+    log = OpLog(d)
+    log.load()
+    ns = Namespace()
+    for i in range(3):
+        ns.apply(["create", f"/f{i}", ""])
+        log.append(["create", f"/f{i}", ""])
+
+    async def both() -> None:
+        cp = asyncio.ensure_future(log.checkpoint(ns))
+        await asyncio.sleep(0)
+        ns.apply(["create", "/late", ""])
+        log.append(["create", "/late", ""])
+        await cp
+        await log.sync()
+
+    run(both())
+    store.crash()
+    loaded = OpLog(DiskView(store, lambda: True, sync_s=0.0)).load()
+    assert "/late" in loaded.ns.files and len(loaded.ns.files) == 4
+
+
+def test_a_torn_log_tail_is_cut() -> None:
+    _, d = disk()
+    log = OpLog(d)
+    log.load()
+    log.append(["create", "/a", ""])
+    run(log.sync())
+    d.append("master/log", b"\x00\x00\x01\x00partial")
+    run(d.sync("master/log"))
+    loaded = OpLog(d).load()
+    assert loaded.torn_tail and list(loaded.ns.files) == ["/a"]
+    assert len(d.read("master/log")) < 20
+
+
+# ---------------------------------------------------------------- leases (§3.1)
+
+
+def test_one_unexpired_lease_per_chunk() -> None:
+    t = LeaseTable(lease_s=10.0)
+    assert t.may_grant(1, 0.0)
+    t.granted(1, "n2", ("n1", "n2", "n3"), 2, now=0.0)
+    assert not t.may_grant(1, 5.0)
+    assert not t.may_grant(1, 5.0, suspect="n2")  # a client's complaint does not end a lease
+    assert t.may_grant(1, 10.0)
+
+
+def test_extensions_go_only_to_the_primary_and_never_after_a_revoke() -> None:
+    t = LeaseTable(lease_s=10.0)
+    t.granted(1, "n2", ("n1", "n2"), 2, now=0.0)
+    assert t.extend(1, "n1", 5.0) is None
+    assert t.extend(1, "n2", 5.0).expires_at == 15.0
+    assert t.revoke_member("n1", 6.0) == [1]
+    assert t.extend(1, "n2", 7.0) is None
+    assert not t.may_grant(1, 14.0) and t.may_grant(1, 15.0)
+
+
+def test_a_restarted_master_waits_out_its_grace_period() -> None:
+    t = LeaseTable(lease_s=10.0, grace_until=12.0)
+    assert not t.may_grant(1, 11.9) and t.may_grant(1, 12.0)
+
+
+def test_lease_overlap_bug_believes_the_client() -> None:
+    t = LeaseTable(lease_s=10.0, overlap_bug=True)
+    t.granted(1, "n2", ("n1", "n2"), 2, now=0.0)
+    assert t.may_grant(1, 1.0, suspect="n2")
+    t.granted(1, "n1", ("n1", "n2"), 3, now=1.0)
+    grants = t.report(1.0)
+    assert [g["primary"] for g in grants] == ["n2", "n1"]
+    assert grants[0]["expires_in_s"] > 0  # the first one still runs: two primaries
+
+
+# ---------------------------------------------------------------- versions and replicas (§4.5)
+
+
+def test_version_rules() -> None:
+    assert classify(3, 3) is Standing.CURRENT
+    assert classify(3, 2) is Standing.STALE
+    assert classify(3, 4) is Standing.AHEAD
+    assert classify(3, 2, ignore_versions=True) is Standing.CURRENT
+
+
+def test_only_live_uncorrupted_current_replicas_are_handed_out() -> None:
+    r = ReplicaMap()
+    r.report("n1", {1: Held(3, 10)})
+    r.report("n2", {1: Held(2, 10)})
+    r.report("n3", {1: Held(3, 10)})
+    r.report("n4", {1: Held(3, 10)})
+    r.mark_bad(1, "n4")
+    assert r.current(1, 3, {"n1", "n2", "n4"}) == ["n1"]
+    assert r.stale(1, 3) == ["n2"]
+    r.report("n1", {})
+    assert r.nodes(1) == ["n2", "n3", "n4"]
+
+
+def test_no_version_bug_hands_out_stale_replicas() -> None:
+    r = ReplicaMap(ignore_versions=True)
+    r.report("n2", {1: Held(2, 10)})
+    assert r.current(1, 3, {"n2"}) == ["n2"] and r.stale(1, 3) == []
+
+
+# ---------------------------------------------------------------- placement and re-replication (§4.2, §4.3)
+
+
+def test_new_chunks_go_to_the_least_loaded() -> None:
+    load = {"n1": 5, "n2": 0, "n3": 1, "n4": 9}
+    assert sorted(place_new(load, 2, random.Random(1))) == ["n2", "n3"]
+    assert len(place_new(load, 9, random.Random(1))) == 4
+
+
+def test_rereplication_order_most_endangered_first() -> None:
+    needs = [Need(1, 1, True, False), Need(2, 2, True, False), Need(3, 1, False, False),
+             Need(4, 1, True, True), Need(5, 0, True, True)]
+    assert [n.handle for n in order(needs)] == [2, 4, 1, 3]
+
+
+def test_clone_plan_picks_a_free_current_source_and_a_target_without_the_chunk() -> None:
+    load = {"n1": 3, "n2": 1, "n3": 0, "n4": 2}
+    plan = clone_plan(["n1"], {"n1", "n3"}, load, set(), random.Random(0))
+    assert plan == ("n1", "n2")
+    assert clone_plan(["n1"], {"n1"}, load, {"n1"}, random.Random(0)) is None
+
+
+# ---------------------------------------------------------------- requests and the push buffer
+
+
+def test_malformed_requests_are_one_error_family() -> None:
+    assert m.parse(m.ReadReq, {"handle": 1, "version": 2, "offset": 0, "length": 5}).length == 5
+    for bad in (None, [], {"handle": 1}, {"handle": True, "version": 1, "offset": 0, "length": 1},
+                {"handle": -1, "version": 1, "offset": 0, "length": 1},
+                {"handle": 1, "version": 1, "offset": 0, "length": "x"}):
+        with pytest.raises(m.BadMessage):
+            m.parse(m.ReadReq, bad)
+    with pytest.raises(m.BadMessage):
+        m.parse(m.ApplyReq, {"handle": 1, "version": 1, "serial": 1, "ops": [["w", 0]]})
+    assert m.parse(m.LeaseReq, {"handle": 1}).suspect is None
+    with pytest.raises(m.BadMessage):
+        m.parse(m.Heartbeat, {"node": "n1", "incarnation": "x", "chunks": [[1, 2]], "damaged": [], "extend": []})
+
+
+def test_push_buffer_caps_and_expires() -> None:
+    b = PushBuffer(cap_bytes=10, ttl_s=5.0)
+    assert b.put("a", b"12345", 0.0) and b.put("b", b"12345", 1.0)
+    assert b.put("c", b"123", 2.0) and b.get("a") is None  # the oldest made room
+    b.expire(6.5)
+    assert b.get("b") is None and b.get("c") == b"123"
+    assert not b.put("huge", b"x" * 11, 7.0)
+    assert b.take("c") == b"123" and b.size == 0
+
+
+@settings(max_examples=50)
+@given(st.lists(st.tuples(st.integers(0, 100), st.binary(min_size=1, max_size=30)), max_size=12))
+def test_chunkstore_matches_a_plain_bytearray(writes: list[tuple[int, bytes]]) -> None:
+    _, d = disk()
+    cs = ChunkStore(d, block_size=BS)
+    run(cs.create(1, 1))
+    model = bytearray()
+    for off, data in writes:
+        run(cs.apply(1, [("w", off, data)]))
+        if off > len(model):
+            model += bytes(off - len(model))
+        model[off : off + len(data)] = data
+    assert cs.read(1, 0, 10_000) == bytes(model)
+    assert cs.get(1).crcs == [zlib.crc32(bytes(model[i : i + BS])) for i in range(0, len(model), BS)]
