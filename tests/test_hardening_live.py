@@ -10,6 +10,10 @@ identity), so these are `real` and `slow`; the disk-full test needs root for its
   killed and restarted: every acknowledged write must be readable, the cluster must take new
   writes, and no node may have died of it. (A node's key in hostile hands that sends well-formed
   lies is beyond any crash-fault protocol: Raft and Dynamo trust their members.)
+- The DFS the same way, with attacks aimed at its master/chunkserver split: the master's orders
+  (delete, bump to a huge version, grant, clone) and forged heartbeats and corrupt reports, with no
+  key, a client's key and node n2's stolen key; every acknowledged record append stays readable, and
+  the command line works with the clients' key.
 - Fail-stop: a node whose protocol loop dies (a disk write fails) exits non-zero, saying why.
 - A full disk (tmpfs, root): the node stops; nothing acknowledged is lost.
 - A damaged record: the node refuses to start, naming the file and the byte offset.
@@ -24,6 +28,7 @@ import os
 import shutil
 import struct
 import subprocess
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -36,6 +41,7 @@ from base.spec import TestSpec
 from harness.backends.local import LocalBackend
 from harness.backends.node_program import KEY_DIR
 from harness.backends.process_cluster import ProcessCluster
+from systems.dfs.client import DfsClient, DfsError
 from systems.kv.client import KvClient
 from systems.raft.client import RaftClient
 from systems.runtime.api import RpcError
@@ -232,6 +238,82 @@ def test_kv_keeps_every_acknowledged_write_under_forged_and_random_frames(
         tmp_path_factory: pytest.TempPathFactory, attacks: list[tuple[str, int, str, Any]]) -> None:
     LocalBackend().run(spec_for("kv", tmp_path_factory.mktemp("kv"), antientropy_interval_s=0.2),
                        lambda c: kv_attacked(c, attacks))
+
+
+# -- the DFS ---------------------------------------------------------------------------------------------------
+
+def dfs_attacks(handle: int, version: int) -> list[tuple[str, int, str, Any]]:
+    hb = {"node": "n3", "incarnation": "ffffffff", "chunks": [], "damaged": [], "extend": [], "changes": HUGE}
+    orders = [
+        ("cs.delete", {"handle": handle}),
+        ("cs.bump", {"handle": handle, "version": HUGE}),
+        ("cs.bump", {"handle": handle, "version": BIG - 1}),
+        ("cs.grant", {"handle": handle, "version": version, "members": ["n2"], "lease_s": 1e6, "start_offset": 0}),
+        ("cs.clone", {"handle": handle, "version": version, "source": "n2", "length": BIG}),
+        ("cs.create", {"handle": handle, "version": 1}),
+        ("cs.apply", {"handle": handle, "version": version, "serial": HUGE, "ops": [["p", BIG]]}),
+        ("master.heartbeat", hb),
+        ("master.heartbeat", {**hb, "node": "n2", "chunks": [[handle, BIG - 1, 0]]}),
+        ("master.report_corrupt", {"handle": handle, "node": "n3"}),
+        ("master.delete", {"path": "/log"}),
+    ]
+    out: list[tuple[str, int, str, Any]] = []
+    for how in ("raw", "client", "liar"):
+        for method, body in orders:
+            if how != "raw" and method == "master.delete":
+                continue  # a client (and a node) may delete files: that is what clients do
+            out.append((how, REQUEST, method, body))
+    return out
+
+
+async def dfs_attacked(c: ProcessCluster) -> None:
+    rt = c.client
+    dfs = DfsClient(rt, c.nodes, home="n1", timeout_s=10.0)
+    await dfs.create("/log")
+    first = await dfs.append("/log", b"first;")
+    chunk = (await dfs.stat("/log"))["chunks"][0]
+    acked = {first: b"first;"}
+    attacker = Attacker(c)
+    stop = asyncio.Event()
+
+    async def write() -> None:
+        i = 0
+        while not stop.is_set():
+            rec = b"rec%d;" % i
+            with contextlib.suppress(DfsError):
+                acked[await dfs.append("/log", rec, timeout_s=5.0)] = rec
+            i += 1
+
+    task = asyncio.ensure_future(write())
+    liar_bodies = [a for a in dfs_attacks(chunk["handle"], chunk["version"]) if a[0] == "liar"]
+    try:
+        for i, a in enumerate(dfs_attacks(chunk["handle"], chunk["version"])):
+            await attacker.send(a, c.nodes[i % len(c.nodes)] if a[0] != "liar" else "n3" if i % 2 else "n1")
+            await asyncio.sleep(0.02)
+        for _, _, method, body in liar_bodies:  # n2's stolen key, answered: refused as forbidden
+            with pytest.raises(RpcError) as e:
+                await attacker.liar.call("n1", method, body, timeout=2.0)
+            assert e.value.code in ("forbidden", "bad-request"), (method, e.value)
+        await asyncio.sleep(1.0)
+    finally:
+        stop.set()
+        await task
+        await attacker.close()
+    assert len(acked) > 1, "the file system took no append during the attack"
+    died = [n for n in c.nodes if not c.is_up(n)]
+    assert not died, f"nodes died of the attack: {died}"
+    data = await dfs.read_all("/log")
+    lost = [(off, rec) for off, rec in acked.items() if data[off : off + len(rec)] != rec]
+    assert not lost, f"acknowledged appends lost: {lost[:5]}"
+    statuses = [await rt.call(n, "status", None, timeout=2.0) for n in c.nodes]
+    assert sum(s["chunkserver"]["dropped"].get("dfs-forbidden", 0) for s in statuses) >= len(liar_bodies)
+    cli = subprocess.run([sys.executable, "-m", "systems.dfs.cli", "--cluster", str(c.run_dir / "cluster.json"),
+                          "--timeout", "20", "get", "/log"], capture_output=True, timeout=60)
+    assert cli.returncode == 0 and cli.stdout.startswith(b"first;"), cli.stderr
+
+
+def test_dfs_keeps_every_acknowledged_append_under_forged_orders(tmp_path: Path) -> None:
+    LocalBackend().run(spec_for("dfs", tmp_path / "run", chunk_size=262144, block_size=65536), dfs_attacked)
 
 
 # -- fail-stop ------------------------------------------------------------------------------------------------
