@@ -24,6 +24,7 @@ from systems.dfs.oplog import OpLog
 from systems.dfs.placement import Need, clone_plan, order, place_new
 from systems.dfs.pushbuffer import PushBuffer
 from systems.dfs.replicas import Held, ReplicaMap, Standing, classify
+from systems.runtime.api import CorruptData, frame_file
 from systems.runtime.sim_disk import DiskStore, DiskView
 
 BS = 16
@@ -251,12 +252,12 @@ def test_a_checkpoint_then_a_crash_before_the_log_is_rewritten_replays_each_reco
     # the checkpoint is durable but the log rewrite is not: the old records must be skipped, not re-applied
     import msgpack
 
-    d.write("master/checkpoint", msgpack.packb({"seq": log.seq, "ns": ns.to_wire()}, use_bin_type=True))
+    d.write("master/checkpoint", frame_file(msgpack.packb({"seq": log.seq, "ns": ns.to_wire()}, use_bin_type=True)))
     run(d.sync("master/checkpoint"))
     store.crash()
     loaded = OpLog(DiskView(store, lambda: True, sync_s=0.0)).load()
     assert sorted(loaded.ns.files) == [f"/f{i}" for i in range(5)]
-    assert loaded.replayed == 0 and not loaded.refused
+    assert loaded.replayed == 0
 
 
 def test_a_checkpoint_keeps_records_appended_while_it_was_written() -> None:
@@ -288,11 +289,42 @@ def test_a_torn_log_tail_is_cut() -> None:
     log.load()
     log.append(["create", "/a", ""])
     run(log.sync())
+    whole = len(d.read("master/log"))
     d.append("master/log", b"\x00\x00\x01\x00partial")
     run(d.sync("master/log"))
     loaded = OpLog(d).load()
     assert loaded.torn_tail and list(loaded.ns.files) == ["/a"]
-    assert len(d.read("master/log")) < 20
+    assert loaded.cut is not None and loaded.cut["offset"] == whole
+    assert len(d.read("master/log")) == whole
+
+
+def test_a_damaged_log_record_or_checkpoint_stops_the_master_naming_file_and_offset() -> None:
+    """Issue 18: a damaged record is never applied and never cut away as if it were a torn tail."""
+    _, d = disk()
+    log = OpLog(d)
+    log.load()
+    for name in ("/a", "/b", "/c"):
+        log.append(["create", name, ""])
+    run(log.sync())
+    good = d.read("master/log")
+    second = len(good) // 3
+    for flip in (second + 2, len(good) - 1):  # inside the second record; the last byte of the last one
+        bad = bytearray(good)
+        bad[flip] ^= 0x01
+        d.write("master/log", bytes(bad))
+        with pytest.raises(CorruptData) as e:
+            OpLog(d).load()
+        assert e.value.name == "master/log" and 0 <= e.value.offset <= flip
+        assert d.read("master/log") == bytes(bad)  # nothing cut away
+    d.write("master/log", good)
+    ns = Namespace()
+    ns.apply(["create", "/a", ""])
+    run(log.checkpoint(ns))
+    cp = bytearray(d.read("master/checkpoint"))
+    cp[-1] ^= 0x01
+    d.write("master/checkpoint", bytes(cp))
+    with pytest.raises(CorruptData, match="master/checkpoint"):
+        OpLog(d).load()
 
 
 # ---------------------------------------------------------------- leases (§3.1)

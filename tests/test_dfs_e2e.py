@@ -19,7 +19,7 @@ import pytest
 from systems.dfs import DEFAULT_OPTIONS, start_node
 from systems.dfs.chunkstore import decode_meta
 from systems.dfs.client import DfsClient, DfsError
-from systems.runtime.api import NodeConfig, RemoteError
+from systems.runtime.api import NodeConfig, RemoteError, unframe_file
 from systems.runtime.sim import SimWorld
 
 NODES = ["n1", "n2", "n3", "n4"]
@@ -214,7 +214,8 @@ def test_the_namespace_survives_master_crashes_and_checkpoints() -> None:
         assert await c.read_all("/d/f2") == b"hello"
         await c.append("/d/f2", b" world")  # leases resume after the grace period
         assert await c.read_all("/d/f2") == b"hello world"
-        cp = msgpack.unpackb(world.stores["n1"].durable["master/checkpoint"], strict_map_key=False)
+        cp = msgpack.unpackb(unframe_file(world.stores["n1"].durable["master/checkpoint"], "checkpoint"),
+                             strict_map_key=False)
         assert cp["seq"] >= 10 and "/d/g0" in cp["ns"]["files"]
 
     run_sim(world, config, body)

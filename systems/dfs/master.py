@@ -135,8 +135,8 @@ class Master:
         self.started_at = now
         self.leases.grace_until = now + max(self.o.lease_s, self.o.dead_after_s) + self.o.heartbeat_s
         self.trashed_at = dict.fromkeys(self.ns.trash, now)
-        for why in loaded.refused:
-            self.rt.log.error("dfs-log-record-refused", reason=why)
+        if loaded.cut is not None:
+            self.rt.log.warning("dfs-log-torn-tail", **loaded.cut)
         self.rt.log.info("dfs-master-start", incarnation=self.incarnation, files=len(self.ns.files),
                          chunks=len(self.ns.versions), replayed=loaded.replayed, seq=loaded.seq,
                          torn_tail=loaded.torn_tail, bugs=sorted(self.bugs))
