@@ -47,8 +47,17 @@ def check_nemesis(spec: TestSpec) -> None:
             raise
         if target.external:
             raise NotApplicable(f"{e}: {spec.system}'s nodes are an external program, without the runtime's packet "
-                                f"filter (it runs on: {_backends(e.package, external=True)})", e.package) from None
+                                f"filter{_local_partitions_hint(spec)} (it runs on: "
+                                f"{_backends(e.package, external=True)})", e.package) from None
         raise NotApplicable(f"{e} (it runs on: {_backends(e.package)})", e.package) from None
+
+
+def _local_partitions_hint(spec: TestSpec) -> str:
+    """On local, what this machine lacks to partition an external program's nodes by their cgroups."""
+    from harness.backends.cgroup_partitions import missing
+
+    lacking = missing() if spec.backend == "local" else []
+    return f", and partitions on local need {', '.join(lacking)}" if lacking else ""
 
 
 def _backends(package: NemesisPackage, *, external: bool = False) -> str:

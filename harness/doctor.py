@@ -280,13 +280,18 @@ def etcd_start_check(timeout_s: float = 20.0) -> Check:
 
 
 def partitions_check() -> Check:
-    """Informational: an external program has no packet filter, so partitions need the netns backend here."""
+    """Informational: an external program has no packet filter, so partitions need root here (a cgroup per
+    member and iptables on local, or the netns backend)."""
+    from harness.backends import cgroup_partitions
     from harness.backends.netns import missing_requirements
 
-    missing = missing_requirements()
-    return Check("here", "partitions", not missing,
-                 "netns backend available (root, ip, iptables)" if not missing else "needs " + "; ".join(missing),
-                 "" if not missing else "optional: partitions of an external system need --backend netns (or ssh)")
+    local, netns = cgroup_partitions.missing(), missing_requirements()
+    if not local:
+        return Check("here", "partitions", True, "on local (by each member's cgroup) and on netns"
+                     if not netns else "on local (by each member's cgroup)", "")
+    return Check("here", "partitions", not netns,
+                 "on netns only (local needs " + "; ".join(local) + ")" if not netns else "needs " + "; ".join(netns),
+                 "" if not netns else "optional: partitions of an external system need root (local or netns) or ssh")
 
 
 def system_checks(system: str) -> list[Check]:

@@ -11,7 +11,11 @@ lifecycle or the runner knows the difference.
 Rules this module keeps:
 
 - The program has no packet filter of its own (`carries_filter` False):
-  partitions need iptables (netns, ssh), and link faults cannot be made.
+  partitions need iptables (netns, ssh; on local, as root, rules matching
+  each node's cgroup: harness/backends/cgroup_partitions.py), and link
+  faults cannot be made.
+- `endpoints(node)` is every address and port other members connect to
+  (the module's `endpoints(node, addrs)`, else the client address alone).
 - `config_files(addrs)` is called before any node starts (and again when
   the addresses change); it also fixes the addresses `argv` gives every
   member, so the two always agree.
@@ -102,6 +106,10 @@ class ExternalProgram:
     def config_files(self, addrs: dict[str, Address]) -> dict[str, str]:
         self.addrs = dict(addrs)
         return dict(self.module.config_files(self.addrs))
+
+    def endpoints(self, node: str) -> list[Address]:
+        find = getattr(self.module, "endpoints", None)
+        return list(find(node, self.addrs)) if find is not None else [self.addrs[node]]
 
     def marker(self, config_dir: str) -> str:
         return str(self.module.marker(config_dir))

@@ -80,6 +80,10 @@ class HostsState:
     netns: list[str] = field(default_factory=list)
     links: list[str] = field(default_factory=list)
     pids: list[int] = field(default_factory=list)
+    chains: list[str] = field(default_factory=list)
+    """iptables chains in this machine's own namespace (local partitions of external programs), top first."""
+    cgroups: list[str] = field(default_factory=list)
+    """cgroup directories made for the run's nodes, parents first."""
     remote: list[dict[str, Any]] = field(default_factory=list)
     """One entry per ssh host: {"node", "host", "port", "user", "key", "sudo", "chain", "pids", "marker"}."""
     extra_dir: Path | None = None
@@ -102,6 +106,8 @@ class HostsState:
             "netns": list(self.netns),
             "links": list(self.links),
             "pids": list(self.pids),
+            "chains": list(self.chains),
+            "cgroups": list(self.cgroups),
             "remote": [dict(r) for r in self.remote],
         }
 
@@ -117,6 +123,8 @@ class HostsState:
             netns=[str(x) for x in d.get("netns", [])],
             links=[str(x) for x in d.get("links", [])],
             pids=[int(x) for x in d.get("pids", [])],
+            chains=[str(x) for x in d.get("chains", [])],
+            cgroups=[str(x) for x in d.get("cgroups", [])],
             remote=[dict(r) for r in d.get("remote", [])],
         )
 
@@ -138,12 +146,13 @@ class HostsState:
                 os.replace(tmp, path)
 
     def is_empty(self) -> bool:
-        return not (self.netns or self.links or self.pids or self.remote)
+        return not (self.netns or self.links or self.pids or self.remote or self.chains or self.cgroups)
 
     def finish(self) -> None:
         """Everything is gone: drop the well-known copy, leave an empty record in the run dir."""
         with self._lock:
             self.netns, self.links, self.pids, self.remote = [], [], [], []
+            self.chains, self.cgroups = [], []
             *in_run_dir, well_known = self.paths()
             for path in in_run_dir:
                 if path.parent.is_dir():
@@ -165,6 +174,24 @@ class HostsState:
     def add_pid(self, pid: int) -> None:
         _add(self.pids, pid)
         self.save()
+
+    def add_chain(self, name: str) -> None:
+        _add(self.chains, name)
+        self.save()
+
+    def add_cgroup(self, path: str) -> None:
+        _add(self.cgroups, path)
+        self.save()
+
+    def drop_chain(self, name: str) -> None:
+        if name in self.chains:
+            self.chains.remove(name)
+            self.save()
+
+    def drop_cgroup(self, path: str) -> None:
+        if path in self.cgroups:
+            self.cgroups.remove(path)
+            self.save()
 
     def drop_pid(self, pid: int) -> None:
         if pid in self.pids:
@@ -237,7 +264,8 @@ def describe(state: HostsState) -> str:
     """What a record still names, in words: "local run /x: 3 node processes"."""
     parts = []
     for items, one, many in ((state.pids, "node process", "node processes"), (state.netns, "namespace", "namespaces"),
-                             (state.links, "link", "links"), (state.remote, "host", "hosts")):
+                             (state.links, "link", "links"), (state.remote, "host", "hosts"),
+                             (state.chains, "iptables chain", "iptables chains"), (state.cgroups, "cgroup", "cgroups")):
         if items:
             parts.append(f"{len(items)} {one if len(items) == 1 else many}")
     where = state.run_dir or state.run_id
@@ -376,6 +404,57 @@ def cleanup_state(
                 continue
             done.append(f"deleted link {link}")
         state.drop_link(link)
+    done.extend(remove_chains(state, run=run))
+    done.extend(remove_cgroups(state))
     if state.is_empty():
         state.finish()
     return done
+
+
+def remove_chains(state: HostsState, *, run: Runner = _run) -> list[str]:
+    """Unhook and delete the recorded chains of this machine's iptables (the first is the one OUTPUT jumps to)."""
+    if not state.chains:
+        return []
+    top = state.chains[0]
+    while run(["iptables", "-w", "-D", "OUTPUT", "-o", "lo", "-p", "tcp", "-j", top]).returncode == 0:
+        pass
+    for chain in state.chains:
+        run(["iptables", "-w", "-F", chain])
+    done = []
+    for chain in list(state.chains):
+        r = run(["iptables", "-w", "-X", chain])
+        if r.returncode == 0:
+            done.append(f"deleted chain {chain}")
+        elif run(["iptables", "-w", "-n", "-L", chain]).returncode == 0:
+            done.append(f"FAILED to delete chain {chain}: {r.stderr.strip()} (it stays recorded)")
+            continue
+        state.drop_chain(chain)
+    return done
+
+
+def remove_cgroups(state: HostsState, *, attempts: int = 20, every_s: float = 0.05) -> list[str]:
+    """Remove the recorded cgroup directories, children first (a node's cgroup empties once it is reaped)."""
+    done = []
+    for path in sorted(state.cgroups, key=len, reverse=True):
+        error = _rmdir_patiently(path, attempts, every_s)
+        if error is not None:
+            done.append(f"FAILED to remove cgroup {path}: {error} (it stays recorded)")
+            continue
+        done.append(f"removed cgroup {path}")
+        state.drop_cgroup(path)
+    return done
+
+
+def _rmdir_patiently(path: str, attempts: int, every_s: float) -> OSError | None:
+    """None once `path` is gone (or never was); the last error if it is still busy after every attempt."""
+    for i in range(attempts):
+        try:
+            os.rmdir(path)
+            return None
+        except FileNotFoundError:
+            return None
+        except OSError as e:
+            if i + 1 == attempts:
+                return e
+            time.sleep(every_s)
+    return None

@@ -179,15 +179,19 @@ def refuse_external(spec: TestSpec, module: ModuleType) -> None:
 
 def capabilities(spec: TestSpec) -> frozenset[str]:
     """What the cluster for `spec` can do, known before it starts: the backend's answer, less what an
-    external program cannot carry (no packet filter of its own: no links anywhere, no partition on local)."""
+    external program cannot carry (no packet filter of its own: no links anywhere, no partition on local
+    without root)."""
     caps = frozenset(make_backend(spec.backend).capabilities(spec))
     return external_capabilities(spec.backend, caps) if is_external(spec.system) else caps
 
 
 def external_capabilities(backend: str, caps: frozenset[str]) -> frozenset[str]:
-    """What a backend with `caps` can still do to an external program's nodes."""
+    """What a backend with `caps` can still do to an external program's nodes: no link faults; on local,
+    partitions only where a cgroup per node and iptables can be had (root)."""
+    from harness.backends.cgroup_partitions import missing
+
     caps -= {Capability.LINKS}
-    return caps - {Capability.PARTITION} if backend == "local" else caps
+    return caps - {Capability.PARTITION} if backend == "local" and missing() else caps
 
 
 def preflight(spec: TestSpec) -> None:

@@ -7,6 +7,16 @@ its own count (each surviving mutant runs every test that reaches it). Ordinary 
 hypothesis's defaults.
 """
 
+import pytest
 from hypothesis import Phase, settings
 
 settings.register_profile("mutation", phases=[Phase.explicit, Phase.generate], database=None, max_examples=40)
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """Root-tier tests share machine-wide things (the search for a free /24, the rehearsal's fixed
+    sshd hosts, iptables chains): under pytest-xdist they run one at a time, in one group
+    (`--dist loadgroup`), while the other worker takes everything else."""
+    for item in items:
+        if item.get_closest_marker("root"):
+            item.add_marker(pytest.mark.xdist_group("root"))

@@ -110,7 +110,8 @@ def refuse(s: TestSpec) -> None:
         ({"backend": "sim"}, "the sim backend cannot run etcd: its nodes are the external program `etcd`"),
         ({"nemesis": ("partition",)}, "the partition nemesis needs a cluster that can partition the network; "
                                       "the local backend's cannot: etcd's nodes are an external program, without "
-                                      r"the runtime's packet filter \(it runs on: netns, ssh\)"),
+                                      r"the runtime's packet filter, and partitions on local need root \(iptables "
+                                      r"rules and a cgroup per node\) \(it runs on: netns, ssh\)"),
         ({"nemesis": ("flaky",), "backend": "netns"}, "the flaky nemesis needs a cluster that can degrade links; "
                                                       r".*\(it runs on: no backend\)"),
         ({"nemesis": ("leader-churn",), "backend": "netns"}, "the leader-churn nemesis steers by the runtime's "
@@ -123,18 +124,26 @@ def test_what_etcd_cannot_do_is_refused_before_the_run(kw: dict[str, Any], messa
                                                        monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr("harness.backends.netns.preflight", lambda spec: None)  # root or not
     monkeypatch.setattr(shutil, "which", lambda name: f"/usr/bin/{name}")
+    monkeypatch.setattr(os, "geteuid", lambda: 1000)  # local partitions need root: this user has none
     with pytest.raises(ValueError, match=message):
         refuse(spec(**kw))
 
 
 def test_what_etcd_can_do_passes_the_checks(monkeypatch: pytest.MonkeyPatch) -> None:
+    from harness.backends import cgroup_partitions
+
     monkeypatch.setattr("harness.backends.netns.preflight", lambda spec: None)
     monkeypatch.setattr(shutil, "which", lambda name: f"/usr/bin/{name}")
+    monkeypatch.setattr(os, "geteuid", lambda: 1000)
     refuse(spec(nemesis=("kill", "pause", "power")))
     refuse(spec(backend="netns", nemesis=("partition", "kill", "pause", "power", "plug", "link", "switch")))
     local, netns = registry.capabilities(spec()), registry.capabilities(spec(backend="netns"))
-    assert {"kill", "pause"} <= local and not {"partition", "links"} & local  # no packet filter, no iptables
+    assert {"kill", "pause"} <= local and not {"partition", "links"} & local  # no packet filter, no root
     assert {"kill", "pause", "partition", "cable", "switch", "plug"} <= netns and "links" not in netns
+    monkeypatch.setattr(os, "geteuid", lambda: 0)  # as root, with a cgroup2 mount: partitions by cgroup
+    monkeypatch.setattr(cgroup_partitions, "cgroup2_root", lambda mounts=None: Path("/sys/fs/cgroup"))
+    refuse(spec(nemesis=("partition", "kill")))
+    assert "partition" in registry.capabilities(spec()) and "links" not in registry.capabilities(spec())
 
 
 def test_etcd_missing_is_refused_with_the_install_hint(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -339,6 +348,7 @@ def test_the_lock_checker_catches_a_client_that_ignores_its_lease(tmp_path: Path
 @pytest.mark.real
 @needs_etcd
 def test_members_are_killed_paused_restarted_and_always_stopped(tmp_path: Path) -> None:
+    from harness.backends import cgroup_partitions
     from harness.backends.local import LocalBackend
     from workloads.etcd_client import Connections, member_status
 
@@ -348,7 +358,8 @@ def test_members_are_killed_paused_restarted_and_always_stopped(tmp_path: Path) 
     seen: dict[str, Any] = {}
 
     async def body(cluster: Any) -> None:
-        assert {"kill", "pause"} <= cluster.capabilities and "partition" not in cluster.capabilities  # no filter
+        assert {"kill", "pause"} <= cluster.capabilities and "links" not in cluster.capabilities  # no filter
+        assert ("partition" in cluster.capabilities) == (not cgroup_partitions.missing())  # by cgroup, as root
         connections = Connections()
         try:
             before = await member_status(await connections.get(cluster.addrs["n1"]), cluster.addrs["n1"], 2.0)

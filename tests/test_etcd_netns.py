@@ -12,14 +12,13 @@ from __future__ import annotations
 
 import asyncio
 import json
-import os
-import shutil
 import subprocess
 import sys
 from pathlib import Path
 from typing import Any
 
 import pytest
+from support import needs_root
 
 from base.spec import TestSpec
 from harness import registry
@@ -29,18 +28,7 @@ from workloads.etcd import RegisterWorkload, check_registers
 HARNESS = [sys.executable, "-m", "harness.cli"]
 
 
-def _reason() -> str | None:
-    if os.geteuid() != 0:
-        return "needs root (network namespaces, iptables)"
-    for tool in ("ip", "iptables"):
-        if shutil.which(tool) is None:
-            return f"needs the `{tool}` command"
-    if shutil.which("etcd") is None:
-        return "etcd is not installed (apt-get install etcd-server)"
-    return None
-
-
-pytestmark = [pytest.mark.root, pytest.mark.skipif(_reason() is not None, reason=_reason() or "")]
+pytestmark = [pytest.mark.root, needs_root("etcd")]
 
 
 def namespaces() -> set[str]:
@@ -48,8 +36,13 @@ def namespaces() -> set[str]:
     return {line.split()[0] for line in out.splitlines() if line.strip()}
 
 
-def test_linearizable_reads_under_partitions_stay_valid(tmp_path: Path) -> None:
-    proc = subprocess.run([*HARNESS, "run", "etcd", "--backend", "netns", "--nemesis", "partition", "--nodes", "3",
+def chains() -> str:
+    return subprocess.run(["iptables", "-w", "-S"], capture_output=True, text=True, check=False).stdout
+
+
+@pytest.mark.parametrize("backend", ["netns", "local"])  # local: partitions by each member's cgroup
+def test_linearizable_reads_under_partitions_stay_valid(tmp_path: Path, backend: str) -> None:
+    proc = subprocess.run([*HARNESS, "run", "etcd", "--backend", backend, "--nemesis", "partition", "--nodes", "3",
                            "--time-limit", "14", "--interval", "3", "--quiet", "2", "--seed", "21",
                            "--results", str(tmp_path)], capture_output=True, text=True, timeout=300)
     run_dir = next(Path(line.removeprefix("run directory ").strip()) for line in proc.stdout.splitlines()
@@ -59,14 +52,20 @@ def test_linearizable_reads_under_partitions_stay_valid(tmp_path: Path) -> None:
     assert r["checkers"]["linearizable"]["valid"] is True
     history = [json.loads(line) for line in (run_dir / "history.jsonl").read_text().splitlines()]
     assert any(op["f"] == "start-partition" for op in history), "no partition happened"
-    prefix = json.loads((run_dir / "netns-plan.json").read_text())["prefix"]
-    assert not [ns for ns in namespaces() if ns.startswith(prefix)], "the run's namespaces were left behind"
+    assert r["checkers"]["faults"]["valid"] is True, r["checkers"]["faults"]  # and it took effect
+    if backend == "netns":
+        prefix = json.loads((run_dir / "netns-plan.json").read_text())["prefix"]
+        assert not [ns for ns in namespaces() if ns.startswith(prefix)], "the run's namespaces were left behind"
+    state = json.loads((run_dir / "hosts-state.json").read_text())
+    assert state["pids"] == [] and not state.get("chains") and not state.get("cgroups"), state
 
 
-def test_serializable_reads_across_a_partition_are_stale_and_caught(tmp_path: Path) -> None:
+@pytest.mark.parametrize("backend", ["netns", "local"])
+def test_serializable_reads_across_a_partition_are_stale_and_caught(tmp_path: Path, backend: str) -> None:
+    from harness.backends.local import LocalBackend
     from harness.backends.netns import NetnsBackend
 
-    spec = TestSpec(system="etcd", workload="register", nemesis=(), backend="netns", node_count=3,
+    spec = TestSpec(system="etcd", workload="register", nemesis=(), backend=backend, node_count=3,
                     run_dir=str(tmp_path / "run"), options={**etcd.DEFAULT_OPTIONS, "read_mode": "serializable"})
     program = registry.node_program(spec)
     workload = RegisterWorkload(spec)
@@ -103,7 +102,8 @@ def test_serializable_reads_across_a_partition_are_stale_and_caught(tmp_path: Pa
         finally:
             await workload.aclose()
 
-    NetnsBackend(python=sys.executable).run(spec, body, program=program)
+    runner = NetnsBackend(python=sys.executable) if backend == "netns" else LocalBackend(python=sys.executable)
+    runner.run(spec, body, program=program)
     result = check_registers(history, {"options": spec.options})
     assert result["valid"] is False, result
     assert result["read_mode"] == "serializable"

@@ -8,7 +8,6 @@ usage is one clear line with exit 64, and Ctrl-C leaves no process behind.
 from __future__ import annotations
 
 import json
-import os
 import shutil
 import signal
 import subprocess
@@ -17,6 +16,7 @@ import time
 from pathlib import Path
 
 import pytest
+from support import process_gone, run_dir_of
 
 pytestmark = pytest.mark.real
 
@@ -25,25 +25,6 @@ HARNESS = [sys.executable, "-m", "harness.cli"]
 
 def harness(*args: str, timeout: float = 180) -> subprocess.CompletedProcess[str]:
     return subprocess.run([*HARNESS, *args], capture_output=True, text=True, timeout=timeout)
-
-
-def run_dir_of(output: str) -> Path:
-    for line in output.splitlines():
-        if line.startswith("run directory "):
-            return Path(line.removeprefix("run directory ").strip())
-    raise AssertionError(f"no run directory in output:\n{output}")
-
-
-def pid_alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    # A zombie is dead for our purposes; anything else is alive.
-    try:
-        return Path(f"/proc/{pid}/stat").read_text().split()[2] != "Z"
-    except OSError:
-        return False
 
 
 @pytest.fixture(scope="module")
@@ -145,7 +126,7 @@ def test_sigint_mid_run_leaves_no_process_and_a_checkable_history(tmp_path):
             proc.kill()
             proc.wait()
     assert proc.returncode == 130, out
-    assert [p for p in pids if pid_alive(p)] == []
+    assert [p for p in pids if not process_gone(p)] == []
     check = harness("check", str(run_dir))
     assert check.returncode in (0, 1, 2), check.stdout + check.stderr
     assert (run_dir / "results.json").exists()

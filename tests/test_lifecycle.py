@@ -6,16 +6,15 @@ from __future__ import annotations
 
 import asyncio
 import json
-import os
-import shutil
 import subprocess
 import sys
 import textwrap
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import pytest
+from support import needs_root, process_gone
 
 from base.links import LinkFault
 from base.spec import TestSpec
@@ -187,14 +186,6 @@ class LineServer:
         return None if answer.startswith(f"hello {pid} ") else f"answered {answer!r}"
 
 
-def gone(pid: int) -> bool:
-    try:
-        stat = Path(f"/proc/{pid}/stat").read_text()
-    except OSError:
-        return True
-    return stat.rsplit(")", 1)[1].split()[0] == "Z"
-
-
 @pytest.mark.real
 def test_an_external_program_is_killed_paused_and_restarted_by_the_same_lifecycle(tmp_path: Path) -> None:
     script = tmp_path / "line_server.py"
@@ -227,22 +218,13 @@ def test_an_external_program_is_killed_paused_and_restarted_by_the_same_lifecycl
     backend = LocalBackend()
     with pytest.raises(RuntimeError, match="n1 paused"):
         backend.run(spec, body, program=LineServer(str(script)))
-    assert all(gone(p) for p in backend.last_pids) and len(backend.last_pids) == 3
+    assert all(process_gone(p) for p in backend.last_pids) and len(backend.last_pids) == 3
     assert json.loads((run_dir / "hosts-state.json").read_text())["pids"] == []
     assert json.loads((run_dir / "servers.json").read_text()).keys() == {"n1", "n2"}
 
 
-def _root_reason() -> str | None:
-    if os.geteuid() != 0:
-        return "needs root (network namespaces, iptables)"
-    for tool in ("ip", "iptables"):
-        if shutil.which(tool) is None:
-            return f"needs the `{tool}` command"
-    return None
-
-
 @pytest.mark.root
-@pytest.mark.skipif(_root_reason() is not None, reason=_root_reason() or "")
+@needs_root()
 def test_an_external_program_is_partitioned_by_iptables_on_netns(tmp_path: Path) -> None:
     from harness.backends.netns import NetnsBackend
 
@@ -271,3 +253,82 @@ def test_an_external_program_is_partitioned_by_iptables_on_netns(tmp_path: Path)
     assert backend.last_state is not None and backend.last_state.is_empty()
     names = set(subprocess.run(["ip", "netns", "list"], capture_output=True, text=True).stdout.split())
     assert not any(n.startswith(backend.last_plan.prefix) for n in names)  # type: ignore[union-attr]
+
+
+@dataclass(frozen=True)
+class LineServerOnLocal(LineServer):
+    """The line server, telling the lifecycle where each node listens (what cgroup partitions need)."""
+
+    addrs: dict[str, Address] = field(default_factory=dict)
+
+    def config_files(self, addrs: dict[str, Address]) -> dict[str, str]:
+        self.addrs.clear()
+        self.addrs.update(addrs)
+        return super().config_files(addrs)
+
+    def endpoints(self, node: str) -> list[Address]:
+        return [self.addrs[node]]
+
+
+def pc_chains() -> list[str]:
+    rules = subprocess.run(["iptables", "-w", "-S"], capture_output=True, text=True, check=True).stdout
+    return [line for line in rules.splitlines() if "PC-" in line]
+
+
+@pytest.mark.root
+@needs_root("iptables-restore", why="iptables rules and a cgroup per node")
+def test_an_external_program_is_partitioned_on_local_by_its_nodes_cgroups(tmp_path: Path) -> None:
+    from harness.backends import cgroup_partitions
+
+    if cgroup_partitions.cgroup2_root() is None:
+        pytest.skip("needs a cgroup2 mount (cgroup v2)")
+    script = tmp_path / "line_server.py"
+    script.write_text(SERVER)
+    spec = TestSpec(system="external", workload="none", nemesis=(), node_count=3, run_dir=str(tmp_path / "run"))
+    backend = LocalBackend()
+    seen: dict[str, Any] = {}
+
+    async def relay(c: Any, a: str, b: str) -> str:
+        host, port = c.addrs[b]
+        return await ask(c.addrs[a], f"relay {host} {port}")
+
+    async def body(c: Any) -> None:
+        assert "partition" in c.capabilities and "links" not in c.capabilities
+        seen["state"] = json.loads((tmp_path / "run" / "hosts-state.json").read_text())
+        assert await relay(c, "n1", "n2") == "ok"
+        await c.partition({"n2": ["n1"]})
+        assert await relay(c, "n1", "n2") == "fail"  # n1's packets to n2 dropped by n1's cgroup
+        assert await relay(c, "n2", "n1") == "fail"  # n1's answers on n2's connection too
+        assert await relay(c, "n3", "n2") == "ok"
+        assert await ask(c.addrs["n2"], "hello") != ""  # the harness's own client is never cut
+        await c.kill("n1")
+        await c.restart("n1")  # a restarted node joins its cgroup again
+        assert await relay(c, "n1", "n2") == "fail"
+        await c.heal()
+        assert await relay(c, "n1", "n2") == "ok"
+        assert await relay(c, "n2", "n1") == "ok"
+
+    backend.run(spec, body, program=LineServerOnLocal(str(script)))
+    assert len(seen["state"]["chains"]) == 4 and len(seen["state"]["cgroups"]) == 4  # top chain + one per node
+    assert backend.last_state is not None and backend.last_state.is_empty()
+    assert pc_chains() == [line for line in pc_chains() if not any(c in line for c in seen["state"]["chains"])]
+    assert not any(Path(p).exists() for p in seen["state"]["cgroups"])
+
+
+@pytest.mark.root
+@needs_root("iptables-restore", why="iptables rules and a cgroup per node")
+def test_cleanup_removes_the_chains_and_cgroups_a_killed_harness_left(tmp_path: Path) -> None:
+    from harness.backends import cgroup_partitions
+    from harness.hosts_state import HostsState, cleanup_state
+
+    if cgroup_partitions.cgroup2_root() is None:
+        pytest.skip("needs a cgroup2 mount (cgroup v2)")
+    state = HostsState(run_id="local-c1ea0f", backend="local", run_dir=str(tmp_path), harness_pid=1)
+    chains = cgroup_partitions.CgroupChains(state.run_id, ["n1", "n2"], lambda n: [("127.0.0.1", 1)], state)
+    chains.prepare()
+    chains.set_drops("n2", ["n1"])
+    assert any(chains.top in line for line in pc_chains()) and Path(state.cgroups[-1]).is_dir()
+    lines = cleanup_state(state)
+    assert not any(line.startswith("FAILED") for line in lines), lines
+    assert not any(chains.top in line for line in pc_chains())
+    assert not chains.group.exists() and state.is_empty()

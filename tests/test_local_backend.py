@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from support import process_gone
 
 import harness.backends.local as local
 from base.cluster import Cluster
@@ -45,21 +46,13 @@ def spec(tmp_path: Path, system: str = "echo", n: int = 3) -> TestSpec:
     return TestSpec(system=system, workload="none", nemesis=(), node_count=n, run_dir=str(tmp_path / "run"))
 
 
-def gone(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return True
-    return False
-
-
 def recorded_pids(run_dir: Path) -> list[int]:
     return list(json.loads((run_dir / "hosts-state.json").read_text())["pids"])
 
 
 def assert_all_reaped(backend: LocalBackend, run_dir: Path) -> None:
     assert backend.last_pids, "no node was started"
-    assert all(gone(p) for p in backend.last_pids), [p for p in backend.last_pids if not gone(p)]
+    assert all(process_gone(p) for p in backend.last_pids), [p for p in backend.last_pids if not process_gone(p)]
     assert recorded_pids(run_dir) == []
     assert backend.last_state is not None
     assert not backend.last_state.paths()[-1].exists(), "the well-known record outlived the run"
@@ -219,7 +212,7 @@ def test_sigterm_to_the_harness_tears_the_cluster_down(tmp_path: Path) -> None:
         if proc.poll() is None:
             proc.kill()
             proc.wait()
-    assert all(gone(p) for p in pids.values()), pids
+    assert all(process_gone(p) for p in pids.values()), pids
     assert recorded_pids(tmp_path / "run") == []
 
 

@@ -7,9 +7,7 @@ import asyncio
 import contextlib
 import ipaddress
 import json
-import os
 import random
-import shutil
 import signal
 import subprocess
 import sys
@@ -18,6 +16,8 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+import support
+from support import process_gone, run_dir_of
 
 from harness.backends import netns_commands as net
 from nemesis import link, power, switch
@@ -29,16 +29,7 @@ ROOT = Path(__file__).resolve().parent.parent
 HARNESS = [sys.executable, "-m", "harness.cli"]
 
 
-def _root_reason() -> str | None:
-    if os.geteuid() != 0:
-        return "needs root (creates network namespaces and iptables rules)"
-    for tool in ("ip", "iptables"):
-        if shutil.which(tool) is None:
-            return f"needs the `{tool}` command (apt-get install iproute2 iptables)"
-    return None
-
-
-needs_root = pytest.mark.skipif(_root_reason() is not None, reason=_root_reason() or "")
+needs_root = support.needs_root(why="creates network namespaces and iptables rules")
 
 
 def pick_system() -> str:
@@ -198,15 +189,6 @@ def leftovers(run_dir: Path) -> list[str]:
     return out
 
 
-def gone(pid: int) -> bool:
-    """The process is no more (a zombie waiting for an init that is slow to reap counts as gone)."""
-    try:
-        stat = Path(f"/proc/{pid}/stat").read_text()
-    except OSError:
-        return True
-    return stat.rsplit(")", 1)[1].split()[0] == "Z"
-
-
 @pytest.mark.root
 @needs_root
 def test_netns_faults_really_cut_traffic(tmp_path: Path) -> None:
@@ -260,7 +242,7 @@ def test_netns_faults_really_cut_traffic(tmp_path: Path) -> None:
     run_dir = tmp_path / "run"
     assert leftovers(run_dir) == []
     for pid in seen["pids"]:
-        assert gone(pid)
+        assert process_gone(pid)
 
 
 @pytest.mark.root
@@ -331,13 +313,6 @@ def _stop(proc: subprocess.Popen[str]) -> None:
         proc.stdout.close()
 
 
-def _run_dir_of(output: str) -> Path:
-    for line in output.splitlines():
-        if line.startswith("run directory "):
-            return Path(line.removeprefix("run directory ").strip())
-    raise AssertionError(f"no run directory in output:\n{output}")
-
-
 @pytest.mark.root
 @pytest.mark.slow
 @needs_root
@@ -353,7 +328,7 @@ def test_harness_run_on_netns_with_partition_link_switch(tmp_path: Path) -> None
     finally:
         _stop(proc)
     assert proc.returncode == 0, out
-    run_dir = _run_dir_of(out)
+    run_dir = run_dir_of(out)
     results = json.loads((run_dir / "results.json").read_text())
     assert results["valid"] is True
     fs = [json.loads(line)["f"] for line in (run_dir / "history.jsonl").read_text().splitlines()
@@ -447,6 +422,6 @@ def test_cleanup_removes_what_a_killed_harness_left(tmp_path: Path) -> None:
     assert leftovers(run_dir) == []
     assert cleanup_state(load(run_dir / "hosts-state.json")) == []  # a second cleanup finds nothing
     for pid in pids:
-        assert gone(pid)
+        assert process_gone(pid)
     with contextlib.suppress(Exception):
         proc.stdout.close()  # type: ignore[union-attr]

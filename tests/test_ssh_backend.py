@@ -7,7 +7,6 @@ import contextlib
 import json
 import os
 import shlex
-import shutil
 import socket
 import subprocess
 import sys
@@ -19,6 +18,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+import support
 
 from harness import doctor
 from harness.backends import ssh_config
@@ -106,16 +106,8 @@ def test_ssh_backend_without_cluster_file_is_a_clear_error() -> None:
 
 
 # -- the rehearsal (root) --------------------------------------------------------------------
-def _root_reason() -> str | None:
-    if os.geteuid() != 0:
-        return "needs root (network namespaces, sshd, iptables)"
-    for tool in ("ip", "iptables", "ssh-keygen", SSHD):
-        if shutil.which(tool) is None:
-            return f"needs {tool} (apt-get install iproute2 iptables openssh-server)"
-    return None
-
-
-needs_root = pytest.mark.skipif(_root_reason() is not None, reason=_root_reason() or "")
+WHY = "network namespaces, sshd, iptables"
+needs_root = support.needs_root("ssh-keygen", SSHD, why=WHY)
 
 POWER = '''\
 """Rehearsal power controller: `off NS` kills the node processes in namespace NS (not its sshd); `on NS` is
@@ -180,7 +172,7 @@ def _wait_port(ip: str, port: int, proc: subprocess.Popen[bytes], log: Path, dea
 
 @pytest.fixture(scope="module")
 def rehearsal(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Rehearsal]:
-    reason = _root_reason()
+    reason = support.root_reason("ssh-keygen", SSHD, why=WHY)
     if reason:
         pytest.skip(reason)
     from harness.backends.netns import build_network, make_plan, teardown

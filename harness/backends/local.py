@@ -15,6 +15,11 @@ Rules this module keeps (besides those of harness/backends/base.py and lifecycle
   packet filters (networks.FilterNetwork), bytes flipped in the nodes' files
   (LocalProcesses.corrupt_file). Capabilities: kill, pause, partition,
   links, corrupt.
+- A program without a packet filter of ours (an external one: etcd) is
+  partitioned, as root, by iptables rules that match each node's cgroup
+  (cgroup_partitions.CgroupChains, set up before the first node starts and
+  removed after the last one stopped); without root it gets no network
+  faults, and the registry refuses partitions before the run.
 """
 
 from __future__ import annotations
@@ -27,8 +32,9 @@ from typing import TypeVar
 
 from base.cluster import CORE_CAPABILITIES, Capability
 from base.spec import TestSpec
+from harness.backends import cgroup_partitions
 from harness.backends.lifecycle import Deployment, Teardown, record_run, run_directory, run_process_cluster
-from harness.backends.networks import FilterNetwork, Network, NoNetworkFaults, RuntimeFilter
+from harness.backends.networks import FilterNetwork, IptablesNetwork, Network, NoNetworkFaults, RuntimeFilter
 from harness.backends.node_program import NodeProgram, RuntimeProgram
 from harness.backends.process_cluster import NodeStartError, ProcessCluster
 from harness.backends.processes import LocalProcesses
@@ -87,7 +93,9 @@ class LocalBackend:
             self.last_state = state
             nodes = list(spec.nodes)
             addrs: dict[str, Address] = dict(zip(nodes, ((HOST, p) for p in free_ports(len(nodes))), strict=True))
-            procs = LocalProcesses(run_dir, prog, state, hosts=addrs, python=self.python)
+            chains = self._cgroup_chains(prog, state, nodes, teardown)
+            procs = LocalProcesses(run_dir, prog, state, hosts=addrs, python=self.python,
+                                   wrap=chains.wrap if chains else None)
             holder.append(procs)
 
             def readdress() -> dict[str, Address]:
@@ -96,8 +104,11 @@ class LocalBackend:
                 return fresh
 
             def network(client: ClientEndpoint) -> Network:
+                if chains is not None:
+                    return IptablesNetwork(nodes, chains, None)
                 if not prog.carries_filter:
-                    return NoNetworkFaults("the nodes have no packet filter of their own; use the netns backend")
+                    return NoNetworkFaults("the nodes have no packet filter of their own: partitions need root "
+                                           "here (" + "; ".join(cgroup_partitions.missing()) + ") or the netns backend")
                 return FilterNetwork(nodes, RuntimeFilter(client, carries_grudge=True, alive=procs.alive))
 
             return Deployment(procs=procs, program=prog, addrs=dict(addrs), network=network, readdress=readdress)
@@ -107,6 +118,25 @@ class LocalBackend:
                                        startup_timeout_s=self.startup_timeout_s)
         finally:
             self.last_pids = list(holder[0].started_pids) if holder else []
+
+
+    @staticmethod
+    def _cgroup_chains(prog: NodeProgram, state: HostsState, nodes: list[str],
+                       teardown: Teardown) -> cgroup_partitions.CgroupChains | None:
+        """Cgroups and chains for a filterless program when this machine can make them, else None."""
+        endpoints = getattr(prog, "endpoints", None)
+        if prog.carries_filter or endpoints is None or cgroup_partitions.missing():
+            return None
+        chains = cgroup_partitions.CgroupChains(state.run_id, nodes, endpoints, state)
+        teardown.push("remove the cgroups and iptables chains", lambda: _report(chains.remove()))
+        chains.prepare()
+        return chains
+
+
+def _report(lines: list[str]) -> None:
+    failed = [line for line in lines if line.startswith("FAILED")]
+    if failed:
+        raise RuntimeError("; ".join(failed) + " (`harness cleanup` will try again)")
 
 
 def make_backend() -> LocalBackend:

@@ -25,8 +25,8 @@ Rules of `LocalProcesses`:
 - `corrupt_file` flips bytes of a file under the node's data directory in
   place and fsyncs it, whether or not the node runs (a disk that lies).
 
-- A node is the program's argv (prefixed by `ip netns exec NS` for a
-  namespace), in its own session (terminal signals do not reach it; the
+- A node is the program's argv (wrapped by `wrap` if given, e.g. to join
+  a cgroup; prefixed by `ip netns exec NS` for a namespace), in its own session (terminal signals do not reach it; the
   backend decides when it dies), stdout and stderr appended to its `out`
   file, the repository root on PYTHONPATH and as working directory.
 - Every node's key file goes into the run directory's KEY_DIR (0700; files
@@ -144,6 +144,7 @@ class LocalProcesses:
         hosts: dict[str, tuple[str, int]],
         python: str = sys.executable,
         namespace: Callable[[str], str] | None = None,
+        wrap: Callable[[str, list[str]], list[str]] | None = None,
     ) -> None:
         self.run_dir = run_dir
         self.program = program
@@ -152,6 +153,8 @@ class LocalProcesses:
         """node -> (address, port) it listens on; `readdress` replaces it when the ports change."""
         self.python = python
         self.namespace = namespace
+        self.wrap = wrap
+        """Turns a node's argv into the argv that starts it (e.g. inside its cgroup); None: as it is."""
         self.procs: dict[str, subprocess.Popen[bytes]] = {}
         self.started_pids: list[int] = []
         self._wiped: set[str] = set()
@@ -186,6 +189,8 @@ class LocalProcesses:
 
     def command(self, node: str) -> list[str]:
         argv = self.program.argv(self.site(node))
+        if self.wrap is not None:
+            argv = self.wrap(node, argv)
         if self.namespace is not None:
             return ["ip", "netns", "exec", self.namespace(node), *argv]
         return argv

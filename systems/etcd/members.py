@@ -52,6 +52,11 @@ def peer_address(node: str, addrs: dict[str, Address]) -> Address:
     return host, port + 1
 
 
+def endpoints(node: str, addrs: dict[str, Address]) -> list[Address]:
+    """Every address other members and clients connect to on `node`: its client and its peer address."""
+    return [addrs[node], peer_address(node, addrs)]
+
+
 def client_url(addr: Address) -> str:
     return f"http://{addr[0]}:{addr[1]}"
 
