@@ -24,7 +24,7 @@ from systems.dfs.oplog import OpLog
 from systems.dfs.placement import Need, clone_plan, order, place_new
 from systems.dfs.pushbuffer import PushBuffer
 from systems.dfs.replicas import Held, ReplicaMap, Standing, classify
-from systems.runtime.api import CorruptData, frame_file
+from systems.runtime.api import CorruptData, frame_file, frame_record
 from systems.runtime.sim_disk import DiskStore, DiskView
 
 BS = 16
@@ -174,13 +174,35 @@ def test_the_meta_log_replays_to_the_same_replica_and_stays_small() -> None:
     assert again.bad_block(4) is None
 
 
+def test_a_damaged_meta_record_damages_the_replica_and_cuts_nothing() -> None:
+    """Issue 18: a fully written meta record that fails its checksum (or a flipped bit in a length) is
+    never applied and never cut away as a torn tail: that would roll the replica back past acknowledged
+    appends. The replica is damaged: never served, reported, replaced."""
+    _, d = disk()
+    cs = ChunkStore(d, block_size=BS)
+    run(cs.create(6, 1))
+    for i in range(3):
+        run(cs.apply(6, [("w", cs.get(6).length, b"append%d;" % i)]))
+    meta, data = d.read(meta_name(6)), d.read(data_name(6))
+    for flip in (len(meta) // 2, len(meta) - 1):
+        bad = bytearray(meta)
+        bad[flip] ^= 0x04
+        d.write(meta_name(6), bytes(bad))
+        again = ChunkStore(d, block_size=BS)
+        notes = again.load()
+        assert again.get(6).damaged and any("damaged meta" in n and "meta" in n for n in notes), notes
+        with pytest.raises(ChunkCorrupt):
+            again.read(6, 0, 1)
+        assert d.read(meta_name(6)) == bytes(bad) and d.read(data_name(6)) == data  # nothing cut
+
+
 def test_a_torn_meta_record_is_cut_and_the_data_follows_it() -> None:
     store, d = disk()
     cs = ChunkStore(d, block_size=BS)
     run(cs.create(5, 1))
     run(cs.apply(5, [("w", 0, b"kept!")]))
     d.append(data_name(5), b"more")
-    d.append(meta_name(5), b"\x00\x00\x00\x40half a record")  # the meta append of a batch, cut short
+    d.append(meta_name(5), frame_record(bytes(64))[:30])  # the meta append of a batch, cut short
     run(d.sync(data_name(5)))
     run(d.sync(meta_name(5)))
     store.crash()
