@@ -19,10 +19,23 @@ Rules this module keeps:
   root at nice 0 (MooseFS's default is -19, which would let it take the CPU
   from the contender it is compared with).
 - Durability: chunkservers fsync chunk files before close
-  (`HDD_FSYNC_BEFORE_CLOSE = 1`) and a benchmark's writes end with fsync on
-  the FUSE file, so MooseFS syncs what it acknowledges as the DFS does.
-- `goal` (replicas per chunk) is set on the mount's root before any file is
-  written; `ready()` waits until every chunkserver is registered.
+  (`HDD_FSYNC_BEFORE_CLOSE = 1`); an fsync on the FUSE file makes mfsmount
+  flush and close the chunk on every chunkserver of the chain, so a
+  benchmark that fsyncs after every write has MooseFS sync what it
+  acknowledges, as the DFS does.
+- `goal` (replicas per chunk) and trash time 0 (a deleted file's chunks go
+  at once) are set on the mount's root before any file is written; the
+  context yields once every chunkserver is registered.
+- mfsmount runs in the foreground as a child we hold (its pid is known, for
+  CPU accounting and to stop it), at nice 0, with the cache mode asked for
+  (`DIRECT` by default: no kernel page cache, every read reaches the
+  chunkservers, as the DFS client library has no cache).
+- Re-replication is not held back by configuration: the master starts
+  replicating at once (`REPLICATIONS_DELAY_INIT = 0`) and loops over its
+  chunks every `chunks_loop_s` seconds (MooseFS's default is 300).
+- `kill_chunkserver` SIGKILLs one chunkserver (a crash: its connection to
+  the master drops at once); `start_chunkserver` starts it again over its
+  disk and waits until it is registered.
 """
 
 from __future__ import annotations
@@ -65,12 +78,45 @@ def missing() -> str | None:
     return None
 
 
-@dataclass(frozen=True)
+@dataclass
+class Daemon:
+    netns: str
+    argv: list[str]
+    out: Path
+    proc: subprocess.Popen[bytes] | None = None
+
+
+@dataclass
 class MooseFS:
     mount: Path
     master_ip: str
     chunkserver_ips: tuple[str, ...]
     goal: int
+    daemons: dict[str, Daemon]
+    """"master", "cs1".. and "mfsmount" (the mount's own process, in the root namespace)."""
+    state: HostsState
+    ready_timeout_s: float = 60.0
+
+    def pids(self) -> dict[str, int]:
+        """The pid of every running MooseFS process, by name."""
+        return {name: d.proc.pid for name, d in self.daemons.items() if d.proc is not None and d.proc.poll() is None}
+
+    def chunkserver_name(self, ip: str) -> str:
+        return f"cs{self.chunkserver_ips.index(ip) + 1}"
+
+    def kill_chunkserver(self, ip: str) -> None:
+        d = self.daemons[self.chunkserver_name(ip)]
+        if d.proc is not None and d.proc.poll() is None:
+            d.proc.kill()
+            d.proc.wait(timeout=10)
+            self.state.drop_pid(d.proc.pid)
+        d.proc = None
+
+    def start_chunkserver(self, ip: str) -> None:
+        d = self.daemons[self.chunkserver_name(ip)]
+        assert d.proc is None or d.proc.poll() is not None, f"{ip} is running"
+        d.proc = _daemon(d.netns, d.argv, d.out, self.state)
+        _wait_for_chunkservers(self, self.ready_timeout_s)
 
 
 def _write(path: Path, lines: dict[str, object]) -> Path:
@@ -79,7 +125,8 @@ def _write(path: Path, lines: dict[str, object]) -> Path:
 
 
 @contextmanager
-def moosefs(workdir: Path, *, chunkservers: int = 3, goal: int = 3, ready_timeout_s: float = 60.0) -> Iterator[MooseFS]:
+def moosefs(workdir: Path, *, chunkservers: int = 3, goal: int = 3, ready_timeout_s: float = 60.0,
+            cache_mode: str = "DIRECT", chunks_loop_s: int = 1) -> Iterator[MooseFS]:
     """A running MooseFS mounted under workdir/mnt; everything is removed on exit."""
     why = missing()
     if why:
@@ -92,12 +139,12 @@ def moosefs(workdir: Path, *, chunkservers: int = 3, goal: int = 3, ready_timeou
     plan = make_plan(names)
     state = HostsState(run_id=plan.prefix, backend="netns", run_dir=str(workdir), marker=str(workdir))
     state.save()
-    procs: list[subprocess.Popen[bytes]] = []
+    daemons: dict[str, Daemon] = {}
     mount = workdir / "mnt"
     with Teardown() as td:
         td.push("forget the benchmark's record", lambda: state.finish() if state.is_empty() else None)
         td.push("remove MooseFS's namespaces and links", lambda: teardown(state))
-        td.push("stop the MooseFS daemons", lambda: _stop(procs, state))
+        td.push("stop the MooseFS daemons", lambda: _stop(daemons, state))
         build_network(plan, state)
         master = plan.node("master")
         exports = workdir / "mfsexports.cfg"
@@ -109,8 +156,9 @@ def moosefs(workdir: Path, *, chunkservers: int = 3, goal: int = 3, ready_timeou
             "WORKING_USER": "root", "WORKING_GROUP": "root", "NICE_LEVEL": 0, "LOCK_MEMORY": 0,
             "DATA_PATH": data, "EXPORTS_FILENAME": exports, "MATOCS_LISTEN_PORT": MASTER_CS_PORT,
             "MATOCL_LISTEN_PORT": MASTER_CLIENT_PORT, "REPLICATIONS_DELAY_INIT": 0,
+            "CHUNKS_LOOP_MIN_TIME": chunks_loop_s,
         })
-        procs.append(_daemon(master.netns, ["mfsmaster", "-c", str(cfg), "-f", "start"], workdir / "master.out", state))
+        daemons["master"] = Daemon(master.netns, ["mfsmaster", "-c", str(cfg), "-f", "start"], workdir / "master.out")
         ips = []
         for name in names[1:]:
             node = plan.node(name)
@@ -125,26 +173,31 @@ def moosefs(workdir: Path, *, chunkservers: int = 3, goal: int = 3, ready_timeou
                 "MASTER_PORT": MASTER_CS_PORT, "CSSERV_LISTEN_PORT": CHUNKSERVER_PORT,
                 "HDD_FSYNC_BEFORE_CLOSE": 1, "HDD_LEAVE_SPACE_DEFAULT": "64MiB", "HDD_TEST_SPEED": 0,
             })
-            procs.append(_daemon(node.netns, ["mfschunkserver", "-c", str(cs_cfg), "-f", "start"],
-                                 workdir / f"{name}.out", state))
+            daemons[name] = Daemon(node.netns, ["mfschunkserver", "-c", str(cs_cfg), "-f", "start"],
+                                   workdir / f"{name}.out")
+        for d in daemons.values():
+            d.proc = _daemon(d.netns, d.argv, d.out, state)
         mount.mkdir(exist_ok=True)
         td.push("unmount MooseFS", lambda: _umount(mount))
-        _mount(mount, master.ip, workdir / "mfsmount.out", ready_timeout_s)
+        daemons["mfsmount"] = _mount(mount, master.ip, cache_mode, workdir / "mfsmount.out", state, ready_timeout_s)
         subprocess.run(["mfssetgoal", "-r", str(goal), str(mount)], check=True, capture_output=True, timeout=30)
-        fs = MooseFS(mount, master.ip, tuple(ips), goal)
+        subprocess.run(["mfssettrashtime", "-r", "0", str(mount)], check=True, capture_output=True, timeout=30)
+        fs = MooseFS(mount, master.ip, tuple(ips), goal, daemons, state, ready_timeout_s)
         _wait_for_chunkservers(fs, ready_timeout_s)
         yield fs
 
 
 def _daemon(netns: str, argv: list[str], out: Path, state: HostsState) -> subprocess.Popen[bytes]:
+    """`argv` in the namespace (`ip netns exec` execs in place: the pid is the daemon's); "" is the root one."""
     with open(out, "ab") as log:
-        proc = subprocess.Popen(["ip", "netns", "exec", netns, *argv], stdout=log, stderr=subprocess.STDOUT,
-                                start_new_session=True)
+        proc = subprocess.Popen(["ip", "netns", "exec", netns, *argv] if netns else argv, stdout=log,
+                                stderr=subprocess.STDOUT, start_new_session=True)
     state.add_pid(proc.pid)
     return proc
 
 
-def _stop(procs: list[subprocess.Popen[bytes]], state: HostsState) -> None:
+def _stop(daemons: dict[str, Daemon], state: HostsState) -> None:
+    procs = [d.proc for d in daemons.values() if d.proc is not None]
     for p in procs:
         if p.poll() is None:
             p.terminate()
@@ -158,14 +211,22 @@ def _stop(procs: list[subprocess.Popen[bytes]], state: HostsState) -> None:
         state.drop_pid(p.pid)
 
 
-def _mount(mount: Path, master_ip: str, out: Path, timeout_s: float) -> None:
-    argv = ["mfsmount", str(mount), "-H", master_ip, "-P", str(MASTER_CLIENT_PORT), "-o", "mfsioretries=5"]
+def _mount(mount: Path, master_ip: str, cache_mode: str, out: Path, state: HostsState, timeout_s: float) -> Daemon:
+    """mfsmount in the foreground (a child we hold), once the mount point is a mount."""
+    argv = ["mfsmount", str(mount), "-f", "-H", master_ip, "-P", str(MASTER_CLIENT_PORT), "-o", "mfsioretries=5",
+            "-o", "mfsnice=0", "-o", f"mfscachemode={cache_mode}"]
     deadline = time.monotonic() + timeout_s
     while True:
-        with open(out, "ab") as log:
-            r = subprocess.run(argv, stdout=log, stderr=subprocess.STDOUT, timeout=60)
-        if r.returncode == 0:
-            return
+        d = Daemon("", argv, out)
+        d.proc = _daemon("", argv, out, state)
+        while time.monotonic() < deadline and d.proc.poll() is None:
+            if os.path.ismount(mount):
+                return d
+            time.sleep(0.1)
+        if d.proc.poll() is None:
+            d.proc.kill()
+        d.proc.wait(timeout=10)
+        state.drop_pid(d.proc.pid)
         if time.monotonic() > deadline:
             raise RuntimeError(f"mfsmount failed; see {out}")
         time.sleep(0.5)

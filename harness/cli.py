@@ -289,7 +289,8 @@ def systems_cmd() -> None:
 @click.option("--host", default="127.0.0.1", show_default=True)
 @click.option("--port", default=8080, show_default=True, type=click.IntRange(0, 65535))
 def serve_cmd(results_root: str, host: str, port: int) -> None:
-    """Browse results/ in a web page: every run with its verdict, linking to its report."""
+    """Browse results/ in a web page: runs and sweeps (filter, search, sort), a run's report and raw files,
+    two runs compared, the message flow around an op. Read-only; loopback unless --host says otherwise."""
     from harness.serve import serve
 
     serve(Path(results_root), host, port)

@@ -38,6 +38,7 @@ from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 
+from harness.backends.console import ConsoleScript
 from harness.backends.ssh_config import NodeHost, SshClusterConfig
 from harness.backends.ssh_deploy import home_path
 from harness.backends.ssh_remote import HostUnreachable, Remote
@@ -165,8 +166,9 @@ def missing_programs(config: SshClusterConfig) -> list[Check]:
     for h in config.nodes.values():
         commands += [(name, h.node, getattr(h, name, None)) for name in NODE_COMMANDS]
     for name, where, cmd in commands:
-        if cmd and shutil.which(cmd[0]) is None:
-            users.setdefault(cmd[0], []).append((name, where))
+        program = cmd.console.program if isinstance(cmd, ConsoleScript) else cmd[0] if cmd else None
+        if program and shutil.which(program) is None:
+            users.setdefault(program, []).append((name, where))
     out = []
     for program, uses in users.items():
         names = sorted({n for n, _ in uses})

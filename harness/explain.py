@@ -25,6 +25,9 @@ Rules this module keeps:
   name. Elle results are rendered here entirely (cycles in plain steps, op
   numbering as everywhere on the page, the checker's own diagram); the
   linearizability checker keeps its own picture further down.
+- Each offending op links to the message-flow diagram around it
+  (`diagram.html?op=N`, relative to the report; `harness serve` answers it)
+  when the run has a sim journal or a bridge capture.
 - Everything from the history is HTML-escaped; a result whose shape this
   module does not know is skipped, never an error.
 """
@@ -35,6 +38,7 @@ import html
 import importlib
 import re
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 from base.faults import Effect, FaultWindow
@@ -88,6 +92,20 @@ class Context:
         if faults:
             text += ", during " + " and ".join(faults)
         return text + "."
+
+
+FLOW_SOURCES = ("journal.jsonl", "capture.pcap")
+"""A run with one of these has a message-flow diagram (harness/lamport.py), opened under `harness serve`."""
+
+
+def op_item(ctx: Context, index: Any) -> str:
+    """An offending op as a list item: its sentence, and a link to the messages around it when the run has them."""
+    item = f"<li>{_e(ctx.op_sentence(index))}"
+    run_dir = Path(ctx.spec.run_dir) if ctx.spec.run_dir else None
+    if isinstance(index, int) and run_dir is not None and any((run_dir / f).exists() for f in FLOW_SOURCES):
+        item += (f' <a class="flow" href="diagram.html?op={index}" target="_top" title="the messages between '
+                 'the nodes around this op (opens under harness serve)">⇄ messages</a>')
+    return item + "</li>"
 
 
 def _account(spec: TestSpec, history: list[Op]) -> Describe | None:
@@ -165,7 +183,7 @@ def linearizable_html(name: str, r: dict[str, Any], ctx: Context) -> str:
         stuck = [s for s in kr.get("stuck") or [] if isinstance(s, dict)]
         out.append(f'<p class="plain">{_e(plain.linearizability_sentence(key, kr.get("state"), stuck))}</p>')
         out.append(f'<p class="formal">key {_e(key)}: not linearizable (model {_e(r.get("model"))})</p><ul>')
-        out += [f"<li>{_e(ctx.op_sentence(s.get('index')))}</li>" for s in stuck]
+        out += [op_item(ctx, s.get("index")) for s in stuck]
         out.append("</ul>")
     if len(bad) > MAX_EXAMPLES:
         out.append(f"<p>… and {len(bad) - MAX_EXAMPLES} more key(s); the pictures below show each.</p>")
@@ -204,7 +222,7 @@ def _cycle_html(ev: dict[str, Any], ctx: Context, times: dict[int, tuple[Any, An
         out.append(f"<li><b>{_e(arrow)}</b> ({_e(s.get('rel'))}): {_e(plain.step_words(s, times, list_append))}</li>")
     out.append("</ol><p>The ops, and what the system said about them:</p><ul>")
     for s in steps:
-        out.append(f"<li>{_e(ctx.op_sentence(plain.txn_index(s.get('from'))))}</li>")
+        out.append(op_item(ctx, plain.txn_index(s.get("from"))))
     out.append("</ul>")
     out.append(_cycle_picture(ev, steps))
     out.append("</div>")
@@ -232,7 +250,7 @@ def _single_html(typ: Any, ev: dict[str, Any], ctx: Context) -> str:
     text = re.sub(r"\bT(\d+)\b", r"op \1", str(text))  # Elle names a txn T<its invocation index>
     out = [f"<p>{_e(text)}</p>"] if text else []
     if op is not None:
-        out.append(f"<ul><li>{_e(ctx.op_sentence(op.get('index')))}</li></ul>")
+        out.append(f"<ul>{op_item(ctx, op.get('index'))}</ul>")
     return "".join(out) or f"<pre>{_e(ev)}</pre>"
 
 

@@ -5,6 +5,8 @@ Rules:
   line; results.json and report.html are written last (and again by
   `harness check`).
 - results/latest moves to the run once its cluster is up (the body runs).
+- clock.json records where history time 0 lies on the cluster's clock (`t0_s`: virtual in sim) and
+  on the wall (`wall_s`), so a sim journal or a netns capture lines up with the history.
 - A backend `SetupError` before the cluster is up becomes `SetupFailed`
   (one line; nothing ran, the caller may discard the run directory); the
   same error later, or any other, propagates unchanged.
@@ -37,6 +39,7 @@ from harness.rundir import create_run_dir, point_latest, read_spec, write_json, 
 from harness.runner import Runner, Stats
 
 INTERRUPTED_FILE = "interrupted.json"
+CLOCK_FILE = "clock.json"
 
 
 class SetupFailed(RuntimeError):
@@ -78,6 +81,9 @@ def execute(
             point_latest(run_dir)
         runner = Runner(spec, cluster, workload, history, find_leader=find_leader, on_op=on_op)
         stats = runner.stats
+        # history time 0 on the cluster's clock and on the wall: message-flow diagrams align journals and captures
+        wall_at_t0 = time.time() - (cluster.client.now() - runner.t0)
+        write_json(run_dir / CLOCK_FILE, {"t0_s": runner.t0, "wall_s": wall_at_t0})
         if on_start is not None:
             on_start(runner)
         await runner.run()

@@ -85,6 +85,29 @@ def test_reads_verify_every_block_they_touch_and_only_those() -> None:
     assert cs.bad_block(7) == 2
 
 
+@settings(max_examples=60, deadline=None)
+@given(st.binary(min_size=1, max_size=120), st.integers(0, 130), st.integers(0, 130))
+def test_a_ranged_read_returns_exactly_the_bytes_asked_for(data: bytes, offset: int, size: int) -> None:
+    """Reads fetch only the blocks they touch from disk: what they return is the chunk's slice all the same."""
+    _, d = disk()
+    cs = ChunkStore(d, block_size=BS)
+    run(cs.create(3, 1))
+    run(cs.apply(3, [("w", 0, data)]))
+    assert cs.read(3, offset, size) == data[offset : offset + size]
+
+
+def test_a_data_file_cut_short_reads_as_corrupt_in_the_blocks_it_lost() -> None:
+    store, d = disk()
+    cs = ChunkStore(d, block_size=BS)
+    run(cs.create(4, 1))
+    run(cs.apply(4, [("w", 0, bytes(range(64)))]))
+    del store.current[data_name(4)][40:]  # the medium lost the tail
+    assert cs.read(4, 0, 32) == bytes(range(32))
+    with pytest.raises(ChunkCorrupt) as e:
+        cs.read(4, 33, 20)
+    assert e.value.block == 2
+
+
 def test_no_checksum_switch_serves_corrupt_bytes() -> None:
     store, d = disk()
     cs = ChunkStore(d, block_size=BS, verify=False)
@@ -462,6 +485,24 @@ def test_push_buffer_caps_and_expires() -> None:
     assert b.get("b") is None and b.get("c") == b"123"
     assert not b.put("huge", b"x" * 11, 7.0)
     assert b.take("c") == b"123" and b.size == 0
+
+
+def test_pushed_parts_become_data_only_once_all_are_in_and_count_against_the_cap() -> None:
+    """§3.2 pipelining: a client pushes parts at once; a mutation never sees part of its data."""
+    b = PushBuffer(cap_bytes=10, ttl_s=5.0)
+    assert b.put_part("d", 1, 3, b"cd", 0.0) and b.get("d") is None
+    assert b.put_part("d", 0, 3, b"ab", 0.1) and b.get("d") is None and b.size == 4
+    assert b.put_part("d", 1, 3, b"CD", 0.2) and b.size == 4  # a re-pushed part replaces its first copy
+    assert b.put_part("d", 2, 3, b"e", 0.3) and b.get("d") == b"abCDe" and b.size == 5
+    assert b.put_part("x", 0, 2, b"123", 1.0)
+    b.expire(6.5)  # parts expire like whole data
+    assert not b.partial and b.get("d") is None and b.size == 0
+    assert b.put_part("y", 0, 2, b"12345678", 7.0)
+    assert b.put_part("z", 0, 2, b"1234", 7.1) and "y" not in b.partial  # the oldest made room
+    assert b.size == 4
+    with pytest.raises(m.BadMessage, match="part 2 of 2"):
+        m.parse(m.PushReq, {"data_id": "d", "data": b"x", "chain": [], "part": 2, "parts": 2})
+    assert m.parse(m.PushReq, {"data_id": "d", "data": b"x", "chain": []}).parts == 1
 
 
 @settings(max_examples=50)

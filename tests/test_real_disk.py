@@ -44,6 +44,17 @@ def test_write_read_append_truncate_delete(tmp_path: Path) -> None:
     d.close()
 
 
+def test_read_range_reads_a_slice_short_at_the_end(tmp_path: Path) -> None:
+    d = RealDisk(tmp_path / "data")
+    assert d.read_range("chunk", 0, 4) is None
+    d.append("chunk", b"0123456789")
+    assert d.read_range("chunk", 2, 3) == b"234"
+    assert d.read_range("chunk", 8, 10) == b"89"
+    assert d.read_range("chunk", 20, 5) == b""
+    with pytest.raises(ValueError, match="must be >= 0"):
+        d.read_range("chunk", -1, 2)
+
+
 def test_list_is_sorted_prefix_filtered_and_hides_temp_files(tmp_path: Path) -> None:
     d = RealDisk(tmp_path)
     for name in ("meta", "chunks/17", "chunks/2", "log", "chunks/sub/9"):

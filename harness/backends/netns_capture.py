@@ -1,14 +1,19 @@
-"""Record every frame that crosses the netns backend's bridge into a pcap file (open it in Wireshark).
+"""Record every frame that crosses the netns backend's bridge into a pcap file, with scapy.
 
 Rules this module keeps:
 
-- Standard library only: an AF_PACKET raw socket bound to the bridge, with
-  the bridge put in promiscuous mode through the socket's own membership
-  (PACKET_MR_PROMISC: dropped automatically when the socket closes), so
-  frames forwarded between two nodes' ports are seen, not just those to
-  the harness.
-- The file is classic pcap (LINKTYPE_ETHERNET, microsecond wall-clock
-  timestamps), flushed as it goes; frames are cut at `snaplen` bytes.
+- scapy does the capture and the file: an `L2ListenSocket` on the bridge,
+  from the harness's side (the root namespace), in promiscuous mode (so
+  frames forwarded between two nodes' ports are seen, not only those to
+  the harness; scapy turns it off again on close), with the kernel's own
+  timestamps, written by scapy's `RawPcapWriter` as classic pcap
+  (LINKTYPE_ETHERNET, nanosecond timestamps), flushed frame by frame. Frames
+  are kept whole up to `snaplen` bytes. No BPF filter (so no tcpdump needed).
+  The socket's receive buffer is 16 MiB, so a busy moment does not cost
+  the capture frames (the decoder steps over any it missed, and counts them).
+- Frames are written as captured, never dissected on the way in (dissecting
+  costs scapy ~100 µs a frame); harness/lamport_capture.py decodes them
+  afterwards (TCP streams reassembled, our frames decoded).
 - A bridge going down and up (the `switch` fault) does not end the capture.
 - One reader thread; `stop()` ends it within a fraction of a second and
   closes the file. The capture never raises into the run: an error is
@@ -19,39 +24,27 @@ from __future__ import annotations
 
 import contextlib
 import errno
+import select
 import socket
-import struct
 import threading
 import time
 from pathlib import Path
 
-ETH_P_ALL = 0x0003
-SOL_PACKET = 263
-PACKET_ADD_MEMBERSHIP = 1
-PACKET_MR_PROMISC = 1
 LINKTYPE_ETHERNET = 1
-
-
-def pcap_header(snaplen: int) -> bytes:
-    return struct.pack("<IHHiIII", 0xA1B2C3D4, 2, 4, 0, 0, snaplen, LINKTYPE_ETHERNET)
-
-
-def pcap_record(ts: float, frame: bytes, orig_len: int) -> bytes:
-    sec = int(ts)
-    usec = int((ts - sec) * 1_000_000)
-    return struct.pack("<IIII", sec, usec, len(frame), orig_len) + frame
+POLL_S = 0.2
+RECEIVE_BUFFER_BYTES = 16 << 20
+"""The kernel's buffer for frames not read yet: a frame that does not fit is lost to the capture (not to the run)."""
 
 
 def read_pcap(path: Path) -> list[tuple[float, bytes]]:
-    """(timestamp, frame) pairs of a file this module wrote (for tests and tools)."""
-    data = path.read_bytes()
+    """(timestamp, frame) pairs of a capture (for tests and tools), read with scapy."""
+    from scapy.utils import RawPcapReader
+
     out = []
-    pos = 24
-    while pos + 16 <= len(data):
-        sec, usec, incl, _orig = struct.unpack_from("<IIII", data, pos)
-        pos += 16
-        out.append((sec + usec / 1e6, data[pos:pos + incl]))
-        pos += incl
+    with RawPcapReader(str(path)) as reader:
+        per_second = 1e9 if getattr(reader, "nano", False) else 1e6
+        for data, meta in reader:
+            out.append((meta.sec + meta.usec / per_second, bytes(data)))
     return out
 
 
@@ -64,48 +57,60 @@ class BridgeCapture:
         self.error: str | None = None
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
-        self._sock: socket.socket | None = None
+        self._sock: object | None = None
 
     def start(self) -> None:
-        sock = socket.socket(socket.AF_PACKET, socket.SOCK_RAW, socket.htons(ETH_P_ALL))
+        from scapy.arch.linux import L2ListenSocket
+        from scapy.utils import RawPcapWriter
+
+        sock = L2ListenSocket(iface=self.ifname, promisc=True)
+        with contextlib.suppress(OSError):  # room for bursts while the writer is busy (root may exceed rmem_max)
+            sock.ins.setsockopt(socket.SOL_SOCKET, getattr(socket, "SO_RCVBUFFORCE", 33), RECEIVE_BUFFER_BYTES)
         try:
-            sock.bind((self.ifname, 0))
-            ifindex = socket.if_nametoindex(self.ifname)
-            sock.setsockopt(SOL_PACKET, PACKET_ADD_MEMBERSHIP,
-                            struct.pack("iHH8s", ifindex, PACKET_MR_PROMISC, 0, b""))
-            sock.settimeout(0.2)
+            writer = RawPcapWriter(str(self.path), linktype=LINKTYPE_ETHERNET, sync=True, nano=True,
+                                   snaplen=self.snaplen)
+            writer.write_header(None)  # a capture that saw nothing is still a valid, empty pcap
         except OSError:
             sock.close()
             raise
         self._sock = sock
-        self._thread = threading.Thread(target=self._run, name=f"capture-{self.ifname}", daemon=True)
+        self._thread = threading.Thread(target=self._run, args=(sock, writer), name=f"capture-{self.ifname}",
+                                        daemon=True)
         self._thread.start()
 
-    def _run(self) -> None:
-        assert self._sock is not None
+    def _run(self, sock: object, writer: object) -> None:
+        from scapy.arch.linux import L2ListenSocket
+        from scapy.utils import RawPcapWriter
+
+        assert isinstance(sock, L2ListenSocket) and isinstance(writer, RawPcapWriter)
         try:
-            with self.path.open("wb") as f:
-                f.write(pcap_header(self.snaplen))
-                while not self._stop.is_set():
-                    try:
-                        frame = self._sock.recv(self.snaplen)
-                    except TimeoutError:
+            while not self._stop.is_set():
+                ready, _, _ = select.select([sock], [], [], POLL_S)
+                if not ready:
+                    continue
+                try:
+                    _, frame, ts = sock.recv_raw(self.snaplen)
+                except OSError as e:
+                    if e.errno == errno.ENETDOWN:  # the switch was turned off: keep listening
                         continue
-                    except OSError as e:
-                        if e.errno == errno.ENETDOWN:  # the switch was turned off: keep listening
-                            continue
-                        raise
-                    f.write(pcap_record(time.time(), frame[: self.snaplen], len(frame)))
-                    f.flush()
-                    self.frames += 1
-        except OSError as e:
+                    raise
+                if frame is None:
+                    continue
+                ns = int(ts * 1e9) if ts is not None else time.time_ns()
+                writer.write_packet(frame[: self.snaplen], sec=ns // 1_000_000_000, usec=ns % 1_000_000_000,
+                                    wirelen=len(frame))
+                self.frames += 1
+        except (OSError, ValueError) as e:
             self.error = str(e)
+        finally:
+            with contextlib.suppress(OSError):
+                writer.close()
 
     def stop(self) -> None:
         self._stop.set()
         if self._thread is not None:
             self._thread.join(5.0)
-        if self._sock is not None:
-            with contextlib.suppress(OSError):
-                self._sock.close()
-            self._sock = None
+        sock, self._sock = self._sock, None
+        if sock is not None:
+            with contextlib.suppress(OSError, AttributeError):
+                sock.close()  # type: ignore[attr-defined]

@@ -20,7 +20,9 @@ Rules this module keeps (besides those of harness/backends/base.py and lifecycle
   pid, plug = the node's configured power commands run on this machine
   (then the host is waited for, the chain reinstalled and the node
   restarted), cable = the node's configured link commands (a managed
-  switch's port off and on), switch = the cluster's commands. A fault whose
+  switch's port off and on), switch = the cluster's commands. A command is a
+  program run on this machine or an expect/send script on a console
+  (console.py); either way a failure is one RuntimeError naming it. A fault whose
   command is not configured is refused (`NotConfigured`), never faked, and
   is missing from `capabilities`.
 - Teardown (lifecycle's, plus, per host in parallel and each on its own):
@@ -43,6 +45,7 @@ from typing import TypeVar
 from base.cluster import CORE_CAPABILITIES, Capability
 from base.spec import TestSpec
 from harness.backends import ssh_config
+from harness.backends.console import ConsoleError, ConsoleScript, play
 from harness.backends.hardware import NotConfigured
 from harness.backends.lifecycle import Deployment, Teardown, record_run, run_directory, run_process_cluster
 from harness.backends.networks import IptablesNetwork, RuntimeFilter
@@ -69,6 +72,18 @@ def run_local(argv: list[str], what: str, timeout: float = 120.0) -> None:
         raise RuntimeError(f"{what} command {argv!r} could not run: {e}") from None
     if r.returncode != 0:
         raise RuntimeError(f"{what} command {argv!r} failed ({r.returncode}): {r.stderr.strip()}")
+
+
+def run_controller(cmd: ssh_config.Command, what: str, node: NodeHost | None = None) -> None:
+    """A configured power/switch/link command: a program run here, or a script played on a console."""
+    if isinstance(cmd, ConsoleScript):
+        values = {"node": node.node, "host": node.host} if node is not None else {}
+        try:
+            play(cmd, what, values)
+        except ConsoleError as e:
+            raise RuntimeError(f"{what}: {e}") from None
+        return
+    run_local(ssh_config.expand(cmd, node), what)
 
 
 def ssh_capabilities(config: SshClusterConfig, hosts: list[NodeHost]) -> frozenset[str]:
@@ -118,14 +133,13 @@ class SshHardware:
         if h.link_down is None or h.link_up is None:
             raise NotConfigured(f"{h.where}: no link_down/link_up command in {self.config.source}; "
                                 f"the link fault is refused rather than faked")
-        argv = h.link_up if plugged else h.link_down
-        run_local(ssh_config.expand(argv, h), f"{node} link_{'up' if plugged else 'down'}")
+        run_controller(h.link_up if plugged else h.link_down, f"{node} link_{'up' if plugged else 'down'}", h)
 
     def switch(self, on: bool) -> None:
         if self.config.switch_off is None or self.config.switch_on is None:
             raise NotConfigured(f"no switch_off/switch_on command in [cluster] of {self.config.source}; "
                                 f"the switch fault is refused rather than faked")
-        run_local(list(self.config.switch_on if on else self.config.switch_off), f"switch_{'on' if on else 'off'}")
+        run_controller(self.config.switch_on if on else self.config.switch_off, f"switch_{'on' if on else 'off'}")
 
     def power(self, node: str, on: bool) -> None:
         host = self.hosts[node]
@@ -134,10 +148,10 @@ class SshHardware:
             raise NotConfigured(f"{h.where}: no power_off/power_on command in {self.config.source}; "
                                 f"the power fault is refused rather than faked")
         if not on:
-            run_local(ssh_config.expand(h.power_off, h), f"{node} power_off")
+            run_controller(h.power_off, f"{node} power_off", h)
             host.remote.close()
             return
-        run_local(ssh_config.expand(h.power_on, h), f"{node} power_on")
+        run_controller(h.power_on, f"{node} power_on", h)
         deadline = time.monotonic() + self.config.boot_timeout_s
         while True:  # the host boots: wait until it answers SSH again
             try:

@@ -13,6 +13,9 @@
     power_on = ["..."]
     link_down = ["..."]             # optional, per node: pull its cable (e.g. a managed switch port off)
     link_up = ["..."]
+    [consoles.pdu]                  # optional: a console (PDU, managed switch) the commands above may script
+    spawn = ["telnet", "192.168.1.60"]
+    # power_off = {console = "pdu", steps = [{send = "olOff 1"}, {expect = "Success"}]}  (see console.py)
 
 Rules this module keeps:
 
@@ -26,7 +29,9 @@ Rules this module keeps:
   switch_on for the cluster) are argv lists, or
   a string split with shlex; they run on the harness machine without a
   shell. `{node}` and `{host}` in an argument are replaced by the node's id
-  and host, and nothing else is interpreted.
+  and host, and nothing else is interpreted. A command may instead be a
+  script of expect/send steps on a console declared under [consoles.NAME]
+  (harness/backends/console.py), played with pexpect.
 - Node ids are n1, n2, ... as the harness names them; a run of N nodes uses
   n1..nN, which must all be in the file.
 """
@@ -41,6 +46,7 @@ from pathlib import Path
 from typing import Any
 
 from harness.backends.base import SetupError
+from harness.backends.console import Console, ConsoleScript, parse_console, parse_script
 
 
 class ClusterConfigError(SetupError, ValueError):
@@ -58,21 +64,23 @@ NODE_DEFAULTABLE: dict[str, type | tuple[type, ...]] = {
 }
 NODE_ONLY: dict[str, type | tuple[type, ...]] = {
     "host": str,
-    "power_off": (list, str),
-    "power_on": (list, str),
-    "link_down": (list, str),
-    "link_up": (list, str),
+    "power_off": (list, str, dict),
+    "power_on": (list, str, dict),
+    "link_down": (list, str, dict),
+    "link_up": (list, str, dict),
 }
 CLUSTER_ONLY: dict[str, type | tuple[type, ...]] = {
     "known_hosts": str,
     "accept_new_host_keys": bool,
-    "switch_off": (list, str),
-    "switch_on": (list, str),
+    "switch_off": (list, str, dict),
+    "switch_on": (list, str, dict),
     "boot_timeout_s": (int, float),
     "connect_timeout_s": (int, float),
 }
 DEFAULTS: dict[str, Any] = {"ssh_port": 22, "port": 7000, "python": "python3", "sudo": False, "data_dir": "picluster"}
 NODE_ID = re.compile(r"n[1-9][0-9]*")
+Command = tuple[str, ...] | ConsoleScript
+"""A power, switch or link command: a program's argv, or a script on a console."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -86,10 +94,10 @@ class NodeHost:
     data_dir: str
     sudo: bool
     port: int
-    power_off: tuple[str, ...] | None = None
-    power_on: tuple[str, ...] | None = None
-    link_down: tuple[str, ...] | None = None
-    link_up: tuple[str, ...] | None = None
+    power_off: Command | None = None
+    power_on: Command | None = None
+    link_down: Command | None = None
+    link_up: Command | None = None
 
     @property
     def where(self) -> str:
@@ -102,8 +110,8 @@ class SshClusterConfig:
     nodes: dict[str, NodeHost]
     known_hosts: str = "~/.ssh/known_hosts"
     accept_new_host_keys: bool = False
-    switch_off: tuple[str, ...] | None = None
-    switch_on: tuple[str, ...] | None = None
+    switch_off: Command | None = None
+    switch_on: Command | None = None
     boot_timeout_s: float = 180.0
     connect_timeout_s: float = 10.0
     extra: dict[str, Any] = field(default_factory=dict)
@@ -143,14 +151,19 @@ def _typed(source: str, where: str, key: str, value: Any, kind: type | tuple[typ
     kinds = kind if isinstance(kind, tuple) else (kind,)
     ok = isinstance(value, kinds) and not (isinstance(value, bool) and bool not in kinds)
     if not ok:
-        names = " or ".join("a list of strings" if k is list else k.__name__ for k in kinds)
+        names = " or ".join({list: "a list of strings", dict: "a console script"}.get(k, k.__name__) for k in kinds)
         raise ClusterConfigError(f"{source}: {where}{key}: must be {names}, got {value!r}")
     return value
 
 
-def command(source: str, where: str, value: Any) -> tuple[str, ...] | None:
+def command(source: str, where: str, value: Any, consoles: dict[str, Console] | None = None) -> Command | None:
     if value is None:
         return None
+    if isinstance(value, dict):
+        try:
+            return parse_script(where, value, consoles or {})
+        except ValueError as e:
+            raise ClusterConfigError(f"{source}: {e}") from None
     if isinstance(value, str):
         try:
             argv = shlex.split(value)
@@ -164,9 +177,10 @@ def command(source: str, where: str, value: Any) -> tuple[str, ...] | None:
 
 
 def parse(data: dict[str, Any], source: str = "cluster file") -> SshClusterConfig:
-    unknown = sorted(set(data) - {"cluster", "nodes"})
+    unknown = sorted(set(data) - {"cluster", "nodes", "consoles"})
     if unknown:
-        raise ClusterConfigError(f"{source}: unknown top-level key {unknown[0]!r} (known: cluster, nodes)")
+        raise ClusterConfigError(f"{source}: unknown top-level key {unknown[0]!r} (known: cluster, nodes, consoles)")
+    consoles = _consoles(source, data.get("consoles", {}))
     cluster = data.get("cluster", {})
     if not isinstance(cluster, dict):
         raise ClusterConfigError(f"{source}: cluster: must be a table")
@@ -208,10 +222,10 @@ def parse(data: dict[str, Any], source: str = "cluster file") -> SshClusterConfi
             data_dir=merged["data_dir"],
             sudo=merged["sudo"],
             port=merged["port"],
-            power_off=command(source, f"{where}.power_off", raw.get("power_off")),
-            power_on=command(source, f"{where}.power_on", raw.get("power_on")),
-            link_down=command(source, f"{where}.link_down", raw.get("link_down")),
-            link_up=command(source, f"{where}.link_up", raw.get("link_up")),
+            power_off=command(source, f"{where}.power_off", raw.get("power_off"), consoles),
+            power_on=command(source, f"{where}.power_on", raw.get("power_on"), consoles),
+            link_down=command(source, f"{where}.link_down", raw.get("link_down"), consoles),
+            link_up=command(source, f"{where}.link_up", raw.get("link_up"), consoles),
         )
     ids = sorted(nodes, key=_node_order)
     if ids != [f"n{i}" for i in range(1, len(ids) + 1)]:
@@ -224,11 +238,20 @@ def parse(data: dict[str, Any], source: str = "cluster file") -> SshClusterConfi
         nodes={n: nodes[n] for n in ids},
         known_hosts=cluster.get("known_hosts", "~/.ssh/known_hosts"),
         accept_new_host_keys=cluster.get("accept_new_host_keys", False),
-        switch_off=command(source, "cluster.switch_off", cluster.get("switch_off")),
-        switch_on=command(source, "cluster.switch_on", cluster.get("switch_on")),
+        switch_off=command(source, "cluster.switch_off", cluster.get("switch_off"), consoles),
+        switch_on=command(source, "cluster.switch_on", cluster.get("switch_on"), consoles),
         boot_timeout_s=float(cluster.get("boot_timeout_s", 180.0)),
         connect_timeout_s=float(cluster.get("connect_timeout_s", 10.0)),
     )
+
+
+def _consoles(source: str, raw: Any) -> dict[str, Console]:
+    if not isinstance(raw, dict):
+        raise ClusterConfigError(f"{source}: consoles: must be tables like [consoles.pdu]")
+    try:
+        return {name: parse_console(name, table) for name, table in raw.items()}
+    except ValueError as e:
+        raise ClusterConfigError(f"{source}: {e}") from None
 
 
 def expand(argv: tuple[str, ...], node: NodeHost | None = None) -> list[str]:

@@ -55,10 +55,12 @@ def extend_crcs(crcs: list[int], length: int, new: bytes, block_size: int) -> li
     return out
 
 
-def first_bad_block(data: bytes, crcs: list[int], blocks: range, block_size: int) -> int | None:
-    """The first block in `blocks` whose bytes in `data` (the whole chunk) do not match `crcs`."""
+def first_bad_block(data: bytes, crcs: list[int], blocks: range, block_size: int, *, base: int = 0) -> int | None:
+    """The first block in `blocks` whose bytes do not match `crcs`; `data` holds the chunk from block `base` on
+    (the whole chunk when 0). A block cut short in `data` (a truncated file) fails its checksum."""
     view = memoryview(data)
     for i in blocks:
-        if i >= len(crcs) or zlib.crc32(view[i * block_size : (i + 1) * block_size]) != crcs[i]:
+        lo = (i - base) * block_size
+        if i >= len(crcs) or lo < 0 or zlib.crc32(view[lo : lo + block_size]) != crcs[i]:
             return i
     return None

@@ -6,9 +6,12 @@ answered with a definite "bad-request" error; the master's orders from
 anyone but the master, and cs.apply from anyone but a node of the cluster,
 likewise as `dfs-forbidden`, "forbidden"):
 
-- cs.push {data_id, data, chain}: keep the data in the push buffer, then pass
-  it to chain[0] with the rest of the chain; answers once the whole chain
-  holds it (data flow is separate from control flow, §3.2).
+- cs.push {data_id, data, chain, part, parts}: keep the data in the push
+  buffer, then pass it to chain[0] with the rest of the chain; answers once
+  the whole chain holds it (data flow is separate from control flow, §3.2).
+  A client pushes big data as several parts at once, each forwarded as soon
+  as it arrives, so the hops overlap (GFS's pipelining); the data becomes
+  usable under its id once every part is in.
 - cs.append {handle, data_id} / cs.write {handle, data_id, offset}: only on
   the primary. Mutations queue per chunk; one worker drains the queue in
   batches: it picks every offset (an append goes at the end; one that does
@@ -35,7 +38,8 @@ likewise as `dfs-forbidden`, "forbidden"):
   changes): a count of changes to the replica list and versions, so the
   master ignores a heartbeat older than what it learned from an answer.
 - A scrubber verifies idle replicas in the background (§5.2), within
-  `scrub_bytes_per_s`.
+  `scrub_bytes_per_s` on average (a chunk bigger than a tick's share is
+  paid back over the next ticks).
 
 Per-chunk operations that touch the replica (apply, bump, grant, clone,
 delete) hold that chunk's lock, so a bump's reported length includes every
@@ -126,6 +130,7 @@ class ChunkServer:
         self.damaged: set[int] = set()
         self.incarnation = f"{rt.rng.getrandbits(32):08x}"
         self._scrub_cursor = 0
+        self._scrub_budget = 0.0
         self.changes = 0
         """Counts changes to the replica list or a version, so the master can tell an old heartbeat
         (sent before a change it already learned from a direct answer) from a new one."""
@@ -168,12 +173,13 @@ class ChunkServer:
         req = self.parse(m.PushReq, src, msg)
         if len(req.data) > self.o.chunk_size:
             raise refuse("too-big", f"{len(req.data)} bytes is more than a chunk")
-        if not self.buffer.put(req.data_id, req.data, self.rt.now()):
+        if not self.buffer.put_part(req.data_id, req.part, req.parts, req.data, self.rt.now()):
             raise refuse("no-room", "push buffer too small for this data")
         if req.chain:
             nxt, rest = req.chain[0], req.chain[1:]
             try:
-                await self.rt.call(nxt, "cs.push", {"data_id": req.data_id, "data": req.data, "chain": rest},
+                await self.rt.call(nxt, "cs.push", {"data_id": req.data_id, "data": req.data, "chain": rest,
+                                                    "part": req.part, "parts": req.parts},
                                    timeout=self.o.rpc_timeout_s)
             except RpcError as e:
                 raise refuse("push-failed", f"{nxt}: {e.code} {e.message}") from None
@@ -505,16 +511,19 @@ class ChunkServer:
                 del self.leases[h]
 
     async def scrub(self) -> None:
-        budget = self.o.scrub_bytes_per_s * self.o.scrub_interval_s
+        # A balance of bytes, refilled every tick and spent chunk by chunk: a chunk bigger than one tick's
+        # share leaves a debt the next ticks pay back, so the average stays within scrub_bytes_per_s.
+        tick = self.o.scrub_bytes_per_s * self.o.scrub_interval_s
+        self._scrub_budget = min(self._scrub_budget + tick, tick)
         handles = self.store.handles()
         for _ in range(len(handles)):
-            if budget <= 0:
+            if self._scrub_budget <= 0:
                 break
             self._scrub_cursor = (self._scrub_cursor + 1) % len(handles)
             h = handles[self._scrub_cursor]
             if h in self.damaged or not self.store.has(h):
                 continue
-            budget -= max(self.store.get(h).length, 1)
+            self._scrub_budget -= max(self.store.get(h).length, 1)
             if self.store.bad_block(h) is not None:
                 self._found_corrupt(h, "found by the scrubber")
 

@@ -29,7 +29,8 @@ Rules this module keeps:
   silently roll the replica back past acknowledged mutations). (An overwrite whose meta did not make
   it leaves checksums that no longer match: the replica reads as corrupt
   and is replaced, never served wrong.)
-- Reads verify the checksum of every block they touch before returning a
+- Reads fetch from disk only the whole blocks they touch (never the whole
+  chunk) and verify the checksum of every one of them before returning a
   byte (`ChunkCorrupt` otherwise); overwrites verify the partial first and
   last blocks they touch before recomputing them. `verify=False` (the
   `no-checksum` planted bug) skips every verification.
@@ -162,13 +163,15 @@ class ChunkStore:
             raise ChunkCorrupt(handle, 0)
         if offset >= rep.length or size <= 0:
             return b""
-        data = self.disk.read(data_name(handle)) or b""
+        blocks = blocks_overlapping(offset, size, rep.length, self.block_size)
+        start = blocks.start * self.block_size  # whole blocks only: each is verified before a byte leaves
+        end = min(blocks.stop * self.block_size, rep.length)
+        data = self.disk.read_range(data_name(handle), start, end - start) or b""
         if self.verify:
-            bad = first_bad_block(data, rep.crcs, blocks_overlapping(offset, size, rep.length, self.block_size),
-                                  self.block_size)
+            bad = first_bad_block(data, rep.crcs, blocks, self.block_size, base=blocks.start)
             if bad is not None:
                 raise ChunkCorrupt(handle, bad)
-        return data[offset : min(offset + size, rep.length)]
+        return data[offset - start : min(offset + size, rep.length) - start]
 
     def bad_block(self, handle: int) -> int | None:
         """The first block that fails its checksum (always checked, whatever `verify` says)."""

@@ -28,6 +28,8 @@ Rules this module keeps:
   some replicas (GFS's inconsistent region). A create carries a creator
   token, so a retry of a create that landed answers ok; delete and rename
   are not retried after an indefinite error.
+- Pushes go in `push_part` (256 KiB) pieces sent at once: the chain's hops
+  overlap (§3.2); a retry pushes every piece again.
 - A large write or read is split at chunk boundaries into `io_size` (1 MiB)
   pieces; a write sends them one after another (a chunk grows at its end),
   a read keeps `window` (4) of them in flight. A write in which any piece
@@ -47,6 +49,8 @@ from typing import Any
 from systems.runtime.api import RemoteError, RpcError, Runtime
 
 IO_SIZE = 1 << 20
+PUSH_PART = 256 << 10
+"""Data is pushed in pieces of at most this size, all at once (a pipeline along the chain)."""
 LEASE_SAFETY_S = 0.2
 BACKOFF_S = 0.05
 RETRYABLE = frozenset({"busy", "no-replicas", "not-primary", "no-data", "push-failed", "version-mismatch",
@@ -128,6 +132,7 @@ class DfsClient:
         rpc_timeout_s: float = 1.0,
         io_size: int = IO_SIZE,
         window: int = 4,
+        push_part: int = PUSH_PART,
     ) -> None:
         self.rt = rt
         self.nodes = sorted(nodes)
@@ -138,6 +143,7 @@ class DfsClient:
         self.rpc_timeout_s = rpc_timeout_s
         self.io_size = io_size
         self.window = max(1, window)
+        self.push_part = max(1, push_part)
         """How many pieces of one read are in flight at once."""
         self.chunk_size: int | None = None
         self._ids = 0
@@ -262,9 +268,17 @@ class DfsClient:
         return lease
 
     async def _push(self, data_id: str, data: bytes, members: tuple[str, ...]) -> None:
+        """The data along the chain, in `push_part` pieces sent at once: each hop forwards a piece as soon as
+        it has it, so the hops overlap (§3.2: pipelining); answers once every piece reached the chain's end."""
         chain = self._order(members)
-        await self._call(chain[0], "cs.push", {"data_id": data_id, "data": data, "chain": chain[1:]},
-                         timeout=self.rpc_timeout_s * 2)
+        size = self.push_part
+        parts = max(1, -(-len(data) // size))
+        view = memoryview(data)
+        await asyncio.gather(*(
+            self._call(chain[0], "cs.push", {"data_id": data_id, "data": bytes(view[i * size : (i + 1) * size]),
+                                             "chain": chain[1:], "part": i, "parts": parts},
+                       timeout=self.rpc_timeout_s * 2)
+            for i in range(parts)))
 
     async def _mutate(self, path: str, index: int, method: str, body: dict[str, Any], data: bytes,
                       deadline: float) -> tuple[dict[str, Any], bool]:

@@ -37,6 +37,7 @@ MAX_LIST = 1_000_000
 """The longest list a request may carry (a heartbeat lists every replica a chunkserver holds)."""
 MAX_SECONDS = 1e6
 MAX_CHAIN = 16
+MAX_PUSH_PARTS = 1024
 
 NodeId = str
 """A field that names a node: checked with api.check_node_id."""
@@ -193,11 +194,17 @@ class PushReq:
     data_id: str
     data: bytes
     chain: list[NodeId]
+    part: int = 0
+    parts: int = 1
+    """The data under `data_id` comes in `parts` pieces, this is piece `part` (pushed concurrently, so the
+    hops of the chain overlap: a pipeline)."""
 
     def check(self) -> None:
         _short("data_id", self.data_id)
         if len(self.chain) > MAX_CHAIN:
             raise BadMessage(f"PushReq: a chain of more than {MAX_CHAIN} replicas")
+        if not 1 <= self.parts <= MAX_PUSH_PARTS or self.part >= self.parts:
+            raise BadMessage(f"PushReq: part {self.part} of {self.parts} (1..{MAX_PUSH_PARTS} parts)")
 
 
 @dataclass(frozen=True, slots=True)

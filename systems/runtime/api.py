@@ -173,6 +173,10 @@ class Disk(Protocol):
         """The file's content, or None when it does not exist."""
         ...
 
+    def read_range(self, name: str, offset: int, size: int) -> bytes | None:
+        """Up to `size` bytes of the file from `offset` (short at its end), or None when it does not exist."""
+        ...
+
     def write(self, name: str, data: bytes) -> None:
         """Replace the whole file (atomic rename on the real disk)."""
         ...

@@ -140,6 +140,25 @@ class RealDisk:
         except FileNotFoundError:
             return None
 
+    def read_range(self, name: str, offset: int, size: int) -> bytes | None:
+        if offset < 0 or size < 0:
+            raise ValueError(f"read_range of {name!r}: offset {offset} and size {size} must be >= 0")
+        try:
+            fd = os.open(self._path(name), os.O_RDONLY)
+        except FileNotFoundError:
+            return None
+        try:
+            parts, got = [], 0
+            while got < size:
+                part = os.pread(fd, size - got, offset + got)
+                if not part:
+                    break
+                parts.append(part)
+                got += len(part)
+            return parts[0] if len(parts) == 1 else b"".join(parts)
+        finally:
+            os.close(fd)
+
     @_fail_stop
     def write(self, name: str, data: bytes) -> None:
         path = self._path(name)

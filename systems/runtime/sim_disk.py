@@ -77,6 +77,13 @@ class DiskView:
         data = self._store.current.get(name)
         return bytes(data) if data is not None else None
 
+    def read_range(self, name: str, offset: int, size: int) -> bytes | None:
+        check_disk_name(name)
+        if offset < 0 or size < 0:
+            raise ValueError(f"read_range of {name!r}: offset {offset} and size {size} must be >= 0")
+        data = self._store.current.get(name)
+        return bytes(data[offset : offset + size]) if data is not None else None
+
     def write(self, name: str, data: bytes) -> None:
         check_disk_name(name)
         if self._alive():
