@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import gc
+import json
 import os
 import subprocess
 import sys
@@ -17,8 +18,10 @@ import systems.echo as echo
 from harness.backends.base import LinkFault
 from systems.runtime.api import NodeConfig, RemoteError, RpcTimeout, Runtime, Unreachable
 from systems.runtime.sim import (
+    JOURNAL_FIELDS,
     DiskStore,
     DiskView,
+    Journal,
     MessageNotEncodable,
     NetConfig,
     Network,
@@ -26,6 +29,7 @@ from systems.runtime.sim import (
     SimRuntime,
     SimTimeLimit,
     SimWorld,
+    VirtualTimeLoop,
     run,
 )
 
@@ -150,6 +154,128 @@ def test_time_limit_ends_a_runaway_simulation() -> None:
         run(main(), time_limit_s=50.0)
 
 
+class _AsyncioReference(asyncio.BaseEventLoop):
+    """asyncio's own scheduling (BaseEventLoop._run_once, call_soon, call_at) on a virtual clock:
+    what VirtualTimeLoop must do step for step, only faster."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self._now = 0.0
+        self._clock_resolution = 1e-9
+        self._selector = self
+
+    def time(self) -> float:
+        return self._now
+
+    def select(self, timeout: float | None) -> list[Any]:
+        if timeout is None:
+            raise SimDeadlock("reference deadlock")
+        if timeout > 0:
+            if self._scheduled and self._scheduled[0]._when - self._now <= timeout + 1e-9:
+                self._now = max(self._now, self._scheduled[0]._when)
+            else:
+                self._now += timeout
+        return []
+
+    def _process_events(self, event_list: list[Any]) -> None:
+        pass
+
+    def _write_to_self(self) -> None:
+        pass
+
+
+def _busy_program(seed: int) -> Callable[[], Any]:
+    """Timers with exact ties and sub-nanosecond near-ties, a heap mostly of cancelled timers
+    (asyncio purges it), tasks that end with and without done callbacks, futures, call_soon chains."""
+    import random
+
+    async def main() -> list[tuple[float, str]]:
+        loop = asyncio.get_running_loop()
+        rng = random.Random(seed)
+        trace: list[tuple[float, str]] = []
+
+        def mark(label: str) -> None:
+            trace.append((loop.time(), label))
+
+        async def quick(i: int) -> int:
+            mark(f"quick{i}")
+            if rng.random() < 0.5:
+                loop.call_at(loop.time() + rng.choice([0.0, 3e-10, 1e-9, 2e-9]), mark, f"near{i}")
+            return i
+
+        async def actor(a: int) -> None:
+            for step in range(40):
+                r = rng.random()
+                if r < 0.3:
+                    await asyncio.sleep(rng.choice([0.1, 0.2, 0.1 + 0.2, 0.3, 1e-10, 0.0]))
+                elif r < 0.5:
+                    doomed = [loop.call_later(rng.random() * 5, mark, "never") for _ in range(8)]
+                    keep = loop.call_later(rng.random(), mark, f"kept{a}.{step}")
+                    for h in doomed:
+                        h.cancel()
+                    if rng.random() < 0.2:
+                        keep.cancel()
+                elif r < 0.7:
+                    t = loop.create_task(quick(a * 100 + step))
+                    if rng.random() < 0.5:
+                        t.add_done_callback(lambda _t, a=a, step=step: mark(f"done{a}.{step}"))
+                    await asyncio.sleep(0)
+                elif r < 0.85:
+                    fut = loop.create_future()
+                    loop.call_later(rng.choice([0.05, 0.1]), fut.set_result, step)
+                    mark(f"got{a}.{await fut}")
+                else:
+                    loop.call_soon(mark, f"soon{a}.{step}")
+                    await asyncio.sleep(0)
+                mark(f"actor{a}.{step}")
+
+        await asyncio.gather(*(actor(a) for a in range(6)))
+        return trace
+
+    return main
+
+
+@pytest.mark.parametrize("seed", [1, 2, 3])
+def test_loop_schedules_exactly_as_asyncio_does(seed: int) -> None:
+    def trace(loop: asyncio.AbstractEventLoop) -> list[tuple[float, str]]:
+        try:
+            return loop.run_until_complete(_busy_program(seed)())
+        finally:
+            loop.close()
+
+    reference = trace(_AsyncioReference())
+    assert len(reference) > 300 and any(label.startswith("near") for _, label in reference)
+    assert trace(VirtualTimeLoop()) == reference
+
+
+def test_a_task_forgotten_by_its_gate_keeps_the_clock_where_asyncio_would() -> None:
+    """asyncio runs a finished task's done callbacks in the next iteration, which therefore does
+    not move the clock; a timer due within the clock resolution then runs at the old time. Owned
+    tasks have no done callback (the gate forgets them), and the loop must keep to the same rule."""
+
+    async def main(rt: Runtime, config: NodeConfig) -> None:
+        loop = asyncio.get_running_loop()
+        seen: list[float] = []
+        started: list[asyncio.Future[None]] = []
+
+        async def quick() -> None:  # an owned task with no done callback at all
+            loop.call_at(loop.time() + 4e-10, lambda: seen.append(loop.time()))
+
+        async def probe(src: str, msg: Any) -> Any:
+            before = loop.time()
+            started.append(asyncio.ensure_future(quick()))
+            await rt.sleep(1.0)
+            return [before, seen]
+
+        rt.serve("probe", probe)
+
+    async def body(world: SimWorld, c: SimRuntime) -> Any:
+        return await c.call("n1", "probe", None, timeout=5.0)
+
+    (before, seen), _ = in_world(body, main=main, nodes=["n1"])
+    assert seen == [before]
+
+
 # -- determinism --------------------------------------------------------------------------------
 
 def scenario(seed: int) -> str:
@@ -202,6 +328,52 @@ def test_same_seed_same_journal_and_different_seeds_differ() -> None:
     assert a[1] != c[1]
     assert scenario(3) == scenario(3)
     assert scenario(3) != scenario(4)
+
+
+def test_digest_is_the_same_with_or_without_the_journal_kept() -> None:
+    kept = SimWorld(5, NODES, keep_journal=True)
+    bare = SimWorld(5, NODES, keep_journal=False)
+    for world in (kept, bare):
+        async def go(world: SimWorld = world) -> None:
+            for n in world.nodes:
+                await world.start(n, echo.start_node, NodeConfig("test", seed=5))
+            c = world.client()
+            for i in range(30):
+                await c.call(world.nodes[i % 3], "echo", {"i": i})
+        world.run(go())
+    assert kept.journal.records and not bare.journal.records
+    assert kept.digest() == bare.digest()
+
+
+def test_digest_covers_every_record_and_every_payload() -> None:
+    record = (5, "send", "n1", "n2", "call", "echo", 1, "")
+
+    def digest(*adds: tuple[Any, ...]) -> str:
+        journal = Journal()
+        for add in adds:
+            journal.add(*add)
+        return journal.digest()
+
+    base = digest((record, b"ab"), (record, b"c"))
+    assert base == digest((record, b"ab"), (record, b"c"))
+    assert base != digest((record, b"a"), (record, b"bc"))  # payload boundaries count
+    assert base != digest((record, b"ab"), (record, b"d"))
+    assert base != digest((record, b"ab"), ((6, *record[1:]), b"c"))
+    assert digest((record,)) != digest((record, b""))
+
+
+def test_journal_lines_are_what_json_dumps_writes() -> None:
+    journal = Journal()
+    records = [
+        (0, "send", "n1", "n2", "call", "echo", 1, ""),
+        (123456789012, "drop", "cl\"ient", "n\u00e9", "reply", "we\\ird\n", 2**40, "partition"),
+    ]
+    for r in records:
+        journal.add(r, b"x")
+    want = "".join(json.dumps(dict(zip(JOURNAL_FIELDS, r, strict=True)), separators=(",", ":")) + "\n"
+                   for r in records)
+    assert journal.to_jsonl() == want
+    assert journal.to_jsonl() == want  # formatted once, asked twice
 
 
 def test_digest_does_not_depend_on_pythonhashseed() -> None:
@@ -267,6 +439,31 @@ def test_duplication_delivers_twice() -> None:
 
     seen, _ = in_world(body, main=recorder, net=NetConfig(duplicate=1.0))
     assert [m[1] for m in seen] == ["x", "x"]
+
+
+def test_each_copy_of_a_duplicated_message_is_its_own_object() -> None:
+    async def keeper(rt: Runtime, config: NodeConfig) -> None:
+        got: list[Any] = []
+
+        async def note(src: str, msg: Any) -> None:
+            msg["n"] += len(got)  # mutating one delivery must not show in the other
+            got.append(msg)
+
+        async def seen(src: str, msg: Any) -> Any:
+            return [got, len({id(m) for m in got})]
+
+        rt.serve("note", note)
+        rt.serve("seen", seen)
+
+    async def body(world: SimWorld, c: SimRuntime) -> Any:
+        sent = {"n": 10}
+        world.runtimes["n1"].send("n2", "note", sent)
+        sent["n"] = 99  # the sender's object is not what travels
+        await c.sleep(1.0)
+        return await c.call("n2", "seen", None)
+
+    (got, distinct), _ = in_world(body, main=keeper, nodes=["n1", "n2"], net=NetConfig(duplicate=1.0))
+    assert got == [{"n": 10}, {"n": 11}] and distinct == 2
 
 
 def test_links_are_fifo_unless_reordering() -> None:
@@ -610,6 +807,26 @@ def test_tasks_made_by_asyncio_helpers_belong_to_the_node() -> None:
     assert before == {"timeouts": 3, "gathered": 6}
     assert after["timeouts"] <= 4 and after["gathered"] <= 7  # at most the held timers fired on resume
     assert tasks == []
+
+
+def test_a_node_task_shows_its_own_coroutine_in_repr_and_stack() -> None:
+    async def main(rt: Runtime, config: NodeConfig) -> None:
+        async def forever_waiting() -> None:
+            await rt.sleep(100.0)
+
+        task = rt.spawn(forever_waiting(), name="waiter")
+
+        async def look(src: str, msg: Any) -> Any:
+            return [repr(task), [f.f_code.co_name for f in task.get_stack()]]
+
+        rt.serve("look", look)
+
+    async def body(world: SimWorld, c: SimRuntime) -> Any:
+        return await c.call("n1", "look", None)
+
+    (text, stack), _ = in_world(body, main=main, nodes=["n1"])
+    assert "forever_waiting()" in text and "name='waiter'" in text
+    assert stack == ["forever_waiting"]
 
 
 if __name__ == "__main__" and sys.argv[1:2] == ["--digest"]:

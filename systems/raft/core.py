@@ -645,12 +645,14 @@ class RaftCore:
 
     # ------------------------------------------------------------ output
     def has_ready(self) -> bool:
+        persisted = self._persisted_hard  # compared field by field: no HardState built per call
         return bool(
             self._bcast_pending
             or self._msgs
             or self._reads
             or self._pending_snapshot
-            or self.hard_state != self._persisted_hard
+            or self.term != persisted.term
+            or self.vote != persisted.vote
             or self.log.stable < self.log.last_index
             or self.applied < min(self.commit, self.log.last_index)
         )

@@ -6,24 +6,42 @@ Rules this module keeps:
   nothing ready to run, straight to the earliest pending timer. Nothing ever
   sleeps in real time and no real I/O is polled (the simulated network is made
   of timer callbacks), so a `sleep(3600)` costs one loop iteration.
-- The loop's selector is where time moves: asyncio asks it to wait `timeout`
-  seconds and it advances the clock to the timer that caused the wait.
+- Time moves where asyncio would poll its selector: when nothing is ready,
+  the clock advances to the timer asyncio would have waited for.
 - Nothing ready and no timer pending means every task waits for something that
   can never happen: the loop raises `SimDeadlock` instead of hanging.
 - An optional `time_limit_s` bounds virtual time: passing it raises
   `SimTimeLimit` (a runaway simulation ends with a clear error, never a hang).
 - No wall clock, no threads, no randomness: the same program runs the same
-  callbacks in the same order at the same virtual times.
+  callbacks in the same order at the same virtual times. Timers due within
+  `CLOCK_RESOLUTION_S` of now run together (asyncio's rule), with the same
+  resolution on every machine (asyncio would read the host's clock).
+- The scheduling rules are asyncio's own, kept exactly (FIFO ready queue,
+  one batch of ready callbacks per iteration, the same timer heap and the
+  same purge of cancelled timers); only the bookkeeping is leaner: handles
+  are made without the debug checks, and the heap holds `(when, handle)`
+  pairs, which order exactly as the handles do but compare in C.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections.abc import Coroutine
+import contextvars
+import functools
+from asyncio import base_events, events, format_helpers
+from collections.abc import Callable, Coroutine
+from heapq import heapify, heappop, heappush
 from typing import Any, TypeVar
 
 T = TypeVar("T")
+
+CLOCK_RESOLUTION_S = 1e-9
+"""Timers due closer than this to now run in the same loop iteration."""
+
+_MAX_TIMEOUT_S = base_events.MAXIMUM_SELECT_TIMEOUT
+_PURGE_MIN_TIMERS = base_events._MIN_SCHEDULED_TIMER_HANDLES
+_PURGE_MIN_FRACTION = base_events._MIN_CANCELLED_TIMER_HANDLES_FRACTION
 
 
 class SimError(RuntimeError):
@@ -38,18 +56,54 @@ class SimTimeLimit(SimError):
     """Virtual time passed the loop's limit."""
 
 
-class _VirtualSelector:
-    """Stands where asyncio's selector stands; `select(timeout)` advances the clock."""
+class _Handle(events.Handle):
+    """asyncio's Handle, made without asking the loop for debug mode (no source traceback kept)."""
 
-    def __init__(self, loop: VirtualTimeLoop) -> None:
+    __slots__ = ()
+
+    def __init__(
+        self, callback: Callable[..., Any], args: tuple[Any, ...], loop: VirtualTimeLoop,
+        context: contextvars.Context | None,
+    ) -> None:
+        self._context = context if context is not None else contextvars.copy_context()
         self._loop = loop
+        self._callback = callback
+        self._args = args
+        self._cancelled = False
+        self._repr = None
+        self._source_traceback = None
 
-    def select(self, timeout: float | None = None) -> list[Any]:
-        self._loop._advance(timeout)
-        return []
 
-    def close(self) -> None:
-        pass
+class _TimerHandle(events.TimerHandle):
+    """asyncio's TimerHandle, made the same lean way."""
+
+    __slots__ = ()
+
+    def __init__(
+        self, when: float, callback: Callable[..., Any], args: tuple[Any, ...], loop: VirtualTimeLoop,
+        context: contextvars.Context | None,
+    ) -> None:
+        self._context = context if context is not None else contextvars.copy_context()
+        self._loop = loop
+        self._callback = callback
+        self._args = args
+        self._cancelled = False
+        self._repr = None
+        self._source_traceback = None
+        self._when = when
+        self._scheduled = False
+
+    def cancel(self) -> None:
+        """TimerHandle.cancel with the loop's bookkeeping inlined."""
+        if self._cancelled:
+            return
+        if self._scheduled:
+            self._loop._timer_cancelled_count += 1
+        self._cancelled = True
+        if self._loop._debug:
+            self._repr = repr(self)
+        self._callback = None
+        self._args = None
 
 
 class VirtualTimeLoop(asyncio.BaseEventLoop):
@@ -58,13 +112,153 @@ class VirtualTimeLoop(asyncio.BaseEventLoop):
     def __init__(self, *, time_limit_s: float | None = None) -> None:
         super().__init__()
         self._now = 0.0
+        self._clock_resolution = CLOCK_RESOLUTION_S
         self.time_limit_s = time_limit_s
-        self._selector = _VirtualSelector(self)
         self.advances = 0
         """How many times the clock jumped (a cheap progress figure)."""
+        self._task_done = False
+        """A task finished in this iteration (see note_task_done)."""
+        self.create_future = functools.partial(asyncio.Future, loop=self)  # type: ignore[method-assign]
+        """BaseEventLoop.create_future, without a Python frame per future."""
+
+    def note_task_done(self) -> None:
+        """A task finished without a done callback of its own (sim_gate's owned tasks).
+
+        asyncio would run its done callbacks in the next iteration, and an iteration with
+        anything ready does not move the clock; the next iteration keeps to that.
+        """
+        self._task_done = True
 
     def time(self) -> float:
         return self._now
+
+    # -- scheduling: BaseEventLoop's methods, same semantics, leaner --------------------------
+    def call_soon(self, callback: Callable[..., Any], *args: Any, context: contextvars.Context | None = None) -> Any:
+        if self._closed:
+            raise RuntimeError("Event loop is closed")
+        if self._debug:
+            return super().call_soon(callback, *args, context=context)
+        handle = _Handle(callback, args, self, context)
+        self._ready.append(handle)
+        return handle
+
+    def call_at(
+        self, when: float, callback: Callable[..., Any], *args: Any, context: contextvars.Context | None = None
+    ) -> Any:
+        if when is None:
+            raise TypeError("when cannot be None")
+        if self._closed:
+            raise RuntimeError("Event loop is closed")
+        timer = _TimerHandle(when, callback, args, self, context)
+        # (when, timer) < (when2, timer2) exactly when timer < timer2 (both compare `when` only),
+        # so the heap keeps asyncio's order, ties included, while comparing floats in C.
+        heappush(self._scheduled, (when, timer))
+        timer._scheduled = True
+        return timer
+
+    def call_later(
+        self, delay: float, callback: Callable[..., Any], *args: Any, context: contextvars.Context | None = None
+    ) -> Any:
+        if delay is None:
+            raise TypeError("delay must not be None")
+        return self.call_at(self._now + delay, callback, *args, context=context)
+
+    def _run_once(self) -> None:
+        """Iterations of BaseEventLoop._run_once, step for step, until the loop is stopping.
+
+        run_forever calls _run_once until `_stopping` is set; running the iterations here
+        instead is the same sequence without a call per iteration. The selector poll is inlined.
+        """
+        if self._debug:
+            return self._run_once_debug()
+        ready = self._ready
+        popleft = ready.popleft
+        while True:
+            scheduled: list[tuple[float, Any]] = self._scheduled
+            count = len(scheduled)
+            if count > _PURGE_MIN_TIMERS and self._timer_cancelled_count / count > _PURGE_MIN_FRACTION:
+                scheduled = self._purge_cancelled()
+            else:
+                while scheduled and scheduled[0][1]._cancelled:
+                    self._timer_cancelled_count -= 1
+                    heappop(scheduled)[1]._scheduled = False
+
+            if self._task_done:
+                self._task_done = False
+            elif not ready and not self._stopping:
+                if not scheduled:
+                    self._advance(None)
+                self._advance(min(max(0, scheduled[0][0] - self._now), _MAX_TIMEOUT_S))
+
+            end_time = self._now + self._clock_resolution
+            while scheduled and scheduled[0][0] < end_time:
+                timer = heappop(scheduled)[1]
+                timer._scheduled = False
+                ready.append(timer)
+
+            for _ in range(len(ready)):
+                handle = popleft()
+                if handle._cancelled:
+                    continue
+                try:
+                    handle._context.run(handle._callback, *handle._args)
+                except (SystemExit, KeyboardInterrupt):
+                    raise
+                except BaseException as exc:  # what Handle._run does
+                    self._callback_failed(handle, exc)
+            if self._stopping:
+                return
+
+    def _purge_cancelled(self) -> list[tuple[float, Any]]:
+        """Rebuild the heap without its cancelled timers (asyncio does it when they are most of it)."""
+        kept = []
+        for entry in self._scheduled:
+            if entry[1]._cancelled:
+                entry[1]._scheduled = False
+            else:
+                kept.append(entry)
+        heapify(kept)
+        self._scheduled = kept
+        self._timer_cancelled_count = 0
+        return kept
+
+    def _run_once_debug(self) -> None:
+        """One iteration, the plain way (asyncio debug mode: every handle through Handle._run)."""
+        scheduled: list[tuple[float, Any]] = self._scheduled
+        count = len(scheduled)
+        if count > _PURGE_MIN_TIMERS and self._timer_cancelled_count / count > _PURGE_MIN_FRACTION:
+            scheduled = self._purge_cancelled()
+        else:
+            while scheduled and scheduled[0][1]._cancelled:
+                self._timer_cancelled_count -= 1
+                heappop(scheduled)[1]._scheduled = False
+        ready = self._ready
+        if self._task_done:
+            self._task_done = False
+        elif not ready and not self._stopping:
+            if not scheduled:
+                self._advance(None)
+            self._advance(min(max(0, scheduled[0][0] - self._now), _MAX_TIMEOUT_S))
+        end_time = self._now + self._clock_resolution
+        while scheduled and scheduled[0][0] < end_time:
+            timer = heappop(scheduled)[1]
+            timer._scheduled = False
+            ready.append(timer)
+        for _ in range(len(ready)):
+            handle = ready.popleft()
+            if not handle._cancelled:
+                self._current_handle = handle
+                try:
+                    handle._run()
+                finally:
+                    self._current_handle = None
+
+    def _callback_failed(self, handle: Any, exc: BaseException) -> None:
+        cb = format_helpers._format_callback_source(handle._callback, handle._args)
+        context = {"message": f"Exception in callback {cb}", "exception": exc, "handle": handle}
+        if handle._source_traceback:
+            context["source_traceback"] = handle._source_traceback
+        self.call_exception_handler(context)
 
     def _advance(self, timeout: float | None) -> None:
         if timeout is None:
@@ -72,8 +266,8 @@ class VirtualTimeLoop(asyncio.BaseEventLoop):
         if timeout <= 0:
             return
         scheduled = self._scheduled
-        if scheduled and scheduled[0]._when - self._now <= timeout + 1e-9:
-            target = max(self._now, scheduled[0]._when)  # land exactly on the timer's deadline
+        if scheduled and scheduled[0][0] - self._now <= timeout + 1e-9:
+            target = max(self._now, scheduled[0][0])  # land exactly on the timer's deadline
         else:
             target = self._now + timeout
         if self.time_limit_s is not None and target > self.time_limit_s:

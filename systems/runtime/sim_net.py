@@ -19,18 +19,21 @@ Rules this module keeps (the same semantics as the real runtime's packet filter)
   unless `reorder` is on or the link has jitter.
 - All randomness comes from one `random.Random` handed in; the plan for a
   frame depends only on that stream and the fault state, so a seed fixes it.
-- `Journal` records every send/deliver/drop as a compact tuple, and folds each
-  record (with a hash of the payload) into a running SHA-256 digest.
+- `Journal` records every send/deliver/drop as a compact tuple; its digest
+  covers every record and every payload sent (see Journal).
 """
 
 from __future__ import annotations
 
 import hashlib
-import json
 from dataclasses import dataclass, field
+from json.encoder import encode_basestring_ascii
+from math import log
 from typing import Any
 
 from base.links import LinkFault, link_delays
+
+sha256 = hashlib.sha256
 
 _FIFO_GAP_S = 1e-9
 
@@ -90,36 +93,61 @@ class Network:
     def cut(self, src: str, dst: str) -> bool:
         """True when `dst` drops frames from `src` right now (checked on arrival)."""
         srcs = self.drops_from.get(dst)
-        return srcs is not None and src in srcs and self.faulty(src, dst)
+        return srcs is not None and src in srcs and src in self.nodes and dst in self.nodes
 
     def plan(self, src: str, dst: str, now: float) -> list[float]:
         """Arrival times for one frame sent now: [] lost, one, or two (duplicated)."""
         cfg = self.config
         rng = self.rng
-        faulty = self.faulty(src, dst)
-        fault = self.links.get((src, dst)) if faulty else None
-        if faulty and cfg.loss and rng.random() < cfg.loss:
-            return []
-        extras = link_delays(fault, rng) if fault is not None else [0.0]
+        nodes = self.nodes
+        faulty = src in nodes and dst in nodes
+        if faulty:
+            if cfg.loss and rng.random() < cfg.loss:
+                return []
+            fault = self.links.get((src, dst))
+            if fault is not None:
+                return self._plan_faulty(src, dst, now, fault)
+            if cfg.duplicate and rng.random() < cfg.duplicate:
+                return self._arrivals(src, dst, now, [0.0, 0.0], not cfg.reorder)
+        # The common case, one copy and no link fault: _arrivals(src, dst, now, [0.0], fifo), inlined.
+        tail = cfg.tail_s
+        t = now + (cfg.base_s + -log(1.0 - rng.random()) / (1.0 / tail) if tail > 0 else cfg.base_s)
+        if not cfg.reorder:
+            key = (src, dst)
+            after = self._last_arrival.get(key, 0.0) + _FIFO_GAP_S
+            if after > t:
+                t = after
+            self._last_arrival[key] = t
+        return [t]
+
+    def _plan_faulty(self, src: str, dst: str, now: float, fault: LinkFault) -> list[float]:
+        extras = link_delays(fault, self.rng)
         if not extras:
             return []
-        if faulty and len(extras) == 1 and cfg.duplicate and rng.random() < cfg.duplicate:
+        cfg = self.config
+        if len(extras) == 1 and cfg.duplicate and self.rng.random() < cfg.duplicate:
             extras.append(extras[0])
-        fifo = not cfg.reorder and (fault is None or not fault.jitter_s)
+        return self._arrivals(src, dst, now, extras, not cfg.reorder and not fault.jitter_s)
+
+    def _arrivals(self, src: str, dst: str, now: float, extras: list[float], fifo: bool) -> list[float]:
+        """Each copy gets its own latency; the first copy keeps the link FIFO when `fifo`."""
         arrivals = []
         for i, extra in enumerate(extras):
             t = now + self._latency() + extra
             if fifo and i == 0:
-                last = self._last_arrival.get((src, dst), 0.0)
-                t = max(t, last + _FIFO_GAP_S)
-                self._last_arrival[(src, dst)] = t
+                key = (src, dst)
+                after = self._last_arrival.get(key, 0.0) + _FIFO_GAP_S
+                if after > t:
+                    t = after
+                self._last_arrival[key] = t
             arrivals.append(t)
         return arrivals
 
     def _latency(self) -> float:
+        """`base_s + Exp(mean tail_s)`, drawn as random.expovariate(1 / tail_s) draws it."""
         cfg = self.config
         if cfg.tail_s > 0:
-            return cfg.base_s + self.rng.expovariate(1.0 / cfg.tail_s)
+            return cfg.base_s + -log(1.0 - self.rng.random()) / (1.0 / cfg.tail_s)
         return cfg.base_s
 
 
@@ -130,26 +158,55 @@ JOURNAL_FIELDS = ("t", "ev", "src", "dst", "kind", "method", "id", "note")
 
 
 class Journal:
-    """Every send / deliver / drop of the simulated network, and a digest over all of them."""
+    """Every send / deliver / drop of the simulated network, and a digest over all of them.
+
+    The digest is SHA-256 over two SHA-256 digests: of the journal's JSONL text
+    (what to_jsonl returns) and of every payload sent, in order, each as
+    b"<length>:" + payload. Same seed, same digest, whether records are kept
+    or not; with `keep` the lines are formatted once, when first needed.
+    """
 
     def __init__(self, keep: bool = True) -> None:
         self.keep = keep
         self.records: list[Record] = []
-        self._hash = hashlib.sha256()
+        self._lines: list[str] = []
+        """JSONL lines of records[:len(_lines)] (kept mode), already in `_text_hash`."""
+        self._text_hash = hashlib.sha256()
+        self._payload_hash = hashlib.sha256()
 
     def add(self, record: Record, payload: bytes | None = None) -> None:
         if self.keep:
             self.records.append(record)
-        h = self._hash
-        h.update(repr(record).encode())
+        else:
+            self._text_hash.update(_line(record).encode() + b"\n")
         if payload is not None:
-            h.update(hashlib.sha256(payload).digest())
+            self._payload_hash.update(b"%d:" % len(payload) + payload)
 
     def digest(self) -> str:
-        return self._hash.hexdigest()
+        if self.keep:
+            self._format_new_lines()
+        both = self._text_hash.digest() + self._payload_hash.digest()
+        return sha256(both).hexdigest()
 
     def to_jsonl(self) -> str:
-        lines = [
-            json.dumps(dict(zip(JOURNAL_FIELDS, r, strict=True)), separators=(",", ":")) for r in self.records
-        ]
-        return "\n".join(lines) + ("\n" if lines else "")
+        """One JSON object a line, keys JOURNAL_FIELDS: what json.dumps(..., separators=(",", ":")) writes."""
+        self._format_new_lines()
+        return "".join(self._lines)
+
+    def _format_new_lines(self) -> None:
+        done = len(self._lines)
+        if done == len(self.records):
+            return
+        new = [_line(r) + "\n" for r in self.records[done:]]
+        self._text_hash.update("".join(new).encode())
+        self._lines.extend(new)
+
+
+def _line(record: Record) -> str:
+    """json.dumps(dict(zip(JOURNAL_FIELDS, record)), separators=(",", ":")), written out."""
+    t, ev, src, dst, kind, method, i, note = record
+    s = encode_basestring_ascii
+    return (
+        f'{{"t":{t},"ev":{s(ev)},"src":{s(src)},"dst":{s(dst)},"kind":{s(kind)},'
+        f'"method":{s(method)},"id":{i},"note":{s(note)}}}'
+    )

@@ -7,10 +7,12 @@ Rules this module keeps:
   `derive_rng(seed, "node", id, incarnation)`. Once dead it never acts
   again: its `send`s vanish, its disk writes are ignored, its tasks only see
   CancelledError (sim_gate).
-- Every message is round-tripped through msgpack before it leaves (`encode`):
-  what the real runtime would reject is rejected here too, and no object is
-  ever shared between two nodes. `call` raises `MessageNotEncodable` (a
-  TypeError) at once; `send` never raises: it logs `send-unencodable`.
+- Every message is round-tripped through msgpack before it leaves
+  (`encode_checked`): what the real runtime would reject is rejected here
+  too, and no object is ever shared between two nodes (the receiver gets
+  the copy that check unpacked; a duplicated frame's second copy is
+  unpacked afresh). `call` raises `MessageNotEncodable` (a TypeError) at
+  once; `send` never raises: it logs `send-unencodable`.
 - `call` waits for its own reply or its own deadline: `RpcTimeout` when no
   reply came in time; the world completes it with the reply, a
   `RemoteError`, `Unreachable` (refused) or an early `RpcTimeout` (reset).
@@ -25,7 +27,6 @@ Rules this module keeps:
 from __future__ import annotations
 
 import asyncio
-import itertools
 import json
 from collections.abc import Callable, Coroutine
 from dataclasses import dataclass
@@ -34,9 +35,9 @@ from typing import TYPE_CHECKING, Any
 import msgpack
 
 from systems.runtime.api import Handler, Message, RpcTimeout, Unreachable, derive_rng
-from systems.runtime.common import LevelledLog, log_task_failure
+from systems.runtime.common import LevelledLog
 from systems.runtime.sim_disk import DiskStore, DiskView
-from systems.runtime.sim_gate import create_owned_task
+from systems.runtime.sim_gate import create_owned_task, owner_context
 
 if TYPE_CHECKING:
     from systems.runtime.sim_world import SimWorld
@@ -50,15 +51,37 @@ class MessageNotEncodable(TypeError):
 
 def encode(msg: Message, where: str) -> bytes:
     """The bytes on the wire for `msg`, checked to unpack as the receiver will unpack them."""
+    return encode_checked(msg, where)[0]
+
+
+def encode_checked(
+    msg: Message, what: str, src: str = "", dst: str = "", method: str = "", *, pack: Packer | None = None,
+) -> tuple[bytes, Message]:
+    """The bytes on the wire for `msg` and what the receiver will unpack from them (a fresh copy).
+
+    `pack` is a `new_packer()` to reuse (one per world, never shared between threads). An
+    error names the frame as "{what} {src}->{dst} {method}" (or just `what`).
+    """
     try:
-        payload = msgpack.packb(msg, use_bin_type=True)
-        decode(payload)
-        return payload
+        payload = pack(msg) if pack is not None else msgpack.packb(msg, use_bin_type=True)
+        return payload, decode(payload)
     except (TypeError, ValueError, OverflowError) as e:
+        where = f"{what} {src}->{dst} {method}" if src else what
         raise MessageNotEncodable(
             f"{where}: message is not msgpack-able ({e}); use None, bool, int, float, str, bytes, "
             f"and lists/dicts of those (dict keys str or int): {msg!r:.200}"
         ) from None
+
+
+Packer = Callable[[Message], bytes]
+
+
+def new_packer() -> Packer:
+    """msgpack.packb(msg, use_bin_type=True) without a new Packer (and its buffer) per message.
+
+    The Packer resets itself after an error; it is not for two threads at once.
+    """
+    return msgpack.Packer(use_bin_type=True).pack
 
 
 def decode(payload: bytes) -> Message:
@@ -113,6 +136,7 @@ class SimRuntime:
         is_node: bool,
     ) -> None:
         self.world = world
+        self._loop = world.loop
         self.node_id = node_id
         self.peers = list(peers)
         self.incarnation = incarnation
@@ -123,9 +147,13 @@ class SimRuntime:
         self.dead = False
         self.paused = False
         self.handlers: dict[str, Handler] = {}
-        self._tasks: dict[int, asyncio.Task[Any]] = {}
-        self._task_ids = itertools.count()
+        self._tasks: dict[object, asyncio.Task[Any]] = {}
+        """Live tasks by their gate, in creation order."""
         self._waiters: list[asyncio.Future[None]] = []
+        self.owner: SimRuntime | None = self if is_node else None
+        """Who owns the tasks started for this endpoint (None for a client: its tasks are not gated)."""
+        self.root_context = owner_context(self.owner)
+        """The world's empty root context with CURRENT set to `owner` (for handler tasks)."""
 
     # -- gate owner (sim_gate) ----------------------------------------------------------------
     def gate_waiter(self) -> asyncio.Future[None]:
@@ -133,10 +161,11 @@ class SimRuntime:
         self._waiters.append(fut)
         return fut
 
-    def own_task(self, task: asyncio.Task[Any]) -> None:
-        key = next(self._task_ids)
-        self._tasks[key] = task
-        task.add_done_callback(lambda _t, key=key: self._tasks.pop(key, None))
+    def own_task(self, task: asyncio.Task[Any], gate: object) -> None:
+        self._tasks[gate] = task
+
+    def forget(self, gate: object) -> None:
+        self._tasks.pop(gate, None)
 
     def _release(self) -> None:
         waiters, self._waiters = self._waiters, []
@@ -157,22 +186,19 @@ class SimRuntime:
 
     # -- Runtime ------------------------------------------------------------------------------
     def now(self) -> float:
-        return self.world.loop.time()
+        return self._loop._now
 
     async def sleep(self, seconds: float) -> None:
         await asyncio.sleep(max(0.0, seconds))
         self.world.stats["timers"] += 1
 
     def spawn(self, coro: Coroutine[Any, Any, Any], name: str = "", *, essential: bool = False) -> asyncio.Task[Any]:
-        task = create_owned_task(self.world.loop, self if self.is_node else None, coro, name)
-        task.add_done_callback(self._essential_done if essential else self._task_done)
+        task = create_owned_task(self.world.loop, self if self.is_node else None, coro, name, log=self.log)
+        if essential:
+            task.add_done_callback(self._essential_done)
         return task
 
-    def _task_done(self, task: asyncio.Task[Any]) -> None:
-        log_task_failure(self.log, task)
-
     def _essential_done(self, task: asyncio.Task[Any]) -> None:
-        log_task_failure(self.log, task)
         if not task.cancelled() and task.exception() is not None and not self.dead and self.is_node:
             self.log.error("node-failed", reason=f"essential task {task.get_name()} died: {task.exception()!r}")
             self.world.crash(self.node_id)
@@ -182,7 +208,7 @@ class SimRuntime:
 
     async def call(self, dst: str, method: str, msg: Message, timeout: float = 1.0) -> Message:
         world = self.world
-        payload = encode(msg, f"call {self.node_id}->{dst} {method}")
+        payload, copy = encode_checked(msg, "call", self.node_id, dst, method, pack=world.pack)
         if dst not in world.endpoints:
             raise Unreachable(f"no route to {dst!r}")
         if self.dead:
@@ -193,7 +219,7 @@ class SimRuntime:
         world._calls[call_id] = PendingCall(self, dst, world.incarnation_of(dst), method, fut)
         expiry = loop.call_later(max(0.0, timeout), _expire, fut, dst, method, timeout)
         try:
-            world._transmit(self, dst, "call", method, payload, call_id)
+            world._transmit(self, dst, "call", method, payload, call_id, copy)
             return await fut
         finally:
             expiry.cancel()
@@ -203,13 +229,13 @@ class SimRuntime:
         if self.dead:
             return
         try:
-            payload = encode(msg, f"send {self.node_id}->{dst} {method}")
+            payload, copy = encode_checked(msg, "send", self.node_id, dst, method, pack=self.world.pack)
         except MessageNotEncodable as e:
             self.log.error("send-unencodable", dst=dst, method=method, error=str(e))
             self.world.stats["unencodable"] += 1
             return
         if dst in self.world.endpoints:
-            self.world._transmit(self, dst, "send", method, payload, 0)
+            self.world._transmit(self, dst, "send", method, payload, 0, copy)
 
 
 def _expire(fut: asyncio.Future[Any], dst: str, method: str, timeout: float) -> None:

@@ -58,7 +58,15 @@ from systems.runtime.sim_disk import DiskStore
 from systems.runtime.sim_gate import create_owned_task, task_factory
 from systems.runtime.sim_loop import SimError, VirtualTimeLoop
 from systems.runtime.sim_net import Journal, NetConfig, Network
-from systems.runtime.sim_node import MessageNotEncodable, PendingCall, SimRuntime, decode, encode, error_body
+from systems.runtime.sim_node import (
+    MessageNotEncodable,
+    PendingCall,
+    SimRuntime,
+    decode,
+    encode_checked,
+    error_body,
+    new_packer,
+)
 
 NodeMain = Callable[[Any, NodeConfig], Awaitable[None]]
 
@@ -77,6 +85,21 @@ class Frame:
     call_id: int
     dst_incarnation: int
     """Which incarnation of dst the frame was sent to (0: dst was down when sent)."""
+    message: Any = None
+    """The payload already unpacked when it was checked at send time, for the first copy to arrive
+    (`_TAKEN` once taken or when there is none: a later copy unpacks its own)."""
+
+
+_TAKEN: Any = object()
+
+
+def _take_message(frame: Frame) -> Message:
+    """The message a frame carries, as a fresh object nobody else holds."""
+    msg = frame.message
+    if msg is _TAKEN:
+        return decode(frame.payload)
+    frame.message = _TAKEN
+    return msg
 
 
 class SimWorld:
@@ -99,6 +122,8 @@ class SimWorld:
         self.loop.set_task_factory(task_factory)
         self.net = Network(frozenset(self.nodes), derive_rng(seed, "net"), net or NetConfig())
         self.journal = Journal(keep=keep_journal)
+        self.pack = new_packer()
+        """This world's msgpack packer (reused for every message; sims in other threads have their own)."""
         self.logs: dict[str, list[str]] = {n: [] for n in self.nodes}
         self.stores: dict[str, DiskStore] = {n: DiskStore() for n in self.nodes}
         self.runtimes: dict[str, SimRuntime] = {}
@@ -212,24 +237,37 @@ class SimWorld:
             await asyncio.wait(rest, timeout=1.0)
 
     # -- the wire -----------------------------------------------------------------------------
-    def _transmit(self, src: SimRuntime, dst: str, kind: str, method: str, payload: bytes, call_id: int) -> None:
+    def _transmit(
+        self, src: SimRuntime, dst: str, kind: str, method: str, payload: bytes, call_id: int,
+        message: Any = _TAKEN,
+    ) -> None:
         if src.dead:
             return
-        self._transmit_raw(src.node_id, dst, kind, method, payload, call_id, self.incarnation_of(dst))
+        up = self.up.get(dst)  # incarnation_of(dst), inlined
+        dst_inc = 1 if up is None else (self._incarnations[dst] if up else 0)
+        self._transmit_raw(src.node_id, dst, kind, method, payload, call_id, dst_inc, message)
 
     def _transmit_raw(
-        self, src: str, dst: str, kind: str, method: str, payload: bytes, call_id: int, dst_inc: int
+        self, src: str, dst: str, kind: str, method: str, payload: bytes, call_id: int, dst_inc: int,
+        message: Any = _TAKEN,
     ) -> None:
-        now = self.loop.time()
-        frame = Frame(next(self._ids), src, dst, kind, method, payload, call_id, dst_inc)
+        loop = self.loop
+        now = loop._now
+        frame = Frame(next(self._ids), src, dst, kind, method, payload, call_id, dst_inc, message)
         arrivals = self.net.plan(src, dst, now)
-        note = "lost" if not arrivals else ("dup" if len(arrivals) > 1 else "")
-        self.journal.add((_ns(now), "send", src, dst, kind, method, frame.id, note), payload)
-        self.stats["sent"] += 1
+        stats = self.stats
+        stats["sent"] += 1
+        arrive = self._arrive_request if kind == "call" or kind == "send" else self._arrive_reply
+        if len(arrivals) == 1:
+            self.journal.add((round(now * 1e9), "send", src, dst, kind, method, frame.id, ""), payload)
+            loop.call_at(arrivals[0], arrive, frame, context=self._root)
+            return
+        note = "lost" if not arrivals else "dup"
+        self.journal.add((round(now * 1e9), "send", src, dst, kind, method, frame.id, note), payload)
         for t in arrivals:
-            self.loop.call_at(t, self._arrive, frame, context=self._root)
+            loop.call_at(t, arrive, frame, context=self._root)
         if not arrivals:
-            self.stats["dropped"] += 1
+            stats["dropped"] += 1
 
     def _drop(self, frame: Frame, why: str) -> None:
         self.stats["dropped"] += 1
@@ -237,17 +275,18 @@ class SimWorld:
             (_ns(self.loop.time()), "drop", frame.src, frame.dst, frame.kind, frame.method, frame.id, why)
         )
 
-    def _arrive(self, frame: Frame) -> None:
+    def _cut(self, frame: Frame) -> bool:
+        """A partition drops the frame as it arrives (then it is journalled as dropped)."""
         if self.net.cut(frame.src, frame.dst):
             self._drop(frame, "partition")
-            return
-        if frame.kind in ("call", "send"):
-            self._arrive_request(frame)
-        else:
-            self._arrive_reply(frame)
+            return True
+        return False
 
     def _arrive_request(self, frame: Frame) -> None:
+        """A call or one-way message reaches its destination."""
         dst = frame.dst
+        if dst in self.net.drops_from and self._cut(frame):
+            return
         if frame.dst_incarnation == 0:
             self._drop(frame, "down")
             if frame.kind == "call":  # connection refused
@@ -259,10 +298,13 @@ class SimWorld:
             return
         self.stats["delivered"] += 1
         self.journal.add(
-            (_ns(self.loop.time()), "recv", frame.src, dst, frame.kind, frame.method, frame.id, "")
+            (round(self.loop._now * 1e9), "recv", frame.src, dst, frame.kind, frame.method, frame.id, "")
         )
-        owner = rt if rt.is_node else None
-        create_owned_task(self.loop, owner, self._handle(rt, frame, decode(frame.payload)), f"{dst}.{frame.method}")
+        # The handler starts from the world's empty root context, as the arrival callback runs in it.
+        create_owned_task(
+            self.loop, rt.owner, self._handle(rt, frame, _take_message(frame)), f"{dst}.{frame.method}",
+            context=rt.root_context.copy(),
+        )
 
     async def _handle(self, rt: SimRuntime, frame: Frame, msg: Message) -> None:
         is_call = frame.kind == "call"
@@ -293,27 +335,30 @@ class SimWorld:
 
     def _reply(self, rt: SimRuntime, frame: Frame, kind: str, body: Message) -> None:
         try:
-            payload = encode(body, f"reply {rt.node_id}->{frame.src} {frame.method}")
+            payload, copy = encode_checked(body, "reply", rt.node_id, frame.src, frame.method, pack=self.pack)
         except MessageNotEncodable as e:
             rt.log.error("bad-reply", method=frame.method, error=str(e))
             kind = "error"
-            payload = encode(error_body("internal", False, f"reply could not be encoded: {e}"), "reply")
-        self._transmit(rt, frame.src, kind, frame.method, payload, frame.call_id)
+            payload, copy = encode_checked(error_body("internal", False, f"reply could not be encoded: {e}"), "reply")
+        self._transmit(rt, frame.src, kind, frame.method, payload, frame.call_id, copy)
 
     def _arrive_reply(self, frame: Frame) -> None:
+        """A reply, error, refusal or reset reaches the caller."""
+        if frame.dst in self.net.drops_from and self._cut(frame):
+            return
         call = self._calls.get(frame.call_id)
         if call is None or call.future.done() or call.caller.dead:
             self._drop(frame, "late")
             return
         self.stats["delivered"] += 1
         self.journal.add(
-            (_ns(self.loop.time()), "recv", frame.src, frame.dst, frame.kind, frame.method, frame.id, "")
+            (round(self.loop._now * 1e9), "recv", frame.src, frame.dst, frame.kind, frame.method, frame.id, "")
         )
         fut = call.future
         if frame.kind == "reply":
-            fut.set_result(decode(frame.payload))
+            fut.set_result(_take_message(frame))
         elif frame.kind == "error":
-            b = decode(frame.payload)
+            b = _take_message(frame)
             fut.set_exception(RemoteError(str(b.get("message", "")), code=b["code"], definite=b["definite"]))
         elif frame.kind == "refused":
             fut.set_exception(Unreachable(f"connection to {frame.src} refused"))
