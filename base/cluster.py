@@ -9,8 +9,10 @@ Rules every backend's cluster keeps:
   Every cluster can kill, pause, partition and fault links; the hardware
   ones (`cable`, `switch`, `plug`) exist where there is a cable, a switch or a
   power controller (netns, ssh); `corrupt` where the harness can reach a
-  node's files (sim, local, netns). A fault package names the capabilities it
-  needs and is refused before a run starts when one is missing.
+  node's files (sim, local, netns); `clock` and `disk-fault` wherever the
+  nodes run the runtime (every backend; not an external program such as
+  etcd). A fault package names the capabilities it needs and is refused
+  before a run starts when one is missing.
 - A grudge maps a node to the nodes whose traffic it drops (inbound), like
   iptables INPUT DROP rules: {"n1": ["n3"], "n3": ["n1"]} cuts n1 <-> n3.
 - Fault methods are idempotent: killing a dead node or healing a healthy
@@ -48,10 +50,19 @@ class Capability(StrEnum):
     """Cut one node's power and restore it (`power_off` / `power_on`)."""
     CORRUPT = "corrupt"
     """Flip bytes of a file on a node's disk, as a lying disk would (`corrupt_file`)."""
+    CLOCK = "clock"
+    """Move a node's clock: jump it, make it run fast or slow, reset it (`set_clock`)."""
+    DISK_FAULT = "disk-fault"
+    """Make a node's disk fail writes or fsyncs (EIO), fill up (ENOSPC) or fsync slowly (`set_disk_fault`)."""
 
 
-CORE_CAPABILITIES = frozenset({Capability.KILL, Capability.PAUSE, Capability.PARTITION, Capability.LINKS})
-"""What every backend's cluster can do."""
+CORE_CAPABILITIES = frozenset({Capability.KILL, Capability.PAUSE, Capability.PARTITION, Capability.LINKS,
+                               Capability.CLOCK, Capability.DISK_FAULT})
+"""What every backend's cluster can do (to nodes that run the runtime)."""
+
+RUNTIME_CAPABILITIES = frozenset({Capability.CLOCK, Capability.DISK_FAULT})
+"""Faults the runtime inflicts on itself when told (its control channel, or the simulator's world):
+not for an external program's nodes."""
 
 
 class Endpoint(Protocol):
@@ -82,7 +93,7 @@ class Cluster(Protocol):
         ...
 
     async def kill(self, node: str) -> None:
-        """SIGKILL (or a crash in sim): unsynced disk writes are lost."""
+        """SIGKILL (or a crash in sim, which loses unsynced disk writes; `lose_power` loses them everywhere)."""
         ...
 
     async def restart(self, node: str) -> None:
@@ -119,6 +130,23 @@ class DiskFaultCluster(Cluster, Protocol):
         ...
 
 
+class RuntimeFaultCluster(Cluster, Protocol):
+    """A cluster whose nodes run the runtime, which moves their clocks and fails their disks when told."""
+
+    async def set_clock(self, node: str, change: dict[str, Any]) -> dict[str, Any]:
+        """Apply a clock change (systems.runtime.clock: reset, jump_s, rate) to the node's clock; returns
+        the node's clock as it then reads ({"now", "true", "offset_s", "rate"})."""
+        ...
+
+    async def set_disk_fault(self, node: str, fault: dict[str, Any] | None) -> dict[str, Any]:
+        """Put a disk fault in place on the node (systems.runtime.disk_faults), or clear it (None)."""
+        ...
+
+    async def lose_power(self, node: str) -> None:
+        """Kill the node so that every write it did not sync is lost (a power cut, not a process crash)."""
+        ...
+
+
 class HardwareCluster(Cluster, Protocol):
     """A cluster with cables, a switch and power controllers (see `Capability`)."""
 
@@ -137,6 +165,7 @@ class HardwareCluster(Cluster, Protocol):
 
 __all__ = [
     "CORE_CAPABILITIES",
+    "RUNTIME_CAPABILITIES",
     "Capability",
     "Cluster",
     "DiskFaultCluster",
@@ -144,4 +173,5 @@ __all__ = [
     "Grudge",
     "HardwareCluster",
     "LinkFault",
+    "RuntimeFaultCluster",
 ]

@@ -13,7 +13,8 @@ so the verdict never depends on where inside it the node answered.
    and the last observer whose view marks s dead, as seconds after the kill.
    INVALID (missed detection) when an observer o shows s not dead in a view
    taken `detect_s` or more after the kill, before the restart, while o had
-   been running (not killed, not paused) for at least `detect_s`. A view
+   been running (not killed, not paused, its clock not moved) for at least
+   `detect_s`. A view
    that already shows s with a higher incarnation than any seen before the
    kill is of the restarted instance (a restart op is written once the node
    is up, so the new instance may be seen just before it) and is no miss.
@@ -21,8 +22,10 @@ so the verdict never depends on where inside it the node answered.
    episode of consecutive views of o showing s suspect or dead. It is
    excused while a fault explains it, plus a settling time after that fault
    ends: s or o down (plus `recognise_s`, a process needs to boot), s or o
-   paused, s's traffic to o cut by a partition or a faulty link (each plus
-   `settle_s`), and the first `recognise_s` of the test. INVALID when a view
+   paused, s's or o's clock moved by a clock fault (its timers are what
+   the detector measures with), s's traffic to o cut by a partition or a
+   faulty link (each plus `settle_s`), and the first `recognise_s` of the
+   test. INVALID when a view
    shows a live s dead outside every excuse: a live, reachable node stayed
    dead longer than the bound after whatever could explain it.
 3. Restart recognition. After s restarts, its own view must announce an
@@ -128,6 +131,8 @@ class Faults:
 
     down: dict[str, list[Interval]] = field(default_factory=lambda: defaultdict(list))
     paused: dict[str, list[Interval]] = field(default_factory=lambda: defaultdict(list))
+    clocked: dict[str, list[Interval]] = field(default_factory=lambda: defaultdict(list))
+    """When each node's clock was moved (jumped, fast or slow) by a clock fault."""
     network: list[FaultWindow] = field(default_factory=list)
     """Every fault that cut or degraded links (partitions, flaky links, pulled cables, the switch off, ...)."""
     restarts: list[Restart] = field(default_factory=list)
@@ -165,6 +170,9 @@ def fault_timeline(history: list[Op], vocabulary: Vocabulary) -> Faults:
         elif w.effect == Effect.PAUSED:
             for n in w.nodes:
                 f.paused[n].append((w.start_s, _until(w, n)))
+        elif w.effect == Effect.CLOCK:
+            for n in w.nodes:
+                f.clocked[n].append((w.start_s, _until(w, n)))
         elif w.effect == Effect.NETWORK and w.links:
             f.network.append(replace(w, end_s=_until(w)))
     f.restarts.sort(key=lambda r: (r.restarted_at, r.node))
@@ -213,6 +221,9 @@ class _Judge:
             w = f.active(f.paused.get(who, []), t0, t1, b.settle_s)
             if w:
                 return f"{role} {who} paused from {w[0]:.2f}s"
+            w = f.active(f.clocked.get(who, []), t0, t1, b.settle_s)
+            if w:
+                return f"{role} {who}'s clock moved from {w[0]:.2f}s"
         for cut in f.cut(o, s):
             if f.active([(cut.start_s, _until(cut))], t0, t1, b.settle_s):
                 return f"{s}->{o} cut from {cut.start_s:.2f}s"
@@ -220,7 +231,7 @@ class _Judge:
 
     def running_since(self, o: str, t: float, need_s: float) -> bool:
         """True when o was neither down nor paused during [t - need_s, t]."""
-        windows = self.f.down.get(o, []) + self.f.paused.get(o, [])
+        windows = self.f.down.get(o, []) + self.f.paused.get(o, []) + self.f.clocked.get(o, [])
         return self.f.active(windows, t - need_s, t, 0.0) is None and t - need_s >= 0
 
     def live(self, s: str, t0: float, t1: float) -> bool:

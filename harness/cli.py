@@ -345,6 +345,15 @@ def _register_host_commands() -> None:
 _register_host_commands()
 
 
+def _register_cluster_commands() -> None:
+    from harness.services.commands import cluster_cmd
+
+    cli.add_command(cluster_cmd)
+
+
+_register_cluster_commands()
+
+
 def main() -> None:
     try:
         cli.main(standalone_mode=False)

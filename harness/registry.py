@@ -21,7 +21,8 @@ lifecycle; `node_program(spec)` builds it. `preflight` refuses, in one
 line and before anything starts, the sim backend for an external system
 and its program missing on this machine (local, netns). `capabilities(spec)`
 is what its cluster can do: an external program has no packet filter of
-its own, so no link faults anywhere and no partition on local.
+its own, so no link faults anywhere and no partition on local, and no
+runtime to move its clock or fail its disk.
 """
 
 from __future__ import annotations
@@ -33,7 +34,7 @@ from types import ModuleType
 from typing import Any
 
 import systems
-from base.cluster import Capability
+from base.cluster import RUNTIME_CAPABILITIES, Capability
 from base.spec import TestSpec
 from harness import external
 from workloads.base import Workload
@@ -186,11 +187,12 @@ def capabilities(spec: TestSpec) -> frozenset[str]:
 
 
 def external_capabilities(backend: str, caps: frozenset[str]) -> frozenset[str]:
-    """What a backend with `caps` can still do to an external program's nodes: no link faults; on local,
-    partitions only where a cgroup per node and iptables can be had (root)."""
+    """What a backend with `caps` can still do to an external program's nodes: no link faults and no
+    runtime faults (clock, disk); on local, partitions only where a cgroup per node and iptables can be
+    had (root)."""
     from harness.backends.cgroup_partitions import missing
 
-    caps -= {Capability.LINKS}
+    caps -= {Capability.LINKS} | RUNTIME_CAPABILITIES
     return caps - {Capability.PARTITION} if backend == "local" and missing() else caps
 
 

@@ -23,8 +23,9 @@ cures them.
   repair it. On a cluster that holds no data yet it waits up to
   `WAIT_FOR_DATA_S` for some. It needs `Capability.CORRUPT` (sim, local, netns; not ssh yet).
 
-All four apply to dfs only (`Requirements.systems`); the catalog refuses
-them elsewhere before a run starts.
+All four apply to dfs and to mapreduce, whose every node runs its DFS roles
+in the same process (`Requirements.systems`); the catalog refuses them
+elsewhere before a run starts.
 """
 
 from __future__ import annotations
@@ -44,7 +45,8 @@ LOSS_MAX_S = 15.0
 WAIT_FOR_DATA_S = 5.0
 POLL_S = 0.25
 CORRUPT_OP = "corrupt"
-DFS = frozenset({"dfs"})
+DFS = frozenset({"dfs", "mapreduce"})
+"""Systems whose nodes run the DFS roles and answer its status RPCs."""
 
 
 def _corrupted_node(value: Any) -> tuple[str, ...]:

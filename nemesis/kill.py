@@ -1,8 +1,10 @@
 """The kill fault: SIGKILL one node (sometimes the leader), restart it later over its data directory.
 
 Vocabulary: `kill` [node] starts it, `restart` [node] cures it (a `restart`
-also brings back a node that was powered off). A kill loses what the node
-had not synced to disk; on sim it is a crash of the simulated process.
+also brings back a node that was powered off). On sim a kill is a crash of
+the simulated process and loses what the node had not synced; on the real
+backends it is SIGKILL, and the kernel keeps what the process wrote (a
+power fault, nemesis/power.py, is what loses unsynced writes there).
 """
 
 from __future__ import annotations

@@ -181,6 +181,8 @@ CAPABILITY_WORDS = {
     Capability.SWITCH: "turn the switch off",
     Capability.PLUG: "cut a node's power",
     Capability.CORRUPT: "flip bytes on a node's disk",
+    Capability.CLOCK: "move a node's clock",
+    Capability.DISK_FAULT: "make a node's disk fail, fill up or slow down",
 }
 
 

@@ -3,9 +3,10 @@
 Vocabulary: `power-off` [nodes] starts it, `power-on` [nodes] cures it (a
 `restart` of a node also ends its power fault: the node is back either way).
 
-- `power`: every running node is killed at once (only synced data survives),
-  then all are started again. Works on every backend (a kill is a power cut
-  to the process).
+- `power`: every running node loses its power at once (`cluster.lose_power`:
+  only synced data survives, on sim and, through the runtime's unsynced
+  journal, on the real backends too; an external program's nodes are
+  killed, keeping what their kernel cached), then all are started again.
 - `plug`: one node's power cut through its power controller
   (`cluster.power_off(node)` / `power_on(node)`, the node is restarted once
   it is back): netns (SIGKILL of everything in the namespace) and ssh with
@@ -50,8 +51,9 @@ class Power:
     async def start(self, ctx: NemesisContext) -> None:
         victims = [n for n in ctx.nodes if n not in ctx.killed]
         await resume(ctx, [n for n in victims if n in ctx.paused])
+        cut = getattr(ctx.cluster, "lose_power", None) or ctx.cluster.kill
         for n in victims:
-            await ctx.cluster.kill(n)
+            await cut(n)
             ctx.killed.add(n)
         self.victims = victims
         ctx.record(OFF_OP, victims)

@@ -64,9 +64,9 @@ def test_corrupt_refuses_a_cluster_that_cannot_reach_the_disk() -> None:
 def test_every_dfs_fault_is_refused_before_a_run_where_it_cannot_apply() -> None:
     for package in PACKAGES:
         fault: Any = package.make()
-        assert fault.name == package.name and package.requires.systems == {"dfs"} and package.needs
+        assert fault.name == package.name and package.requires.systems == {"dfs", "mapreduce"} and package.needs
         check_nemesis(dfs_spec("sim", 1, (package.name,)))
-        with pytest.raises(NotApplicable, match="works on dfs only"):
+        with pytest.raises(NotApplicable, match="works on dfs, mapreduce only"):
             check_nemesis(TestSpec(system="raft", workload="register", nemesis=(package.name,)))
     corrupt = next(p for p in PACKAGES if p.name == "corrupt")
     refusal = backend_refusal(corrupt, "ssh", capabilities.CONFIGURED["ssh"])

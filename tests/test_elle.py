@@ -436,3 +436,32 @@ def test_rw_register_initial_value_is_part_of_the_test() -> None:
     stale.txn(1, [["r", "x", 0]])
     r = check_rw_register(stale.ops, initial=0)
     assert r["valid"] is False and types(r) == {"G-single-item-realtime"}  # reading the initial value too late
+
+
+def test_a_read_after_the_txns_own_read_and_append_must_show_both() -> None:
+    # T read x = [1] (so it knows where x begins), appended 2: a later read must be exactly [1, 2]
+    r = check_list_append(concurrent([["r", "x", [1]], ["append", "x", 2], ["r", "x", [3, 2]]],
+                                     [["append", "x", 1]], [["append", "x", 3]]))
+    assert r["valid"] is False and "internal" in types(r)
+    evidence = r["anomalies"]["internal"][0]
+    assert (evidence["key"], evidence["expected"], evidence["read"]) == ("x", [1, 2], [3, 2])
+    assert evidence["mop"] == ["r", "x", [3, 2]] and evidence["op"]["index"] == 0
+    right = check_list_append(concurrent([["r", "x", [1]], ["append", "x", 2], ["r", "x", [1, 2]]],
+                                         [["append", "x", 1]]))
+    assert "internal" not in types(right)
+
+
+def test_a_future_read_is_reported_once_per_txn_with_what_was_read() -> None:
+    # T saw 1 in x and 2 in y before appending them itself: Elle names the first such read of a txn
+    r = check_list_append(concurrent([["r", "x", [1]], ["r", "y", [2]], ["append", "x", 1], ["append", "y", 2]]))
+    assert r["valid"] is False
+    [evidence] = r["anomalies"]["future-read"]
+    assert (evidence["key"], evidence["element"], evidence["mop"]) == ("x", 1, ["r", "x", [1]])
+    assert evidence["op"]["index"] == 0
+
+
+def test_duplicates_are_counted_by_element_and_non_json_elements_by_their_repr() -> None:
+    ints = check_list_append(concurrent([["append", "x", 1]], [["r", "x", [1, 1]]]))
+    assert ints["anomalies"]["duplicate-elements"][0]["duplicates"] == {1: 2}
+    tuples = check_list_append(concurrent([["append", "x", (1, 2)]], [["r", "x", [(1, 2), (1, 2)]]]))
+    assert tuples["anomalies"]["duplicate-elements"][0]["duplicates"] == {"(1, 2)": 2}

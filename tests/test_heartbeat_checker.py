@@ -269,3 +269,27 @@ def test_the_restarted_instance_seen_just_before_the_restart_op_is_no_missed_det
 
     r = check(build(KILL, stale, good_inc, down=n3_down), TEST)
     assert r["valid"] is False and r["missed_detections"][0]["seen_at"][0] >= 9.0
+
+
+def test_a_moved_clock_excuses_suspicions_until_it_settles_and_no_longer() -> None:
+    """A detector times peers with its own clock: a clock fault on the observer or the subject explains a
+    suspicion while it lasts and `settle_s` after its reset, never later."""
+    nemesis = [*KILL, (12.0, "clock-skew", {"n1": {"rate": 4.0, "offset_s": 0.0}}), (14.0, "clock-reset", ["n1"])]
+
+    def excused(o: str, s: str, t: float) -> tuple[str, int]:
+        if o == "n1" and s == "n2" and 12.5 <= t < 15.5:
+            return ("dead", 1)
+        return good_status(o, s, t)
+
+    r = check(build(nemesis, excused, good_inc, down=n3_down), TEST)
+    assert r["valid"] is True, r["summary"]
+    assert any("clock moved" in " ".join(e["excused_by"] or []) for e in r["suspicions"]["list"])
+
+    def outlasts(o: str, s: str, t: float) -> tuple[str, int]:
+        if o == "n1" and s == "n2" and 12.5 <= t < 20.0:
+            return ("dead", 1)
+        return good_status(o, s, t)
+
+    r = check(build(nemesis, outlasts, good_inc, down=n3_down), TEST)
+    assert r["valid"] is False
+    assert r["false_dead"] and all(ev["observer"] == "n1" and ev["subject"] == "n2" for ev in r["false_dead"])

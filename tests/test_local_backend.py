@@ -67,7 +67,8 @@ def test_three_echo_nodes_survive_kill_pause_and_partition(tmp_path: Path) -> No
         assert [await rt.call(n, "echo", n, timeout=T) for n in c.nodes] == c.nodes
         seen["first_pids"] = {n: c.pid(n) for n in c.nodes}
         assert sorted(recorded_pids(c.run_dir)) == sorted(seen["first_pids"].values())
-        assert c.capabilities == {"kill", "pause", "partition", "links", "corrupt"} == LocalBackend.capabilities(
+        assert c.capabilities == {"kill", "pause", "partition", "links", "corrupt", "clock",
+                                  "disk-fault"} == LocalBackend.capabilities(
             spec(tmp_path))
         assert isinstance(c, Cluster) and not hasattr(c, "link_down")  # no hardware faults on loopback
 

@@ -205,7 +205,8 @@ def test_netns_faults_really_cut_traffic(tmp_path: Path) -> None:
 
     async def body(c: Any) -> None:
         plan = backend.last_plan
-        assert c.capabilities == {"kill", "pause", "partition", "links", "cable", "switch", "plug", "corrupt"}
+        assert c.capabilities == {"kill", "pause", "partition", "links", "cable", "switch", "plug", "corrupt", "clock",
+                                  "disk-fault"}
         assert await relay(c, "n1", "n2", 3.0) == "x"
         await c.partition({"n2": ["n1"], "n1": ["n2"]})
         assert "-s " + plan.node("n1").ip + "/32 -j DROP" in rules(plan, "n2")

@@ -29,6 +29,9 @@ BUG_CASES: dict[str, dict[str, Any]] = {
     # the new leader's own entry travels in its own message, so the old ones can be counted alone.
     "commit-old-term": {"nemesis": ("figure8",), "nodes": 5, "time_limit": 40.0, "interval": 20.0,
                         "options": {"max_batch": 1}, "checker": "raft-safety", "seeds": (1, 2, 3, 4, 6)},
+    # A leader whose clock runs slow, cut off, keeps serving reads on its lease (nemesis/clock.py).
+    "lease-read": {"nemesis": ("clock-isolate",), "nodes": 5, "time_limit": 20.0, "interval": 6.0,
+                   "checker": "linearizable", "seeds": (1, 2, 3)},
     # A voter that forgets its vote in a restart elects two candidates of one term.
     "double-vote": {"nemesis": ("voter-crash",), "nodes": 3, "time_limit": 40.0, "interval": 12.0,
                     "checker": "raft-safety", "seeds": (3, 6, 7, 1, 2)},

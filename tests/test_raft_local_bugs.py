@@ -2,9 +2,10 @@
 
 stale-read needs only a deposed leader that keeps answering: `leader-isolate`
 makes one, whatever the machine's timing, so a couple of seeds suffice. (The
-other bugs are caught in sim, tests/test_raft_harness_bugs.py: `no-fsync`
-needs a disk that loses unsynced writes, which SIGKILL on a real machine does
-not; `commit-old-term` and `double-vote` need event orders the simulator can
+other bugs are caught in sim, tests/test_raft_harness_bugs.py; `no-fsync` on
+local too, by the power fault's lost unsynced writes, and `lease-read` by
+`clock-isolate`: tests/test_disk_faults.py and tests/test_clock_faults.py;
+`commit-old-term` and `double-vote` need event orders the simulator can
 replay exactly.)
 """
 

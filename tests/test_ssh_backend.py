@@ -293,7 +293,8 @@ def test_ssh_faults_for_real_and_nothing_left(rehearsal: Rehearsal, tmp_path: Pa
         return await c.client.call(a, "relay", {"to": b, "msg": "x", "timeout": timeout}, timeout=timeout + 1.0)
 
     async def body(c: Any) -> None:
-        assert c.capabilities == {"kill", "pause", "partition", "links", "cable", "switch", "plug"}
+        assert c.capabilities == {"kill", "pause", "partition", "links", "cable", "switch", "plug", "clock",
+                                  "disk-fault"}
         assert c.capabilities == SshBackend.capabilities(spec)
         assert await relay(c, "n1", "n2", 3.0) == "x"
         await c.partition({"n2": ["n1"], "n1": ["n2"]})
@@ -328,6 +329,14 @@ def test_ssh_faults_for_real_and_nothing_left(rehearsal: Rehearsal, tmp_path: Pa
             await c.client.call("n1", "echo", 1, timeout=0.5)
         await c.heal()
         assert await relay(c, "n2", "n1", 3.0) == "x"
+        # the runtime's faults on a Pi: through the node's control channel, as on local
+        assert (await c.set_clock("n2", {"jump_s": 30.0}))["offset_s"] == pytest.approx(30.0, abs=1.0)
+        assert (await c.set_clock("n2", {"reset": True}))["offset_s"] == pytest.approx(0.0, abs=0.01)
+        assert (await c.set_disk_fault("n3", {"fault": "enospc"}))["fault"] == "enospc"
+        assert (await c.set_disk_fault("n3", None))["fault"] is None
+        await c.lose_power("n3")
+        await c.restart("n3")
+        assert await c.client.call("n3", "echo", 6, timeout=3.0) == 6
         c.hardware.config = ssh_config.parse({"nodes": {"n1": {"host": "h", "user": "u"}}}, "no-commands.toml")
         with pytest.raises(NotConfigured, match="refused"):
             await c.switch_off()
@@ -339,6 +348,9 @@ def test_ssh_faults_for_real_and_nothing_left(rehearsal: Rehearsal, tmp_path: Pa
     assert state["remote"] == []
     for n in ("n1", "n2", "n3"):
         assert '"node-started"' in (run_dir / "nodes" / f"{n}.log").read_text()
+    for n in ("n1", "n3"):  # power_off and lose_power arm a power loss the restarted node carries out
+        assert '"disk-power-loss"' in (run_dir / "nodes" / f"{n}.log").read_text()
+    assert '"clock-changed"' in (run_dir / "nodes" / "n2.log").read_text()
 
 
 @pytest.mark.root
@@ -372,7 +384,7 @@ def test_power_fault_without_commands_is_refused(rehearsal: Rehearsal, tmp_path:
                     run_dir=str(tmp_path / "run"))
 
     async def body(c: Any) -> None:
-        assert c.capabilities == {"kill", "pause", "partition", "links"}  # no commands: no hardware faults
+        assert c.capabilities == {"kill", "pause", "partition", "links", "clock", "disk-fault"}  # no hardware faults
         with pytest.raises(NotConfigured, match="node n1"):
             await c.power_off("n1")
         with pytest.raises(NotConfigured, match="node n2"):

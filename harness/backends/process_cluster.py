@@ -24,7 +24,14 @@ Rules this module keeps (besides base.cluster's):
 - `capabilities`: kill and pause always; partition and links as the
   network strategy can carry them; cable, switch and plug as the hardware
   can; corrupt when the processes can reach the nodes' files
-  (`corrupt_file`, LocalProcesses: local and netns).
+  (`corrupt_file`, LocalProcesses: local and netns); clock and disk-fault
+  when the program is the runtime (its control channel: `set_clock`,
+  `set_disk_fault`, on every process backend).
+- `lose_power` arms a power loss on the node (control `arm-power-loss`: its
+  next start reverts what it had not synced, systems.runtime.real_unsynced)
+  and then kills it; `power_off` (a plug) arms it too. A node that cannot
+  be armed (no runtime, or no answer) is killed all the same: its unsynced
+  writes then survive, as after a process crash.
 - `quiesce()` is the in-loop half of teardown and never raises: hardware
   back (switch on, cables in, power on), paused nodes continued, the
   network healed within a bound. Killing and reaping is the lifecycle's
@@ -39,15 +46,19 @@ import signal
 import sys
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
-from base.cluster import Capability, Grudge
+from base.cluster import RUNTIME_CAPABILITIES, Capability, Grudge
 from harness.backends.hardware import Hardware
 from harness.backends.networks import Links, NetState, Network
 from harness.backends.node_program import NodeProgram
 from harness.backends.processes import Processes
+from systems.runtime.api import RpcError
 from systems.runtime.real import ClientEndpoint
 from systems.runtime.real_transport import Address
 
+CONTROL_TIMEOUT_S = 2.0
+"""How long a clock, disk-fault or arm-power-loss control frame may take to be answered."""
 TEARDOWN_HEAL_S = 2.0
 """How long teardown waits for the network to heal (moot once the nodes are gone, so short)."""
 
@@ -87,7 +98,9 @@ class ProcessCluster:
         self.startup_timeout_s = startup_timeout_s
         self.probe_interval_s = probe_interval_s
         disk = frozenset({Capability.CORRUPT}) if callable(getattr(procs, "corrupt_file", None)) else frozenset()
-        self.capabilities: frozenset[str] = frozenset({Capability.KILL, Capability.PAUSE}) | network.capabilities | disk
+        runtime = RUNTIME_CAPABILITIES if program.carries_filter else frozenset()  # the runtime's control channel
+        self.capabilities: frozenset[str] = (frozenset({Capability.KILL, Capability.PAUSE}) | network.capabilities
+                                             | disk | runtime)
         self.net = NetState()
         """The network as the harness wants it."""
         self._paused: set[str] = set()
@@ -176,6 +189,38 @@ class ProcessCluster:
         await asyncio.to_thread(self.procs.signal, node, signal.SIGCONT)
         if self.procs.alive(node):
             await self._refresh(node)
+
+    async def lose_power(self, node: str) -> None:
+        """Kill the node so that what it had not synced is lost at its next start (see the module rules)."""
+        await self._arm_power_loss(node)
+        await self.kill(node)
+
+    async def _arm_power_loss(self, node: str) -> bool:
+        self._check(node)
+        if not self.program.carries_filter or not self.running(node):
+            return False
+        try:
+            await self.client.control(node, "arm-power-loss", None, timeout=CONTROL_TIMEOUT_S)
+        except RpcError as e:
+            print(f"power loss on {node}: could not arm it ({e!r}); its unsynced writes survive", file=sys.stderr)
+            return False
+        return True
+
+    # -- runtime faults (the node's control channel) ----------------------------------------------
+    async def set_clock(self, node: str, change: dict[str, Any]) -> dict[str, Any]:
+        return await self._runtime_control(node, "clock", change)
+
+    async def set_disk_fault(self, node: str, fault: dict[str, Any] | None) -> dict[str, Any]:
+        return await self._runtime_control(node, "disk-fault", fault if fault is not None else {"fault": None})
+
+    async def _runtime_control(self, node: str, op: str, body: Any) -> dict[str, Any]:
+        self._check(node)
+        if not self.program.carries_filter:
+            raise NotImplementedError(f"{node} is not a runtime node: it has no {op} control")
+        reply = await self.client.control(node, op, body, timeout=CONTROL_TIMEOUT_S)
+        if not isinstance(reply, dict):
+            raise RuntimeError(f"{node} answered {op} with {reply!r:.80}")
+        return reply
 
     # -- network faults ---------------------------------------------------------------------------
     async def corrupt_file(self, node: str, name: str, offsets: list[int]) -> list[int]:
@@ -273,8 +318,10 @@ class HardwareProcessCluster(ProcessCluster):
             self.switch_is_off = False
 
     async def power_off(self, node: str) -> None:
-        """Cut the node's power: its process is gone without a word (a namespace's is SIGKILLed)."""
+        """Cut the node's power: its process is gone without a word (a namespace's is SIGKILLed), and
+        what it had not synced with it (armed first, see `lose_power`)."""
         self._check(node)
+        await self._arm_power_loss(node)
         await asyncio.to_thread(self.hardware.power, node, False)
         self.powered_off.add(node)
         self._paused.discard(node)

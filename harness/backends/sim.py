@@ -18,6 +18,11 @@ Rules this module keeps (besides those of harness/backends/base.py):
 - `cluster.client.now()` is virtual time. Fault methods are idempotent and
   act at once (nothing here waits in real time). `corrupt_file` flips bytes
   in both the node's current and durable disk content (the medium lies).
+- `set_clock` moves a node's clock in the world (deterministic: it acts at
+  the virtual instant the nemesis asks); `set_disk_fault` puts a disk fault
+  on the node's store (it outlives restarts until cleared); `lose_power` is
+  `kill`: a sim crash always loses unsynced writes. A restarted node's
+  clock is back on true time (a new process, as on the real backends).
 - Virtual time is bounded (default: 20 x the test's own length, at least an
   hour) so a body that waits forever ends with `SimTimeLimit`, never a hang.
 """
@@ -59,6 +64,8 @@ class SimCluster:
         self.world.crash(node)
 
     async def restart(self, node: str) -> None:
+        if not self.world.is_up(node):
+            self.world.clocks[node].change({"reset": True})  # a new process starts on true time, as on real
         await self.world.restart(node)
 
     async def pause(self, node: str) -> None:
@@ -75,6 +82,31 @@ class SimCluster:
 
     async def heal(self) -> None:
         self.world.heal()
+
+    async def set_clock(self, node: str, change: dict[str, Any]) -> dict[str, Any]:
+        self._check(node)
+        reply = self.world.clocks[node].change(change)
+        self._log(node, "clock-changed", change=change, **reply)
+        return reply
+
+    async def set_disk_fault(self, node: str, fault: dict[str, Any] | None) -> dict[str, Any]:
+        self._check(node)
+        faults = self.world.stores[node].faults
+        reply = faults.clear() if fault is None else faults.set(fault)
+        self._log(node, "disk-fault", **reply)
+        return reply
+
+    async def lose_power(self, node: str) -> None:
+        self.world.crash(node)
+
+    def _check(self, node: str) -> None:
+        if node not in self.world.stores:
+            raise ValueError(f"unknown node {node!r} (nodes: {', '.join(self.nodes)})")
+
+    def _log(self, node: str, event: str, **fields: Any) -> None:
+        rt = self.world.runtimes.get(node)
+        if rt is not None and self.world.is_up(node):
+            rt.log.warning(event, **fields)
 
     async def corrupt_file(self, node: str, name: str, offsets: list[int]) -> list[int]:
         """The medium changes under the node: both what it reads now and what survives a crash."""

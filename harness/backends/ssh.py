@@ -182,9 +182,13 @@ def preflight(spec: TestSpec) -> None:
 class SshBackend:
     name = "ssh"
 
-    def __init__(self, *, startup_timeout_s: float = 60.0) -> None:
+    def __init__(self, *, startup_timeout_s: float = 60.0,
+                 processes: Callable[..., SshProcesses] = SshProcesses) -> None:
         self.startup_timeout_s = startup_timeout_s
+        self.processes = processes
+        """How node processes run on the hosts (`harness cluster` runs them under a supervisor there)."""
         self.last_state: HostsState | None = None
+        self.last_procs: SshProcesses | None = None
 
     @staticmethod
     def capabilities(spec: TestSpec) -> frozenset[str]:
@@ -208,7 +212,7 @@ class SshBackend:
                                                accept_new=config.accept_new_host_keys,
                                                timeout_s=config.connect_timeout_s), resolve(h)) for h in chosen}
             state = self.last_state = record_run(td, backend="ssh", run_id=run_id, run_dir=run_dir, marker="")
-            procs = SshProcesses(hosts, prog, state, config)
+            procs = self.last_procs = self.processes(hosts, prog, state, config)
             td.push("clean up the hosts", lambda: release_hosts(hosts, procs, state, run_dir))
             with ThreadPoolExecutor(max_workers=len(hosts)) as pool:
                 list(pool.map(lambda h: h.remote.connect(), hosts.values()))

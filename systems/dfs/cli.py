@@ -1,4 +1,4 @@
-"""`python -m systems.dfs.cli --cluster FILE COMMAND ...`: use a running DFS by hand.
+"""`python -m systems.dfs.cli [--cluster FILE] COMMAND ...`: use a running DFS by hand.
 
 Commands:
 
@@ -12,7 +12,9 @@ Commands:
     fsck                 under-replicated, stale, corrupt and lost chunks (JSON); exit 1 unless healthy
     status [NODE]        each node's own report (JSON, one line per node)
 
-Rules: the master is the cluster file's `options.master` or its first node.
+Rules: without --cluster, the running dfs cluster of `harness cluster up` is
+used (systems/runtime/real_clusters.py says how it is found). The master is
+the cluster file's `options.master` or its first node.
 Local files are read and written through the real runtime's disk (written
 whole, then renamed into place); a local name starting with "." is refused.
 Any error is one line `dfs: error: ...` on stderr and a non-zero exit:
@@ -30,6 +32,7 @@ from typing import Any
 
 from systems.dfs.client import DfsClient, DfsError, default_master
 from systems.runtime.node_main import ClusterFileError, load_cluster_file, open_client
+from systems.runtime.real_clusters import find_cluster_file
 from systems.runtime.real_disk import RealDisk
 
 
@@ -60,7 +63,7 @@ def _out(line: str) -> None:
 
 def _parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="python -m systems.dfs.cli", description="Talk to a DFS cluster.")
-    p.add_argument("--cluster", required=True, help="cluster file (as for the nodes)")
+    p.add_argument("--cluster", help="cluster file (as for the nodes; default: the running dfs cluster)")
     p.add_argument("--timeout", type=float, default=30.0, help="seconds per operation")
     sub = p.add_subparsers(dest="cmd", required=True)
     put = sub.add_parser("put", help="copy a local file in")
@@ -84,10 +87,11 @@ def _parser() -> argparse.ArgumentParser:
 
 
 async def _run(args: argparse.Namespace) -> int:
-    cluster = load_cluster_file(args.cluster)
+    path = args.cluster or find_cluster_file("dfs")
+    cluster = load_cluster_file(path)
     nodes = sorted(cluster.nodes)
     if args.cmd == "status" and args.node and args.node not in cluster.nodes:
-        raise UsageError(f"node {args.node!r} is not in {args.cluster} (nodes: {', '.join(nodes)})")
+        raise UsageError(f"node {args.node!r} is not in {path} (nodes: {', '.join(nodes)})")
     ep = open_client(cluster, "dfs-cli")  # with the clients' key when the cluster has keys
     try:
         client = DfsClient(ep, nodes, master=default_master(nodes, cluster.options), timeout_s=args.timeout)

@@ -20,7 +20,8 @@ send it, e.g. a heartbeat not from the chunkserver it names, likewise as
   its empty replicas are placed (placement.py).
 - master.lease {handle, suspect}: the primary and members of the chunk's
   lease, granting one if none is held (§3.1): every current replica is told
-  a new version (cs.bump); if one does not confirm, the others move to a
+  a new version (cs.bump), logged as issued first so that no number is
+  handed out twice; if one does not confirm, the others move to a
   higher version at once, so a replica that might hold the new version but
   is left out can never pass for current; once all members confirmed, the
   master logs the version (synced). Then the primary gets the lease
@@ -167,8 +168,8 @@ class Master:
         err = self.ns.check(rec)
         if err is not None:
             raise refuse(err.code, str(err))
+        self.log.append(rec)  # first: a disk that refuses it (EIO, ENOSPC) leaves the namespace as it was
         self.ns.apply(rec)
-        self.log.append(rec)
         await self.log.sync()
         if self.log.records_since_checkpoint >= self.o.checkpoint_every and not self._checkpointing:
             self._checkpointing = True
@@ -301,9 +302,12 @@ class Master:
         The replicas move first and the master's record last (GFS §4.5: a master that dies in between
         finds replicas ahead of it and takes their version), so the master never records a version no
         replica holds. A member that does not confirm may still hold the new version: the others then
-        move on to a higher one at once, leaving it behind."""
+        move on to a higher one at once, leaving it behind. Each version is logged as issued (synced)
+        before any replica hears it, so a bump whose answers were all lost is never reused for other
+        replicas once its holder is forgotten (dead, or unheard after a master restart)."""
         for _ in range(3):
-            version = max(self.ns.versions[handle], self.replicas.highest(handle)) + 1
+            version = max(self.ns.next_version(handle), self.replicas.highest(handle) + 1)
+            await self.commit(["issue", handle, version])
             answers = await asyncio.gather(*(self._ask(n, "cs.bump", {"handle": handle, "version": version})
                                               for n in members))
             confirmed, longest = [], 0

@@ -10,6 +10,8 @@ Records (lists, msgpack-able):
 - ["delete", path, trash_key]        hide the file under a trash key (lazy deletion, §4.4)
 - ["rename", src, dst]               atomic rename
 - ["chunk", path, index, handle]     append a new chunk (version 1) as chunk `index` of the file
+- ["issue", handle, version]         `version` is about to be sent to replicas (cs.bump): it is never
+                                     handed out again, even if no replica confirmed it
 - ["version", handle, version]       the chunk's version moves up (a new lease or a clone, §4.5)
 - ["purge", trash_key]               forget a hidden file; its chunks become orphans
 
@@ -23,6 +25,9 @@ Rules this module keeps:
 - Chunk handles are never reused: `next_handle` only grows and is part of
   every checkpoint.
 - A version never goes down: a "version" record with a lower version is refused.
+- A version number names one set of replicas: `next_version` is above every
+  version ever issued, so a bump that landed unconfirmed (its answer lost) is
+  never reused for other replicas, not even after a restart.
 - Pure: no disk, no clock, no randomness.
 """
 
@@ -74,6 +79,8 @@ class Namespace:
     trash: dict[str, Trashed] = field(default_factory=dict)
     versions: dict[int, int] = field(default_factory=dict)
     """chunk handle -> version, for every chunk of a file or of a hidden file."""
+    issued: dict[int, int] = field(default_factory=dict)
+    """chunk handle -> the highest version ever sent to a replica (at least the current one)."""
     owner: dict[int, str] = field(default_factory=dict)
     """chunk handle -> the path (or trash key) that holds it."""
     next_handle: int = 1
@@ -90,6 +97,10 @@ class Namespace:
 
     def hidden_chunks(self) -> list[int]:
         return sorted(h for t in self.trash.values() for h in t.chunks)
+
+    def next_version(self, handle: int) -> int:
+        """A version no replica was ever asked to take."""
+        return max(self.versions[handle], self.issued.get(handle, 0)) + 1
 
     # ------------------------------------------------------------ the rules
     def check(self, rec: list[Any]) -> NamespaceError | None:
@@ -125,6 +136,11 @@ class Namespace:
                     return NamespaceError("bad-index", f"{path} has {len(meta.chunks)} chunks, not {index}")
                 if handle < self.next_handle:
                     return NamespaceError("bad-handle", f"chunk handle {handle} was used before")
+            case ["issue", int(handle), int(version)]:
+                if handle not in self.versions:
+                    return NamespaceError("not-found", f"no chunk {handle}")
+                if version < self.next_version(handle):
+                    return NamespaceError("stale", f"chunk {handle} version {version} may have been issued before")
             case ["version", int(handle), int(version)]:
                 if handle not in self.versions:
                     return NamespaceError("not-found", f"no chunk {handle}")
@@ -159,11 +175,14 @@ class Namespace:
                 self.versions[handle] = 1
                 self.owner[handle] = path
                 self.next_handle = handle + 1
+            case ["issue", handle, version]:
+                self.issued[handle] = version
             case ["version", handle, version]:
                 self.versions[handle] = version
             case ["purge", key]:
                 for h in self.trash.pop(key).chunks:
                     self.versions.pop(h, None)
+                    self.issued.pop(h, None)
                     self.owner.pop(h, None)
 
     # ------------------------------------------------------------ checkpoints
@@ -172,6 +191,7 @@ class Namespace:
             "files": {p: [m.chunks, m.creator] for p, m in self.files.items()},
             "trash": {k: [t.path, t.chunks] for k, t in self.trash.items()},
             "versions": [[h, v] for h, v in self.versions.items()],
+            "issued": [[h, v] for h, v in self.issued.items()],
             "next_handle": self.next_handle,
         }
 
@@ -187,6 +207,7 @@ class Namespace:
             for h in chunks:
                 ns.owner[h] = k
         ns.versions = {int(h): int(v) for h, v in w["versions"]}
+        ns.issued = {int(h): int(v) for h, v in w.get("issued", [])}
         ns.next_handle = int(w["next_handle"])
         return ns
 

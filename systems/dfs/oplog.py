@@ -119,8 +119,8 @@ class OpLog:
         return out
 
     def append(self, rec: list[Any]) -> int:
+        self.disk.append(LOG, _frame(self.seq + 1, rec))  # raises before anything changes on a failing disk
         self.seq += 1
-        self.disk.append(LOG, _frame(self.seq, rec))
         self._tail.append((self.seq, rec))
         self.records_since_checkpoint += 1
         return self.seq

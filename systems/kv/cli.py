@@ -3,6 +3,7 @@
     python -m systems.kv.cli --cluster cluster.json [--node n1] get KEY
     python -m systems.kv.cli --cluster cluster.json put KEY VALUE [--context '{"n1": 3}']
     python -m systems.kv.cli --cluster cluster.json join NODE | leave NODE | dump
+    python -m systems.kv.cli get KEY      # no --cluster: the running kv cluster of `harness cluster up`
 
 Rules this module keeps:
 
@@ -33,7 +34,7 @@ from systems.runtime.api import Message, RpcError, Runtime
 
 @dataclass(frozen=True, slots=True)
 class Command:
-    cluster: str
+    cluster: str | None
     node: str | None
     action: str
     key: str | None = None
@@ -51,7 +52,7 @@ def _json_or_text(text: str) -> Any:
 
 def parse(argv: Sequence[str]) -> Command:
     p = argparse.ArgumentParser(prog="python -m systems.kv.cli", description="Talk to a KV cluster.")
-    p.add_argument("--cluster", required=True, help="the cluster file (as for the nodes)")
+    p.add_argument("--cluster", help="the cluster file (as for the nodes; default: the running kv cluster)")
     p.add_argument("--node", help="the node to ask (default: the first in the cluster file)")
     p.add_argument("--timeout", type=float, default=3.0)
     sub = p.add_subparsers(dest="action", required=True)
@@ -107,10 +108,11 @@ async def perform(rt: Runtime, node: str, cmd: Command) -> tuple[int, dict[str, 
 def main(argv: Sequence[str] | None = None) -> None:
     from systems.runtime.node_main import ClusterFileError, load_cluster_file
     from systems.runtime.real import ClientEndpoint
+    from systems.runtime.real_clusters import find_cluster_file
 
     cmd = parse(sys.argv[1:] if argv is None else argv)
     try:
-        cluster = load_cluster_file(cmd.cluster)
+        cluster = load_cluster_file(cmd.cluster or find_cluster_file("kv"))
         creds = cluster.credentials("client")  # the clients' key when the cluster has keys
     except ClusterFileError as e:
         sys.stderr.write(f"kv: error: {e}\n")

@@ -204,13 +204,14 @@ class Store:
         return self.data.get(key, Versioned())
 
     def _install(self, key: str, state: Versioned, owned: bool) -> None:
+        # the record first: a disk that refuses it (EIO, ENOSPC) leaves the state as it was
+        self._append(_record("k", key, {"v": state.encode(), "o": owned}), "k:" + key)
         if key not in self.data:
             self._sorted_keys = None
         if owned and not self.owned.get(key, False):
             self.owned_epoch += 1
         self.data[key] = state
         self.owned[key] = owned
-        self._append(_record("k", key, {"v": state.encode(), "o": owned}), "k:" + key)
 
     async def update(
         self, key: str, node: str, value: Any, ctx: Mapping[str, int], ts: float, *, owned: bool
@@ -247,16 +248,16 @@ class Store:
         old = self.get_held(key)
         state = vclock.merge(old, incoming, last_writer_wins=self.lww)
         if state != old or key not in self.held:
-            self.held[key] = state
             self._append(_record("x", key, state.encode()), "x:" + key)
+            self.held[key] = state
             if sync:
                 await self._sync()
         return state
 
     async def add_hint(self, hint: Hint, *, sync: bool = True) -> None:
         if hint not in self._hints:
-            self._hints.add(hint)
             self._append(_record("h", hint.node, hint.key))
+            self._hints.add(hint)
         if sync:
             await self._sync()
 

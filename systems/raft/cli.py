@@ -1,8 +1,10 @@
-"""`python -m systems.raft.cli --cluster FILE get KEY | put KEY VALUE | cas KEY OLD NEW | status [NODE]`.
+"""`python -m systems.raft.cli [--cluster FILE] get KEY | put KEY VALUE | cas KEY OLD NEW | status [NODE]`.
 
 A small command line over the client library, for poking a running cluster
 by hand. Values are parsed as JSON when they parse, else kept as strings.
 Exit code 0 when the op succeeded, 1 when it failed or is in doubt, 2 on bad usage.
+Without --cluster, the running raft cluster of `harness cluster up` is used
+(systems/runtime/real_clusters.py says how it is found).
 
 An op that did not succeed says, for every node it tried, what that node last
 did: in the JSON line (`tried`: node -> what happened) and one line per node
@@ -22,6 +24,7 @@ from systems.raft.client import RaftClient
 from systems.runtime.api import RpcError
 from systems.runtime.node_main import ClusterFileError, load_cluster_file, open_client
 from systems.runtime.real import ClientEndpoint
+from systems.runtime.real_clusters import find_cluster_file
 
 
 class Tried:
@@ -71,7 +74,7 @@ def _out(line: str) -> None:
 
 def _parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="python -m systems.raft.cli", description="Talk to a Raft KV cluster.")
-    p.add_argument("--cluster", required=True, help="cluster file (as for the nodes)")
+    p.add_argument("--cluster", help="cluster file (as for the nodes; default: the running raft cluster)")
     p.add_argument("--timeout", type=float, default=3.0, help="seconds per operation")
     sub = p.add_subparsers(dest="cmd", required=True)
     sub.add_parser("get").add_argument("key")
@@ -91,7 +94,7 @@ def _parser() -> argparse.ArgumentParser:
 
 
 async def _run(args: argparse.Namespace) -> int:
-    cluster = load_cluster_file(args.cluster)
+    cluster = load_cluster_file(args.cluster or find_cluster_file("raft"))
     ep = open_client(cluster, "raft-cli")  # with the clients' key when the cluster has keys
     tried = Tried(ep)
     try:

@@ -23,15 +23,25 @@ Rules:
   never from a follower's state. The `stale-read` bug answers from the
   leader's local state without confirming leadership (and, trusting its
   leadership blindly, turns off check-quorum, so a cut-off leader stays one).
+- The `lease-read` bug serves reads from the leader's local state while
+  it believes its lease holds: a read confirmed by a majority (ReadIndex)
+  at node time t grants a lease until t + `lease_ratio` x the election
+  timeout, measured on the leader's own clock (`rt.now()`). With equal
+  clock rates this is safe (a majority that acknowledged will not elect
+  another leader within an election timeout); a leader whose clock runs
+  slow keeps serving after the others elected a new leader: stale reads.
 - Peer messages arrive one-way on "raft" and may be lost, duplicated or
   reordered. Each is checked at the edge before the loop sees it
   (messages.from_wire's schema; sent by a peer of this cluster, as itself,
   to this node); anything else is counted in `dropped` (status), logged
   through a `Throttle` and dropped. Client requests are checked the same
   way (`check_request`) and refused with a definite "fail".
-- Fail-stop: the loop and the ticker are essential tasks (api.py): if the
-  loop dies (a disk write failed, a bug) the node stops instead of living on
-  as a zombie that still answers `status`.
+- Fail-stop (api.py's one rule): a disk operation that fails (EIO, ENOSPC,
+  a failed fsync) stops the node at once, before the error reaches the
+  loop, so what was not persisted is never acknowledged; the loop and the
+  ticker are essential tasks, so a loop that dies for any other reason (a
+  bug) stops the node too. It never lives on as a zombie that still
+  answers `status`; a restart recovers from what its disk holds.
 - Snapshots (compaction) happen once `snapshot_every` entries were applied
   since the last one and the log grew by `snapshot_log_ratio` times the last
   snapshot's size; the state is serialized in the loop (a consistent cut),
@@ -65,6 +75,7 @@ DEFAULT_OPTIONS: dict[str, Any] = {
     "read_mode": "read-index",
     "apply_wait_s": 1.5,
     "digest_checkpoint_every": 64,
+    "lease_ratio": 0.8,
 }
 
 WRITE_OPS = ("put", "cas", "append", "txn")
@@ -145,6 +156,8 @@ class RaftNode:
         self.dropped: dict[str, int] = {}
         """Messages and requests refused at the edge, by kind (reported in status)."""
         self.warn = Throttle(rt.log, rt.now)
+        self.lease: tuple[int, float] = (0, 0.0)
+        """(term, node time until which this leader trusts its lease): the lease-read bug only."""
 
     # ------------------------------------------------------------ start
     def start(self) -> None:
@@ -233,7 +246,10 @@ class RaftNode:
                 if core.role is Role.LEADER:
                     return self._reply(self.kv.query(query))
                 return self._reply({"status": "not-leader"})
-            self.events.put_nowait(("read", query, fut))
+            if "lease-read" in self.bugs and core.role is Role.LEADER and self.lease[0] == core.term \
+                    and self.rt.now() < self.lease[1]:
+                return self._reply(self.kv.query(query))
+            self.events.put_nowait(("read", query, fut, self.rt.now()))
         else:
             cmd = {k: msg[k] for k in ("f", "key", "value", "client", "seq") if k in msg}
             self.events.put_nowait(("propose", encode_command(cmd), fut))
@@ -285,10 +301,10 @@ class RaftNode:
                     fut.set_result({"status": "not-leader"})
                 else:
                     self.waiters[placed[0]] = (placed[1], fut)
-            case ("read", query, fut):
+            case ("read", query, fut, asked_at):
                 if fut.done():
                     return
-                if not core.read_index((query, fut)):
+                if not core.read_index((query, fut, asked_at)):
                     fut.set_result({"status": "not-leader"})
                 else:
                     self.open_reads.append(fut)
@@ -326,8 +342,12 @@ class RaftNode:
                 if not fut.done():
                     fut.set_result({"status": "unknown", "error": "superseded by a snapshot"})
         self._apply(rd.committed[done:])
-        for (query, fut), index in rd.reads:
+        lease_s = float(self.opts["lease_ratio"]) * int(self.opts["election_ticks"]) * float(self.opts["tick_s"])
+        for (query, fut, asked_at), index in rd.reads:
             self.read_waiters.append((index, query, fut))
+            if "lease-read" in self.bugs and core.role is Role.LEADER:
+                # a majority acknowledged leadership after `asked_at`: no other leader for a while
+                self.lease = (core.term, max(self.lease[1] if self.lease[0] == core.term else 0.0, asked_at + lease_s))
         self._release_reads()
         core.advance(rd)
         self._maybe_compact()

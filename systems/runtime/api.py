@@ -25,7 +25,14 @@ Rules this module fixes for every implementation:
   with `serve` too; their return value is discarded.
 - `disk` loses every write that was not followed by a completed `sync` of the
   same file when the node crashes (the simulator enforces this exactly; the
-  real runtime fsyncs on `sync`).
+  real runtime fsyncs on `sync`, and loses unsynced writes on a power fault:
+  systems/runtime/real_unsynced.py). Under a disk fault any write or `sync`
+  may raise `OSError` (EIO, ENOSPC; systems/runtime/disk_faults.py), and
+  the node then stops (Fail-stop below): a system never sees a disk error
+  and lives on.
+- `now()` and `sleep()` read the node's clock, which a clock fault may jump
+  (then `now()` is not monotonic) or make run fast or slow
+  (systems/runtime/clock.py).
 - `LinkFault` (trouble on one link) is defined in base/links.py and re-exported here.
 - Durable state is checksummed: `frame_record`/`scan_records` for logs,
   `frame_file`/`unframe_file` for whole files (records.py, re-exported
@@ -36,9 +43,13 @@ Rules this module fixes for every implementation:
 - Fail-stop: a task spawned `essential=True` (a protocol loop, a disk
   writer) that ends with an exception stops the node for good: the real
   runtime logs `node-failed` with the reason and the process exits non-zero;
-  the simulator crashes the node. A disk that fails a write or a sync stops
-  the real node the same way (its caller still gets the OSError first, so
-  nothing is acknowledged). A node never lives on as a zombie.
+  the simulator crashes the node. A disk operation that fails (a write,
+  append, truncate, delete or sync raising OSError: EIO, ENOSPC, a failed
+  fsync, injected or real) stops the node the same way, on every backend,
+  before its caller gets the OSError, so nothing it failed to persist is
+  acknowledged. A node never lives on as a zombie; a disk fault is held by
+  the incarnation, so a restarted node runs without it until the nemesis
+  sets it again.
 - Peers are not trusted to be sane: every message is checked against its
   schema at the edge (`INT_MAX` bounds terms, versions and counters;
   `check_node_id` bounds names); a bad one is dropped and counted

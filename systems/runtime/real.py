@@ -7,7 +7,10 @@ real_wire, the packet filter in real_filter, the disk in real_disk.
 
 Rules this module keeps:
 
-- `now()` is `time.monotonic()`; `sleep` is `asyncio.sleep`.
+- `now()` is `time.monotonic()` and `sleep` is `asyncio.sleep`, both read
+  through the node's `NodeClock` (systems.runtime.clock): a clock fault sent
+  on the control channel moves what the node sees. The harness's
+  `ClientEndpoint` reads the true clock.
 - `rng` is `derive_rng(seed, node_id, pid)`: runs are reproducible in `sim`
   only; on the real runtime each process start gets a fresh stream (a
   restarted node must not replay its previous life's random choices, e.g.
@@ -46,7 +49,17 @@ runtime, never filtered, answered with RESPONSE/ERROR frames):
   passed, dropped, duplicated, delayed by the filter)
 - `stats` -> {"node", "pid", "connections", "pending", "tasks", "fsyncs", "filter",
   "dropped": {warning event: count} (bad frames, failed handshakes, refused
-  control frames, limits hit), "held_bytes"}
+  control frames, limits hit), "held_bytes", "clock", "disk_fault"}
+- `clock` {"reset": true} | {"jump_s": d} | {"rate": r} (systems.runtime.clock)
+  or null (read only) -> {"now", "true", "offset_s", "rate"}
+- `disk-fault` {"fault": "eio"|"enospc"|"slow-fsync", ...} or {"fault": null}
+  (clear) -> {"fault", "ops", "delay_s", "injected", "delayed"}
+  (systems.runtime.disk_faults); the next failing disk operation stops the
+  node (fail-stop, exit 70); the fault is held in memory only, so a
+  restarted node starts without it.
+- `arm-power-loss` -> {"armed": true}: the next start over this data
+  directory reverts every write not synced by then (real_unsynced); the
+  harness sends it just before it cuts the node's power (SIGKILL).
 
 `set-filter` replaces the whole filter; one with a lower version than the
 current is ignored (applied false), so a late control frame cannot undo a
@@ -59,11 +72,13 @@ from __future__ import annotations
 import asyncio
 import os
 import random
+import time
 import traceback
 from pathlib import Path
 from typing import Any
 
 from systems.runtime.api import INT_MAX, Handler, Message, ProtocolError, RpcError, derive_rng
+from systems.runtime.clock import NodeClock
 from systems.runtime.real_auth import Credentials, check_client_name
 from systems.runtime.real_disk import RealDisk
 from systems.runtime.real_filter import PacketFilter
@@ -105,11 +120,20 @@ class RealRuntime(Endpoint):
         self.peers: list[str] = sorted(n for n in addrs if n != node_id)
         self.rng: random.Random = derive_rng(seed, node_id, pid)
         self.disk = RealDisk(data_dir, on_failure=self.fail)
+        self.clock = NodeClock(time.monotonic)
+        if self.disk.recovered.power_loss:
+            self.log.warning("disk-power-loss", reverted=self.disk.recovered.reverted)
         self._handlers: dict[str, Handler] = {}
         self._ready = asyncio.Event()
         self._server: asyncio.Server | None = None
 
     # -- api.Runtime ---------------------------------------------------------------------------
+    def now(self) -> float:
+        return self.clock.now()
+
+    async def sleep(self, seconds: float) -> None:
+        await asyncio.sleep(self.clock.true_duration(seconds))
+
     def serve(self, method: str, handler: Handler) -> None:
         self._handlers[method] = handler
 
@@ -209,8 +233,31 @@ class RealRuntime(Endpoint):
                     "node": self.node_id, "pid": os.getpid(), "connections": len(self._conns),
                     "pending": len(self._pending), "tasks": len(self._tasks), "fsyncs": self.disk.fsyncs,
                     "filter": f.describe(), "dropped": dict(sorted(self.warn.counts.items())),
-                    "held_bytes": self._held_bytes,
+                    "held_bytes": self._held_bytes, "clock": self.clock.describe(),
+                    "disk_fault": self.disk.faults.describe(),
                 }
+            case "clock":
+                try:
+                    reply = self.clock.describe() if body is None else self.clock.change(body)
+                except ValueError as e:
+                    raise ProtocolError(str(e)) from None
+                if body is not None:
+                    self.log.warning("clock-changed", change=body, **reply)
+                return reply
+            case "disk-fault":
+                try:
+                    if isinstance(body, dict) and body.get("fault") is None:
+                        reply = self.disk.faults.clear()
+                    else:
+                        reply = self.disk.faults.set(body)
+                except ValueError as e:
+                    raise ProtocolError(str(e)) from None
+                self.log.warning("disk-fault", **reply)
+                return reply
+            case "arm-power-loss":
+                self.disk.arm_power_loss()
+                self.log.warning("power-loss-armed")
+                return {"armed": True}
         return None
 
 

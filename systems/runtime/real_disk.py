@@ -34,11 +34,21 @@ Rules this module keeps:
   finished fsync returns without another: N concurrent syncs cost at most two
   fsyncs.
 - `list` walks the directory tree, skips dot files (temp files), sorted.
+- Every change first notes, in the unsynced journal (real_unsynced), how to
+  get the file back to its last synced state; a completed sync clears it.
+  `arm_power_loss()` makes the next start (`RealDisk(root)` over the same
+  directory) revert every unsynced change, as a power cut would;
+  `recovered` says what the start found and reverted.
+- `faults` (disk_faults) is the disk fault in place: a failing write or
+  sync raises OSError (EIO, ENOSPC) before touching anything, and a slow
+  fsync sleeps its delay on the loop before the fsync. The fault lives in
+  this object only: a restarted node starts without it unless the nemesis
+  sets it again.
 - Fail-stop: a write, append, truncate, delete or sync that fails with an
-  OSError (ENOSPC, EIO, EMFILE, ...) calls `on_failure` with the reason
-  before the error reaches the caller: after a failed fsync the kernel may
-  have dropped the dirty pages, so retrying could acknowledge data that is
-  gone; the node stops instead (the runtime's fail-stop).
+  OSError (ENOSPC, EIO, EMFILE, ..., injected or real) calls `on_failure`
+  with the reason before the error reaches the caller: after a failed fsync
+  the kernel may have dropped the dirty pages, so retrying could acknowledge
+  data that is gone; the node stops instead (the runtime's fail-stop).
 """
 
 from __future__ import annotations
@@ -52,6 +62,8 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 from systems.runtime.api import check_disk_name
+from systems.runtime.disk_faults import DiskFaults
+from systems.runtime.real_unsynced import UnsyncedJournal
 
 check_name = check_disk_name
 
@@ -102,11 +114,22 @@ class RealDisk:
         self._dirty_dirs: set[str] = set()
         self.fsyncs = 0
         """How many fsync calls this disk made (files and directories): for tests and stats."""
+        self._replaced: dict[str, int] = {}
+        """Per name, the sequence number of its last change other than an append."""
+        self.faults = DiskFaults()
+        self.journal = UnsyncedJournal(self.root)
+        self.recovered = self.journal.recover()
+        """What this start found: a power loss armed before the last stop, and the files it reverted."""
+
+    def arm_power_loss(self) -> None:
+        """The next start over this directory loses every write not synced by then (see real_unsynced)."""
+        self.journal.arm()
 
     # -- helpers -----------------------------------------------------------------------------
     def _failed(self, op: str, name: str, e: OSError) -> None:
         if self.on_failure is not None:
             self.on_failure(f"disk {op} of {self.root / name} failed: {e.strerror or e} (errno {e.errno})")
+
     def _path(self, name: str) -> Path:
         path = self._paths.get(name)
         if path is None:
@@ -115,8 +138,10 @@ class RealDisk:
             path = self._paths[name] = self.root / check_name(name)
         return path
 
-    def _changed(self, name: str) -> None:
-        self._seq[name] = self._seq.get(name, 0) + 1
+    def _changed(self, name: str, *, append: bool = False) -> None:
+        seq = self._seq[name] = self._seq.get(name, 0) + 1
+        if not append:
+            self._replaced[name] = seq
 
     def _close_fd(self, name: str) -> None:
         fd = self._fds.pop(name, None)
@@ -162,6 +187,8 @@ class RealDisk:
     @_fail_stop
     def write(self, name: str, data: bytes) -> None:
         path = self._path(name)
+        self.faults.check_write(name)
+        self.journal.before_replace(name, path)
         self._ensure_parent(path)
         self._close_fd(name)
         tmp = path.with_name(f".{path.name}.tmp")
@@ -178,7 +205,10 @@ class RealDisk:
 
     @_fail_stop
     def append(self, name: str, data: bytes) -> None:
+        self.faults.check_write(name)
         fd = self._fds.get(name)
+        if name not in self.journal.entries:
+            self.journal.before_append(name, self._path(name))
         if fd is None:
             path = self._path(name)
             self._ensure_parent(path)
@@ -188,13 +218,15 @@ class RealDisk:
             if not existed:
                 self._dirty_dirs.add(str(path.parent))
         _write_all(fd, data)
-        self._changed(name)
+        self._changed(name, append=True)
 
     @_fail_stop
     def truncate(self, name: str, size: int) -> None:
         if size < 0:
             raise ValueError(f"truncate size must be >= 0, got {size}")
         path = self._path(name)
+        self.faults.check_write(name)
+        self.journal.before_replace(name, path)
         self._ensure_parent(path)
         self._close_fd(name)
         if not path.exists():
@@ -209,11 +241,16 @@ class RealDisk:
     @_fail_stop
     def delete(self, name: str) -> None:
         path = self._path(name)
+        self.faults.check_write(name, frees=True)
+        if not path.exists():
+            return
+        self.journal.before_replace(name, path)
         self._close_fd(name)
         try:
             os.unlink(path)
         except FileNotFoundError:
             return
+        self.journal.note_delete(name)
         self._dirty_dirs.add(str(path.parent))
         self._changed(name)
 
@@ -233,6 +270,13 @@ class RealDisk:
 
     async def sync(self, name: str) -> None:
         path = self._path(name)
+        try:
+            delay = self.faults.check_sync(name)
+        except OSError as e:
+            self._failed("sync", name, e)
+            raise
+        if delay:
+            await asyncio.sleep(delay)
         target = self._seq.get(name, 0)
         lock = self._locks.get(name)
         if lock is None:
@@ -244,6 +288,7 @@ class RealDisk:
             if inline:
                 await asyncio.sleep(0)  # let this turn's queued frames leave before the loop blocks
             start_seq = self._seq.get(name, 0)
+            start_size = self._size_of(name, path) if not inline else None
             dirs = sorted(self._dirty_dirs)
             self._dirty_dirs.clear()
             try:
@@ -262,10 +307,22 @@ class RealDisk:
             self.fsyncs += n
             self.fsync_s += FSYNC_AVERAGE_WEIGHT * (took - self.fsync_s)
             self._synced[name] = max(self._synced.get(name, 0), start_seq)
+            changed_since = self._seq.get(name, 0) != start_seq
+            if changed_since and self._replaced.get(name, 0) > start_seq:
+                start_size = None  # replaced meanwhile: keep the older way back (real_unsynced)
+            self.journal.synced(name, appended_since_start=changed_since, size_at_start=start_size)
+
+    def _size_of(self, name: str, path: Path) -> int | None:
+        fd = self._fds.get(name)
+        try:
+            return os.fstat(fd).st_size if fd is not None else os.stat(path).st_size
+        except FileNotFoundError:
+            return None
 
     def close(self) -> None:
         for name in list(self._fds):
             self._close_fd(name)
+        self.journal.close()
 
 
 def _write_all(fd: int, data: bytes) -> None:

@@ -54,6 +54,7 @@ from systems.runtime.api import (
     Unreachable,
     derive_rng,
 )
+from systems.runtime.clock import NodeClock
 from systems.runtime.sim_disk import DiskStore
 from systems.runtime.sim_gate import create_owned_task, task_factory
 from systems.runtime.sim_loop import SimError, VirtualTimeLoop
@@ -126,6 +127,8 @@ class SimWorld:
         """This world's msgpack packer (reused for every message; sims in other threads have their own)."""
         self.logs: dict[str, list[str]] = {n: [] for n in self.nodes}
         self.stores: dict[str, DiskStore] = {n: DiskStore() for n in self.nodes}
+        self.clocks: dict[str, NodeClock] = {n: NodeClock(self.loop.time) for n in self.nodes}
+        """Each node's clock (clock faults move it; it outlives incarnations, as hardware does)."""
         self.runtimes: dict[str, SimRuntime] = {}
         """The current incarnation of every node ever started, and every client endpoint."""
         self.endpoints: dict[str, SimRuntime | None] = {n: None for n in self.nodes}
@@ -170,6 +173,7 @@ class SimWorld:
         inc = self._incarnations[node] + 1
         self._incarnations[node] = inc
         peers = sorted(n for n in self.nodes if n != node)
+        self.stores[node].new_incarnation()  # a disk fault lives as long as the incarnation (sim_disk)
         rt = SimRuntime(self, node, peers, inc, self.stores[node], is_node=True)
         self.runtimes[node] = rt
         self.endpoints[node] = rt
