@@ -199,16 +199,18 @@ class Engine(Protocol):
 
 
 class LocalEngine:
-    """A pool of worker processes on this machine (spawned fresh, so nothing of the driver leaks in)."""
+    """A pool of worker processes on this machine (spawned fresh, so nothing of the driver leaks in).
 
-    def __init__(self, workers: int, tasks_per_worker: int = 25) -> None:
+    Workers are never recycled: with `max_tasks_per_child`, Python 3.11-3.13's ProcessPoolExecutor stops
+    replacing workers that reached their limit and the sweep hangs for good once every worker has
+    (CPython gh-115634; 2 workers x 25 tasks stopped a sweep at seed 50)."""
+
+    def __init__(self, workers: int) -> None:
         from concurrent.futures import ProcessPoolExecutor
 
         self.workers = workers
         self.name = f"local processes x{workers}"
-        self.pool = ProcessPoolExecutor(
-            workers, mp_context=multiprocessing.get_context("spawn"), max_tasks_per_child=tasks_per_worker
-        )
+        self.pool = ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("spawn"))
         self.futures: list[Any] = []
 
     def run(self, tasks: list[dict[str, Any]]) -> Iterator[dict[str, Any]]:

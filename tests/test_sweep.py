@@ -324,6 +324,15 @@ def test_a_clean_sweep_exits_0_and_stop_on_first_stops(tmp_path: Path) -> None:
 
 
 @pytest.mark.sim
+def test_a_sweep_longer_than_any_worker_limit_finishes(tmp_path: Path) -> None:
+    """60 seeds on 2 workers: a pool that recycled its workers after 25 tasks each hung at seed 50."""
+    proc = harness("sweep", "echo", "--seeds", "1-60", "--workers", "2", "--nemesis", "none", "--time-limit", "1",
+                   "--quiet", "0", "--allow-no-faults", "--results", str(tmp_path), timeout=180)
+    assert proc.returncode == 0, proc.stdout[-2000:] + proc.stderr[-2000:]
+    assert sorted(r["seed"] for r in rows_of(the_sweep(tmp_path, "echo"))) == list(range(1, 61))
+
+
+@pytest.mark.sim
 def test_a_swarm_seed_replays_alone_from_harness_run(tmp_path: Path) -> None:
     """The swarm's draw is recorded in test.json and `harness run --swarm --seed N` makes the same run."""
     proc = harness("sweep", "raft", "--seeds", "7", "--workers", "1", "--swarm", "--time-limit", "8",
