@@ -7,7 +7,8 @@ Rules it keeps (DESIGN.md, Jepsen's shape):
 - Ops are invoked at `spec.rate` per second over all slots (exponential gaps,
   from the slot's own seeded RNG stream, so sim runs reproduce).
 - A client's op that raises, or takes longer than the safety deadline, is
-  recorded as `info`: the runner never guesses `fail`.
+  recorded as `info`: the runner never guesses `fail`. An op that waits on
+  purpose (a final `settle`) carries its own `bound_s`, added to the deadline.
 - After `time_limit_s`: the nemesis stops, the final heal cures every fault
   (each package stopped, network healed, paused nodes continued, killed
   nodes restarted), the quiet
@@ -109,6 +110,8 @@ class Runner:
         """Record the invocation, perform it, record and return the completion."""
         inv = self.record({**op, "process": process, "type": "invoke", "node": node})
         deadline = self.spec.op_timeout_s * SAFETY_FACTOR
+        if isinstance(op.get("bound_s"), int | float):  # an op that waits on purpose (a final settle) says how long
+            deadline = max(deadline, float(op["bound_s"]) + deadline)
         try:
             done = await asyncio.wait_for(client.invoke(dict(op)), deadline)
         except asyncio.CancelledError:

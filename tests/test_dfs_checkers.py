@@ -259,3 +259,52 @@ def test_state_is_unknown_without_a_final_master_report() -> None:
     h = H()
     status(h, "n2", {"chunkserver": replicas()}, final=True)
     assert dfs_state.check(h.ops, {})["valid"] == "unknown"
+
+
+def settle(h: H, outcome: str) -> None:
+    h.call("settle", "settle", "ok", None, None,
+           {"healthy": outcome == "healthy", "outcome": outcome, "waited_s": 120.0, "stall_s": 9.0,
+            "problems_first": 400, "problems_last": 1 if outcome != "healthy" else 0,
+            "last_progress_ago_s": 0.2 if outcome == "still-repairing" else 9.0}, final=True)
+
+
+def short_end(h: H, *, corrupt: bool = False) -> None:
+    """n2 lags behind (still to be re-cloned); with `corrupt`, n3's current replica also fails its checksums."""
+    status(h, "n1", {"master_state": master_state(), "chunkserver": replicas()}, final=True)
+    status(h, "n2", {"chunkserver": replicas(version=2)}, final=True)
+    if corrupt:
+        status(h, "n3", {"chunkserver": replicas(ok=False)}, final=True)
+
+
+def test_state_says_unknown_while_re_replication_is_still_progressing() -> None:
+    h = H()
+    settle(h, "still-repairing")
+    short_end(h)
+    r = dfs_state.check(h.ops, {})
+    assert r["valid"] == "unknown" and r["still_repairing"], r
+    assert r["unhealthy_at_end"] and "still repairing" in r["summary"] and r["settle"]["problems_first"] == 400
+
+
+def test_state_rejects_a_chunk_stuck_under_its_goal_while_nothing_repairs_it() -> None:
+    for outcome in ("stalled", "healthy", None):  # no progress; healthy then broken; no settle to tell
+        h = H()
+        if outcome:
+            settle(h, outcome)
+        short_end(h)
+        r = dfs_state.check(h.ops, {})
+        assert r["valid"] is False and not r["still_repairing"] and r["unhealthy_at_end"], outcome
+
+
+def test_state_rejects_a_corrupt_replica_even_while_still_repairing() -> None:
+    h = H()
+    settle(h, "still-repairing")
+    short_end(h, corrupt=True)
+    assert dfs_state.check(h.ops, {})["valid"] is False
+
+
+def test_state_still_rejects_unsafe_histories_while_still_repairing() -> None:
+    h = H()
+    settle(h, "still-repairing")
+    status(h, "n1", {"master_state": master_state([lease("n2", 2, 3.0, 2.0), lease("n3", 3, 1.0, 3.0)])})
+    short_end(h)
+    assert dfs_state.check(h.ops, {})["valid"] is False

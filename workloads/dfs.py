@@ -55,6 +55,10 @@ _CRC = struct.Struct(">I")
 MAX_RECORD_BODY = 1 << 20
 FINAL_READ_BUDGET = 64 * 1024 * 1024
 _NONZERO = re.compile(rb"[^\x00]")
+FSCK_PROBLEMS = ("under_replicated", "stale", "corrupt", "lost")
+SETTLE_BOUND_S = 120.0
+"""The final `settle` waits at most this long (test time) for repairs that are still making progress."""
+SETTLE_OP: Op = {"f": "settle", "value": None, "final": True, "bound_s": SETTLE_BOUND_S}
 
 
 # ---------------------------------------------------------------- records
@@ -213,20 +217,46 @@ class DfsWorkloadClient:
         return {**op, "type": "fail", "error": f"unknown f {f!r}"}
 
     async def _settle(self, op: Op) -> Op:
-        """Wait (bounded) until the master reports every chunk healthy; ok with its last report either way."""
-        deadline = self.rt.now() + self.timeout_s * 4
-        last: dict[str, Any] | None = None
+        """Wait, as Jepsen's final reads wait for recovery, until the master reports every chunk healthy.
+
+        Bounded in the test's time by the op's `bound_s`, and sooner by a stall: when the count of
+        chunks fsck names (under-replicated, stale, corrupt, lost) has not reached a new low for
+        `stall_s`, nothing is repairing and waiting longer shows nothing. The value says which:
+        outcome "healthy", "stalled" (no progress for stall_s) or "still-repairing" (the bound ran
+        out while the count was still falling), with the counts that tell it."""
+        start = self.rt.now()
+        deadline = start + float(op.get("bound_s") or self.timeout_s * 4)
+        stall_s = self.w.settle_stall_s
+        last: dict[str, Any] = {}
+        first: int | None = None
+        low: int | None = None
+        low_at = start
         while True:
             try:
                 last = await self.dfs.fsck(timeout_s=1.0)
             except DfsError as e:
                 last = {"healthy": False, "error": str(e)}
-            if last.get("healthy") or self.rt.now() >= deadline:
-                break
-            await self.rt.sleep(0.25)
-        return {**op, "type": "ok", "value": {"healthy": bool(last.get("healthy")),
-                                             **{k: last.get(k) for k in ("under_replicated", "stale", "corrupt",
-                                                                         "lost") if last.get(k)}}}
+            now = self.rt.now()
+            if "error" not in last:
+                count = sum(len(last.get(k) or ()) for k in FSCK_PROBLEMS)
+                first = count if first is None else first
+                if low is None or count < low:
+                    low, low_at = count, now
+            if last.get("healthy"):
+                outcome = "healthy"
+            elif now - low_at >= stall_s:
+                outcome = "stalled"
+            elif now >= deadline:
+                outcome = "still-repairing"
+            else:
+                await self.rt.sleep(0.25)
+                continue
+            break
+        return {**op, "type": "ok", "value": {
+            "healthy": outcome == "healthy", "outcome": outcome, "waited_s": round(now - start, 3),
+            "stall_s": stall_s, "problems_first": first, "problems_last": low,
+            "last_progress_ago_s": round(now - low_at, 3),
+            **{k: last.get(k) for k in (*FSCK_PROBLEMS, "error") if last.get(k)}}}
 
 
 class _Base:
@@ -238,6 +268,9 @@ class _Base:
         self.master = default_master(self.nodes, spec.options)
         self.timeout_s = spec.op_timeout_s
         self.chunk_size = int(spec.options.get("chunk_size", 4 * 1024 * 1024))
+        self.settle_stall_s = max(self.timeout_s * 4, 3 * float(spec.options.get("lease_s", 3.0)))
+        """No new low in fsck's problem count for this long (past a restarted master's grace and a
+        revoked lease running out) and the final settle stops waiting: nothing is repairing."""
         self._seqs: dict[int, itertools.count[int]] = {}
 
     def client(self, rt: Runtime, node: str) -> Client:
@@ -276,7 +309,7 @@ class AppendWorkload(_Base):
         return {"f": "append", "key": key, "value": f"{process}:{seq}", "size": rng.randint(16, self.max_record)}
 
     def final_ops(self, nodes: list[str]) -> list[tuple[str, Op]]:
-        ops: list[tuple[str, Op]] = [(self.master, {"f": "settle", "value": None, "final": True})]
+        ops: list[tuple[str, Op]] = [(self.master, SETTLE_OP)]
         ops += [(n, {"f": "read", "key": k, "value": None, "final": True}) for n in nodes for k in self.files]
         return ops + self._final_statuses(nodes)
 
@@ -323,7 +356,7 @@ class FilesWorkload(_Base):
         return {"f": "delete", "key": path, "value": None}
 
     def final_ops(self, nodes: list[str]) -> list[tuple[str, Op]]:
-        ops: list[tuple[str, Op]] = [(self.master, {"f": "settle", "value": None, "final": True}),
+        ops: list[tuple[str, Op]] = [(self.master, SETTLE_OP),
                                      (self.master, {"f": "ls", "key": "/files", "value": None, "final": True})]
         live = sorted(self.closed)
         everywhere = sum(self.closed.values()) * len(nodes) <= FINAL_READ_BUDGET
