@@ -88,6 +88,7 @@ def test_info_txn_whose_append_was_seen_counts_as_committed() -> None:
     h.invoke(2, [["append", "x", 2]]).info(2, [["append", "x", 2]])  # never seen: fine
     r = check_list_append(h.ops)
     assert r["valid"] is True, r
+    assert r["witness"]["txns"] == 2  # the reader and the seen info txn: the unseen one is left out of the proof
 
 
 # --- list-append: every anomaly class is caught ----------------------------------------------------
