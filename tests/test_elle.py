@@ -88,6 +88,7 @@ def test_info_txn_whose_append_was_seen_counts_as_committed() -> None:
     h.invoke(2, [["append", "x", 2]]).info(2, [["append", "x", 2]])  # never seen: fine
     r = check_list_append(h.ops)
     assert r["valid"] is True, r
+    assert r["witness"]["txns"] == 2  # the reader and the seen info txn: the unseen one is left out of the proof
 
 
 # --- list-append: every anomaly class is caught ----------------------------------------------------
@@ -465,3 +466,102 @@ def test_duplicates_are_counted_by_element_and_non_json_elements_by_their_repr()
     assert ints["anomalies"]["duplicate-elements"][0]["duplicates"] == {1: 2}
     tuples = check_list_append(concurrent([["append", "x", (1, 2)]], [["r", "x", [(1, 2), (1, 2)]]]))
     assert tuples["anomalies"]["duplicate-elements"][0]["duplicates"] == {"(1, 2)": 2}
+
+
+# --- list-append: the evidence each anomaly shows (mutation testing: a renamed or dropped field is a bug) ---
+
+
+def evidence(r: dict[str, Any], name: str) -> list[dict[str, Any]]:
+    """The evidence of one anomaly class, without its text, ops given by index."""
+    out = []
+    for e in r["anomalies"][name]:
+        e = {k: v for k, v in e.items() if k != "text"}
+        for field in ("op", "writer"):
+            if field in e:
+                e[field] = e[field]["index"]
+        out.append(e)
+    return out
+
+
+def test_a_txn_that_knows_a_keys_start_must_read_exactly_its_own_view_and_is_reported_once() -> None:
+    # T read x = [1] and appended 2: [3, 1, 2] ends right but begins wrong; the later bad read is not reported again
+    r = check_list_append(concurrent([["r", "x", [1]], ["append", "x", 2], ["r", "x", [3, 1, 2]], ["r", "x", [9]]],
+                                     [["append", "x", 1]], [["append", "x", 3]]))
+    assert evidence(r, "internal") == [
+        {"op": 0, "mop": ["r", "x", [3, 1, 2]], "key": "x", "expected": [1, 2], "read": [3, 1, 2]}]
+
+
+def test_a_txn_that_does_not_know_a_keys_start_expects_only_its_own_appends_at_the_end() -> None:
+    r = check_list_append(concurrent([["append", "x", 2], ["r", "x", [3]]], [["append", "x", 3]]))
+    assert evidence(r, "internal") == [
+        {"op": 0, "mop": ["r", "x", [3]], "key": "x", "expected": ["...", 2], "read": [3]}]
+
+
+def test_evidence_of_duplicates_aborted_and_garbage_reads() -> None:
+    h = H()
+    h.invoke(9, [["append", "x", 2]]).fail(9, [["append", "x", 2]])
+    h.txn(0, [["append", "x", 1], ["append", "x", 3]])
+    h.txn(1, [["r", "x", [1, 1, 2, 7]]])
+    h.txn(2, [["r", "x", [1, 7]]])  # the same garbage element again: reported once
+    r = check_list_append(h.ops)
+    mop = ["r", "x", [1, 1, 2, 7]]
+    assert evidence(r, "duplicate-elements") == [{"op": 4, "mop": mop, "key": "x", "duplicates": {1: 2}}]
+    assert evidence(r, "G1a") == [{"op": 4, "mop": mop, "writer": 0, "key": "x", "element": 2}]
+    assert evidence(r, "garbage-read") == [{"op": 4, "mop": mop, "key": "x", "element": 7}]
+
+
+def test_evidence_of_an_intermediate_read_and_a_lost_update() -> None:
+    g1b = check_list_append(concurrent([["append", "x", 1], ["append", "x", 2]], [["r", "x", [1]]]))
+    assert evidence(g1b, "G1b") == [{"op": 1, "mop": ["r", "x", [1]], "writer": 0, "key": "x", "element": 1}]
+    lost = check_list_append(concurrent([["r", "x", []], ["append", "x", 1]], [["r", "x", []], ["append", "x", 2]],
+                                        [["r", "x", [1, 2]]]))
+    assert [{**e, "txns": [t["index"] for t in e["txns"]]} for e in evidence(lost, "lost-update")] == [
+        {"key": "x", "value": [], "txns": [0, 1]}]
+
+
+def test_incompatible_orders_are_shown_shorter_first() -> None:
+    r = check_list_append(concurrent([["append", "x", 1]], [["append", "x", 2]],
+                                     [["r", "x", [2]]], [["r", "x", [1, 2]]]))
+    assert evidence(r, "incompatible-order") == [{"key": "x", "values": [[2], [1, 2]]}]
+
+
+def test_appending_a_value_twice_is_bad_input_naming_both_txns() -> None:
+    for typ in ("ok", "fail"):
+        h = H()
+        for p in (0, 1):
+            h.invoke(p, [["append", "x", 1]])._op(p, typ, [["append", "x", 1]])
+        r = check_list_append(h.ops)
+        assert r["valid"] == "unknown"
+        assert r["summary"] == ("cannot check this history: value 1 appended to key 'x' by both T0 and T2: "
+                                "appended values must be unique per key")
+
+
+def test_a_dirty_update_shows_the_run_of_failed_and_unknown_appends_it_built_on() -> None:
+    # x's order: 1 and 2 failed, 3 is info, 7 nobody wrote, then 4 committed
+    h = H()
+    for v in (1, 2):
+        h.invoke(v, [["append", "x", v]]).fail(v, [["append", "x", v]])
+    h.invoke(3, [["append", "x", 3]]).info(3, [["append", "x", 3]])
+    h.txn(4, [["append", "x", 4]]).txn(5, [["r", "x", [1, 2, 3, 7, 4]]])
+    r = check_list_append(h.ops)
+    [e] = r["anomalies"]["dirty-update"]
+    assert (e["key"], e["values"]) == ("x", [1, 2, 3, 7, 4])
+    assert [e["txns"][0]["index"], e["txns"][1], e["txns"][2]["index"]] == [0, "...", 6]
+
+
+def test_cycle_steps_explain_each_dependency_with_its_key_and_elements() -> None:
+    # T1 read x ending in 1 and missed T2's append of 2 (rw), but read T2's append to z (wr); T0 < T2 (ww)
+    r = check_list_append(concurrent([["append", "x", 1]], [["r", "x", [1]], ["r", "z", [1]]],
+                                     [["append", "x", 2], ["append", "z", 1]], [["r", "x", [1, 2]]]))
+    steps = {s["rel"]: s["why"] for c in r["anomalies"]["G-single-item"] for s in c["steps"]}
+    assert steps == {"rw": ["x", 1, 2], "wr": ["z", 1]}
+    g0 = check_list_append(concurrent([["append", "x", 1], ["append", "y", 1]],
+                                      [["append", "x", 2], ["append", "y", 2]],
+                                      [["r", "x", [1, 2]], ["r", "y", [2, 1]]]))
+    whys = sorted(s["why"] for s in g0["anomalies"]["G0"][0]["steps"])
+    assert whys == [["x", 1, 2], ["y", 2, 1]]
+    fresh = check_list_append(concurrent([["r", "x", []], ["append", "x", 1]], [["r", "x", []], ["append", "x", 2]],
+                                         [["r", "x", [1, 2]]]))
+    assert sorted((s["why"] for s in fresh["anomalies"]["G-single-item"][0]["steps"]), key=str) == [
+        ["x", 1, 2], ["x", None, 1]]
+

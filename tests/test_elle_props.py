@@ -25,10 +25,12 @@ from __future__ import annotations
 
 from typing import Any
 
+import networkx as nx
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from checkers.elle import check
+from checkers.elle.graph import ALL, NAMES, RW, WR, WW, DepGraph, sccs
 
 KEYS = ("x", "y")
 
@@ -202,3 +204,44 @@ def test_brute_force_itself_rejects_a_stale_read_and_accepts_its_fix() -> None:
     assert brute_force(h, "list-append", strict=False) and not brute_force(h, "list-append", strict=True)
     h[3]["value"] = [["r", "x", [1]]]
     assert brute_force(h, "list-append", strict=True)
+
+
+# --- the dependency graph against networkx ------------------------------------------------------------
+
+edge_lists = st.lists(st.tuples(st.integers(0, 7), st.integers(0, 7), st.sampled_from(sorted(NAMES))), max_size=20)
+
+
+@settings(max_examples=300, deadline=None)
+@given(edge_lists, st.permutations(range(8)), st.sampled_from([WW, WW | WR, ALL]))
+def test_components_agree_with_networkx(edges: list[tuple[int, int, int]], roots: list[int], mask: int) -> None:
+    """Non-trivial strongly connected components of the mask's projection, whatever order the roots come in."""
+    g = DepGraph(8)
+    nxg = nx.DiGraph()
+    nxg.add_nodes_from(range(8))
+    for a, b, rel in edges:
+        g.link(a, b, rel)
+        if rel & mask and a != b:
+            nxg.add_edge(a, b)
+    want = sorted(sorted(c) for c in nx.strongly_connected_components(nxg) if len(c) > 1)
+    assert sccs(roots, g.successors(mask)) == want
+    members = set(range(0, 8, 2)) | {1}
+    want_in = sorted(sorted(c) for c in nx.strongly_connected_components(nxg.subgraph(members)) if len(c) > 1)
+    assert sccs(sorted(members), g.successors(mask, members)) == want_in
+
+
+def test_a_component_is_found_after_roots_already_visited() -> None:
+    succ = {0: [1], 1: [], 2: [3], 3: [2]}
+    assert sccs([0, 1, 2, 3], lambda u: succ[u]) == [[2, 3]]
+    assert sccs([0, 1], lambda u: [u]) == [[0], [1]]  # a self-loop makes a component of one
+
+
+def test_relation_counts_count_each_edge_once_per_relation() -> None:
+    g = DepGraph(3)
+    g.link(0, 1, WW)
+    g.link(0, 1, WR)
+    g.link(0, 1, WW)  # already there
+    g.link(1, 2, RW)
+    g.link(1, 2, WW)
+    g.link(2, 2, RW)  # self-edges are never stored
+    assert g.rel_counts() == {"ww": 2, "wr": 1, "rw": 1, "process": 0, "realtime": 0}
+    assert g.edge_count() == 2

@@ -14,8 +14,8 @@ Rules this tool keeps:
   pyproject.toml (the fast tier of the checkers' tests). mutmut caches each mutant's result and
   re-judges only mutants of functions whose source changed; since a survivor may be killed by a
   test added since, each run also re-judges the survivors of earlier runs (by name).
-- A mutant is killed when one of its tests fails or it runs out of time; it survives when they all
-  pass; "no tests" (no selected test reaches the function) counts as surviving.
+- A mutant is killed when one of its tests fails or it runs out of time (SIGXCPU, or SIGKILL after
+  it); it survives when they all pass; "no tests" (no selected test reaches the function) counts as surviving.
 - Equivalent mutants are listed in tools/mutation_equivalents.toml, each with a one-line reason,
   matched by module, function and the changed lines (never by mutmut's number, which shifts when a
   function changes). A mark that matches no mutant is reported as stale.
@@ -39,7 +39,9 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 MARKS = ROOT / "tools" / "mutation_equivalents.toml"
-KILLED = {1, 3, 36, 24, -24, 152, 255}  # a failing test, pytest's internal error, or a timeout (mutmut's codes)
+# A failing test, pytest's internal error, or a timeout (mutmut's codes). -9 is SIGKILL: mutmut's CPU limit sends
+# SIGXCPU, then SIGKILL one second later to a mutant that runs on (an endless loop; mutmut calls it "segfault").
+KILLED = {1, 3, 36, 24, -24, 152, 255, -9}
 SURVIVED = {0, 5, 33}  # every test passed, or no test reached it
 
 
