@@ -119,7 +119,6 @@ class LocalBackend:
         finally:
             self.last_pids = list(holder[0].started_pids) if holder else []
 
-
     @staticmethod
     def _cgroup_chains(prog: NodeProgram, state: HostsState, nodes: list[str],
                        teardown: Teardown) -> cgroup_partitions.CgroupChains | None:
