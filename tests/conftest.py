@@ -1,4 +1,5 @@
-"""Shared pytest setup: the hypothesis profile mutation testing runs under (tools/mutation.py).
+"""Shared pytest setup: the hypothesis profile mutation testing runs under (tools/mutation.py), the root
+tier's xdist group, and Ctrl-C as a terminal delivers it.
 
 The `mutation` profile drops shrinking (a mutant is judged by whether a test fails, not by the
 smallest failing example, and shrinking is most of the cost of a kill) and the example database
@@ -7,10 +8,22 @@ its own count (each surviving mutant runs every test that reaches it). Ordinary 
 hypothesis's defaults.
 """
 
+import signal
+
 import pytest
 from hypothesis import Phase, settings
 
 settings.register_profile("mutation", phases=[Phase.explicit, Phase.generate], database=None, max_examples=40)
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    """The Ctrl-C tests send SIGINT to a harness they started, as a terminal does to its foreground job. A
+    suite started as a background job of a non-interactive shell (`pytest &` in a script, some CI runners)
+    inherits SIGINT *ignored*, and so would every harness it starts, which then runs on through the signal.
+    A foreground job never has SIGINT ignored, so the suite restores Python's handler before any test
+    starts a process (the children inherit "not ignored"; exec turns the handler into the default)."""
+    if signal.getsignal(signal.SIGINT) == signal.SIG_IGN:
+        signal.signal(signal.SIGINT, signal.default_int_handler)
 
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
