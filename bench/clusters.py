@@ -18,6 +18,9 @@ Rules this module keeps:
   SIGKILL, by its pid only), every namespace and link removed, and the data
   directory deleted.
 - No network faults: a benchmark's cluster is never partitioned.
+- Open nodes (no keys, `RuntimeProgram(auth=False)`), like the etcd and
+  MooseFS they race, which run without TLS: bench/bench_rpc.py measures what
+  authentication costs per round trip.
 """
 
 from __future__ import annotations
@@ -47,7 +50,7 @@ from systems.runtime.real_transport import Address
 def program(system: str, options: dict[str, Any] | None = None) -> RuntimeProgram:
     """The node program with the system's default options under `options`."""
     defaults = getattr(importlib.import_module(f"systems.{system}"), "DEFAULT_OPTIONS", {})
-    return RuntimeProgram(system=system, options={**defaults, **(options or {})})
+    return RuntimeProgram(system=system, options={**defaults, **(options or {})}, auth=False)
 
 
 @contextlib.asynccontextmanager

@@ -14,7 +14,10 @@ Rules this module keeps:
 - Cleanup (`cleanup_state`) removes exactly what the record names: network
   namespaces by name, links (bridge, veth) by name, node processes by pid
   only when /proc/<pid>/cmdline still carries the run's marker (the run's
-  cluster file path), remote iptables chains and remote pids through SSH.
+  cluster file path), remote iptables chains and remote pids through SSH, and
+  the run's key directory (`keys` beside the cluster file: run_dir/keys, and
+  on an ssh host beside the recorded marker when it is a cluster.json), so a
+  killed run's keys do not outlive it.
   It never lists the machine's namespaces, links or processes and guesses
   by pattern.
 - A state whose harness is still running (the same pid *and* the same start
@@ -31,6 +34,7 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import shutil
 import signal
 import subprocess
 import threading
@@ -41,6 +45,8 @@ from pathlib import Path
 from typing import Any
 
 STATE_NAME = "hosts-state.json"
+KEY_DIR = "keys"
+"""The run's key directory beside its cluster file (node_program.KEY_DIR)."""
 WELL_KNOWN = Path("/run/picluster")
 FALLBACK = Path("results/.hosts-state")
 
@@ -385,6 +391,10 @@ def cleanup_state(
         if r.returncode == 0:
             done.append(f"deleted netns {ns}")
         state.drop_netns(ns)
+    keys = Path(state.run_dir) / KEY_DIR if state.run_dir else None
+    if keys is not None and keys.is_dir():
+        shutil.rmtree(keys, ignore_errors=True)
+        done.append(f"removed the run's keys {keys}")
     for link in list(state.links):
         if _link_exists(run, link):
             run(["ip", "link", "delete", "dev", link])

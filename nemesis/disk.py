@@ -15,8 +15,9 @@ Rules they keep (besides nemesis/package.py's):
   ENOSPC (deletes and syncs still work).
   At stop the fault is cleared and the node is rebooted (kill, recorded
   with role "reboot after disk fault", and restart), as an operator would
-  after a disk error: a system that fail-stopped on the error (Raft) comes
-  back from what its disk holds.
+  after a disk error: the node fail-stopped on the error (api.py's rule, any
+  system, any backend) and comes back from what its disk holds, without the
+  fault (a fault lives as long as the node's incarnation).
 - `slow-fsync`: one or two nodes' syncs take 0.05-0.5 s longer; cleared at stop.
 - A fault on a node that is down is not inflicted (there is nobody to tell);
   the stop clears only what was put in place.

@@ -31,6 +31,7 @@ from systems.dfs.oplog import OpLog
 from systems.dfs.placement import Need, clone_plan, may_delete_bad, order, place_new
 from systems.dfs.pushbuffer import PushBuffer
 from systems.dfs.replicas import Held, ReplicaMap, Standing, classify
+from systems.runtime.api import CorruptData, frame_file, frame_record
 from systems.runtime.sim_disk import DiskStore, DiskView
 
 BS = 16
@@ -243,13 +244,35 @@ def test_the_meta_log_replays_to_the_same_replica_and_stays_small() -> None:
     assert again.bad_block(4) is None
 
 
+def test_a_damaged_meta_record_damages_the_replica_and_cuts_nothing() -> None:
+    """Issue 18: a fully written meta record that fails its checksum (or a flipped bit in a length) is
+    never applied and never cut away as a torn tail: that would roll the replica back past acknowledged
+    appends. The replica is damaged: never served, reported, replaced."""
+    _, d = disk()
+    cs = ChunkStore(d, block_size=BS)
+    run(cs.create(6, 1))
+    for i in range(3):
+        run(cs.apply(6, [("w", cs.get(6).length, b"append%d;" % i)]))
+    meta, data = d.read(meta_name(6)), d.read(data_name(6))
+    for flip in (len(meta) // 2, len(meta) - 1):
+        bad = bytearray(meta)
+        bad[flip] ^= 0x04
+        d.write(meta_name(6), bytes(bad))
+        again = ChunkStore(d, block_size=BS)
+        notes = again.load()
+        assert again.get(6).damaged and any("damaged meta" in n and "meta" in n for n in notes), notes
+        with pytest.raises(ChunkCorrupt):
+            again.read(6, 0, 1)
+        assert d.read(meta_name(6)) == bytes(bad) and d.read(data_name(6)) == data  # nothing cut
+
+
 def test_a_torn_meta_record_is_cut_and_the_data_follows_it() -> None:
     store, d = disk()
     cs = ChunkStore(d, block_size=BS)
     run(cs.create(5, 1))
     run(cs.apply(5, [("w", 0, b"kept!")]))
     d.append(data_name(5), b"more")
-    d.append(meta_name(5), b"\x00\x00\x00\x40half a record")  # the meta append of a batch, cut short
+    d.append(meta_name(5), frame_record(bytes(64))[:30])  # the meta append of a batch, cut short
     run(d.sync(data_name(5)))
     run(d.sync(meta_name(5)))
     store.crash()
@@ -321,12 +344,12 @@ def test_a_checkpoint_then_a_crash_before_the_log_is_rewritten_replays_each_reco
     # the checkpoint is durable but the log rewrite is not: the old records must be skipped, not re-applied
     import msgpack
 
-    d.write("master/checkpoint", msgpack.packb({"seq": log.seq, "ns": ns.to_wire()}, use_bin_type=True))
+    d.write("master/checkpoint", frame_file(msgpack.packb({"seq": log.seq, "ns": ns.to_wire()}, use_bin_type=True)))
     run(d.sync("master/checkpoint"))
     store.crash()
     loaded = OpLog(DiskView(store, lambda: True, sync_s=0.0)).load()
     assert sorted(loaded.ns.files) == [f"/f{i}" for i in range(5)]
-    assert loaded.replayed == 0 and not loaded.refused
+    assert loaded.replayed == 0
 
 
 def test_a_checkpoint_keeps_records_appended_while_it_was_written() -> None:
@@ -358,11 +381,42 @@ def test_a_torn_log_tail_is_cut() -> None:
     log.load()
     log.append(["create", "/a", ""])
     run(log.sync())
+    whole = len(d.read("master/log"))
     d.append("master/log", b"\x00\x00\x01\x00partial")
     run(d.sync("master/log"))
     loaded = OpLog(d).load()
     assert loaded.torn_tail and list(loaded.ns.files) == ["/a"]
-    assert len(d.read("master/log")) < 20
+    assert loaded.cut is not None and loaded.cut["offset"] == whole
+    assert len(d.read("master/log")) == whole
+
+
+def test_a_damaged_log_record_or_checkpoint_stops_the_master_naming_file_and_offset() -> None:
+    """Issue 18: a damaged record is never applied and never cut away as if it were a torn tail."""
+    _, d = disk()
+    log = OpLog(d)
+    log.load()
+    for name in ("/a", "/b", "/c"):
+        log.append(["create", name, ""])
+    run(log.sync())
+    good = d.read("master/log")
+    second = len(good) // 3
+    for flip in (second + 2, len(good) - 1):  # inside the second record; the last byte of the last one
+        bad = bytearray(good)
+        bad[flip] ^= 0x01
+        d.write("master/log", bytes(bad))
+        with pytest.raises(CorruptData) as e:
+            OpLog(d).load()
+        assert e.value.name == "master/log" and 0 <= e.value.offset <= flip
+        assert d.read("master/log") == bytes(bad)  # nothing cut away
+    d.write("master/log", good)
+    ns = Namespace()
+    ns.apply(["create", "/a", ""])
+    run(log.checkpoint(ns))
+    cp = bytearray(d.read("master/checkpoint"))
+    cp[-1] ^= 0x01
+    d.write("master/checkpoint", bytes(cp))
+    with pytest.raises(CorruptData, match="master/checkpoint"):
+        OpLog(d).load()
 
 
 # ---------------------------------------------------------------- leases (§3.1)

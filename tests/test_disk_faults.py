@@ -214,25 +214,34 @@ def test_a_real_node_takes_disk_faults_and_arms_power_loss_on_its_control_channe
         rt.mark_ready()
         client = ClientEndpoint(addrs, log=JsonLog("client", io.StringIO()))
         try:
-            reply = await client.control("n1", "disk-fault", {"fault": "eio", "ops": "both"})
-            assert reply["fault"] == "eio"
-            with pytest.raises(OSError):
-                rt.disk.append("x", b"1")
+            reply = await client.control("n1", "disk-fault", {"fault": "slow-fsync", "delay_s": 0.01})
+            assert reply["fault"] == "slow-fsync"
+            rt.disk.append("x", b"0")
+            await rt.disk.sync("x")
             stats = await client.control("n1", "stats")
-            assert stats["disk_fault"]["injected"] == 1
+            assert stats["disk_fault"]["delayed"] == 1
             with pytest.raises(RemoteError) as e:
                 await client.control("n1", "disk-fault", {"fault": "melt"})
             assert e.value.code == "bad-control"
             assert (await client.control("n1", "disk-fault", {"fault": None}))["fault"] is None
             rt.disk.append("x", b"unsynced")
             assert (await client.control("n1", "arm-power-loss"))["armed"] is True
+            reply = await client.control("n1", "disk-fault", {"fault": "eio", "ops": "both"})
+            assert reply["fault"] == "eio"
+            with pytest.raises(OSError):
+                rt.disk.append("x", b"1")
+            assert rt.failed is not None and "Input/output error" in rt.failed, "an injected EIO fail-stops"
+            assert rt.disk.faults.injected == 1
         finally:
             await client.close()
             await rt.close()
         back = RealRuntime("n1", addrs, tmp_path / "n1", log=JsonLog("n1", log))
         try:
-            assert back.disk.read("x") is None and back.disk.recovered.reverted == ["x"]
-            assert '"disk-power-loss"' in log.getvalue()
+            assert back.disk.read("x") == b"0" and back.disk.recovered.reverted == ["x"]
+            assert back.disk.faults.kind is None, "a restarted node does not carry the fault"
+            back.disk.append("y", b"fine")
+            assert back.failed is None
+            assert '"disk-power-loss"' in log.getvalue() and '"node-failed"' in log.getvalue()
         finally:
             await back.close()
 
@@ -262,7 +271,8 @@ def test_raft_fail_stops_on_disk_errors_and_stays_valid_on_sim(tmp_path: Path) -
     results, path = run_spec(tmp_path, raft_spec("sim", ("disk-eio", "disk-full", "slow-fsync"), 1,
                                                  time_limit=30.0))
     assert results["valid"] is True, {k: v.get("valid") for k, v in results["checkers"].items()}
-    assert node_events(path, "raft-disk-failed"), "an EIO or ENOSPC reached Raft and it stopped"
+    assert [e for e in node_events(path, "node-failed") if "injected disk fault" in e], \
+        "an EIO or ENOSPC fail-stopped a node"
     assert any('"delayed": 0' not in e and '"fault": null' in e for e in node_events(path, "disk-fault")), \
         "a slow fsync delayed some syncs"
 
@@ -283,4 +293,4 @@ def test_no_fsync_is_caught_by_power_loss_on_local_and_healthy_raft_survives_it(
 def test_raft_fail_stops_on_disk_errors_on_local(tmp_path: Path) -> None:
     results, path = run_spec(tmp_path, raft_spec("local", ("disk-eio", "disk-full"), 1, time_limit=25.0))
     assert results["valid"] is True, {k: v.get("valid") for k, v in results["checkers"].items()}
-    assert node_events(path, "raft-disk-failed")
+    assert [e for e in node_events(path, "node-failed") if "injected disk fault" in e]

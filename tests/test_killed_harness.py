@@ -1,5 +1,5 @@
 """A harness killed with SIGKILL on the local backend cleans nothing up; `harness run` notices what it left
-and says the exact command, and `harness cleanup RUN_DIR` removes every node process of that run."""
+and says the exact command, and `harness cleanup RUN_DIR` removes every node process of that run, and its keys."""
 
 from __future__ import annotations
 
@@ -68,6 +68,8 @@ def test_cleanup_after_sigkill_of_the_harness_leaves_no_process_of_the_run(tmp_p
     assert f"remove it with `harness cleanup {run_dir}`" in again.stdout, again.stdout + again.stderr
     assert "3 node processes" in again.stdout
 
+    assert sorted(p.name for p in (run_dir / "keys").iterdir()) == [
+        "client.key", "harness.key", "node-n1.key", "node-n2.key", "node-n3.key"]  # the killed run's keys
     cleanup = subprocess.run([*HARNESS, "cleanup", str(run_dir)], cwd=str(ROOT), env=env, capture_output=True,
                              text=True, timeout=120)
     assert cleanup.returncode == 0, cleanup.stdout + cleanup.stderr
@@ -78,6 +80,7 @@ def test_cleanup_after_sigkill_of_the_harness_leaves_no_process_of_the_run(tmp_p
         time.sleep(0.05)
     assert [p for p in pids if process_state(p) is not None] == []
     assert json.loads((run_dir / "hosts-state.json").read_text())["pids"] == []
+    assert not (run_dir / "keys").exists(), "the run's keys should die with it"
     assert not list((tmp_path / "well-known").glob("*.json")), "the well-known record should be gone"
 
     # nothing is left to notice or to clean

@@ -380,11 +380,26 @@ def test_messages_round_trip() -> None:
 
 def test_a_node_answers_bad_input_with_a_definite_error_and_keeps_serving() -> None:
     async def body(world: SimWorld, rt: Runtime) -> None:
-        for method, msg in [("kv.store", {"key": "k", "state": 7}), ("kv.join", {}), ("kv.members", [1])]:
+        peer = world.runtimes["n2"]  # peer methods are the cluster's nodes' alone
+        for sender, method, msg in [
+            (peer, "kv.store", {"key": "k", "state": 7}),
+            (rt, "kv.join", {}),
+            (peer, "kv.members", [1]),
+            (peer, "kv.members", {"n1": [2**64 - 1, "left"]}),
+            (peer, "kv.members", {"n9": [1, "member"]}),
+            (rt, "kv.leave", {"node": "n9"}),
+            (rt, "kv.put", {"key": "k", "value": 1, "context": {"n1": 2**64 - 1}}),
+            (peer, "kv.store", {"key": "k", "state": {"s": [[1, "n1", 2**64 - 1, {}, 0.0]], "c": {}}}),
+        ]:
             with pytest.raises(RemoteError) as e:
-                await rt.call("n1", method, msg, timeout=2.0)
-            assert e.value.code == "bad-request" and e.value.definite
+                await sender.call("n1", method, msg, timeout=2.0)
+            assert e.value.code == "bad-request" and e.value.definite, (method, msg)
+        for method in ("kv.store", "kv.members", "kv.digest", "kv.fetch", "kv.store-batch"):
+            with pytest.raises(RemoteError) as e:
+                await rt.call("n1", method, {}, timeout=2.0)
+            assert e.value.code == "forbidden" and e.value.definite, method
         assert (await put(rt, "n1", "still-fine", 1))["acks"] >= 2
+        assert (await dump(rt, "n1"))["dropped"]["kv.store"] == 3
 
     run_cluster(body, options=QUIET)
 
@@ -443,7 +458,7 @@ def test_concurrent_puts_reach_a_replica_in_fewer_batches_than_puts() -> None:
 def test_a_bad_item_in_a_store_batch_fails_alone() -> None:
     async def body(world: SimWorld, c: Runtime) -> dict[str, Any]:
         good = {"key": "k", "state": {"s": [[1, "n9", 1, {}, 0.0]], "c": {"n9": 1}}, "hint": None}
-        return await c.call("n1", "kv.store-batch", {"items": [good, {"key": 5}]}, timeout=2.0)
+        return await world.runtimes["n2"].call("n1", "kv.store-batch", {"items": [good, {"key": 5}]}, timeout=2.0)
 
     reply = run_cluster(body, options=QUIET)
     assert reply["results"][0] is True
@@ -453,7 +468,7 @@ def test_a_bad_item_in_a_store_batch_fails_alone() -> None:
 def test_a_store_batch_that_is_not_a_list_is_a_bad_request() -> None:
     async def body(world: SimWorld, c: Runtime) -> None:
         with pytest.raises(RemoteError) as e:
-            await c.call("n1", "kv.store-batch", {"items": "nope"}, timeout=2.0)
+            await world.runtimes["n2"].call("n1", "kv.store-batch", {"items": "nope"}, timeout=2.0)
         assert e.value.code == "bad-request" and e.value.definite
 
     run_cluster(body, options=QUIET)

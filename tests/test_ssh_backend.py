@@ -455,7 +455,7 @@ def test_ctrl_c_during_an_ssh_run_leaves_nothing_on_the_hosts(rehearsal: Rehears
 @pytest.mark.root
 @needs_root
 def test_cleanup_undoes_a_crashed_ssh_run(rehearsal: Rehearsal, tmp_path: Path) -> None:
-    """A harness killed mid-run leaves nodes and chains on the hosts; `cleanup RUN_DIR` removes them."""
+    """A harness killed mid-run leaves nodes, chains and keys on the hosts; `cleanup RUN_DIR` removes them."""
     code = (
         "import asyncio, os, signal, sys\n"
         "from harness.backends.ssh import SshBackend\n"
@@ -471,7 +471,11 @@ def test_cleanup_undoes_a_crashed_ssh_run(rehearsal: Rehearsal, tmp_path: Path) 
     r = subprocess.run([sys.executable, "-c", code], cwd=str(ROOT), capture_output=True, text=True, timeout=120)
     assert r.returncode == -9 and "ready" in r.stdout, r.stdout + r.stderr
     assert leftovers(rehearsal) != []
+    markers = [e["marker"] for e in json.loads((tmp_path / "run" / "hosts-state.json").read_text())["remote"]]
+    key_dirs = [Path(m).parent / "keys" for m in markers]  # the hosts share this machine's file system
+    assert len(key_dirs) == 2 and all(d.is_dir() and len(list(d.iterdir())) == 1 for d in key_dirs), key_dirs
     c = _hosts_cli("cleanup", str(tmp_path / "run"))
     assert c.returncode == 0, c.stdout + c.stderr
     assert "killed pid" in c.stdout and "removed chain" in c.stdout
     assert leftovers(rehearsal) == []
+    assert not any(d.exists() for d in key_dirs), "each host's copy of its node's key should be gone"

@@ -11,8 +11,13 @@ Rules this module keeps:
 - `deploy(teardown)` is the backend's set-up (ports, namespaces, SSH
   connections, ...). It pushes the release of everything it creates onto
   `teardown` *as soon as it exists*, and returns a `Deployment`.
-- Then the program's config files are written to every host, the nodes are
-  started and waited for (a node whose port was taken meanwhile makes the
+- Then, for a program whose nodes authenticate (node_program.KeyedProgram),
+  fresh keys are made for the run: the harness's and the clients' key files
+  go into the run directory's KEY_DIR, each node's to its host
+  (`Processes.write_keys`), and the harness's client holds the harness key
+  (the one identity whose control frames nodes obey); teardown removes
+  them all. Then the program's config files are written to every host, the
+  nodes are started and waited for (a node whose port was taken meanwhile makes the
   whole cluster start again on fresh addresses, up to START_ATTEMPTS
   times, when the backend can pick new ones), and `body(cluster)` runs in a
   fresh asyncio loop.
@@ -30,6 +35,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import shutil
 import signal
 import sys
 import tempfile
@@ -43,11 +49,12 @@ from base.spec import TestSpec
 from harness.backends import exit_signals
 from harness.backends.hardware import Hardware
 from harness.backends.networks import Network
-from harness.backends.node_program import NodeProgram
+from harness.backends.node_program import KEY_DIR, KeyedProgram, NodeProgram
 from harness.backends.process_cluster import HardwareProcessCluster, NodeStartError, ProcessCluster
 from harness.backends.processes import Processes
 from harness.hosts_state import HostsState
 from systems.runtime.real import ClientEndpoint
+from systems.runtime.real_auth import CLIENT_KEY_FILE, HARNESS_KEY_FILE, ClusterKeys, write_key_files
 from systems.runtime.real_log import JsonLog
 from systems.runtime.real_transport import Address
 
@@ -124,12 +131,25 @@ def run_process_cluster(
     with exit_signals.sigterm_exits(), Teardown() as teardown:
         d = deploy(teardown)
         teardown.push("stop the nodes", d.procs.stop_all)
+        keys = _make_keys(spec, run_dir, d, teardown)
         d.procs.write_config(d.program.config_files(d.node_addrs or d.addrs))
-        main = _main(spec, body, run_dir, d, startup_timeout_s, probe_interval_s)
+        main = _main(spec, body, run_dir, d, startup_timeout_s, probe_interval_s, keys)
         try:
             return asyncio.run(main)
         except asyncio.CancelledError:  # SIGTERM cancelled the body; teardown has run in the loop
             raise SystemExit(exit_signals.EXIT_SIGTERM) from None
+
+
+def _make_keys(spec: TestSpec, run_dir: Path, d: Deployment, teardown: Teardown) -> ClusterKeys | None:
+    """Fresh keys for the run, where each party needs them; removed at teardown (see the module rules)."""
+    keys = d.program.keys(list(spec.nodes)) if isinstance(d.program, KeyedProgram) else None
+    if keys is None:
+        return None
+    local = run_dir / KEY_DIR
+    teardown.push("remove the run's keys", lambda: (d.procs.remove_keys(), shutil.rmtree(local, ignore_errors=True)))
+    write_key_files(local, {HARNESS_KEY_FILE: keys.harness.to_json(), CLIENT_KEY_FILE: keys.client.to_json()})
+    d.procs.write_keys(keys)
+    return keys
 
 
 async def _main(
@@ -139,6 +159,7 @@ async def _main(
     d: Deployment,
     startup_timeout_s: float,
     probe_interval_s: float,
+    keys: ClusterKeys | None,
 ) -> T:
     loop = asyncio.get_running_loop()
     main_task = asyncio.current_task()
@@ -148,7 +169,8 @@ async def _main(
         loop.add_signal_handler(signal.SIGTERM, main_task.cancel)
         installed = True
     client_log = JsonLog.to_file("client", str(run_dir / "client.log"), min_level="info")
-    client = ClientEndpoint(dict(d.addrs), seed=spec.seed, log=client_log)
+    client = ClientEndpoint(dict(d.addrs), seed=spec.seed, log=client_log,
+                            credentials=keys.harness if keys is not None else None)
     cluster = _make_cluster(spec, run_dir, d, client, startup_timeout_s, probe_interval_s)
     try:
         await _start(cluster, d)

@@ -26,19 +26,26 @@ Rules this module keeps:
 - `carries_filter` says whether the node has the runtime's packet filter,
   set through control frames; without it, partitions need iptables and link
   faults cannot be made.
+- A program whose nodes authenticate (`KeyedProgram`, the runtime's) makes
+  fresh keys for each run (`keys(nodes)`, real_auth.ClusterKeys); its
+  cluster file points at `KEY_DIR` beside it, where the lifecycle puts them.
 """
 
 from __future__ import annotations
 
 import json
 from dataclasses import dataclass
-from typing import Any, Protocol
+from typing import Any, Protocol, runtime_checkable
 
 from base.spec import TestSpec
 from systems.runtime.api import RpcError
 from systems.runtime.node_main import EXIT_PORT_TAKEN
 from systems.runtime.real import ClientEndpoint
+from systems.runtime.real_auth import ClusterKeys
 from systems.runtime.real_transport import Address
+
+KEY_DIR = "keys"
+"""The run's key directory, beside the cluster file on every host (owner-only)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -90,6 +97,15 @@ class NodeProgram(Protocol):
         ...
 
 
+@runtime_checkable
+class KeyedProgram(Protocol):
+    """A program whose nodes prove who they are with per-run keys."""
+
+    def keys(self, nodes: list[str]) -> ClusterKeys | None:
+        """Fresh keys for a run of these nodes (None: this program runs open)."""
+        ...
+
+
 CLUSTER_FILE = "cluster.json"
 
 
@@ -103,6 +119,8 @@ class RuntimeProgram:
     options: dict[str, Any] | None = None
     probe_timeout_s: float = 0.5
     carries_filter: bool = True
+    auth: bool = True
+    """Nodes authenticate every connection with keys made for the run (real_auth)."""
 
     @classmethod
     def for_spec(cls, spec: TestSpec) -> RuntimeProgram:
@@ -129,7 +147,12 @@ class RuntimeProgram:
             "options": dict(self.options or {}),
             "nodes": {n: {"host": h, "port": p} for n, (h, p) in addrs.items()},
         }
+        if self.auth:
+            doc["auth"] = {"keys": KEY_DIR}
         return {CLUSTER_FILE: json.dumps(doc, indent=2) + "\n"}
+
+    def keys(self, nodes: list[str]) -> ClusterKeys | None:
+        return ClusterKeys.generate(nodes) if self.auth else None
 
     def marker(self, config_dir: str) -> str:
         return self.cluster_file(config_dir)

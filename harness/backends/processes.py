@@ -29,6 +29,8 @@ Rules of `LocalProcesses`:
   a cgroup; prefixed by `ip netns exec NS` for a namespace), in its own session (terminal signals do not reach it; the
   backend decides when it dies), stdout and stderr appended to its `out`
   file, the repository root on PYTHONPATH and as working directory.
+- Every node's key file goes into the run directory's KEY_DIR (0700; files
+  0600), beside the harness's own.
 """
 
 from __future__ import annotations
@@ -46,9 +48,10 @@ from pathlib import Path
 from typing import Protocol
 
 import systems
-from harness.backends.node_program import NodeProgram, NodeSite
+from harness.backends.node_program import KEY_DIR, NodeProgram, NodeSite
 from harness.hosts_state import HostsState
 from systems.runtime.api import check_disk_name
+from systems.runtime.real_auth import ClusterKeys, node_key_file, write_key_files
 
 REPO_ROOT = Path(systems.__file__).resolve().parent.parent
 
@@ -67,6 +70,14 @@ class Processes(Protocol):
 
     def write_config(self, files: dict[str, str]) -> None:
         """Put the program's config files into every host's config dir."""
+        ...
+
+    def write_keys(self, keys: ClusterKeys) -> None:
+        """Give every node host its own key file, in KEY_DIR of its config dir (owner-only)."""
+        ...
+
+    def remove_keys(self) -> None:
+        """Teardown: the run's keys die with it. Never raises."""
         ...
 
     def start(self, node: str) -> int: ...
@@ -169,6 +180,12 @@ class LocalProcesses:
             tmp = path.with_name(f".{path.name}.tmp")
             tmp.write_text(text)
             os.replace(tmp, path)
+
+    def write_keys(self, keys: ClusterKeys) -> None:
+        write_key_files(self.run_dir / KEY_DIR, {node_key_file(n): c.to_json() for n, c in keys.nodes.items()})
+
+    def remove_keys(self) -> None:
+        shutil.rmtree(self.run_dir / KEY_DIR, ignore_errors=True)
 
     def command(self, node: str) -> list[str]:
         argv = self.program.argv(self.site(node))

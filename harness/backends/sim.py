@@ -20,7 +20,8 @@ Rules this module keeps (besides those of harness/backends/base.py):
   in both the node's current and durable disk content (the medium lies).
 - `set_clock` moves a node's clock in the world (deterministic: it acts at
   the virtual instant the nemesis asks); `set_disk_fault` puts a disk fault
-  on the node's store (it outlives restarts until cleared); `lose_power` is
+  on the node's store for its current incarnation (a restart starts without
+  it, as a new process does on the real backends); `lose_power` is
   `kill`: a sim crash always loses unsynced writes. A restarted node's
   clock is back on true time (a new process, as on the real backends).
 - Virtual time is bounded (default: 20 x the test's own length, at least an

@@ -17,6 +17,9 @@ Rules this module keeps (besides those of processes.Processes):
 - `stop_all` works the hosts in parallel, each on its own; a host where
   the nodes could not be stopped is remembered in `unstopped` (its record
   stays for `harness cleanup`).
+- Keys: each host gets its own node's key file alone, in
+  `<run_base>/keys` (made 0700 before the file arrives, the file then
+  0600); `remove_keys` deletes that directory at teardown.
 """
 
 from __future__ import annotations
@@ -29,11 +32,12 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from harness.backends.node_program import NodeProgram, NodeSite
+from harness.backends.node_program import KEY_DIR, NodeProgram, NodeSite
 from harness.backends.process_cluster import NodeStartError
 from harness.backends.ssh_config import NodeHost, SshClusterConfig
 from harness.backends.ssh_remote import CHAIN, Remote, script
 from harness.hosts_state import HostsState
+from systems.runtime.real_auth import ClusterKeys, node_key_file
 
 
 @dataclass
@@ -101,6 +105,35 @@ class SshProcesses:
 
             with ThreadPoolExecutor(max_workers=max(1, len(self.hosts))) as pool:
                 list(pool.map(one, self.hosts.values()))
+
+    def write_keys(self, keys: ClusterKeys) -> None:
+        with tempfile.TemporaryDirectory() as tmp:
+
+            def one(node: str) -> None:
+                h = self._host(node)
+                name = node_key_file(node)
+                local = Path(tmp) / name
+                local.touch(mode=0o600)
+                local.write_text(keys.nodes[node].to_json())
+                key_dir = f"{h.run_base}/{KEY_DIR}"
+                h.remote.run(["mkdir", "-p", "-m", "700", key_dir])
+                h.remote.run(["chmod", "700", key_dir])
+                h.remote.put(local, f"{key_dir}/{name}")
+                h.remote.run(["chmod", "600", f"{key_dir}/{name}"])
+
+            with ThreadPoolExecutor(max_workers=max(1, len(self.hosts))) as pool:
+                list(pool.map(one, list(self.hosts)))
+
+    def remove_keys(self) -> None:
+        def one(h: SshHost) -> None:
+            if h.run_base:
+                try:
+                    h.remote.run(["rm", "-rf", f"{h.run_base}/{KEY_DIR}"], check=False)
+                except Exception as e:  # teardown goes on; the keys of a finished run open nothing
+                    print(f"ssh teardown: {h.host.where}: could not remove the run's keys: {e}", file=sys.stderr)
+
+        with ThreadPoolExecutor(max_workers=max(1, len(self.hosts))) as pool:
+            list(pool.map(one, self.hosts.values()))
 
     # -- lifecycle --------------------------------------------------------------------------------
     def start(self, node: str) -> int:

@@ -213,7 +213,8 @@ class Remote:
 
 
 def clean_remote_entry(entry: dict[str, Any]) -> list[str]:
-    """Undo one hosts-state remote entry: kill its recorded node pids, remove the iptables chain."""
+    """Undo one hosts-state remote entry: kill its recorded node pids, remove the iptables chain and
+    the run's keys."""
     host = NodeHost(
         node=str(entry["node"]), host=str(entry["host"]), user=str(entry["user"]),
         ssh_port=int(entry.get("ssh_port", 22)), key=entry.get("key"), python="python3",
@@ -228,6 +229,11 @@ def clean_remote_entry(entry: dict[str, Any]) -> list[str]:
                 done.append(f"killed pid {pid} on {host.node} ({host.host})")
         if entry.get("chain"):
             done += [f"{x} on {host.node} ({host.host})" for x in remote.chain_remove()]
+        marker = str(entry.get("marker", ""))
+        if marker.endswith("/cluster.json"):  # the runtime's nodes: their run's keys beside it
+            keys = f"{marker.rsplit('/', 1)[0]}/keys"
+            if remote.run(["rm", "-rf", keys], check=False).rc == 0:
+                done.append(f"removed {keys} on {host.node} ({host.host})")
     finally:
         remote.close()
     return done

@@ -1,7 +1,10 @@
 """The chunkserver: replicas on disk, data flow, mutations in the primary's order (GFS §3, §5.2).
 
-RPCs it serves (requests in messages.py; a malformed one is logged as
-`dfs-bad-request` and answered with a definite "bad-request" error):
+RPCs it serves (requests in messages.py, checked at the edge, edge.py: a
+malformed one is counted, logged (throttled) as `dfs-bad-request` and
+answered with a definite "bad-request" error; the master's orders from
+anyone but the master, and cs.apply from anyone but a node of the cluster,
+likewise as `dfs-forbidden`, "forbidden"):
 
 - cs.push {data_id, data, chain, part, parts}: keep the data in the push
   buffer, then pass it to chain[0] with the rest of the chain; answers once
@@ -67,6 +70,7 @@ from typing import Any, TypeVar
 
 from systems.dfs import messages as m
 from systems.dfs.chunkstore import ChunkCorrupt, ChunkMissing, ChunkStore, Op, ReplicaFailed, data_name
+from systems.dfs.edge import MASTER, NODE, Edge
 from systems.dfs.leases import PrimaryLease
 from systems.dfs.loops import every
 from systems.dfs.pushbuffer import PushBuffer
@@ -117,8 +121,9 @@ class Options:
 
 
 class ChunkServer:
-    def __init__(self, rt: Runtime, opts: Options, master: str) -> None:
+    def __init__(self, rt: Runtime, opts: Options, master: str, edge: Edge | None = None) -> None:
         self.rt = rt
+        self.edge = edge or Edge(rt, sorted([rt.node_id, *rt.peers]), master)
         self.o = opts
         self.master = master
         self.node = rt.node_id
@@ -159,12 +164,8 @@ class ChunkServer:
         if "no-checksum" not in self.o.bugs:
             self.rt.spawn(every(self.rt, self.o.scrub_interval_s, "scrub", self.scrub), name="dfs-scrubber")
 
-    def parse(self, kind: type[T], src: str, msg: Message) -> T:
-        try:
-            return m.parse(kind, msg)
-        except m.BadMessage as e:
-            self.rt.log.warning("dfs-bad-request", src=src, kind=kind.__name__, error=str(e))
-            raise refuse("bad-request", str(e)) from None
+    def parse(self, kind: type[T], src: str, msg: Message, *, sender: str = "anyone") -> T:
+        return self.edge.parse(kind, src, msg, sender=sender)
 
     def stamp(self) -> dict[str, Any]:
         """What a direct answer tells the master about how current it is (see `changes`)."""
@@ -341,7 +342,7 @@ class ChunkServer:
 
     # ------------------------------------------------------------ a secondary
     async def _on_apply(self, src: str, msg: Message) -> Message:
-        req = self.parse(m.ApplyReq, src, msg)
+        req = self.parse(m.ApplyReq, src, msg, sender=NODE)
         async with self._lock(req.handle):
             try:
                 rep = self.store.get(req.handle)
@@ -420,7 +421,7 @@ class ChunkServer:
 
     # ------------------------------------------------------------ the master's orders
     async def _on_create(self, src: str, msg: Message) -> Message:
-        req = self.parse(m.ChunkVersionReq, src, msg)
+        req = self.parse(m.ChunkVersionReq, src, msg, sender=MASTER)
         async with self._lock(req.handle):
             if self.store.has(req.handle):
                 rep = self.store.get(req.handle)
@@ -438,7 +439,7 @@ class ChunkServer:
         return {"ok": True, **self.stamp()}
 
     async def _on_bump(self, src: str, msg: Message) -> Message:
-        req = self.parse(m.ChunkVersionReq, src, msg)
+        req = self.parse(m.ChunkVersionReq, src, msg, sender=MASTER)
         async with self._lock(req.handle):
             try:
                 rep = self.store.get(req.handle)
@@ -459,7 +460,7 @@ class ChunkServer:
             return {"version": rep.version, "length": rep.length, **self.stamp()}
 
     async def _on_grant(self, src: str, msg: Message) -> Message:
-        req = self.parse(m.GrantReq, src, msg)
+        req = self.parse(m.GrantReq, src, msg, sender=MASTER)
         now = self.rt.now()
         async with self._lock(req.handle):
             try:
@@ -478,7 +479,9 @@ class ChunkServer:
         return {"ok": True}
 
     async def _on_clone(self, src: str, msg: Message) -> Message:
-        req = self.parse(m.CloneReq, src, msg)
+        req = self.parse(m.CloneReq, src, msg, sender=MASTER)
+        if req.length > self.o.chunk_size:
+            raise refuse("out-of-chunk", f"a clone of {req.length} bytes is more than a chunk")
         parts = []
         step = max(self.o.block_size, 1024 * 1024 // self.o.block_size * self.o.block_size)
         for off in range(0, max(req.length, 1), step):
@@ -508,7 +511,7 @@ class ChunkServer:
         return {"ok": True, "length": len(data), **self.stamp()}
 
     async def _on_delete(self, src: str, msg: Message) -> Message:
-        req = self.parse(m.DeleteReq, src, msg)
+        req = self.parse(m.DeleteReq, src, msg, sender=MASTER)
         return {"deleted": await self._delete(req.handle, req.below)}
 
     async def _delete(self, handle: int, below: int) -> bool:
@@ -527,6 +530,7 @@ class ChunkServer:
 
     # ------------------------------------------------------------ background
     async def heartbeat(self) -> None:
+        self.edge.flush()
         now = self.rt.now()
         extend = []
         for h, lease in self.leases.items():
@@ -590,6 +594,7 @@ class ChunkServer:
             "counters": dict(self.counters),
             "syncs": self.store.syncs,
             "buffered_bytes": self.buffer.size,
+            "dropped": dict(sorted(self.edge.dropped.items())),
         }
 
 

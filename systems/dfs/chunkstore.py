@@ -3,7 +3,7 @@
 Files, per chunk handle H:
 
 - `chunks/H.dat`: the chunk's bytes.
-- `chunks/H.meta`: a log of records, each a 4-byte big-endian length and
+- `chunks/H.meta`: a log of checksummed records (api.frame_record), each
   msgpack {"v": version, "len": length, "from": block, "crc": [CRC32, ...]}:
   the replica's version and length, and the checksums of every block from
   `from` on (the blocks before it keep their earlier checksums). Appended
@@ -18,9 +18,15 @@ Rules this module keeps:
   and appending the meta never needs the directory synced again.
 - A crash between the two syncs leaves a data file longer than its meta says
   (an append): `load` cuts it back to the meta's length, so the checksums
-  still match; a torn last meta record is dropped. A data file shorter than
-  its meta, or a meta with no whole record, marks the replica damaged: it is
-  reported as corrupt, never served. (An overwrite whose meta did not make
+  still match; a torn last meta record (api.scan_records's rule: the file
+  ends inside it) is cut. A data file shorter than its meta, a meta with no
+  whole record, or a damaged meta (a record failing its checksum before the
+  tail, or whose checksum matches but that does not decode) marks the
+  replica damaged, and neither file is cut: the replica is reported as
+  corrupt, never served and replaced from another (GFS §5.2), and the
+  chunkserver goes on serving its other replicas. A damaged record is never
+  applied, and never cut away as if it were a torn tail (that would
+  silently roll the replica back past acknowledged mutations). (An overwrite whose meta did not make
   it leaves checksums that no longer match: the replica reads as corrupt
   and is replaced, never served wrong.)
 - Reads fetch from disk only the whole blocks they touch (never the whole
@@ -45,7 +51,6 @@ Rules this module keeps:
 from __future__ import annotations
 
 import contextlib
-import struct
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import Any
@@ -53,11 +58,10 @@ from typing import Any
 import msgpack
 
 from systems.dfs.checksums import blocks_overlapping, crcs_of, extend_crcs, first_bad_block
-from systems.runtime.api import Disk
+from systems.runtime.api import CorruptData, Disk, frame_record, scan_records
 
 PREFIX = "chunks/"
 META_COMPACT_BYTES = 64 * 1024
-_LEN = struct.Struct(">I")
 
 
 class ChunkMissing(KeyError):
@@ -99,7 +103,7 @@ class Replica:
     def record(self, start: int) -> bytes:
         body = msgpack.packb({"v": self.version, "len": self.length, "from": start, "crc": self.crcs[start:]},
                              use_bin_type=True)
-        return _LEN.pack(len(body)) + body
+        return frame_record(body)
 
 
 def data_name(handle: int) -> str:
@@ -134,15 +138,20 @@ class ChunkStore:
             except ValueError:
                 notes.append(f"{name}: not a chunk meta")
                 continue
-            raw = self.disk.read(name)
-            rep = decode_meta(raw)
+            raw = self.disk.read(name) or b""
+            try:
+                rep = read_meta(raw, name)
+            except CorruptData as e:
+                self.replicas[handle] = Replica(version=0, damaged=True)
+                notes.append(f"chunk {handle}: damaged meta, the replica is damaged: {e}")
+                continue
             if rep is None:
                 self.replicas[handle] = Replica(version=0, damaged=True)
                 notes.append(f"chunk {handle}: unreadable meta")
                 continue
-            if rep.meta_bytes < len(raw or b""):
+            if rep.meta_bytes < len(raw):
                 self.disk.truncate(name, rep.meta_bytes)
-                notes.append(f"chunk {handle}: cut a torn meta record")
+                notes.append(f"chunk {handle}: cut a torn meta record at byte {rep.meta_bytes}")
             data = self.disk.read(data_name(handle))
             size = len(data) if data is not None else -1
             if size > rep.length:
@@ -311,27 +320,31 @@ def _fails(rep: Replica) -> Iterator[None]:
 
 
 def decode_meta(raw: bytes | None) -> Replica | None:
-    """The replica the meta log describes (None when it holds no whole, valid record)."""
-    if not raw:
+    """The replica the meta log describes (None when it holds no whole, valid record, or is damaged)."""
+    try:
+        return read_meta(raw or b"", "meta")
+    except CorruptData:
         return None
+
+
+def read_meta(raw: bytes, name: str) -> Replica | None:
+    """The replica the meta log describes, its `meta_bytes` where the good part ends (a torn tail
+    after it is the caller's to cut); None when it holds no whole record; CorruptData naming the
+    file and offset when a record before the tail is damaged or does not decode."""
+    scan = scan_records(raw, name)
     rep: Replica | None = None
-    pos = 0
-    while pos + _LEN.size <= len(raw):
-        (n,) = _LEN.unpack_from(raw, pos)
-        if pos + _LEN.size + n > len(raw):
-            break  # a torn last record
+    for off, body in scan.records:
         try:
-            m: Any = msgpack.unpackb(raw[pos + _LEN.size : pos + _LEN.size + n], raw=False)
+            m: Any = msgpack.unpackb(body, raw=False)
         except (ValueError, msgpack.UnpackException):
-            break
+            raise CorruptData(name, off, "checksum matches but the record does not decode") from None
         v, length, start, crc = (m.get(k) for k in ("v", "len", "from", "crc")) if isinstance(m, dict) else (None,) * 4
-        if not (isinstance(v, int) and isinstance(length, int) and isinstance(start, int) and isinstance(crc, list)):
-            break
-        if not all(isinstance(c, int) for c in crc) or (rep is None and start != 0):
-            break
+        if not (type(v) is int and type(length) is int and type(start) is int and isinstance(crc, list)):
+            raise CorruptData(name, off, "checksum matches but the record is not a replica's meta")
+        if not all(type(c) is int for c in crc) or (rep is None and start != 0):
+            raise CorruptData(name, off, "checksum matches but the record's checksums do not follow on")
         crcs = (rep.crcs[:start] if rep is not None else []) + list(crc)
         rep = Replica(version=v, length=length, crcs=crcs)
-        pos += _LEN.size + n
     if rep is not None:
-        rep.meta_bytes = pos
+        rep.meta_bytes = scan.end
     return rep

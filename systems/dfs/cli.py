@@ -31,8 +31,7 @@ import sys
 from typing import Any
 
 from systems.dfs.client import DfsClient, DfsError, default_master
-from systems.runtime.node_main import ClusterFileError, load_cluster_file
-from systems.runtime.real import ClientEndpoint
+from systems.runtime.node_main import ClusterFileError, load_cluster_file, open_client
 from systems.runtime.real_clusters import find_cluster_file
 from systems.runtime.real_disk import RealDisk
 
@@ -93,7 +92,7 @@ async def _run(args: argparse.Namespace) -> int:
     nodes = sorted(cluster.nodes)
     if args.cmd == "status" and args.node and args.node not in cluster.nodes:
         raise UsageError(f"node {args.node!r} is not in {path} (nodes: {', '.join(nodes)})")
-    ep = ClientEndpoint(cluster.nodes)
+    ep = open_client(cluster, "dfs-cli")  # with the clients' key when the cluster has keys
     try:
         client = DfsClient(ep, nodes, master=default_master(nodes, cluster.options), timeout_s=args.timeout)
         return await _command(client, args, nodes)

@@ -1,7 +1,10 @@
 """The master: namespace, chunk versions, leases, replica health (GFS §2.6, §3.1, §4).
 
-RPCs it serves (requests in messages.py; a malformed one is logged as
-`dfs-bad-request` and answered with a definite "bad-request" error):
+RPCs it serves (requests in messages.py, checked at the edge, edge.py: a
+malformed one is counted, logged (throttled) as `dfs-bad-request` and
+answered with a definite "bad-request" error; one from a sender that may not
+send it, e.g. a heartbeat not from the chunkserver it names, likewise as
+`dfs-forbidden`, "forbidden"):
 
 - master.create {path, creator}, master.delete {path}, master.rename {src, dst}:
   checked against the namespace, applied, appended to the operation log and
@@ -56,6 +59,7 @@ from dataclasses import dataclass
 from typing import Any, TypeVar
 
 from systems.dfs import messages as m
+from systems.dfs.edge import NODE, Edge
 from systems.dfs.leases import Lease, LeaseTable
 from systems.dfs.loops import every
 from systems.dfs.namespace import Namespace
@@ -99,8 +103,10 @@ class MasterOptions:
 
 
 class Master:
-    def __init__(self, rt: Runtime, opts: MasterOptions, bugs: frozenset[str], nodes: list[str]) -> None:
+    def __init__(self, rt: Runtime, opts: MasterOptions, bugs: frozenset[str], nodes: list[str],
+                 edge: Edge | None = None) -> None:
         self.rt = rt
+        self.edge = edge or Edge(rt, nodes, rt.node_id)
         self.o = opts
         self.bugs = bugs
         self.nodes = sorted(nodes)
@@ -132,8 +138,8 @@ class Master:
         self.started_at = now
         self.leases.grace_until = now + max(self.o.lease_s, self.o.dead_after_s) + self.o.heartbeat_s
         self.trashed_at = dict.fromkeys(self.ns.trash, now)
-        for why in loaded.refused:
-            self.rt.log.error("dfs-log-record-refused", reason=why)
+        if loaded.cut is not None:
+            self.rt.log.warning("dfs-log-torn-tail", **loaded.cut)
         self.rt.log.info("dfs-master-start", incarnation=self.incarnation, files=len(self.ns.files),
                          chunks=len(self.ns.versions), replayed=loaded.replayed, seq=loaded.seq,
                          torn_tail=loaded.torn_tail, bugs=sorted(self.bugs))
@@ -152,12 +158,8 @@ class Master:
         gc_s = max(self.o.gc_delay_s / 4, self.o.heartbeat_s)
         rt.spawn(every(rt, gc_s, "gc", self.collect_garbage), name="dfs-gc")
 
-    def parse(self, kind: type[T], src: str, msg: Message) -> T:
-        try:
-            return m.parse(kind, msg)
-        except m.BadMessage as e:
-            self.rt.log.warning("dfs-bad-request", src=src, kind=kind.__name__, error=str(e))
-            raise refuse("bad-request", str(e)) from None
+    def parse(self, kind: type[T], src: str, msg: Message, *, sender: str = "anyone") -> T:
+        return self.edge.parse(kind, src, msg, sender=sender)
 
     def event(self, kind: str, **fields: Any) -> None:
         self.events.append({"t": self.rt.now(), "kind": kind, **fields})
@@ -350,7 +352,7 @@ class Master:
 
     # ------------------------------------------------------------ chunkservers
     async def _on_heartbeat(self, src: str, msg: Message) -> Message:
-        hb = self.parse(m.Heartbeat, src, msg)
+        hb = self.parse(m.Heartbeat, src, msg, sender=NODE)
         now = self.rt.now()
         node = hb.node
         if node not in self.nodes:
@@ -400,7 +402,7 @@ class Master:
         self.event("corrupt-replica", handle=handle, node=node)
 
     async def _on_report_corrupt(self, src: str, msg: Message) -> Message:
-        req = self.parse(m.CorruptReport, src, msg)
+        req = self.parse(m.CorruptReport, src, msg, sender=NODE)
         if req.handle in self.ns.versions and not self.replicas.is_bad(req.handle, req.node):
             self.mark_bad(req.handle, req.node)
         return {"ok": True}

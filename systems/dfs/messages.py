@@ -4,27 +4,43 @@ Rules this module keeps:
 
 - On the wire a request is a msgpack dict whose keys are the dataclass's
   field names. `parse(cls, msg)` checks every field's type from its
-  annotation (int fields are non-negative ints, never bools; floats accept
-  ints; `list[...]` checks every element; `X | None` accepts None; a field
-  with a default may be absent, an unknown field is refused) and runs the
-  class's own `check()`;
+  annotation (int fields are ints in 0..INT_MAX, never bools; floats are
+  finite, 0..MAX_SECONDS, and accept ints; `str` at most MAX_STR characters;
+  `NodeId` a safe node id (api.check_node_id); `list[...]` at most MAX_LIST
+  elements, every one checked; `X | None` accepts None; a field with a
+  default may be absent, an unknown field is refused) and runs the class's
+  own `check()`;
   anything wrong raises `BadMessage`, the one error family for malformed
   input. Handlers turn it into a definite "bad-request" error and log it: a
   malformed request is dropped and the node keeps serving.
 - `wire(obj)` is the inverse: the dict a sender puts on the wire.
 - Names: master RPCs are "master.<verb>", chunkserver RPCs "cs.<verb>";
   every node answers "status".
+- Who may send what is the handlers' business (edge.py): the master's
+  orders come from the master, chunkservers' reports from the chunkserver
+  they name.
 """
 
 from __future__ import annotations
 
+import math
 from dataclasses import MISSING, asdict, dataclass, fields
 from typing import Any, TypeVar
+
+from systems.runtime.api import INT_MAX, check_node_id
 
 T = TypeVar("T")
 
 MAX_ID = 256
+MAX_STR = 4096
+MAX_LIST = 1_000_000
+"""The longest list a request may carry (a heartbeat lists every replica a chunkserver holds)."""
+MAX_SECONDS = 1e6
+MAX_CHAIN = 16
 MAX_PUSH_PARTS = 1024
+
+NodeId = str
+"""A field that names a node: checked with api.check_node_id."""
 
 
 class BadMessage(ValueError):
@@ -36,14 +52,20 @@ def _ok(kind: str, v: Any) -> bool:
     if kind.endswith("| None"):
         return v is None or _ok(kind[: -len("| None")], v)
     if kind.startswith("list[") and kind.endswith("]"):
-        return isinstance(v, list) and all(_ok(kind[5:-1], x) for x in v)
+        return isinstance(v, list) and len(v) <= MAX_LIST and all(_ok(kind[5:-1], x) for x in v)
     match kind:
         case "int":
-            return isinstance(v, int) and not isinstance(v, bool) and v >= 0
+            return type(v) is int and 0 <= v <= INT_MAX
         case "float":
-            return isinstance(v, int | float) and not isinstance(v, bool) and v >= 0
+            return isinstance(v, int | float) and not isinstance(v, bool) and math.isfinite(v) and 0 <= v <= MAX_SECONDS
         case "str":
-            return isinstance(v, str) and len(v) <= 4096
+            return isinstance(v, str) and len(v) <= MAX_STR
+        case "NodeId":
+            try:
+                check_node_id(v)
+            except ValueError:
+                return False
+            return True
         case "bytes":
             return isinstance(v, bytes)
         case "bool":
@@ -128,13 +150,13 @@ class LeaseReq:
     """master.lease: who is primary for the chunk (granting a lease if none is held)."""
 
     handle: int
-    suspect: str | None = None
+    suspect: NodeId | None = None
     """A primary the client could not get an answer from."""
 
 
 @dataclass(frozen=True, slots=True)
 class Heartbeat:
-    node: str
+    node: NodeId
     incarnation: str
     chunks: list[list[int]]
     """[[handle, version, length], ...]: every replica the node holds."""
@@ -146,7 +168,7 @@ class Heartbeat:
     """How many changes to its replica list and versions this incarnation made before sending this."""
 
     def check(self) -> None:
-        _short("node", self.node)
+        _short("incarnation", self.incarnation)
         if any(len(c) != 3 for c in self.chunks):
             raise BadMessage("Heartbeat: each chunk must be [handle, version, length]")
 
@@ -154,7 +176,7 @@ class Heartbeat:
 @dataclass(frozen=True, slots=True)
 class CorruptReport:
     handle: int
-    node: str
+    node: NodeId
 
 
 @dataclass(frozen=True, slots=True)
@@ -171,7 +193,7 @@ class PushReq:
 
     data_id: str
     data: bytes
-    chain: list[str]
+    chain: list[NodeId]
     part: int = 0
     parts: int = 1
     """The data under `data_id` comes in `parts` pieces, this is piece `part` (pushed concurrently, so the
@@ -179,8 +201,8 @@ class PushReq:
 
     def check(self) -> None:
         _short("data_id", self.data_id)
-        if len(self.chain) > 16:
-            raise BadMessage("PushReq: a chain of more than 16 replicas")
+        if len(self.chain) > MAX_CHAIN:
+            raise BadMessage(f"PushReq: a chain of more than {MAX_CHAIN} replicas")
         if not 1 <= self.parts <= MAX_PUSH_PARTS or self.part >= self.parts:
             raise BadMessage(f"PushReq: part {self.part} of {self.parts} (1..{MAX_PUSH_PARTS} parts)")
 
@@ -211,9 +233,9 @@ class ApplyReq:
     def check(self) -> None:
         for op in self.ops:
             match op:
-                case ["w", int(off), str(did)] if off >= 0 and 0 < len(did) <= MAX_ID:
+                case ["w", int(off), str(did)] if 0 <= off <= INT_MAX and 0 < len(did) <= MAX_ID:
                     pass
-                case ["p", int(size)] if size >= 0:
+                case ["p", int(size)] if 0 <= size <= INT_MAX:
                     pass
                 case _:
                     raise BadMessage(f"ApplyReq: bad op {op!r:.60}")
@@ -239,16 +261,20 @@ class ChunkVersionReq:
 class GrantReq:
     handle: int
     version: int
-    members: list[str]
+    members: list[NodeId]
     lease_s: float
     start_offset: int
+
+    def check(self) -> None:
+        if not 0 < len(self.members) <= MAX_CHAIN:
+            raise BadMessage(f"GrantReq: 1..{MAX_CHAIN} members")
 
 
 @dataclass(frozen=True, slots=True)
 class CloneReq:
     handle: int
     version: int
-    source: str
+    source: NodeId
     length: int
 
 

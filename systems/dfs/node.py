@@ -8,7 +8,8 @@ Rules this module keeps:
 - `status {verify}` answers what this node holds, for the state checker and
   the report: {"node", "role", "master", "now", "chunkserver": ..., and on the
   master "master": ...}. With `verify` the chunkserver checks every replica's
-  checksums (the `ok` field), whatever planted bug is on.
+  checksums (the `ok` field), whatever planted bug is on. The chunkserver's
+  `dropped` counts the requests refused at the edge (edge.py), by kind.
 """
 
 from __future__ import annotations
@@ -17,8 +18,9 @@ from typing import Any
 
 from systems.dfs import messages as m
 from systems.dfs.chunkserver import ChunkServer, Options
+from systems.dfs.edge import Edge
 from systems.dfs.master import Master, MasterOptions
-from systems.runtime.api import Message, NodeConfig, RemoteError, Runtime
+from systems.runtime.api import Message, NodeConfig, Runtime
 
 DEFAULT_OPTIONS: dict[str, Any] = {
     "master": "",
@@ -67,8 +69,10 @@ class DfsNode:
         bugs = frozenset(config.bugs)
         nodes = sorted([rt.node_id, *rt.peers])
         self.master_id = master_of(nodes, opts)
-        self.chunkserver = ChunkServer(rt, Options.of(opts, bugs), self.master_id)
-        self.master = Master(rt, MasterOptions.of(opts), bugs, nodes) if rt.node_id == self.master_id else None
+        self.edge = Edge(rt, nodes, self.master_id)
+        self.chunkserver = ChunkServer(rt, Options.of(opts, bugs), self.master_id, self.edge)
+        self.master = (Master(rt, MasterOptions.of(opts), bugs, nodes, self.edge)
+                       if rt.node_id == self.master_id else None)
 
     def start(self) -> None:
         if self.master is not None:
@@ -77,11 +81,7 @@ class DfsNode:
         self.rt.serve("status", self._on_status)
 
     async def _on_status(self, src: str, msg: Message) -> Message:
-        try:
-            req = m.parse(m.StatusReq, msg if msg is not None else {})
-        except m.BadMessage as e:
-            self.rt.log.warning("dfs-bad-request", src=src, kind="StatusReq", error=str(e))
-            raise RemoteError(str(e), code="bad-request", definite=True) from None
+        req = self.edge.parse(m.StatusReq, src, msg if msg is not None else {})
         out: dict[str, Any] = {
             "node": self.rt.node_id,
             "role": "master" if self.master is not None else "chunkserver",

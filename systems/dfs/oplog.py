@@ -1,11 +1,11 @@
 """The master's operation log and checkpoint on `rt.disk` (GFS §2.6.3).
 
-Files:
+Files (checksummed like every system's durable state: api.frame_record / frame_file):
 
-- `master/log`: records framed as a 4-byte big-endian length then msgpack
-  [seq, record]; appended, synced before any reply that depends on them.
-- `master/checkpoint`: msgpack {"seq": last record it covers, "ns": Namespace.to_wire()},
-  replaced whole.
+- `master/log`: records, each api.frame_record(msgpack [seq, record]);
+  appended, synced before any reply that depends on them.
+- `master/checkpoint`: api.frame_file(msgpack {"seq": last record it covers,
+  "ns": Namespace.to_wire()}), replaced whole.
 
 Rules this module keeps:
 
@@ -13,8 +13,15 @@ Rules this module keeps:
   `sync` makes every record appended so far durable (concurrent callers share
   one fsync: the disk's group commit).
 - `load` = the checkpoint, then every log record with a higher sequence
-  number, in order. A torn last record (a crash mid-append) is cut off; a
-  record the namespace refuses stops the replay there (logged by the caller).
+  number, in order. A torn tail (a crash mid-append: api.scan_records's
+  rule) is cut off and said in `cut` (file, offset, why) for the master to
+  log. Anything else wrong is `CorruptData` naming the file and the byte
+  offset, and the master does not start: a checkpoint failing its checksum
+  or not decoding, a damaged record before the tail, a record whose
+  checksum matches but that does not decode or that the namespace refuses
+  (every record was checked before it was written). A damaged record is
+  never applied and never silently dropped (it may be an acknowledged
+  create).
 - `checkpoint(ns)` writes and syncs a checkpoint of `ns` first, then rewrites
   the log keeping only records appended after the checkpoint's sequence
   number, then syncs the log. A crash in between leaves a checkpoint and a
@@ -25,18 +32,16 @@ Rules this module keeps:
 
 from __future__ import annotations
 
-import struct
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 import msgpack
 
 from systems.dfs.namespace import Namespace
-from systems.runtime.api import Disk
+from systems.runtime.api import CorruptData, Disk, frame_file, frame_record, scan_records, unframe_file
 
 LOG = "master/log"
 CHECKPOINT = "master/checkpoint"
-_LEN = struct.Struct(">I")
 
 
 @dataclass
@@ -45,12 +50,31 @@ class Loaded:
     seq: int
     replayed: int = 0
     torn_tail: bool = False
-    refused: list[str] = field(default_factory=list)
+    cut: dict[str, Any] | None = None
+    """Where a torn tail was cut: {"file", "offset", "why"}."""
 
 
 def _frame(seq: int, rec: list[Any]) -> bytes:
-    body = msgpack.packb([seq, rec], use_bin_type=True)
-    return _LEN.pack(len(body)) + body
+    return frame_record(msgpack.packb([seq, rec], use_bin_type=True))
+
+
+def _checkpoint(raw: bytes) -> tuple[int, Namespace]:
+    body = unframe_file(raw, CHECKPOINT)
+    try:
+        cp = msgpack.unpackb(body, raw=False, strict_map_key=False)
+        return int(cp["seq"]), Namespace.from_wire(cp["ns"])
+    except Exception as e:  # the checksum matched, so these are not bits the disk flipped: still, never start on it
+        raise CorruptData(CHECKPOINT, 0, f"checksum matches but the checkpoint does not decode: {e!r:.80}") from None
+
+
+def _record(body: bytes, off: int) -> tuple[int, list[Any]]:
+    try:
+        rseq, rec = msgpack.unpackb(body, raw=False)
+    except Exception as e:
+        raise CorruptData(LOG, off, f"checksum matches but the record does not decode: {e!r:.80}") from None
+    if type(rseq) is not int or not isinstance(rec, list):
+        raise CorruptData(LOG, off, "checksum matches but the record is not [seq, record]")
+    return rseq, rec
 
 
 class OpLog:
@@ -65,45 +89,30 @@ class OpLog:
         self.checkpoints = 0
 
     def load(self) -> Loaded:
+        """The namespace the checkpoint and the log hold (see the module rules); CorruptData on damage."""
         ns = Namespace()
         seq = 0
         raw = self.disk.read(CHECKPOINT)
         if raw:
-            cp = msgpack.unpackb(raw, raw=False, strict_map_key=False)
-            ns = Namespace.from_wire(cp["ns"])
-            seq = int(cp["seq"])
+            seq, ns = _checkpoint(raw)
         out = Loaded(ns, seq)
-        data = self.disk.read(LOG) or b""
-        pos = 0
+        scan = scan_records(self.disk.read(LOG) or b"", LOG)
         kept: list[tuple[int, list[Any]]] = []
-        while pos < len(data):
-            if pos + 4 > len(data):
-                out.torn_tail = True
-                break
-            (n,) = _LEN.unpack_from(data, pos)
-            if pos + 4 + n > len(data):
-                out.torn_tail = True
-                break
-            try:
-                rseq, rec = msgpack.unpackb(data[pos + 4 : pos + 4 + n], raw=False)
-            except (ValueError, msgpack.UnpackException):
-                out.torn_tail = True
-                break
-            pos += 4 + n
+        for off, body in scan.records:
+            rseq, rec = _record(body, off)
             if rseq <= out.seq:
                 continue
             err = ns.check(rec)
             if err is not None:
-                out.refused.append(f"record {rseq} {rec!r:.80}: {err}")
-                pos -= 4 + n
-                out.torn_tail = True
-                break
+                raise CorruptData(LOG, off, f"checksum matches but record {rseq} does not apply: {err}")
             ns.apply(rec)
             out.seq = rseq
             out.replayed += 1
             kept.append((rseq, rec))
-        if out.torn_tail:
-            self.disk.truncate(LOG, pos)
+        if scan.torn is not None:
+            self.disk.truncate(LOG, scan.end)
+            out.torn_tail = True
+            out.cut = {"file": LOG, "offset": scan.end, "why": scan.torn}
         self.seq = out.seq
         self.records_since_checkpoint = len(kept)
         self._tail = kept
@@ -123,7 +132,7 @@ class OpLog:
 
     async def checkpoint(self, ns: Namespace) -> None:
         covered = self.seq
-        blob = msgpack.packb({"seq": covered, "ns": ns.to_wire()}, use_bin_type=True)
+        blob = frame_file(msgpack.packb({"seq": covered, "ns": ns.to_wire()}, use_bin_type=True))
         self.disk.write(CHECKPOINT, blob)
         if self.sync_enabled:
             await self.disk.sync(CHECKPOINT)

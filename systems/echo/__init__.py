@@ -5,12 +5,14 @@ logic of its own in the way. It also keeps a durable counter so tests can
 prove that synced writes survive a crash and unsynced ones need not.
 
 RPCs: echo(msg) -> msg; incr({"sync": bool}) -> new count; count() -> count;
-relay({"to": node, "msg": m}) -> what `to` echoed.
+relay({"to": node, "msg": m, "timeout": seconds}) -> what `to` echoed.
+A relay naming no node of the cluster, or a timeout that is not a number in
+(0, 60], is a definite "bad-request".
 """
 
 from __future__ import annotations
 
-from systems.runtime.api import Message, NodeConfig, Runtime
+from systems.runtime.api import Message, NodeConfig, RemoteError, Runtime
 
 BUGS: dict[str, str] = {}
 DEFAULT_OPTIONS: dict[str, object] = {}
@@ -34,7 +36,13 @@ async def start_node(rt: Runtime, config: NodeConfig) -> None:
         return state["count"]
 
     async def relay(src: str, msg: Message) -> Message:
-        return await rt.call(msg["to"], "echo", msg["msg"], timeout=msg.get("timeout", 1.0))
+        to = msg.get("to") if isinstance(msg, dict) else None
+        timeout = msg.get("timeout", 1.0) if isinstance(msg, dict) else None
+        if to not in rt.peers or isinstance(timeout, bool) or not isinstance(timeout, int | float) \
+                or not 0 < timeout <= 60:
+            raise RemoteError(f"relay needs {{to: a peer, msg, timeout: 0..60 s}}, got {str(msg)[:80]}",
+                              code="bad-request", definite=True)
+        return await rt.call(to, "echo", msg.get("msg"), timeout=timeout)
 
     rt.serve("echo", echo)
     rt.serve("incr", incr)

@@ -2,8 +2,10 @@
 
 Rules:
 - Messages are frozen dataclasses; on the wire they are small dicts (msgpack-able).
-- `decode` accepts exactly the fields listed (ints >= 0); anything else raises
-  `BadMessage`, which the node logs and drops: a peer's garbage never crashes it.
+- `decode` accepts exactly the fields listed (ints in 0..INT_MAX: one more
+  must still fit the wire, so a peer's 2**64 - 1 is refused); anything else
+  raises `BadMessage`, which the node logs and drops: a peer's garbage never
+  crashes it.
 - The sender is the runtime's `src`, never a field a peer could forge.
 """
 
@@ -11,6 +13,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from typing import Any
+
+from systems.runtime.api import INT_MAX
 
 
 class BadMessage(ValueError):
@@ -50,6 +54,6 @@ def _uint(msg: Any, key: str) -> int:
     if not isinstance(msg, dict):
         raise BadMessage(f"expected a dict, got {type(msg).__name__}")
     v = msg.get(key)
-    if not isinstance(v, int) or isinstance(v, bool) or v < 0:
-        raise BadMessage(f"field {key!r} must be an int >= 0, got {v!r}")
+    if not isinstance(v, int) or isinstance(v, bool) or not 0 <= v <= INT_MAX:
+        raise BadMessage(f"field {key!r} must be an int in 0..{INT_MAX}, got {str(v)[:40]}")
     return v

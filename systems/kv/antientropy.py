@@ -23,7 +23,7 @@ from typing import TYPE_CHECKING, Any
 
 import msgpack
 
-from systems.kv.messages import DigestRequest, StoreRequest
+from systems.kv.messages import DigestRequest, StoreRequest, decode_versioned
 from systems.kv.vclock import Versioned, VersionError
 from systems.runtime.api import RpcError
 
@@ -79,7 +79,7 @@ async def exchange(node: KvNode, peer: str) -> int:
     me = node.rt.node_id
     for key, raw in states.items():
         try:
-            theirs = Versioned.decode(raw)
+            theirs = decode_versioned(raw)  # the schema's checks too (messages.py)
         except VersionError:
             continue
         merged = await node.store.merge(key, theirs, owned=me in node.preference_list(key))

@@ -113,6 +113,7 @@ def main(argv: Sequence[str] | None = None) -> None:
     cmd = parse(sys.argv[1:] if argv is None else argv)
     try:
         cluster = load_cluster_file(cmd.cluster or find_cluster_file("kv"))
+        creds = cluster.credentials("client")  # the clients' key when the cluster has keys
     except ClusterFileError as e:
         sys.stderr.write(f"kv: error: {e}\n")
         raise SystemExit(2) from None
@@ -123,7 +124,7 @@ def main(argv: Sequence[str] | None = None) -> None:
     node = cmd.node or next(iter(cluster.nodes))
 
     async def go() -> tuple[int, dict[str, Any]]:
-        rt = ClientEndpoint(cluster.nodes, node_id="kv-cli")
+        rt = ClientEndpoint(cluster.nodes, node_id="kv-cli", credentials=creds)
         try:
             return await perform(rt, node, cmd)
         finally:

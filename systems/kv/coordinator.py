@@ -40,7 +40,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from systems.kv import vclock
-from systems.kv.messages import BadMessage, KeyRequest, PutRequest, StoreRequest
+from systems.kv.messages import BadMessage, KeyRequest, PutRequest, StoreRequest, decode_versioned
 from systems.kv.store import Hint
 from systems.kv.vclock import Versioned, VersionError
 from systems.runtime.api import RemoteError, RpcError, RpcTimeout, Unreachable
@@ -212,7 +212,7 @@ class Coordinator:
                 return node.local_view(key)
             raw = await node.call(dst, "kv.fetch", KeyRequest(key).to_wire(), timeout=node.rpc_timeout_s)
             try:
-                return Versioned.decode(raw)
+                return decode_versioned(raw)  # the schema's checks too (messages.py)
             except VersionError as e:
                 raise RemoteError(str(e), code="bad-reply", definite=True) from e
 

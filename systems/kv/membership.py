@@ -9,6 +9,10 @@ Rules this module keeps:
 - The ring is made of the nodes whose status is "member".
 - A node that has left still runs and still coordinates requests; it simply
   owns no keys, and hands what it owned to the new owners (handoff.py).
+- A table from the wire (`decode`) names at most MAX_TABLE nodes, each a
+  node id (api.check_node_id), with a version in 0..INT_MAX: a peer's
+  2**64 - 1 (which would end every later join or leave: one more does not
+  fit the wire) is refused, like anything else malformed.
 - Pure: the node persists and gossips the table (node.py).
 """
 
@@ -18,6 +22,9 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
+from systems.runtime.api import INT_MAX, check_node_id
+
+MAX_TABLE = 1024
 MEMBER = "member"
 LEFT = "left"
 
@@ -76,15 +83,16 @@ class Membership:
 
     @classmethod
     def decode(cls, raw: Any) -> Membership:
-        if not isinstance(raw, Mapping):
-            raise MembershipError(f"bad membership table {raw!r}")
+        if not isinstance(raw, Mapping) or len(raw) > MAX_TABLE:
+            raise MembershipError(f"bad membership table {str(raw)[:80]}")
         out = []
         for n, v in raw.items():
             try:
                 version, status = v
+                check_node_id(n)
             except (TypeError, ValueError) as e:
-                raise MembershipError(f"bad entry {n!r}: {v!r}") from e
-            if not isinstance(n, str) or not isinstance(version, int) or status not in (MEMBER, LEFT):
-                raise MembershipError(f"bad entry {n!r}: {v!r}")
+                raise MembershipError(f"bad entry {str(n)[:80]}: {str(v)[:80]}") from e
+            if type(version) is not int or not 0 <= version <= INT_MAX or status not in (MEMBER, LEFT):
+                raise MembershipError(f"bad entry {n!r}: {str(v)[:80]} (version 0..{INT_MAX}, member or left)")
             out.append((n, Entry(version, status)))
         return cls(tuple(sorted(out)))

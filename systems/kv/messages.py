@@ -5,6 +5,13 @@ Rules this module keeps:
 - On the wire every message is a msgpack-able dict; `to_wire()` builds it and
   `from_wire(msg)` validates it, raising `BadMessage` (one error family for
   any malformed input from a peer or client), never anything else.
+- The schema, beyond types: keys are strings of at most MAX_KEY_CHARS;
+  node names are node ids (api.check_node_id); every counter of a clock,
+  context or dot is an int in 0..INT_MAX (one more must still fit the
+  wire); a state has at most MAX_SIBLINGS siblings and a clock at most
+  MAX_CLOCK_ENTRIES entries; timestamps are finite; a digest request names
+  at most MAX_DIGEST_KEYS keys. `decode_versioned` is the one way a state
+  from the wire (a request, a reply) is read.
 - Field names on the wire are the ones the client workloads and the CLI use:
   kv.get {key}; kv.put {key, value, context, overwrite, forwarded};
   kv.fetch {key}; kv.store {key, state, hint}; kv.store-batch {items: [kv.store
@@ -14,14 +21,62 @@ Rules this module keeps:
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, field
 from typing import Any
 
 from systems.kv.vclock import Versioned, VersionError
+from systems.runtime.api import INT_MAX, check_node_id
+
+MAX_KEY_CHARS = 1024
+MAX_SIBLINGS = 256
+MAX_CLOCK_ENTRIES = 1024
+MAX_DIGEST_KEYS = 100_000
 
 
 class BadMessage(ValueError):
     """A request that is not a valid message of its kind."""
+
+
+class BadVersion(BadMessage, VersionError):
+    """A state from the wire outside the schema (caught as either family)."""
+
+
+def _node(name: Any, what: str) -> str:
+    try:
+        return check_node_id(name)
+    except ValueError as e:
+        raise BadVersion(f"{what}: {e}") from None
+
+
+def _counters(clock: dict[str, int], what: str) -> None:
+    if len(clock) > MAX_CLOCK_ENTRIES:
+        raise BadVersion(f"{what} has {len(clock)} entries (at most {MAX_CLOCK_ENTRIES})")
+    for node, counter in clock.items():
+        _node(node, what)
+        if type(counter) is not int or not 0 <= counter <= INT_MAX:
+            raise BadVersion(f"{what}: counter {str(counter)[:40]} of {node} outside 0..{INT_MAX}")
+
+
+def decode_versioned(raw: Any) -> Versioned:
+    """A key's state from the wire, checked against the schema; BadVersion otherwise."""
+    if isinstance(raw, dict) and isinstance(raw.get("s"), list) and len(raw["s"]) > MAX_SIBLINGS:
+        raise BadVersion(f"a state of {len(raw['s'])} siblings (at most {MAX_SIBLINGS})")
+    if isinstance(raw, dict) and isinstance(raw.get("c"), dict):
+        _counters({k: v for k, v in raw["c"].items()}, "clock")  # before int() could accept 2**64 - 1
+    try:
+        state = Versioned.decode(raw)
+    except VersionError as e:
+        raise BadVersion(str(e)) from None
+    _counters(state.clock, "clock")
+    for sib in state.siblings:
+        _node(sib.dot.node, "dot")
+        if not 0 <= sib.dot.counter <= INT_MAX:
+            raise BadVersion(f"dot counter {sib.dot.counter} outside 1..{INT_MAX}")
+        _counters(sib.ctx, "context")
+        if not math.isfinite(sib.ts):
+            raise BadVersion(f"timestamp {sib.ts} is not finite")
+    return state
 
 
 def _dict(msg: Any) -> dict[str, Any]:
@@ -33,7 +88,9 @@ def _dict(msg: Any) -> dict[str, Any]:
 def _str(msg: dict[str, Any], name: str) -> str:
     v = msg.get(name)
     if not isinstance(v, str):
-        raise BadMessage(f"'{name}' must be a string, got {v!r}")
+        raise BadMessage(f"'{name}' must be a string, got {str(v)[:80]}")
+    if len(v) > MAX_KEY_CHARS:
+        raise BadMessage(f"'{name}' is {len(v)} characters long (at most {MAX_KEY_CHARS})")
     return v
 
 
@@ -43,7 +100,8 @@ def _clock(raw: Any) -> dict[str, int]:
     if not isinstance(raw, dict) or not all(
         isinstance(k, str) and isinstance(v, int) and not isinstance(v, bool) for k, v in raw.items()
     ):
-        raise BadMessage(f"a context must be a {{node: int}} map, got {raw!r}")
+        raise BadMessage(f"a context must be a {{node: int}} map, got {str(raw)[:80]}")
+    _counters(raw, "context")
     return dict(sorted(raw.items()))
 
 
@@ -102,13 +160,9 @@ class StoreRequest:
     def from_wire(cls, msg: Any) -> StoreRequest:
         m = _dict(msg)
         hint = m.get("hint")
-        if hint is not None and not isinstance(hint, str):
-            raise BadMessage(f"'hint' must be a node name or null, got {hint!r}")
-        try:
-            state = Versioned.decode(m.get("state"))
-        except VersionError as e:
-            raise BadMessage(str(e)) from e
-        return cls(_str(m, "key"), state, hint)
+        if hint is not None:
+            _node(hint, "hint")
+        return cls(_str(m, "key"), decode_versioned(m.get("state")), hint)
 
 
 @dataclass(frozen=True, slots=True)
@@ -123,8 +177,11 @@ class DigestRequest:
     @classmethod
     def from_wire(cls, msg: Any) -> DigestRequest:
         keys = _dict(msg).get("keys")
-        if not isinstance(keys, dict) or not all(isinstance(k, str) and isinstance(v, str) for k, v in keys.items()):
-            raise BadMessage("'keys' must be a {key: digest} map")
+        if not isinstance(keys, dict) or len(keys) > MAX_DIGEST_KEYS or not all(
+            isinstance(k, str) and len(k) <= MAX_KEY_CHARS and isinstance(v, str) and len(v) <= 128
+            for k, v in keys.items()
+        ):
+            raise BadMessage(f"'keys' must be a {{key: digest}} map of at most {MAX_DIGEST_KEYS} keys")
         return cls(dict(keys))
 
 
@@ -139,7 +196,4 @@ class AdminRequest:
 
     @classmethod
     def from_wire(cls, msg: Any) -> AdminRequest:
-        node = _str(_dict(msg), "node")
-        if not node:
-            raise BadMessage("'node' must not be empty")
-        return cls(node)
+        return cls(_node(_str(_dict(msg), "node"), "node"))

@@ -3,7 +3,12 @@
 Rules this module keeps:
 
 - Handlers validate their input (messages.py) and answer bad input with a
-  definite `RemoteError("bad-request")`; they never crash the node.
+  definite `RemoteError("bad-request")`; they never crash the node. Every
+  refusal is counted (`dropped`, in kv.dump) and its warning throttled.
+- Peer RPCs are taken from the cluster's other nodes alone (`src`, the
+  authenticated sender on the real runtime); a client or the harness gets
+  a definite "forbidden". A join or leave names a node of the cluster, and
+  gossip mentions only those.
 - Client RPCs: kv.get {key} -> {values, siblings, context, quorum};
   kv.put {key, value, context, overwrite} -> {quorum, acks};
   admin: kv.join {node}, kv.leave {node}, kv.dump {} (this node's replicas,
@@ -15,7 +20,9 @@ Rules this module keeps:
 - Background loops (hinted handoff, ownership transfer, anti-entropy,
   membership gossip, compaction of the store's log) run every
   `*_interval_s` on the node's own timers.
-- The membership table is synced before a join/leave is acknowledged.
+- The membership table is synced before a join/leave is acknowledged. It is
+  a checksummed file (api.frame_file); a damaged one is `CorruptData` at
+  start (never replaced by the initial table), as is damage in the store.
 - A peer is suspected for `suspect_s` after an RPC to it got no answer
   (timeout, refused); any answer clears it. Only put forwarding uses it.
 - Timestamps for LWW are `rt.now()` plus this node's clock skew (option
@@ -36,9 +43,22 @@ from systems.kv.messages import AdminRequest, BadMessage, DigestRequest, KeyRequ
 from systems.kv.ring import Ring
 from systems.kv.store import Store
 from systems.kv.vclock import Versioned
-from systems.runtime.api import Message, NodeConfig, RemoteError, RpcTimeout, Runtime, Unreachable
+from systems.runtime.api import (
+    CorruptData,
+    Message,
+    NodeConfig,
+    RemoteError,
+    RpcTimeout,
+    Runtime,
+    Throttle,
+    Unreachable,
+    frame_file,
+    unframe_file,
+)
 
 MEMBERS_FILE = "members"
+MAX_BATCH_ITEMS = 10_000
+PEER_METHODS = frozenset({"kv.fetch", "kv.store", "kv.store-batch", "kv.digest", "kv.members"})
 
 
 def bad_request(why: str) -> RemoteError:
@@ -83,6 +103,12 @@ class KvNode:
         self.digests: dict[str, tuple[Versioned, str]] = {}
         """key -> (the state last digested, its digest), for anti-entropy (states are immutable)."""
         self.coordinator = Coordinator(self)
+        self.cluster = frozenset([rt.node_id, *rt.peers])
+        self.dropped: dict[str, int] = {}
+        """Requests refused at the edge, by method (reported in kv.dump)."""
+        self.warn = Throttle(rt.log, rt.now)
+        for cut in self.store.cuts:
+            rt.log.warning("kv-wal-torn-tail", **cut)
         self._handed_over: tuple[Ring, int] | None = None
         """(ring, store.owned_epoch) of the last ownership pass that left nothing to hand over."""
 
@@ -91,10 +117,11 @@ class KvNode:
     def _load_members(self, initial: Any) -> Membership:
         raw = self.rt.disk.read(MEMBERS_FILE)
         if raw is not None:
+            body = unframe_file(raw, MEMBERS_FILE)  # CorruptData: never fall back to the initial table
             try:
-                return Membership.decode(msgpack.unpackb(raw))
-            except (MembershipError, ValueError, msgpack.UnpackException):
-                self.rt.log.warning("members-file-unreadable")
+                return Membership.decode(msgpack.unpackb(body))
+            except (MembershipError, ValueError, msgpack.UnpackException) as e:
+                raise CorruptData(MEMBERS_FILE, 0, f"checksum matches but the table does not decode: {e}") from None
         nodes = initial if isinstance(initial, list) and initial else [self.rt.node_id, *self.rt.peers]
         return Membership.initial(nodes)
 
@@ -154,7 +181,7 @@ class KvNode:
             return False
         old = self.membership.members
         self.membership = new
-        self.rt.disk.write(MEMBERS_FILE, msgpack.packb(new.encode()))
+        self.rt.disk.write(MEMBERS_FILE, frame_file(msgpack.packb(new.encode())))
         await self.rt.disk.sync(MEMBERS_FILE)
         if new.members != old:
             self.rt.log.info("ring-changed", members=list(new.members))
@@ -185,8 +212,8 @@ class KvNode:
 
     async def h_store_batch(self, src: str, msg: Message) -> Message:
         items = msg.get("items") if isinstance(msg, dict) else None
-        if not isinstance(items, list):
-            raise bad_request(f"kv.store-batch needs {{items: [...]}}, got {str(msg)[:80]}")
+        if not isinstance(items, list) or len(items) > MAX_BATCH_ITEMS:
+            raise bad_request(f"kv.store-batch needs {{items: [...]}} (at most {MAX_BATCH_ITEMS}), got {str(msg)[:80]}")
         return {"results": await self.coordinator.on_store_batch(items)}
 
     async def h_digest(self, src: str, msg: Message) -> Message:
@@ -194,6 +221,9 @@ class KvNode:
 
     async def h_members(self, src: str, msg: Message) -> Message:
         theirs = parse(Membership.decode, msg)
+        strangers = [n for n, _ in theirs.table if n not in self.cluster]
+        if strangers:
+            raise bad_request(f"kv.members names nodes outside the cluster: {', '.join(strangers[:5])}")
         await self.set_membership(self.membership.merge(theirs))
         return self.membership.encode()
 
@@ -203,11 +233,17 @@ class KvNode:
             self.rt.send(peer, "kv.members", new.encode())
         return {"members": list(self.membership.members)}
 
+    def _member(self, msg: Message) -> str:
+        node = parse(AdminRequest.from_wire, msg).node
+        if node not in self.cluster:
+            raise bad_request(f"{node!r} is not a node of this cluster ({', '.join(sorted(self.cluster))})")
+        return node
+
     async def h_join(self, src: str, msg: Message) -> Message:
-        return await self._change(self.membership.join(parse(AdminRequest.from_wire, msg).node))
+        return await self._change(self.membership.join(self._member(msg)))
 
     async def h_leave(self, src: str, msg: Message) -> Message:
-        return await self._change(self.membership.leave(parse(AdminRequest.from_wire, msg).node))
+        return await self._change(self.membership.leave(self._member(msg)))
 
     async def h_ring(self, src: str, msg: Message) -> Message:
         return {
@@ -239,6 +275,7 @@ class KvNode:
             "keys": keys,
             "held": held,
             "hints": len(self.store.hints()),
+            "dropped": dict(sorted(self.dropped.items())),
         }
 
     # -- loops
@@ -275,9 +312,29 @@ class KvNode:
             await self.store.compact()
 
     async def _gossip_step(self) -> None:
+        self.warn.flush()
         peers = sorted({*self.rt.peers, *(n for n, _ in self.membership.table)} - {self.rt.node_id})
         if peers:
             self.rt.send(self.rt.rng.choice(peers), "kv.members", self.membership.encode())
+
+    def _guarded(self, method: str, handler: Callable[[str, Message], Awaitable[Message]]
+                 ) -> Callable[[str, Message], Awaitable[Message]]:
+        """The handler behind the edge: peer methods from peers alone; every refusal counted, warned (throttled)."""
+        peer_only = method in PEER_METHODS
+
+        async def guarded(src: str, msg: Message) -> Message:
+            try:
+                if peer_only and (src not in self.cluster or src == self.rt.node_id):
+                    raise RemoteError(f"{method} is for the cluster's nodes, not {src!r}", code="forbidden",
+                                      definite=True)
+                return await handler(src, msg)
+            except RemoteError as e:
+                if e.code in ("bad-request", "forbidden"):
+                    self.dropped[method] = self.dropped.get(method, 0) + 1
+                    self.warn.warning("kv-refused", method=method, src=src, code=e.code, error=e.message[:200])
+                raise
+
+        return guarded
 
     def start(self) -> None:
         handlers: dict[str, Callable[[str, Message], Awaitable[Message]]] = {
@@ -294,7 +351,7 @@ class KvNode:
             "kv.ring": self.h_ring,
         }
         for method, handler in handlers.items():
-            self.rt.serve(method, handler)
+            self.rt.serve(method, self._guarded(method, handler))
         self.rt.spawn(self._every(self.handoff_interval_s, self._handoff_step), name="kv-handoff")
         self.rt.spawn(self._every(self.antientropy_interval_s, self._antientropy_step), name="kv-antientropy")
         self.rt.spawn(self._every(self.gossip_interval_s, self._gossip_step), name="kv-gossip")

@@ -4,7 +4,7 @@ Rules this module keeps:
 
 - Everything lives in memory and in a log of records, in segment files
   "wal/<n, 12 digits>"; only the last segment is appended to. A record is a
-  4-byte big-endian length then msgpack `[kind, a, b]`:
+  checksummed record (api.frame_record) of msgpack `[kind, a, b]`:
   `["k", key, {"v": state, "o": owned}]` a key's whole `Versioned` state and
   its `owned` flag (the node replicated the key as a member of its
   preference list and has not yet handed it to new owners);
@@ -31,13 +31,15 @@ Rules this module keeps:
   the live state is written as the first records of a new segment, which is
   synced, and only then are the older segments deleted. Nothing is ever
   rewritten in place.
-- Loading cuts a segment at a torn record (a crash mid-append) and goes on
-  with the next segment, which begins with the whole live state.
+- Loading cuts a segment at a torn tail (a crash mid-append: api.scan_records's
+  rule; noted in `cuts` for the node to log) and goes on with the next
+  segment, which begins with the whole live state. Damage before a tail, or
+  a checksum-valid record that is not one of ours, is `CorruptData` naming
+  the file and offset: the node refuses to start rather than apply it.
 """
 
 from __future__ import annotations
 
-import struct
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
@@ -46,12 +48,11 @@ import msgpack
 
 from systems.kv import vclock
 from systems.kv.vclock import Sibling, Versioned, VersionError
-from systems.runtime.api import Disk
+from systems.runtime.api import RECORD_HEADER_BYTES, CorruptData, Disk, frame_record, scan_records
 
 WAL_DIR = "wal/"
 COMPACT_MIN_BYTES = 1 << 20
 COMPACT_RATIO = 4
-_LEN = struct.Struct(">I")
 
 
 def segment_name(n: int) -> str:
@@ -59,8 +60,7 @@ def segment_name(n: int) -> str:
 
 
 def _record(kind: str, a: str, b: Any) -> bytes:
-    body = msgpack.packb([kind, a, b], use_bin_type=True)
-    return _LEN.pack(len(body)) + body
+    return frame_record(msgpack.packb([kind, a, b], use_bin_type=True))
 
 
 @dataclass(frozen=True, slots=True, order=True)
@@ -93,46 +93,40 @@ class Store:
         """Size of the latest record of each key ("k:<key>", "x:<key>")."""
         self._live_bytes = 0
         self.compacting = False
+        self.cuts: list[dict[str, Any]] = []
+        """Torn tails cut at load: {file, offset, why}."""
         self._load()
 
     # -- the log
 
     def _load(self) -> None:
-        numbers = []
-        for name in self.disk.list(WAL_DIR):
-            try:
-                numbers.append(int(name[len(WAL_DIR) :]))
-            except ValueError:
-                continue  # not ours
-        numbers.sort()
+        names = self.disk.list(WAL_DIR)
+        numbers = sorted(int(name[len(WAL_DIR) :]) for name in names if name[len(WAL_DIR) :].isdigit())
         for n in numbers:
-            data = self.disk.read(segment_name(n)) or b""
-            end = self._replay(data)
-            self.log_bytes += end
-            if end < len(data):
-                # A torn record: the crash came mid-append, and nothing it held was acknowledged from
-                # this segment (a later segment begins with the whole state, written by compaction).
-                self.disk.truncate(segment_name(n), end)
+            name = segment_name(n)
+            scan = scan_records(self.disk.read(name) or b"", name)  # CorruptData: damage before the tail
+            for off, body in scan.records:
+                self._replay(body, name, off)
+            self.log_bytes += scan.end
+            if scan.torn is not None:
+                # A torn tail: the crash came mid-append, and nothing it held was acknowledged from this
+                # segment (a later segment begins with the whole state, written by compaction).
+                self.cuts.append({"file": name, "offset": scan.end, "why": scan.torn})
+                self.disk.truncate(name, scan.end)
         self.segments = numbers or [1]
 
-    def _replay(self, data: bytes) -> int:
-        """Apply the records in `data`; returns the offset after the last whole one."""
-        pos = 0
-        while pos + 4 <= len(data):
-            (n,) = _LEN.unpack_from(data, pos)
-            if pos + 4 + n > len(data):
-                break
-            try:
-                kind, a, b = msgpack.unpackb(data[pos + 4 : pos + 4 + n], raw=False)
-                self._apply(kind, a, b)
-            except (ValueError, KeyError, TypeError, VersionError, msgpack.UnpackException):
-                break  # garbage: treat like a torn tail
-            if kind in ("k", "x"):
-                live = f"{kind}:{a}"
-                self._live_bytes += 4 + n - self._live.get(live, 0)
-                self._live[live] = 4 + n
-            pos += 4 + n
-        return pos
+    def _replay(self, body: bytes, name: str, off: int) -> None:
+        """Apply one record read back from `name` at `off`."""
+        try:
+            kind, a, b = msgpack.unpackb(body, raw=False)
+            self._apply(kind, a, b)
+        except (ValueError, KeyError, TypeError, VersionError, msgpack.UnpackException) as e:
+            raise CorruptData(name, off, f"checksum matches but the record does not apply: {e}") from None
+        if kind in ("k", "x"):
+            live = f"{kind}:{a}"
+            size = RECORD_HEADER_BYTES + len(body)
+            self._live_bytes += size - self._live.get(live, 0)
+            self._live[live] = size
 
     def _apply(self, kind: str, a: str, b: Any) -> None:
         match kind:

@@ -22,7 +22,7 @@ from typing import Any
 
 from systems.raft.client import RaftClient
 from systems.runtime.api import RpcError
-from systems.runtime.node_main import ClusterFileError, load_cluster_file
+from systems.runtime.node_main import ClusterFileError, load_cluster_file, open_client
 from systems.runtime.real import ClientEndpoint
 from systems.runtime.real_clusters import find_cluster_file
 
@@ -95,7 +95,7 @@ def _parser() -> argparse.ArgumentParser:
 
 async def _run(args: argparse.Namespace) -> int:
     cluster = load_cluster_file(args.cluster or find_cluster_file("raft"))
-    ep = ClientEndpoint(cluster.nodes)
+    ep = open_client(cluster, "raft-cli")  # with the clients' key when the cluster has keys
     tried = Tried(ep)
     try:
         client = RaftClient(tried, sorted(cluster.nodes), attempt_timeout_s=min(1.0, args.timeout))  # type: ignore[arg-type]

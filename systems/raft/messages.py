@@ -13,8 +13,19 @@ Rules:
   last_index + 1 with term 0 when its log is too short).
 - `pre` marks the pre-vote round (dissertation §9.6): a pre-vote never
   changes anyone's term or vote.
-- `from_wire` raises `BadMessage` on anything malformed; the node logs and
-  drops it.
+- `from_wire` checks each message against its schema and raises
+  `BadMessage` on anything else; the node counts it, logs it (throttled) and
+  drops it, so nothing a peer sends can raise inside the protocol loop:
+  terms, indexes, commit, seq and the snapshot term are ints in
+  0..INT_MAX (a heartbeat's prev_index and an AppendResp's index and
+  reject_index may be -1, as the core sends them); src and dst are node ids
+  (api.check_node_id's characters); an Append carries at most
+  MAX_ENTRIES entries, numbered prev_index + 1, + 2, ... with terms that
+  never go down, never below prev_term and never above the message's term
+  (what any leader's log looks like); a snapshot's term is at most the
+  message's term; a vote's last_term is at most its term.
+- Bool fields are bools (an int is not a bool), int fields are ints (a bool
+  is not an int).
 """
 
 from __future__ import annotations
@@ -23,6 +34,10 @@ from dataclasses import dataclass, fields
 from typing import Any
 
 from systems.raft.log import Entry
+from systems.runtime.api import INT_MAX, check_node_id
+
+MAX_ENTRIES = 10_000
+"""The most entries one Append may carry (a leader sends max_batch, 64 by default)."""
 
 
 class BadMessage(ValueError):
@@ -97,10 +112,11 @@ _KINDS: dict[str, type] = {
 _NAMES = {cls: name for name, cls in _KINDS.items()}
 _OPTIONAL = frozenset({"seq", "pre"})
 
-_STR, _BYTES, _BOOL, _INT, _ENTRIES = range(5)
+_STR, _BYTES, _BOOL, _INT, _ENTRIES, _INT_OR_NONE = range(6)
+_MAY_BE_MINUS_ONE = frozenset({(Append, "prev_index"), (AppendResp, "index"), (AppendResp, "reject_index")})
 
 
-def _kind_of(name: str) -> int:
+def _kind_of(cls: type, name: str) -> int:
     if name == "entries":
         return _ENTRIES
     if name in ("src", "dst"):
@@ -109,11 +125,13 @@ def _kind_of(name: str) -> int:
         return _BYTES
     if name in ("granted", "success", "pre"):
         return _BOOL
+    if (cls, name) in _MAY_BE_MINUS_ONE:
+        return _INT_OR_NONE
     return _INT
 
 
 _FIELDS: dict[type, tuple[tuple[str, int], ...]] = {
-    cls: tuple((f.name, _kind_of(f.name)) for f in fields(cls)) for cls in _KINDS.values()
+    cls: tuple((f.name, _kind_of(cls, f.name)) for f in fields(cls)) for cls in _KINDS.values()
 }
 """Per message class: (field name, how to check it), in declaration order (computed once: hot path)."""
 
@@ -134,29 +152,72 @@ def from_wire(w: Any) -> Message:
     if cls is None:
         raise BadMessage(f"not a raft message: {str(w)[:80]}")
     kw: dict[str, Any] = {}
-    try:
-        for name, kind in _FIELDS[cls]:
-            if name not in w:
-                if name in _OPTIONAL:
-                    continue
-                raise BadMessage(f"{t}: missing {name}")
-            v = w[name]
-            if kind == _INT:
-                if type(v) is not int:
-                    raise BadMessage(f"{t}: {name} must be int")
-            elif kind == _STR:
-                if not isinstance(v, str):
-                    raise BadMessage(f"{t}: {name} must be str")
-            elif kind == _ENTRIES:
-                v = tuple(Entry.from_wire(e) for e in v)
-            elif kind == _BYTES:
-                if not isinstance(v, bytes):
-                    raise BadMessage(f"{t}: data must be bytes")
-            elif not isinstance(v, bool):
-                raise BadMessage(f"{t}: {name} must be bool")
-            kw[name] = v
-    except (TypeError, ValueError) as e:
-        if isinstance(e, BadMessage):
-            raise
-        raise BadMessage(str(e)) from None
-    return cls(**kw)
+    for name, kind in _FIELDS[cls]:
+        if name not in w:
+            if name in _OPTIONAL:
+                continue
+            raise BadMessage(f"{t}: missing {name}")
+        v = w[name]
+        if kind == _INT:
+            if type(v) is not int or not 0 <= v <= INT_MAX:
+                raise BadMessage(f"{t}: {name} must be an int in 0..{INT_MAX}, got {str(v)[:40]}")
+        elif kind == _INT_OR_NONE:
+            if type(v) is not int or not -1 <= v <= INT_MAX:
+                raise BadMessage(f"{t}: {name} must be an int in -1..{INT_MAX}, got {str(v)[:40]}")
+        elif kind == _STR:
+            try:
+                check_node_id(v)
+            except ValueError as e:
+                raise BadMessage(f"{t}: {name}: {e}") from None
+        elif kind == _ENTRIES:
+            v = _entries(t, v)
+        elif kind == _BYTES:
+            if not isinstance(v, bytes):
+                raise BadMessage(f"{t}: data must be bytes")
+        elif type(v) is not bool:
+            raise BadMessage(f"{t}: {name} must be a bool")
+        kw[name] = v
+    m = cls(**kw)
+    _check_shape(m)
+    return m
+
+
+def _entries(t: str, v: Any) -> tuple[Entry, ...]:
+    if not isinstance(v, list) or len(v) > MAX_ENTRIES:
+        raise BadMessage(f"{t}: entries must be a list of at most {MAX_ENTRIES}")
+    out = []
+    for e in v:
+        if not (isinstance(e, list) and len(e) == 3):
+            raise BadMessage(f"{t}: an entry must be [term, index, data]")
+        term, index, data = e
+        if type(term) is not int or type(index) is not int or not (0 <= term <= INT_MAX and 0 < index <= INT_MAX):
+            raise BadMessage(f"{t}: entry term/index out of range: {str(e)[:80]}")
+        if data is not None and not isinstance(data, bytes):
+            raise BadMessage(f"{t}: entry data must be bytes or null")
+        out.append(Entry(term, index, data))
+    return tuple(out)
+
+
+def _check_shape(m: Message) -> None:
+    """What every honest sender's message looks like, beyond the types (see the module rules)."""
+    match m:
+        case Append(term=term, prev_index=prev, prev_term=prev_term, entries=entries):
+            if prev_term > term:
+                raise BadMessage(f"append: prev_term {prev_term} above the message's term {term}")
+            if prev == -1 and entries:
+                raise BadMessage("append: a heartbeat (prev_index -1) carries no entries")
+            last = prev_term
+            for i, e in enumerate(entries):
+                if e.index != prev + 1 + i:
+                    raise BadMessage(f"append: entry {i} has index {e.index}, expected {prev + 1 + i}")
+                if not last <= e.term <= term:
+                    raise BadMessage(f"append: entry {e.index} has term {e.term} outside {last}..{term}")
+                last = e.term
+        case InstallSnapshot(term=term, snap_term=snap_term):
+            if snap_term > term:
+                raise BadMessage(f"snapshot: its term {snap_term} is above the message's term {term}")
+        case VoteReq(term=term, last_term=last_term):
+            if last_term > term:
+                raise BadMessage(f"vote: last_term {last_term} above the term {term}")
+        case _:
+            pass

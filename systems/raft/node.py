@@ -30,13 +30,18 @@ Rules:
   clock rates this is safe (a majority that acknowledged will not elect
   another leader within an election timeout); a leader whose clock runs
   slow keeps serving after the others elected a new leader: stale reads.
-- Disk errors (OSError from rt.disk: EIO, ENOSPC) fail-stop the node: the
-  loop logs `raft-disk-failed` and ends, nothing more is sent or answered
-  (client requests answer "unknown", peer messages are dropped) until the
-  node is restarted and recovers from what its disk holds. What was not
-  persisted is never acknowledged.
 - Peer messages arrive one-way on "raft" and may be lost, duplicated or
-  reordered; malformed ones are logged and dropped.
+  reordered. Each is checked at the edge before the loop sees it
+  (messages.from_wire's schema; sent by a peer of this cluster, as itself,
+  to this node); anything else is counted in `dropped` (status), logged
+  through a `Throttle` and dropped. Client requests are checked the same
+  way (`check_request`) and refused with a definite "fail".
+- Fail-stop (api.py's one rule): a disk operation that fails (EIO, ENOSPC,
+  a failed fsync) stops the node at once, before the error reaches the
+  loop, so what was not persisted is never acknowledged; the loop and the
+  ticker are essential tasks, so a loop that dies for any other reason (a
+  bug) stops the node too. It never lives on as a zombie that still
+  answers `status`; a restart recovers from what its disk holds.
 - Snapshots (compaction) happen once `snapshot_every` entries were applied
   since the last one and the log grew by `snapshot_log_ratio` times the last
   snapshot's size; the state is serialized in the loop (a consistent cut),
@@ -54,7 +59,7 @@ from systems.raft.kvstate import KVState, encode_command, is_read_only
 from systems.raft.log import Entry, Snapshot
 from systems.raft.messages import Append, BadMessage, InstallSnapshot, from_wire, to_wire
 from systems.raft.storage import RaftStorage
-from systems.runtime.api import Message, NodeConfig, Runtime
+from systems.runtime.api import INT_MAX, Message, NodeConfig, Runtime, Throttle
 
 DEFAULT_OPTIONS: dict[str, Any] = {
     "tick_s": 0.1,
@@ -75,6 +80,46 @@ DEFAULT_OPTIONS: dict[str, Any] = {
 
 WRITE_OPS = ("put", "cas", "append", "txn")
 READ_OPS = ("get",)
+MAX_KEY_CHARS = 1024
+MAX_CLIENT_CHARS = 128
+MAX_TXN_OPS = 1024
+
+
+def _bad_key(k: Any) -> bool:
+    if isinstance(k, str):
+        return len(k) > MAX_KEY_CHARS
+    return not (k is None or (type(k) is int and -INT_MAX <= k <= INT_MAX))
+
+
+def check_request(msg: Any) -> str | None:
+    """Why a client request cannot be taken (None when it can): the edge of the state machine.
+
+    Keys are str (at most MAX_KEY_CHARS), int or null, in micro-ops too (an unhashable key would
+    raise in every node's apply); `client` a str, `seq` an int in 0..INT_MAX, `timeout_s` a
+    number; a txn's value a list of at most MAX_TXN_OPS micro-ops [f, key, value]."""
+    if not isinstance(msg, dict):
+        return "a request is a map"
+    f = msg.get("f")
+    if f not in (*WRITE_OPS, *READ_OPS):
+        return f"unknown op {str(f)[:40]!r}"
+    if _bad_key(msg.get("key")):
+        return "key must be a string of at most 1024 characters, an int or null"
+    client, seq = msg.get("client"), msg.get("seq")
+    if client is not None and not (isinstance(client, str) and len(client) <= MAX_CLIENT_CHARS):
+        return "client must be a short string"
+    if seq is not None and not (type(seq) is int and 0 <= seq <= INT_MAX):
+        return f"seq must be an int in 0..{INT_MAX}"
+    t = msg.get("timeout_s")
+    if t is not None and not (isinstance(t, int | float) and not isinstance(t, bool) and 0 <= t < 1e9):
+        return "timeout_s must be a number of seconds"
+    if f == "txn":
+        mops = msg.get("value")
+        if not isinstance(mops, list) or len(mops) > MAX_TXN_OPS:
+            return f"a txn's value is a list of at most {MAX_TXN_OPS} micro-ops"
+        for mop in mops:
+            if not (isinstance(mop, list) and len(mop) == 3 and mop[0] in ("r", "w", "append")) or _bad_key(mop[1]):
+                return f"bad micro-op {str(mop)[:80]}"
+    return None
 
 
 def segment_entries(opts: dict[str, Any]) -> int:
@@ -104,20 +149,21 @@ class RaftNode:
         self.open_reads: list[asyncio.Future[dict[str, Any]]] = []
         self.incarnation = f"{rt.rng.getrandbits(32):08x}"
         self.core: RaftCore | None = None
-        self.tasks: list[Any] = []
         self._last_role: tuple[int, Role, str | None] | None = None
         self.led_terms: list[int] = []
         """Terms this incarnation led (the last 64), reported in status for the safety checker."""
+        self.peer_set = frozenset(rt.peers)
+        self.dropped: dict[str, int] = {}
+        """Messages and requests refused at the edge, by kind (reported in status)."""
+        self.warn = Throttle(rt.log, rt.now)
         self.lease: tuple[int, float] = (0, 0.0)
         """(term, node time until which this leader trusts its lease): the lease-read bug only."""
-        self.failed: str | None = None
-        """Why the node fail-stopped (a disk error), or None while it runs."""
 
     # ------------------------------------------------------------ start
     def start(self) -> None:
         loaded = self.storage.load()
-        if loaded.torn_tail:
-            self.rt.log.warning("raft-log-torn-tail", entries=len(loaded.entries))
+        for cut in loaded.cuts:
+            self.rt.log.warning("raft-log-torn-tail", entries=len(loaded.entries), **cut)
         if loaded.snapshot is not None:
             self.kv.restore(loaded.snapshot.data)
         o = self.opts
@@ -146,22 +192,25 @@ class RaftNode:
         self.rt.serve("raft", self._on_raft)
         self.rt.serve("client", self._on_client)
         self.rt.serve("status", self._on_status)
-        self.tasks = [self.rt.spawn(self._ticker(), name="raft-ticker"), self.rt.spawn(self._run(), name="raft-loop")]
+        self.rt.spawn(self._ticker(), name="raft-ticker", essential=True)
+        self.rt.spawn(self._run(), name="raft-loop", essential=True)
 
     # ------------------------------------------------------------ handlers
     async def _on_raft(self, src: str, msg: Message) -> Message:
-        if self.failed is not None:
-            return None
         try:
             m = from_wire(msg)
         except BadMessage as e:
-            self.rt.log.warning("raft-bad-message", src=src, error=str(e))
-            return None
-        if m.src != src:
-            self.rt.log.warning("raft-bad-message", src=src, error=f"claims to be from {m.src}")
-            return None
+            return self._drop("raft-bad-message", src=src, error=str(e))
+        if src not in self.peer_set:
+            return self._drop("raft-not-a-peer", src=src, error="raft messages come from the cluster's nodes")
+        if m.src != src or m.dst != self.rt.node_id:
+            return self._drop("raft-misaddressed", src=src, error=f"claims {m.src} -> {m.dst}")
         self.events.put_nowait(("msg", m))
         return None
+
+    def _drop(self, why: str, **fields: Any) -> None:
+        self.dropped[why] = self.dropped.get(why, 0) + 1
+        self.warn.warning(why, **fields)
 
     async def _on_status(self, src: str, msg: Message) -> Message:
         core = self._core()
@@ -176,15 +225,19 @@ class RaftNode:
             "led_terms": list(self.led_terms),
             **self.storage.sizes(),
             "syncs": self.storage.syncs,
+            "dropped": dict(sorted(self.dropped.items())),
         }
 
     async def _on_client(self, src: str, msg: Message) -> Message:
         core = self._core()
-        if not isinstance(msg, dict) or msg.get("f") not in (*WRITE_OPS, *READ_OPS):
-            return self._reply({"status": "fail", "error": f"bad request {str(msg)[:80]}"})
-        if self.failed is not None:
-            return self._reply({"status": "unknown", "error": f"node failed: {self.failed}"})
-        wait_s = min(float(msg.get("timeout_s", self.opts["apply_wait_s"])), float(self.opts["apply_wait_s"]))
+        problem = check_request(msg)
+        if problem is not None:
+            self._drop("raft-bad-request", src=src, error=problem)
+            return self._reply({"status": "fail", "error": f"bad request: {problem}"})
+        timeout_s = msg.get("timeout_s")
+        wait_s = float(self.opts["apply_wait_s"])
+        if timeout_s is not None:
+            wait_s = min(float(timeout_s), wait_s)
         loop = asyncio.get_running_loop()
         fut: asyncio.Future[dict[str, Any]] = loop.create_future()
         if is_read_only(msg) and self.opts["read_mode"] != "log":
@@ -222,29 +275,6 @@ class RaftNode:
             self.events.put_nowait(("tick",))
 
     async def _run(self) -> None:
-        try:
-            await self._loop()
-        except OSError as e:
-            self._fail_stop(e)
-
-    def _fail_stop(self, e: OSError) -> None:
-        """A disk error: stop here, acknowledging nothing more (the node recovers only by a restart)."""
-        if self.failed is not None:
-            return
-        self.failed = f"{e.strerror or e} ({e.filename})"
-        self.rt.log.error("raft-disk-failed", errno=e.errno, error=self.failed)
-        current = asyncio.current_task()
-        for task in self.tasks:
-            if task is not current:
-                task.cancel()
-        for fut in [f for _, f in self.waiters.values()] + [f for _, _, f in self.read_waiters] + self.open_reads:
-            if not fut.done():
-                fut.set_result({"status": "unknown", "error": f"node failed: {self.failed}"})
-        self.waiters.clear()
-        self.read_waiters = []
-        self.open_reads = []
-
-    async def _loop(self) -> None:
         core = self._core()
         while True:
             self._handle(await self.events.get())
@@ -260,6 +290,7 @@ class RaftNode:
         match ev:
             case ("tick",):
                 core.tick()
+                self.warn.flush()
             case ("msg", m):
                 core.step(m)
             case ("propose", data, fut):
@@ -360,14 +391,11 @@ class RaftNode:
         assert self.kv.applied_index == core.applied, (self.kv.applied_index, core.applied)
         snap = core.compact(core.applied, self.kv.snapshot())
         self.compacting = True
-        self.rt.spawn(self._compact(snap), name="raft-compact")
+        self.rt.spawn(self._compact(snap), name="raft-compact", essential=True)
 
     async def _compact(self, snap: Snapshot) -> None:
         try:
             await self.storage.compact(snap)
-        except OSError as e:
-            self._fail_stop(e)
-            return
         finally:
             self.compacting = False
             self.log_bytes_at_snapshot = self.storage.log_bytes()

@@ -1,14 +1,17 @@
 """Raft's durable state over `rt.disk`: hard state, a segmented log, and a snapshot.
 
-Files:
+Files (every one checksummed, api.frame_record / api.frame_file):
 
-- `meta`: msgpack {"term", "vote"}, replaced whole (atomic write).
-- `log/<first index, 20 digits>`: log segments. Each holds records of
-  [term, index, data], each framed as a 4-byte big-endian length then
-  msgpack, for consecutive indexes starting at the one in its name. Only the
-  last segment is appended to; a new one is started once it holds
-  `segment_entries` records or `segment_bytes` bytes.
-- `snap`: msgpack {"index", "term", "data"}, replaced whole.
+- `meta`: msgpack {"term", "vote"} as a checksummed file, replaced whole
+  (atomic write).
+- `log/<first index, 20 digits>`: log segments. Each holds checksummed
+  records of msgpack [term, index, data], for consecutive indexes starting
+  at the one in its name. Only the last segment is appended to; a new one
+  is started once it holds `segment_entries` records or `segment_bytes`
+  bytes, and only after the full one is synced (so a crash can tear only
+  the segment being appended to).
+- `snap`: msgpack {"index", "term", "data"} as a checksummed file, replaced
+  whole.
 
 Rules:
 
@@ -28,25 +31,29 @@ Rules:
   snapshot from the replaced log; terms in a log never decrease, so loading
   stops at the first record whose term is below its predecessor's (or the
   snapshot's): those records were cut away.
-- Loading tolerates a torn last record (a crash mid-append) and drops it,
-  and everything after a record that does not follow its predecessor.
+- Loading cuts a torn tail (a crash mid-append: api.scan_records's rule)
+  with a warning naming the file and offset, and drops everything after a
+  record that does not follow its predecessor. Damage before the tail, a
+  checksum-valid record that is not a log entry, or a meta or snapshot
+  file that fails its checksum is `CorruptData` naming the file and
+  offset: the node refuses to start rather than apply it. A term or index
+  outside 0..INT_MAX on disk is damage too.
 - Planted bugs: `sync=False` (no-fsync) writes but never syncs;
   `persist_vote=False` (double-vote) never records votedFor.
 """
 
 from __future__ import annotations
 
-import struct
 from dataclasses import dataclass, field
+from typing import Any
 
 import msgpack
 
 from systems.raft.core import HardState
 from systems.raft.log import Entry, Snapshot
-from systems.runtime.api import Disk
+from systems.runtime.api import INT_MAX, CorruptData, Disk, frame_file, frame_record, scan_records, unframe_file
 
 META, SNAP, LOG_DIR = "meta", "snap", "log/"
-_LEN = struct.Struct(">I")
 
 SEGMENT_ENTRIES = 1024
 SEGMENT_BYTES = 4 * 1024 * 1024
@@ -81,11 +88,41 @@ class Loaded:
     snapshot: Snapshot | None = None
     entries: list[Entry] = field(default_factory=list)
     torn_tail: bool = False
+    cuts: list[dict[str, Any]] = field(default_factory=list)
+    """What loading cut away: {file, offset, why} for each torn tail or stale record."""
 
 
 def _frame(e: Entry) -> bytes:
-    body = msgpack.packb(e.to_wire(), use_bin_type=True)
-    return _LEN.pack(len(body)) + body
+    return frame_record(msgpack.packb(e.to_wire(), use_bin_type=True))
+
+
+def _int(v: Any) -> bool:
+    return type(v) is int and 0 <= v <= INT_MAX
+
+
+def _read_file(disk: Disk, name: str) -> dict[str, Any] | None:
+    raw = disk.read(name)
+    if raw is None:
+        return None
+    body = unframe_file(raw, name)
+    try:
+        doc = msgpack.unpackb(body, raw=False)
+    except Exception as e:  # msgpack raises several unrelated types
+        raise CorruptData(name, 0, f"checksum matches but the content does not decode: {e}") from None
+    if not isinstance(doc, dict):
+        raise CorruptData(name, 0, "not a map")
+    return doc
+
+
+def _entry(body: bytes, name: str, off: int) -> Entry:
+    try:
+        w = msgpack.unpackb(body, raw=False)
+        term, index, data = w
+    except Exception:  # msgpack errors, or not a 3-element array
+        raise CorruptData(name, off, "checksum matches but the record is not a log entry") from None
+    if not (_int(term) and _int(index) and (data is None or isinstance(data, bytes))):
+        raise CorruptData(name, off, f"log entry out of range: term {term!r}, index {index!r}")
+    return Entry(term, index, data)
 
 
 class RaftStorage:
@@ -110,57 +147,55 @@ class RaftStorage:
 
     # ------------------------------------------------------------ loading
     def load(self) -> Loaded:
+        """Read what is on disk (see the module rules). Raises CorruptData for damage before a tail."""
         out = Loaded()
-        raw = self.disk.read(META)
-        if raw:
-            m = msgpack.unpackb(raw, raw=False)
-            out.hard = HardState(int(m["term"]), m.get("vote"))
-        raw = self.disk.read(SNAP)
-        if raw:
-            s = msgpack.unpackb(raw, raw=False)
-            out.snapshot = Snapshot(int(s["index"]), int(s["term"]), s["data"])
-            self.snapshot_bytes = len(raw)
+        m = _read_file(self.disk, META)
+        if m is not None:
+            term, vote = m.get("term"), m.get("vote")
+            if not _int(term) or not (vote is None or isinstance(vote, str)):
+                raise CorruptData(META, 0, f"hard state out of range: term {term!r}, vote {vote!r}")
+            out.hard = HardState(term, vote)
+        s = _read_file(self.disk, SNAP)
+        if s is not None:
+            index, term, data = s.get("index"), s.get("term"), s.get("data")
+            if not (_int(index) and _int(term) and isinstance(data, bytes)):
+                raise CorruptData(SNAP, 0, f"snapshot header out of range: index {index!r}, term {term!r}")
+            out.snapshot = Snapshot(index, term, data)
+            self.snapshot_bytes = len(self.disk.read(SNAP) or b"")
         snap_index = out.snapshot.index if out.snapshot else 0
         last_term = out.snapshot.term if out.snapshot else 0
         self.snapshot_index = snap_index
         entries: list[Entry] = []
         self.segments = []
-        names = self.disk.list(LOG_DIR)
+        names = [n for n in self.disk.list(LOG_DIR) if n[len(LOG_DIR) :].isdigit()]
         for pos, name in enumerate(names):
-            try:
-                first = int(name[len(LOG_DIR) :])
-            except ValueError:
-                continue  # not ours
+            first = int(name[len(LOG_DIR) :])
             seg = Segment(first)
-            data = self.disk.read(name) or b""
+            scan = scan_records(self.disk.read(name) or b"", name)
             expected = entries[-1].index + 1 if entries else None
-            off, cut = 0, False
+            cut: tuple[int, str] | None = (scan.end, f"torn tail: {scan.torn}") if scan.torn else None
             index = first
-            while off < len(data):
-                if off + 4 > len(data) or off + 4 + _LEN.unpack_from(data, off)[0] > len(data):
-                    cut = True  # a torn record: the crash came mid-append
-                    break
-                (n,) = _LEN.unpack_from(data, off)
-                e = Entry.from_wire(msgpack.unpackb(data[off + 4 : off + 4 + n], raw=False))
+            for off, body in scan.records:
+                e = _entry(body, name, off)
                 if e.index != index:
-                    cut = True  # not the record this segment should hold next
+                    cut = (off, f"record holds index {e.index}, expected {index}")
                     break
                 if e.index > snap_index:
                     follows = e.index == (expected if expected is not None else snap_index + 1)
                     if not follows or e.term < last_term:
-                        cut = True  # a gap, or a record of a log the snapshot replaced
+                        cut = (off, "a gap, or a record of a log the snapshot replaced")
                         break
                     entries.append(e)
                     last_term = e.term
                     expected = e.index + 1
                 seg.offsets.append(off)
-                off += 4 + n
                 index += 1
-            seg.size = off
+            seg.size = cut[0] if cut is not None else scan.end
             self.segments.append(seg)
-            if cut:
+            if cut is not None:
                 out.torn_tail = True
-                self.disk.truncate(name, off)
+                out.cuts.append({"file": name, "offset": cut[0], "why": cut[1], "dropped_files": names[pos + 1 :]})
+                self.disk.truncate(name, seg.size)
                 for later in names[pos + 1 :]:
                     self.disk.delete(later)
                 break
@@ -175,13 +210,16 @@ class RaftStorage:
             await self._install_snapshot(snapshot)
         if hard is not None:
             vote = hard.vote if self.persist_vote else None
-            self.disk.write(META, msgpack.packb({"term": hard.term, "vote": vote}, use_bin_type=True))
+            self.disk.write(META, frame_file(msgpack.packb({"term": hard.term, "vote": vote}, use_bin_type=True)))
             touched.append(META)
         if entries:
             self._cut(entries[0].index)
-            for name in self._append(entries):
-                if name not in touched:
-                    touched.append(name)
+            chunks = self._append(entries)
+            for i, (name, data) in enumerate(chunks):
+                self.disk.append(name, data)
+                if i < len(chunks) - 1:
+                    await self._sync(name)  # a full segment is whole on disk before the next one begins
+            touched.append(chunks[-1][0])
         for name in touched:
             await self._sync(name)
 
@@ -196,27 +234,25 @@ class RaftStorage:
             del seg.offsets[keep:]
             self.disk.truncate(seg.name, seg.size)
 
-    def _append(self, entries: list[Entry]) -> list[str]:
-        """Append consecutive entries, starting new segments as they fill; the names touched."""
-        touched: list[str] = []
+    def _append(self, entries: list[Entry]) -> list[tuple[str, bytes]]:
+        """Lay consecutive entries out over segments, starting new ones as they fill; returns what to
+        append to which segment, in order (the caller writes it)."""
+        chunks: list[tuple[str, bytes]] = []
         buf = bytearray()
         seg = self._tail_for(entries[0].index)
         for e in entries:
             if seg.offsets and (len(seg.offsets) >= self.segment_entries or seg.size >= self.segment_bytes):
                 if buf:
-                    self.disk.append(seg.name, bytes(buf))
+                    chunks.append((seg.name, bytes(buf)))
                     buf = bytearray()
                 seg = Segment(e.index)
                 self.segments.append(seg)
-            if seg.name not in touched:
-                touched.append(seg.name)
             frame = _frame(e)
             seg.offsets.append(seg.size)
             seg.size += len(frame)
             buf += frame
-        if buf:
-            self.disk.append(seg.name, bytes(buf))
-        return touched
+        chunks.append((seg.name, bytes(buf)))
+        return chunks
 
     def _tail_for(self, index: int) -> Segment:
         """The segment the record for `index` goes to (a new one when the last does not end at index - 1)."""
@@ -244,9 +280,9 @@ class RaftStorage:
             self.disk.delete(self.segments.pop(0).name)
 
     async def _write_snapshot(self, snapshot: Snapshot) -> None:
-        blob = msgpack.packb(
+        blob = frame_file(msgpack.packb(
             {"index": snapshot.index, "term": snapshot.term, "data": snapshot.data}, use_bin_type=True
-        )
+        ))
         self.disk.write(SNAP, blob)
         self.snapshot_index = snapshot.index
         self.snapshot_bytes = len(blob)

@@ -27,26 +27,53 @@ Rules this module fixes for every implementation:
   same file when the node crashes (the simulator enforces this exactly; the
   real runtime fsyncs on `sync`, and loses unsynced writes on a power fault:
   systems/runtime/real_unsynced.py). Under a disk fault any write or `sync`
-  may raise `OSError` (EIO, ENOSPC; systems/runtime/disk_faults.py): a
-  system must not acknowledge what it failed to make durable.
+  may raise `OSError` (EIO, ENOSPC; systems/runtime/disk_faults.py), and
+  the node then stops (Fail-stop below): a system never sees a disk error
+  and lives on.
 - `now()` and `sleep()` read the node's clock, which a clock fault may jump
   (then `now()` is not monotonic) or make run fast or slow
   (systems/runtime/clock.py).
 - `LinkFault` (trouble on one link) is defined in base/links.py and re-exported here.
+- Durable state is checksummed: `frame_record`/`scan_records` for logs,
+  `frame_file`/`unframe_file` for whole files (records.py, re-exported
+  here). A torn tail is cut with a warning; damage before it is
+  `CorruptData` naming the file and offset, and the node refuses to start.
 - `rng` is the node's own seeded stream. Systems never use the global
   `random`, `time`, sockets, threads or files (tests/test_purity.py enforces it).
+- Fail-stop: a task spawned `essential=True` (a protocol loop, a disk
+  writer) that ends with an exception stops the node for good: the real
+  runtime logs `node-failed` with the reason and the process exits non-zero;
+  the simulator crashes the node. A disk operation that fails (a write,
+  append, truncate, delete or sync raising OSError: EIO, ENOSPC, a failed
+  fsync, injected or real) stops the node the same way, on every backend,
+  before its caller gets the OSError, so nothing it failed to persist is
+  acknowledged. A node never lives on as a zombie; a disk fault is held by
+  the incarnation, so a restarted node runs without it until the nemesis
+  sets it again.
+- Peers are not trusted to be sane: every message is checked against its
+  schema at the edge (`INT_MAX` bounds terms, versions and counters;
+  `check_node_id` bounds names); a bad one is dropped and counted
+  (`Throttle` keeps the warnings about them to a trickle).
 """
 
 from __future__ import annotations
 
 import hashlib
 import random
+import re
 from collections.abc import Awaitable, Callable, Coroutine
 from dataclasses import dataclass, field
 from typing import Any, Protocol, runtime_checkable
 
 from base.links import LINK_FAULT_FIELDS as LINK_FAULT_FIELDS  # re-exported: part of the seam
 from base.links import LinkFault as LinkFault
+from systems.runtime.records import RECORD_HEADER_BYTES as RECORD_HEADER_BYTES  # re-exported: checksummed data
+from systems.runtime.records import CorruptData as CorruptData
+from systems.runtime.records import Scan as Scan
+from systems.runtime.records import frame_file as frame_file
+from systems.runtime.records import frame_record as frame_record
+from systems.runtime.records import scan_records as scan_records
+from systems.runtime.records import unframe_file as unframe_file
 
 Message = Any
 """A msgpack-able value (see the module rules)."""
@@ -100,6 +127,26 @@ class RemoteError(RpcError):
 
 class ProtocolError(Exception):
     """A peer sent something that is not a valid frame or message. Logged and dropped."""
+
+
+INT_MAX = 2**63 - 1
+"""The largest term, version, index or counter a message may carry (a peer's 2**64 - 1 is refused:
+one more would not fit the wire)."""
+
+_NODE_ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,63}")
+
+
+def check_node_id(name: str) -> str:
+    """Return `name` if it is a safe node id, else raise ValueError saying why.
+
+    A node id is 1 to 64 of A-Z, a-z, 0-9, "_", "." and "-", starting with a letter or a
+    digit: it names files and directories, so it can never be "..", hold a "/" or be empty.
+    """
+    if not isinstance(name, str) or not _NODE_ID.fullmatch(name):
+        raise ValueError(
+            f"node id {name!r} must be 1-64 of A-Z a-z 0-9 _ . - starting with a letter or digit"
+        )
+    return name
 
 
 def check_disk_name(name: str) -> str:
@@ -192,10 +239,12 @@ class Runtime(Protocol):
 
     async def sleep(self, seconds: float) -> None: ...
 
-    def spawn(self, coro: Coroutine[Any, Any, Any], name: str = "") -> Any:
+    def spawn(self, coro: Coroutine[Any, Any, Any], name: str = "", *, essential: bool = False) -> Any:
         """Run a background task owned by the node; cancelled when the node stops or crashes.
 
-        An exception escaping the task is logged, never silently lost.
+        An exception escaping the task is logged, never silently lost. When the task is
+        `essential` (the node cannot work without it), such an exception also stops the node
+        (see Fail-stop in the module rules).
         """
         ...
 
@@ -241,3 +290,49 @@ def derive_seed(seed: int, *names: str | int) -> int:
 def derive_rng(seed: int, *names: str | int) -> random.Random:
     """A `random.Random` seeded by `derive_seed(seed, *names)`."""
     return random.Random(derive_seed(seed, *names))
+
+
+class Throttle:
+    """A repeated warning kept to a trickle: per event, the first `burst` records of every
+    `window_s` are logged whole; the rest are only counted, and told in one
+    `<event>-summary` record (how many, and the last one's fields) once the window is over.
+
+    `flush()` tells the summaries of windows that are over (call it from a timer: a warning
+    that stops coming is still summed up). `counts` holds every event's total. Time is the
+    runtime's (`rt.now`), so the simulator stays deterministic.
+    """
+
+    def __init__(self, log: Log, now: Callable[[], float], *, window_s: float = 10.0, burst: int = 5) -> None:
+        self.log = log
+        self.now = now
+        self.window_s = window_s
+        self.burst = burst
+        self.counts: dict[str, int] = {}
+        self._windows: dict[str, list[Any]] = {}
+        """event -> [window start, logged in it, suppressed in it, last suppressed fields]"""
+
+    def warning(self, event: str, **fields: Any) -> None:
+        self.counts[event] = self.counts.get(event, 0) + 1
+        now = self.now()
+        w = self._windows.get(event)
+        if w is None or now - w[0] >= self.window_s:
+            if w is not None:
+                self._summarise(event, w)
+            w = self._windows[event] = [now, 0, 0, None]
+        if w[1] < self.burst:
+            w[1] += 1
+            self.log.warning(event, **fields)
+        else:
+            w[2] += 1
+            w[3] = fields
+
+    def flush(self) -> None:
+        now = self.now()
+        for event, w in list(self._windows.items()):
+            if now - w[0] >= self.window_s:
+                self._summarise(event, w)
+                del self._windows[event]
+
+    def _summarise(self, event: str, w: list[Any]) -> None:
+        if w[2]:
+            self.log.warning(f"{event}-summary", suppressed=w[2], window_s=self.window_s, last=w[3])

@@ -28,6 +28,16 @@ Rules this module keeps:
   as an indefinite `RemoteError` code "internal". One-way handlers' errors
   are logged the same way and answer nothing.
 
+Who may do what (real_auth, real_transport): with credentials every
+connection is authenticated both ways and `src` is the proven name; control
+frames are obeyed from the harness's identity alone (others get a definite
+error code "forbidden"). Without credentials the endpoint is open, as a
+hand-written cluster file with no `auth` asks.
+
+Fail-stop: a disk that fails a write or sync (real_disk) or an essential
+task that dies stops the node (`fail`): `node-failed` logged, every
+connection cut, `on_failure` told (node_main then exits non-zero).
+
 Control channel (CONTROL frames on the node's own port, handled by the
 runtime, never filtered, answered with RESPONSE/ERROR frames):
 
@@ -37,19 +47,23 @@ runtime, never filtered, answered with RESPONSE/ERROR frames):
 - `clear-filter` {"version": int} or null -> {"applied": bool, "version"}
 - `get-filter` -> {"version", "grudge", "links", "stats"} (stats: frames
   passed, dropped, duplicated, delayed by the filter)
-- `stats` -> {"node", "pid", "connections", "pending", "tasks", "fsyncs", "filter", "clock", "disk_fault"}
+- `stats` -> {"node", "pid", "connections", "pending", "tasks", "fsyncs", "filter",
+  "dropped": {warning event: count} (bad frames, failed handshakes, refused
+  control frames, limits hit), "held_bytes", "clock", "disk_fault"}
 - `clock` {"reset": true} | {"jump_s": d} | {"rate": r} (systems.runtime.clock)
   or null (read only) -> {"now", "true", "offset_s", "rate"}
 - `disk-fault` {"fault": "eio"|"enospc"|"slow-fsync", ...} or {"fault": null}
   (clear) -> {"fault", "ops", "delay_s", "injected", "delayed"}
-  (systems.runtime.disk_faults)
+  (systems.runtime.disk_faults); the next failing disk operation stops the
+  node (fail-stop, exit 70); the fault is held in memory only, so a
+  restarted node starts without it.
 - `arm-power-loss` -> {"armed": true}: the next start over this data
   directory reverts every write not synced by then (real_unsynced); the
   harness sends it just before it cuts the node's power (SIGKILL).
 
 `set-filter` replaces the whole filter; one with a lower version than the
 current is ignored (applied false), so a late control frame cannot undo a
-newer one. A malformed body answers a definite error code "bad-control";
+newer one. Versions are 0..INT_MAX. A malformed body answers a definite error code "bad-control";
 an unknown method code "unknown-control".
 """
 
@@ -63,12 +77,13 @@ import traceback
 from pathlib import Path
 from typing import Any
 
-from systems.runtime.api import Handler, Message, ProtocolError, RpcError, derive_rng
+from systems.runtime.api import INT_MAX, Handler, Message, ProtocolError, RpcError, derive_rng
 from systems.runtime.clock import NodeClock
+from systems.runtime.real_auth import Credentials, check_client_name
 from systems.runtime.real_disk import RealDisk
 from systems.runtime.real_filter import PacketFilter
 from systems.runtime.real_log import JsonLog
-from systems.runtime.real_transport import Address, Conn, Endpoint, error_body
+from systems.runtime.real_transport import Address, Conn, Endpoint, Limits, error_body
 from systems.runtime.real_wire import Frame, Kind
 
 __all__ = ["ClientEndpoint", "NoDisk", "RealRuntime"]
@@ -85,9 +100,13 @@ class RealRuntime(Endpoint):
         *,
         seed: int = 0,
         log: JsonLog | None = None,
+        credentials: Credentials | None = None,
+        limits: Limits | None = None,
     ) -> None:
         if node_id not in addrs:
             raise ValueError(f"node {node_id!r} is not in the cluster ({', '.join(sorted(addrs))})")
+        if credentials is not None and (credentials.role != "node" or credentials.name != node_id):
+            raise ValueError(f"the credentials are {credentials.role} {credentials.name!r}'s, not node {node_id!r}'s")
         pid = os.getpid()
         super().__init__(
             node_id,
@@ -95,10 +114,12 @@ class RealRuntime(Endpoint):
             log or JsonLog(node_id),
             packet_filter=PacketFilter(derive_rng(seed, node_id, pid, "filter")),
             filtered_srcs=frozenset(addrs),
+            credentials=credentials,
+            limits=limits,
         )
         self.peers: list[str] = sorted(n for n in addrs if n != node_id)
         self.rng: random.Random = derive_rng(seed, node_id, pid)
-        self.disk = RealDisk(data_dir)
+        self.disk = RealDisk(data_dir, on_failure=self.fail)
         self.clock = NodeClock(time.monotonic)
         if self.disk.recovered.power_loss:
             self.log.warning("disk-power-loss", reverted=self.disk.recovered.reverted)
@@ -130,9 +151,12 @@ class RealRuntime(Endpoint):
     def ready(self) -> bool:
         return self._ready.is_set()
 
-    async def close(self) -> None:
+    def _stop_listening(self) -> None:
         if self._server is not None:
             self._server.close()
+
+    async def close(self) -> None:
+        self._stop_listening()
         await super().close()
         self.disk.close()
 
@@ -162,7 +186,7 @@ class RealRuntime(Endpoint):
         except asyncio.CancelledError:
             raise
         except Exception as e:
-            self.log.error(
+            self.warn.warning(
                 "handler-error", method=frame.method, src=frame.src, error=repr(e),
                 traceback="".join(traceback.format_exception(e)),
             )
@@ -197,8 +221,8 @@ class RealRuntime(Endpoint):
                 return {"applied": applied, "version": f.version}
             case "clear-filter":
                 version = body.get("version") if isinstance(body, dict) else None
-                if version is not None and type(version) is not int:
-                    raise ProtocolError("clear-filter version must be an int")
+                if version is not None and (type(version) is not int or not 0 <= version <= INT_MAX):
+                    raise ProtocolError(f"clear-filter version must be an int in 0..{INT_MAX}")
                 applied = f.clear(version)
                 self.log.info("filter-cleared", applied=applied, version=f.version)
                 return {"applied": applied, "version": f.version}
@@ -208,7 +232,8 @@ class RealRuntime(Endpoint):
                 return {
                     "node": self.node_id, "pid": os.getpid(), "connections": len(self._conns),
                     "pending": len(self._pending), "tasks": len(self._tasks), "fsyncs": self.disk.fsyncs,
-                    "filter": f.describe(), "clock": self.clock.describe(),
+                    "filter": f.describe(), "dropped": dict(sorted(self.warn.counts.items())),
+                    "held_bytes": self._held_bytes, "clock": self.clock.describe(),
                     "disk_fault": self.disk.faults.describe(),
                 }
             case "clock":
@@ -249,9 +274,10 @@ class NoDisk:
 
 
 class ClientEndpoint(Endpoint):
-    """The harness's endpoint: calls and one-way messages to nodes, plus the control channel.
+    """The harness's endpoint (or a client's): calls and one-way messages to nodes, plus the control channel.
 
-    Never partitioned (nodes filter cluster sources only), serves nothing, has no disk.
+    Never partitioned (nodes filter cluster sources only), serves nothing, has no disk. With
+    harness credentials its control frames are obeyed; with client credentials they are refused.
     """
 
     def __init__(
@@ -261,10 +287,15 @@ class ClientEndpoint(Endpoint):
         node_id: str = "client",
         seed: int = 0,
         log: JsonLog | None = None,
+        credentials: Credentials | None = None,
     ) -> None:
         if node_id in addrs:
             raise ValueError(f"client id {node_id!r} clashes with a node id")
-        super().__init__(node_id, addrs, log or JsonLog(node_id, min_level="warning"))
+        if credentials is not None:
+            if credentials.role not in ("harness", "client"):
+                raise ValueError(f"a client endpoint takes harness or client credentials, not a {credentials.role}'s")
+            check_client_name(node_id, addrs)
+        super().__init__(node_id, addrs, log or JsonLog(node_id, min_level="warning"), credentials=credentials)
         self.peers: list[str] = sorted(addrs)
         self.rng: random.Random = derive_rng(seed, node_id, os.getpid())
         self.disk = NoDisk()

@@ -7,10 +7,11 @@ Rules this module keeps:
   '.' or '..' components, components starting with '.' (reserved for temp
   files), backslashes and NUL bytes. Nothing outside the data directory is
   ever touched.
-- `write` writes a temp file `.<base>.tmp` beside the target and renames it
-  over the target with `os.replace` (atomic); the temp file is not fsynced,
-  so a power loss between `write` and `sync` may leave the old content (the
-  crash contract in api.py asks for no more).
+- `write` writes a temp file `.<base>.tmp` beside the target, fsyncs it and
+  renames it over the target with `os.replace` (atomic), so after a power
+  loss the name holds the old content or the new, never an empty or torn
+  file (a rename can reach the disk before the data it names); `sync(name)`
+  then makes the rename itself durable.
 - `append` keeps one cached O_APPEND descriptor per name (no user-space
   buffering: a `read` sees every append at once); `write`, `truncate` and
   `delete` of the name close it first.
@@ -40,15 +41,25 @@ Rules this module keeps:
   `recovered` says what the start found and reverted.
 - `faults` (disk_faults) is the disk fault in place: a failing write or
   sync raises OSError (EIO, ENOSPC) before touching anything, and a slow
-  fsync sleeps its delay on the loop before the fsync.
+  fsync sleeps its delay on the loop before the fsync. The fault lives in
+  this object only: a restarted node starts without it unless the nemesis
+  sets it again.
+- Fail-stop: a write, append, truncate, delete or sync that fails with an
+  OSError (ENOSPC, EIO, EMFILE, ..., injected or real) calls `on_failure`
+  with the reason before the error reaches the caller: after a failed fsync
+  the kernel may have dropped the dirty pages, so retrying could acknowledge
+  data that is gone; the node stops instead (the runtime's fail-stop).
 """
 
 from __future__ import annotations
 
 import asyncio
+import functools
 import os
 import time
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any, TypeVar
 
 from systems.runtime.api import check_disk_name
 from systems.runtime.disk_faults import DiskFaults
@@ -64,10 +75,34 @@ FSYNC_AVERAGE_WEIGHT = 0.2
 """Weight of the latest fsync in the moving average of their durations."""
 
 
+F = TypeVar("F", bound=Callable[..., Any])
+
+
+def _fail_stop(op: F) -> F:
+    """A disk operation whose OSError is the node's end (see the module rules)."""
+
+    @functools.wraps(op)
+    def wrapper(self: RealDisk, name: str, *args: Any) -> Any:
+        try:
+            return op(self, name, *args)
+        except OSError as e:
+            self._failed(op.__name__, name, e)
+            raise
+
+    return wrapper  # type: ignore[return-value]
+
+
 class RealDisk:
-    def __init__(self, root: Path | str, *, inline_sync_max_s: float = INLINE_SYNC_MAX_S) -> None:
+    def __init__(
+        self,
+        root: Path | str,
+        *,
+        inline_sync_max_s: float = INLINE_SYNC_MAX_S,
+        on_failure: Callable[[str], None] | None = None,
+    ) -> None:
         self.root = Path(root).resolve()
         self.inline_sync_max_s = inline_sync_max_s
+        self.on_failure = on_failure
         self.fsync_s = 0.0
         """Moving average of fsync durations (seconds), per `sync` call."""
         self.root.mkdir(parents=True, exist_ok=True)
@@ -91,6 +126,10 @@ class RealDisk:
         self.journal.arm()
 
     # -- helpers -----------------------------------------------------------------------------
+    def _failed(self, op: str, name: str, e: OSError) -> None:
+        if self.on_failure is not None:
+            self.on_failure(f"disk {op} of {self.root / name} failed: {e.strerror or e} (errno {e.errno})")
+
     def _path(self, name: str) -> Path:
         path = self._paths.get(name)
         if path is None:
@@ -145,6 +184,7 @@ class RealDisk:
         finally:
             os.close(fd)
 
+    @_fail_stop
     def write(self, name: str, data: bytes) -> None:
         path = self._path(name)
         self.faults.check_write(name)
@@ -155,12 +195,15 @@ class RealDisk:
         fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644)
         try:
             _write_all(fd, data)
+            os.fsync(fd)
+            self.fsyncs += 1
         finally:
             os.close(fd)
         os.replace(tmp, path)
         self._dirty_dirs.add(str(path.parent))
         self._changed(name)
 
+    @_fail_stop
     def append(self, name: str, data: bytes) -> None:
         self.faults.check_write(name)
         fd = self._fds.get(name)
@@ -177,6 +220,7 @@ class RealDisk:
         _write_all(fd, data)
         self._changed(name, append=True)
 
+    @_fail_stop
     def truncate(self, name: str, size: int) -> None:
         if size < 0:
             raise ValueError(f"truncate size must be >= 0, got {size}")
@@ -194,6 +238,7 @@ class RealDisk:
             os.close(fd)
         self._changed(name)
 
+    @_fail_stop
     def delete(self, name: str) -> None:
         path = self._path(name)
         self.faults.check_write(name, frees=True)
@@ -225,7 +270,11 @@ class RealDisk:
 
     async def sync(self, name: str) -> None:
         path = self._path(name)
-        delay = self.faults.check_sync(name)
+        try:
+            delay = self.faults.check_sync(name)
+        except OSError as e:
+            self._failed("sync", name, e)
+            raise
         if delay:
             await asyncio.sleep(delay)
         target = self._seq.get(name, 0)
@@ -248,6 +297,10 @@ class RealDisk:
                 else:
                     loop = asyncio.get_running_loop()
                     n, took = await loop.run_in_executor(None, _timed_fsync, str(path), dirs, None)
+            except OSError as e:
+                self._dirty_dirs.update(dirs)
+                self._failed("sync", name, e)
+                raise
             except BaseException:
                 self._dirty_dirs.update(dirs)
                 raise

@@ -10,6 +10,11 @@ Rules this module keeps:
   `{"code", "definite", "message"}`).
 - N must be 1..`MAX_FRAME_BYTES`; anything larger is refused at the header,
   before a byte of the body is buffered.
+- On an authenticated connection the body is followed by its tag (N counts
+  it) and the decoder's `session` checks and strips it before decoding
+  (real_auth); a frame whose tag does not verify is a `ProtocolError`.
+- Bounds: `id` 0..INT_MAX, `src` at most MAX_NAME_CHARS characters,
+  `method` at most MAX_METHOD_CHARS.
 - Decoding is pure and strict: garbage bytes, truncated msgpack, trailing
   bytes after the array, a wrong shape or a wrong field type all raise
   `ProtocolError` (from api.py). The caller logs it and closes the
@@ -21,14 +26,24 @@ from __future__ import annotations
 import struct
 from dataclasses import dataclass
 from enum import IntEnum
-from typing import Any
+from typing import Any, Protocol
 
 import msgpack
 
-from systems.runtime.api import ProtocolError
+from systems.runtime.api import INT_MAX, ProtocolError
 
 MAX_FRAME_BYTES = 16 * 1024 * 1024
 """Largest accepted frame body; a bigger length prefix closes the connection."""
+TAG_ALLOWANCE = 16
+"""Room for an authenticated frame's tag (real_auth.TAG_BYTES) beyond MAX_FRAME_BYTES."""
+MAX_NAME_CHARS = 64
+MAX_METHOD_CHARS = 128
+
+
+class Opener(Protocol):
+    """Checks and strips an authenticated frame's tag (real_auth.Session)."""
+
+    def open(self, payload: bytes) -> bytes | memoryview: ...
 
 _HEADER = struct.Struct(">I")
 HEADER_BYTES = _HEADER.size
@@ -74,7 +89,7 @@ def encode_raw(kind: Kind, req_id: int, src: str, method: str, body: Any) -> byt
     return _HEADER.pack(len(payload)) + payload
 
 
-def decode_payload(payload: bytes) -> Frame:
+def decode_payload(payload: bytes | memoryview) -> Frame:
     """One frame body (without its header) -> Frame, or ProtocolError."""
     try:
         obj = msgpack.unpackb(payload, raw=False, strict_map_key=False, use_list=True)
@@ -85,10 +100,12 @@ def decode_payload(payload: bytes) -> Frame:
     kind, req_id, src, method, body = obj
     if type(kind) is not int or kind not in _KINDS:
         raise ProtocolError(f"bad frame kind {kind!r}")
-    if type(req_id) is not int or req_id < 0:
+    if type(req_id) is not int or not 0 <= req_id <= INT_MAX:
         raise ProtocolError(f"bad request id {req_id!r}")
     if not isinstance(src, str) or not isinstance(method, str):
         raise ProtocolError("frame src and method must be strings")
+    if len(src) > MAX_NAME_CHARS or len(method) > MAX_METHOD_CHARS:
+        raise ProtocolError(f"frame src or method too long ({len(src)}, {len(method)} characters)")
     if kind == Kind.ERROR and not (
         isinstance(body, dict) and isinstance(body.get("code"), str) and isinstance(body.get("definite"), bool)
     ):
@@ -100,13 +117,15 @@ class FrameDecoder:
     """Incremental decoder: feed bytes as they come, collect whole frames.
 
     After a ProtocolError the decoder is poisoned: the connection must be closed.
+    `session`, once set, checks and strips each frame's tag.
     """
 
-    __slots__ = ("_buf", "_need")
+    __slots__ = ("_buf", "_need", "session")
 
-    def __init__(self) -> None:
+    def __init__(self, session: Opener | None = None) -> None:
         self._buf = bytearray()
         self._need = -1  # body length of the frame being read, -1 while reading a header
+        self.session = session
 
     @property
     def buffered(self) -> int:
@@ -117,8 +136,9 @@ class FrameDecoder:
         if not self._buf and self._need < 0 and len(data) >= HEADER_BYTES:
             # fast path: exactly one whole frame, nothing buffered (the usual case for small RPCs)
             (n,) = _HEADER.unpack_from(data)
-            if 0 < n <= MAX_FRAME_BYTES and len(data) == HEADER_BYTES + n:
-                return [decode_payload(data[HEADER_BYTES:])]
+            if 0 < n <= MAX_FRAME_BYTES and len(data) == HEADER_BYTES + n:  # within every limit
+                body = data[HEADER_BYTES:]
+                return [decode_payload(body if self.session is None else self.session.open(body))]
         self._buf += data
         frames: list[Frame] = []
         buf = self._buf
@@ -128,9 +148,10 @@ class FrameDecoder:
                 if len(buf) - pos < HEADER_BYTES:
                     break
                 (n,) = _HEADER.unpack_from(buf, pos)
-                if n == 0 or n > MAX_FRAME_BYTES:
+                limit = MAX_FRAME_BYTES if self.session is None else MAX_FRAME_BYTES + TAG_ALLOWANCE
+                if n == 0 or n > limit:
                     self._buf = bytearray()
-                    raise ProtocolError(f"frame length {n} outside 1..{MAX_FRAME_BYTES}")
+                    raise ProtocolError(f"frame length {n} outside 1..{limit}")
                 pos += HEADER_BYTES
                 self._need = n
             if len(buf) - pos < self._need:
@@ -139,7 +160,7 @@ class FrameDecoder:
             pos += self._need
             self._need = -1
             try:
-                frames.append(decode_payload(payload))
+                frames.append(decode_payload(payload if self.session is None else self.session.open(payload)))
             except ProtocolError:
                 self._buf = bytearray()
                 raise

@@ -15,9 +15,15 @@ Rules this module keeps:
 - `delete` is durable after the next completed sync of any file.
 - `crash()` throws away everything not durable: current := durable.
 - `faults` (systems.runtime.disk_faults) is the disk fault in place on the
-  node, kept across incarnations like the medium: a failing write or sync
-  raises OSError (EIO, ENOSPC) before touching anything; a slow fsync adds
-  its delay to `sync_s`.
+  node: a failing write or sync raises OSError (EIO, ENOSPC) before touching
+  anything; a slow fsync adds its delay to `sync_s`. It is held for one
+  incarnation, as the real runtime holds it in the node's process: the
+  world starts every incarnation with none (`DiskStore.new_incarnation`), so
+  a restarted node carries a fault only when the nemesis sets it again.
+- Fail-stop (api.py): a write, append, truncate, delete or sync that raises
+  OSError calls the view's `on_failure` with the reason first (the
+  simulator crashes the node there, as the real runtime exits), then the
+  caller gets the error; nothing it failed to persist is acknowledged.
 - A running incarnation reaches the store through a `DiskView` bound to it:
   once that incarnation is dead (crashed or stopped), its writes are ignored
   and its syncs never complete, so a cancelled task's `finally` cannot reach
@@ -41,6 +47,10 @@ class DiskStore:
         self.current: dict[str, bytearray] = {}
         self.pending_deletes: dict[str, None] = {}
         """Names deleted since the last sync (an insertion-ordered set)."""
+        self.faults = DiskFaults()
+
+    def new_incarnation(self) -> None:
+        """A node (re)starts: no disk fault is in place until one is set again (as on a real process)."""
         self.faults = DiskFaults()
 
     def crash(self) -> None:
@@ -73,10 +83,31 @@ class DiskStore:
 class DiskView:
     """`systems.runtime.api.Disk` for one incarnation of a node."""
 
-    def __init__(self, store: DiskStore, alive: Callable[[], bool], sync_s: float = 0.001) -> None:
+    def __init__(
+        self,
+        store: DiskStore,
+        alive: Callable[[], bool],
+        sync_s: float = 0.001,
+        on_failure: Callable[[str], None] | None = None,
+    ) -> None:
         self._store = store
         self._alive = alive
         self.sync_s = sync_s
+        self.on_failure = on_failure
+
+    def _check_write(self, op: str, name: str, *, frees: bool = False) -> None:
+        faults = self._store.faults
+        if faults.kind is None:
+            return
+        try:
+            faults.check_write(name, frees=frees)
+        except OSError as e:
+            self._failed(op, name, e)
+            raise
+
+    def _failed(self, op: str, name: str, e: OSError) -> None:
+        if self.on_failure is not None and self._alive():
+            self.on_failure(f"disk {op} of {name} failed: {e.strerror or e} (errno {e.errno})")
 
     def read(self, name: str) -> bytes | None:
         check_disk_name(name)
@@ -92,14 +123,14 @@ class DiskView:
 
     def write(self, name: str, data: bytes) -> None:
         check_disk_name(name)
-        self._store.faults.check_write(name)
+        self._check_write("write", name)
         if self._alive():
             self._store.current[name] = bytearray(data)
             self._store.pending_deletes.pop(name, None)
 
     def append(self, name: str, data: bytes) -> None:
         check_disk_name(name)
-        self._store.faults.check_write(name)
+        self._check_write("append", name)
         if self._alive():
             self._store.current.setdefault(name, bytearray()).extend(data)
             self._store.pending_deletes.pop(name, None)
@@ -108,7 +139,7 @@ class DiskView:
         check_disk_name(name)
         if size < 0:
             raise ValueError(f"truncate {name!r} to a negative size {size}")
-        self._store.faults.check_write(name)
+        self._check_write("truncate", name)
         if not self._alive():
             return
         buf = self._store.current.setdefault(name, bytearray())  # created if missing, as ftruncate does
@@ -120,7 +151,7 @@ class DiskView:
 
     def delete(self, name: str) -> None:
         check_disk_name(name)
-        self._store.faults.check_write(name, frees=True)
+        self._check_write("delete", name, frees=True)
         if self._alive() and self._store.current.pop(name, None) is not None:
             self._store.pending_deletes[name] = None
 
@@ -129,7 +160,11 @@ class DiskView:
 
     async def sync(self, name: str) -> None:
         check_disk_name(name)
-        extra = self._store.faults.check_sync(name)
+        try:
+            extra = self._store.faults.check_sync(name)
+        except OSError as e:
+            self._failed("sync", name, e)
+            raise
         data, deletes = self._store.snapshot(name)
         await asyncio.sleep(self.sync_s + extra)
         if not self._alive():

@@ -17,7 +17,10 @@ Rules this module keeps:
   reply came in time; the world completes it with the reply, a
   `RemoteError`, `Unreachable` (refused) or an early `RpcTimeout` (reset).
 - `spawn`ed tasks belong to the node; an exception escaping one is logged
-  (`task-failed`), never lost.
+  (`task-failed`), never lost; one escaping an `essential` task also logs
+  `node-failed` and crashes the node (api.py's fail-stop), and so does a
+  disk operation that raises OSError (sim_disk's `on_failure`), before its
+  caller sees the error.
 - `now`/`sleep` read the node's clock (systems.runtime.clock, kept by the
   world per node): a clock fault moves what the node sees; its log's `time`
   stays true virtual time.
@@ -146,7 +149,7 @@ class SimRuntime:
         self.incarnation = incarnation
         self.is_node = is_node
         self.rng = derive_rng(world.seed, "node", node_id, incarnation)
-        self.disk = DiskView(store, lambda: not self.dead, world.sync_s)
+        self.disk = DiskView(store, lambda: not self.dead, world.sync_s, on_failure=self._disk_failed)
         self.log = SimLog(node_id, world.logs.setdefault(node_id, []), world.loop.time, incarnation)
         self.dead = False
         self.paused = False
@@ -198,8 +201,22 @@ class SimRuntime:
         await asyncio.sleep(max(0.0, seconds) if clock is None else clock.true_duration(seconds))
         self.world.stats["timers"] += 1
 
-    def spawn(self, coro: Coroutine[Any, Any, Any], name: str = "") -> asyncio.Task[Any]:
-        return create_owned_task(self.world.loop, self if self.is_node else None, coro, name, log=self.log)
+    def spawn(self, coro: Coroutine[Any, Any, Any], name: str = "", *, essential: bool = False) -> asyncio.Task[Any]:
+        task = create_owned_task(self.world.loop, self if self.is_node else None, coro, name, log=self.log)
+        if essential:
+            task.add_done_callback(self._essential_done)
+        return task
+
+    def _essential_done(self, task: asyncio.Task[Any]) -> None:
+        if not task.cancelled() and task.exception() is not None and not self.dead and self.is_node:
+            self.log.error("node-failed", reason=f"essential task {task.get_name()} died: {task.exception()!r}")
+            self.world.crash(self.node_id)
+
+    def _disk_failed(self, reason: str) -> None:
+        """Fail-stop on a disk error (sim_disk calls it before the caller sees the OSError)."""
+        if not self.dead and self.is_node:
+            self.log.error("node-failed", reason=reason)
+            self.world.crash(self.node_id)
 
     def serve(self, method: str, handler: Handler) -> None:
         self.handlers[method] = handler

@@ -173,6 +173,7 @@ class SimWorld:
         inc = self._incarnations[node] + 1
         self._incarnations[node] = inc
         peers = sorted(n for n in self.nodes if n != node)
+        self.stores[node].new_incarnation()  # a disk fault lives as long as the incarnation (sim_disk)
         rt = SimRuntime(self, node, peers, inc, self.stores[node], is_node=True)
         self.runtimes[node] = rt
         self.endpoints[node] = rt
