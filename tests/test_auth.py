@@ -97,7 +97,8 @@ async def keyed_net(tmp_path: Path, n: int = 2, limits: Limits | None = None) ->
 def test_a_key_file_holds_only_what_its_owner_needs() -> None:
     keys = ClusterKeys.generate(["n1", "n2", "n3"])
     n1 = keys.nodes["n1"]
-    assert sorted(n1.peers) == ["n2", "n3"] and sorted(n1.roles) == ["client", "harness"]
+    assert sorted(n1.peers) == ["n1", "n2", "n3"] and sorted(n1.roles) == ["client", "harness"]
+    assert n1.peers["n1"] not in (keys.nodes["n2"].peers["n3"], *keys.nodes["n2"].peers.values())  # its own alone
     assert n1.peers["n2"] == keys.nodes["n2"].peers["n1"]  # a pair key is shared by the pair alone
     assert n1.peers["n3"] != keys.nodes["n2"].peers["n3"]
     assert keys.harness.peers["n1"] == n1.roles["harness"] != n1.roles["client"] == keys.client.peers["n1"]

@@ -48,7 +48,8 @@ def test_heartbeat_as_a_service_on_ssh_hosts(lab: Lab, rehearsal: Rehearsal) -> 
     first = lab.wait("heartbeat", lambda s: "every node sees every other alive" in notes(s) and s, "everyone alive")
     assert {n["address"].split(":")[0] for n in first["nodes"].values()} == {n.ip for n in rehearsal.plan.nodes}
     doc = json.loads((lab.clusters / "heartbeat" / "service.json").read_text())
-    assert doc["capabilities"] == ["cable", "clock", "disk-fault", "kill", "links", "partition", "pause", "plug", "switch"]
+    assert doc["capabilities"] == ["cable", "clock", "disk-fault", "kill", "links", "partition", "pause", "plug",
+                                   "switch"]
 
     old = first["nodes"]["n2"]["pid"]
     os.kill(old, signal.SIGKILL)  # a crash on n2's host: its supervisor there restarts the node

@@ -44,6 +44,7 @@ from harness.services.hand_faults import in_force
 from systems.runtime.api import RpcError
 from systems.runtime.node_main import load_cluster_file
 from systems.runtime.real import ClientEndpoint
+from systems.runtime.real_auth import Credentials
 
 DOWN_WORDS = {
     "killed": "killed by hand (`harness cluster heal` or `restart` brings it back)",
@@ -126,12 +127,13 @@ async def _ask_external(asker: Asker, addr: tuple[str, int], node: str, process:
 
 
 async def _probe(addrs: dict[str, tuple[str, int]], view: ModuleType | None, processes: dict[str, str | None],
-                 timeout_s: float, asker: Asker | None = None) -> dict[str, tuple[dict[str, Any], NodeReply]]:
+                 timeout_s: float, asker: Asker | None = None,
+                 credentials: Credentials | None = None) -> dict[str, tuple[dict[str, Any], NodeReply]]:
     if asker is not None:
         answers = await asyncio.gather(*(_ask_external(asker, addrs[n], n, processes.get(n), timeout_s)
                                          for n in sorted(addrs)))
         return dict(zip(sorted(addrs), answers, strict=True))
-    ep = ClientEndpoint(addrs, node_id="status")
+    ep = ClientEndpoint(addrs, node_id="status", credentials=credentials)
     try:
         answers = await asyncio.gather(*(_ask(ep, n, view, processes.get(n), timeout_s) for n in sorted(addrs)))
     finally:
@@ -167,9 +169,12 @@ def gather(cdir: ClusterDir, *, timeout_s: float = 1.0) -> dict[str, Any]:
         return out
     nodes_state: dict[str, dict[str, Any]] = doc.get("nodes_state") or {}
     processes = {n: (s.get("process") if alive else None) for n, s in nodes_state.items()}
-    addrs = dict(load_cluster_file(cdir.cluster_file).nodes)
+    cluster = load_cluster_file(cdir.cluster_file)
+    addrs = dict(cluster.nodes)
     view = view_module(str(doc.get("system")))
-    probed = asyncio.run(_probe(addrs, view, processes, timeout_s, ASKERS.get(str(doc.get("system")))))
+    asker = ASKERS.get(str(doc.get("system")))  # a system that is not ours is asked through its own API
+    creds = cluster.credentials("harness") if asker is None else None  # views are control frames: the harness's
+    probed = asyncio.run(_probe(addrs, view, processes, timeout_s, asker, creds))
     replies = {}
     for n, (info, reply) in probed.items():
         s = nodes_state.get(n, {})

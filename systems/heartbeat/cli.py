@@ -26,7 +26,7 @@ from collections.abc import Sequence
 from base.status import NodeReply, plain_text
 from systems.heartbeat.status import METHOD, REQUEST, tables
 from systems.runtime.api import RpcError
-from systems.runtime.node_main import ClusterFileError, load_cluster_file
+from systems.runtime.node_main import ClusterFileError, load_cluster_file, open_client
 from systems.runtime.real import ClientEndpoint
 from systems.runtime.real_clusters import find_cluster_file
 
@@ -64,7 +64,7 @@ async def _run(args: argparse.Namespace) -> int:
     if getattr(args, "node", None) and args.node not in cluster.nodes:
         sys.stderr.write(f"heartbeat-cli: error: {args.node} is not in the cluster file (nodes: {' '.join(nodes)})\n")
         return 2
-    ep = ClientEndpoint(cluster.nodes, node_id="heartbeat-cli")
+    ep = open_client(cluster, "heartbeat-cli")  # with the clients' key when the cluster has keys
     try:
         if args.cmd == "view":
             replies = await _views(ep, [args.node] if args.node else nodes, args.timeout)

@@ -27,7 +27,7 @@ from typing import Any
 from systems.mapreduce.client import MrClient
 from systems.mapreduce.store import StoreError
 from systems.runtime.api import RpcError
-from systems.runtime.node_main import ClusterFileError, load_cluster_file
+from systems.runtime.node_main import ClusterFileError, load_cluster_file, open_client
 from systems.runtime.real import ClientEndpoint
 from systems.runtime.real_disk import RealDisk
 
@@ -120,7 +120,7 @@ async def _submit(mr: MrClient, args: argparse.Namespace, ep: ClientEndpoint) ->
 
 async def _run(args: argparse.Namespace) -> int:
     cluster = load_cluster_file(args.cluster)
-    ep = ClientEndpoint(cluster.nodes)
+    ep = open_client(cluster, "mr-cli")  # with the clients' key when the cluster has keys
     try:
         mr = MrClient(ep, sorted(cluster.nodes), cluster.options, timeout_s=args.timeout)
         match args.cmd:

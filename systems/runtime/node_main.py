@@ -237,8 +237,6 @@ def main(
     config = NodeConfig(system=system_name, bugs=planted, options={**default_options, **cf.options}, seed=seed)
     home = Path(args.cluster).resolve().parent
     data_dir = (Path(args.data_dir) if args.data_dir else home / "data" / args.node_id).resolve()
-    if not data_dir.is_relative_to(home):
-        _fail(f"data directory {data_dir} is outside the cluster's directory {home}")
     try:
         creds = cf.credentials(args.node_id)
     except ClusterFileError as e:

@@ -10,7 +10,9 @@ Rules this module keeps:
 - Keys: the harness draws one random 32-byte master per cluster and never
   writes it down. From it (HMAC-SHA256) come one key per pair of nodes, one
   per (harness, node) and one per (clients, node). A key file holds only
-  what its owner needs: a node's file its pair keys and its harness and
+  what its owner needs: a node's file its pair keys (with itself too: a
+  node's roles talk to each other over its own socket, as the DFS's
+  chunkserver does to a master on the same node) and its harness and
   client keys; the harness's file its key for every node; the clients' file
   theirs. A node can prove only its own name, a client can pass neither for
   a node nor for the harness, and the harness's key opens no node's place.
@@ -138,7 +140,7 @@ class ClusterKeys:
             return _derive(m, "pair", lo, hi)
 
         per_node = {
-            n: Credentials("node", n, {p: pair(n, p) for p in names if p != n},
+            n: Credentials("node", n, {p: pair(n, p) for p in names},
                            {"harness": _derive(m, "harness", n), "client": _derive(m, "client", n)})
             for n in names
         }
@@ -359,8 +361,8 @@ class Handshake:
 
     def _key_for(self, role: str, name: str) -> bytes:
         if role == "node":
-            if name not in self.nodes or name == self.name:
-                raise AuthError(f"{name!r} is not another node of this cluster")
+            if name not in self.nodes:
+                raise AuthError(f"{name!r} is not a node of this cluster")
             key = self.creds.peers.get(name)
         elif role in ("harness", "client"):
             try:
