@@ -19,6 +19,10 @@ Rules this module keeps:
   `dropped` (an iptables DROP in the receiver's namespace still lets it
   cross the bridge). A response carries the method of the request it
   answers (same connection, same id).
+- On an authenticated connection (systems/runtime/real_auth.py) the
+  handshake's frames (msgpack maps) are stepped over, and every frame after
+  it carries a 16-byte tag after its body: the tag is cut off unchecked
+  (the harness holds no pair key; the nodes checked it).
 - Bytes that do not decode end that direction of the stream (as the node
   itself would close the connection); they are counted, never an error.
   Bytes the capture missed (a gap no later segment fills) cost the frame
@@ -28,15 +32,19 @@ Rules this module keeps:
 from __future__ import annotations
 
 import bisect
+import contextlib
 import json
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import msgpack
+
 from base.history import Op
 from harness.lamport import Flow, Message, first_client_offset, read_clock
 from systems.runtime.api import ProtocolError
+from systems.runtime.real_auth import TAG_BYTES
 from systems.runtime.real_wire import HEADER_BYTES, MAX_FRAME_BYTES, Kind, decode_payload
 
 HARNESS = "harness"
@@ -76,6 +84,8 @@ class Direction:
     """(first byte offset, end offset, decoded frame)."""
     broken: str = ""
     gaps: int = 0
+    sealed: bool = False
+    """The frames carry an authentication tag (seen once, for the rest of the stream)."""
     _ack_max: list[int] = field(default_factory=list)
 
     def rel(self, seq: int) -> int:
@@ -141,15 +151,29 @@ class Direction:
             if len(self.buf) < HEADER_BYTES + n:
                 return
             try:
-                frame = decode_payload(bytes(self.buf[HEADER_BYTES:HEADER_BYTES + n]))
+                frame = self._decode(bytes(self.buf[HEADER_BYTES:HEADER_BYTES + n]))
             except ProtocolError as e:
                 self.broken = str(e)
                 return
             start = self.buf_start_rel
             end = start + HEADER_BYTES + n
-            self.frames.append((start, end, frame))
+            if frame is not None:
+                self.frames.append((start, end, frame))
             del self.buf[:HEADER_BYTES + n]
             self.buf_start_rel = end
+
+    def _decode(self, payload: bytes) -> Any:
+        """A frame; None for a handshake frame. Raises ProtocolError for bytes that are neither."""
+        if not self.sealed:
+            with contextlib.suppress(ProtocolError):
+                return decode_payload(payload)
+            if _handshake(payload):
+                return None
+        if len(payload) <= TAG_BYTES:
+            raise ProtocolError("frame too short for an authentication tag")
+        frame = decode_payload(payload[:-TAG_BYTES])
+        self.sealed = True
+        return frame
 
     def acked_at(self, end: int) -> float | None:
         """When the other side first acknowledged every byte before `end` (None: never)."""
@@ -160,6 +184,13 @@ class Direction:
                 self._ack_max.append(top)
         i = bisect.bisect_left(self._ack_max, end)
         return self.acks[i][1] if i < len(self.acks) else None
+
+
+def _handshake(payload: bytes) -> bool:
+    try:
+        return isinstance(msgpack.unpackb(payload, raw=False), dict)
+    except Exception:  # msgpack raises several types for bytes that are not one object
+        return False
 
 
 def segments(path: Path) -> Iterator[Segment]:
