@@ -25,9 +25,11 @@ Rules this module keeps:
 - `--seed` overrides the file's seed; `--bug`s are added to the file's bugs
   and must be among the system's BUGS; options are the system's
   DEFAULT_OPTIONS overlaid with the file's options.
-- `--data-dir` defaults to `data/<id>` beside the cluster file; it is
-  resolved and must lie inside the cluster file's directory (exit 2
-  otherwise). `--log` defaults to stderr (JSON lines, see real_log).
+- `--data-dir` defaults to `data/<id>` beside the cluster file, which
+  stays inside that directory because node ids are safe names (no `/`,
+  no `..`: check_node_id). An explicit `--data-dir` is the operator's
+  choice and may be anywhere (ssh services keep data apart from the run's
+  cluster file). `--log` defaults to stderr (JSON lines, see real_log).
 - At start the open-file limit is raised to the hard limit (logged as
   `open-file-limit`), and the event loop's own errors (an `accept` out of
   descriptors, which asyncio retries every second) become throttled log
