@@ -13,6 +13,13 @@ t, so it certainly covered [complete - g, invoke + e] of the test's clock
 (node clocks are taken to run at the test clock's rate, not to agree with it).
 Several reports of one lease narrow it: the earliest such start, the latest end.
 
+A view measured with a moved clock proves nothing: a lease view (the
+master's table or a primary's own) whose reporting node had its clock moved
+by a clock fault (read from the history through the fault vocabulary the
+workload wires in) at any time from the lease's grant to `CLOCK_SETTLE_S`
+after the report is left out of the lease rule and counted
+(`clock_moved_views`), as the heartbeat checker excuses suspicions.
+
 Rules:
 
 - One lease at a time: no two leases on one chunk, held by different
@@ -47,10 +54,33 @@ from __future__ import annotations
 
 from typing import Any
 
+from base.faults import Effect, Vocabulary, fault_windows
 from base.history import Op, pairs
 
 MAX_EVIDENCE = 10
 EPSILON_NS = 1_000
+CLOCK_SETTLE_S = 2.0
+"""How long after a clock fault's reset a node's own timings are still not taken as evidence."""
+
+Windows = dict[str, list[tuple[float, float]]]
+
+
+def clock_windows(history: list[Op], vocabulary: Vocabulary | None) -> Windows:
+    """node -> [start_s, end_s + CLOCK_SETTLE_S] of every clock fault on it (end inf while uncured)."""
+    out: Windows = {}
+    if vocabulary is None:
+        return out
+    for w in fault_windows(history, vocabulary):
+        if w.effect != Effect.CLOCK:
+            continue
+        for n in w.nodes:
+            end = w.node_end_s(n)
+            out.setdefault(n, []).append((w.start_s, float("inf") if end is None else end + CLOCK_SETTLE_S))
+    return out
+
+
+def _moved(clocked: Windows, node: str, start_ns: int, end_ns: int) -> bool:
+    return any(a * 1e9 <= end_ns and b * 1e9 >= start_ns for a, b in clocked.get(node, []))
 
 
 def _reports(history: list[Op]) -> list[dict[str, Any]]:
@@ -65,9 +95,11 @@ def _reports(history: list[Op]) -> list[dict[str, Any]]:
     return out
 
 
-def _lease_intervals(reports: list[dict[str, Any]]) -> list[dict[str, Any]]:
-    """Every lease reported, with the part of the test's clock it certainly covered."""
+def _lease_intervals(reports: list[dict[str, Any]], clocked: Windows) -> tuple[list[dict[str, Any]], int]:
+    """Every lease reported, with the part of the test's clock it certainly covered; and how many views
+    were left out because the reporting node's clock was moved meanwhile."""
     leases: dict[tuple[Any, ...], dict[str, Any]] = {}
+    ignored = 0
     for r in reports:
         v = r["value"]
         sources = []
@@ -85,6 +117,9 @@ def _lease_intervals(reports: list[dict[str, Any]]) -> list[dict[str, Any]]:
                 continue
             start = r["comp_t"] - round(g * 1e9)
             end = r["inv_t"] + round(e * 1e9)
+            if _moved(clocked, str(r["node"]), min(start, r["inv_t"]), r["comp_t"]):
+                ignored += 1
+                continue
             key = (source, inc, handle, version, primary)  # a new lease always has a new version
             old = leases.get(key)
             if old is None:
@@ -93,7 +128,7 @@ def _lease_intervals(reports: list[dict[str, Any]]) -> list[dict[str, Any]]:
             else:
                 old["start_ns"] = min(old["start_ns"], start)
                 old["end_ns"] = max(old["end_ns"], end)
-    return sorted(leases.values(), key=lambda x: (x["handle"], x["start_ns"]))
+    return sorted(leases.values(), key=lambda x: (x["handle"], x["start_ns"])), ignored
 
 
 def _overlaps(intervals: list[dict[str, Any]]) -> list[dict[str, Any]]:
@@ -185,9 +220,10 @@ def _final_settle(history: list[Op]) -> dict[str, Any] | None:
     return found
 
 
-def check(history: list[Op], test: dict[str, Any] | None = None) -> dict[str, Any]:
+def check(history: list[Op], test: dict[str, Any] | None = None,
+          vocabulary: Vocabulary | None = None) -> dict[str, Any]:
     reports = _reports(history)
-    intervals = _lease_intervals(reports)
+    intervals, clock_moved_views = _lease_intervals(reports, clock_windows(history, vocabulary))
     overlaps = _overlaps(intervals)
     regressions = _regressions(reports)
     final: dict[str, dict[str, Any]] = {}
@@ -229,6 +265,8 @@ def check(history: list[Op], test: dict[str, Any] | None = None) -> dict[str, An
         valid = True
         summary = (f"{len(reports)} node reports: {len(intervals)} leases, never two at once on a chunk; versions "
                    f"never went back; every chunk of a live file ends with {final_view['goal']}+ verified replicas")
+    if clock_moved_views:
+        summary += f"; {clock_moved_views} lease view(s) measured with a moved clock left out"
     events = []
     for r in reports:
         ms = r["value"].get("master_state")
@@ -258,7 +296,8 @@ def check(history: list[Op], test: dict[str, Any] | None = None) -> dict[str, An
         "unhealthy_at_end": unhealthy[:MAX_EVIDENCE],
         "still_repairing": repairing,
         "settle": {k: v for k, v in (settle or {}).items() if not isinstance(v, list)} or None,
-        "stats": {"reports": len(reports), "leases": len(intervals), "final_reports": len(final)},
+        "stats": {"reports": len(reports), "leases": len(intervals), "final_reports": len(final),
+                  "clock_moved_views": clock_moved_views},
         "leases": [{**iv, "start_s": round(iv["start_ns"] / 1e9, 3), "end_s": round(iv["end_ns"] / 1e9, 3)}
                    for iv in intervals][:2000],
         "versions": versions, "events": sorted(unique.values(), key=lambda e: e["at_s"])[-300:],

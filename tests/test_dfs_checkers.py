@@ -308,3 +308,29 @@ def test_state_still_rejects_unsafe_histories_while_still_repairing() -> None:
     status(h, "n1", {"master_state": master_state([lease("n2", 2, 3.0, 2.0), lease("n3", 3, 1.0, 3.0)])})
     short_end(h)
     assert dfs_state.check(h.ops, {})["valid"] is False
+
+
+def test_state_leaves_out_lease_views_measured_with_a_moved_clock_and_only_those() -> None:
+    """The overlap seen only by the primaries is evidence when their clocks ran true; when n3's clock was
+    moved from before its lease to after its report, n3's own view proves nothing, and n2's alone shows one
+    lease."""
+    from nemesis.catalog import VOCABULARY
+
+    def history(clock_on: str | None, reset: bool = True) -> list[dict[str, Any]]:
+        h = H()
+        if clock_on:
+            h.op("nemesis", "info", "clock-skew", value={clock_on: {"rate": 4.0, "offset_s": 0.0}})
+        status(h, "n2", {"chunkserver": {**replicas(), "leases": [lease("n2", 2, 0.001, 2.0)]}})
+        status(h, "n3", {"chunkserver": {**replicas(), "leases": [lease("n3", 3, 0.001, 2.0)]}})
+        if clock_on and reset:
+            h.op("nemesis", "info", "clock-reset", value=[clock_on])
+        healthy_end(h)
+        return h.ops
+
+    assert dfs_state.check(history(None), {}, VOCABULARY)["valid"] is False
+    moved = dfs_state.check(history("n3"), {}, VOCABULARY)
+    assert moved["valid"] is True and moved["stats"]["clock_moved_views"] == 1, moved["summary"]
+    assert "moved clock" in moved["summary"]
+    assert dfs_state.check(history("n3", reset=False), {}, VOCABULARY)["valid"] is True  # uncured: still moved
+    assert dfs_state.check(history("n1"), {}, VOCABULARY)["valid"] is False  # another node's clock excuses nothing
+    assert dfs_state.check(history("n3"), {})["valid"] is False  # no vocabulary: no fault is read
