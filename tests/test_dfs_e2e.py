@@ -10,6 +10,7 @@ import asyncio
 import json
 import subprocess
 import sys
+import time
 from collections.abc import Awaitable, Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -368,8 +369,15 @@ def test_real_nodes_and_the_command_line(tmp_path: Path) -> None:
         assert cli("get", "/log").stdout == b"onetwo"
         assert cli("mv", "/log", "/log2").returncode == 0
         assert cli("ls").stdout.decode().split() == ["/data/blob", "/log2"]
-        stat = json.loads(cli("stat", "/data/blob").stdout)
-        assert len(stat["chunks"]) == 3 and all(len(ch["replicas"]) == 3 for ch in stat["chunks"])
+        # a mutation that failed on one replica (a slow push on a busy machine) leaves that replica stale
+        # and the master re-replicates it (§4.3): wait, bounded, for every chunk to reach its goal
+        deadline = time.monotonic() + 60
+        while True:
+            stat = json.loads(cli("stat", "/data/blob").stdout)
+            if len(stat["chunks"]) == 3 and all(len(ch["replicas"]) == 3 for ch in stat["chunks"]):
+                break
+            assert time.monotonic() < deadline, f"chunks short of their goal after 60 s: {stat}"
+            time.sleep(0.5)
         assert cli("rm", "/log2").returncode == 0
         r = cli("stat", "/log2")
         assert r.returncode == 1 and r.stderr.decode().startswith("dfs: error: not-found")
