@@ -47,12 +47,20 @@ def key_digest(node: KvNode, key: str) -> str:
 
 
 def shared_keys(node: KvNode, peer: str) -> list[str]:
+    """Keys both this node and `peer` replicate. Kept per peer and extended with the keys seen since
+    (store.key_order); worked out afresh only when the ring changed (a round under load would
+    otherwise walk every key's preference list, twice a second, on both sides)."""
+    ring, keys = node.ring, node.store.key_order
+    cached = node.shared.get(peer)
+    if cached is None or cached[0] is not ring:
+        cached = (ring, 0, [])
+    _, done, out = cached
     me = node.rt.node_id
-    out = []
-    for key in node.store.key_list():
+    for key in keys[done:]:
         pref = node.preference_list(key)
         if me in pref and peer in pref:
             out.append(key)
+    node.shared[peer] = (ring, len(keys), out)
     return out
 
 
