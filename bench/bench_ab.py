@@ -10,6 +10,7 @@ side (load generator, contenders, client library) is the working tree's, so
 the two revisions must speak the same wire protocol.
 
     python bench/bench_ab.py --base REV [--system raft|kv] [--seconds 4] [--reps 3] [--clients 16,64] [--ops put]
+    python bench/bench_ab.py --base REV --after DIR ...   # 'after' nodes from a tree in DIR (an experiment)
 
 Figures, never a pass/fail.
 """
@@ -39,6 +40,14 @@ REPO = Path(__file__).resolve().parents[1]
 SIZES = {"raft": 3, "kv": 4}
 
 
+def runner(where: Path, tree: Path) -> str:
+    """A stand-in interpreter (in `where`) that runs nodes from the source in `tree`."""
+    python = where / "python"
+    python.write_text(f'#!/bin/sh\ncd "{tree}" && PYTHONPATH="{tree}" exec "{sys.executable}" "$@"\n')
+    python.chmod(0o755)
+    return str(python)
+
+
 @contextlib.contextmanager
 def exported(rev: str) -> Iterator[str]:
     """A directory holding `rev`'s tree, and a stand-in interpreter that runs nodes from it."""
@@ -48,10 +57,16 @@ def exported(rev: str) -> Iterator[str]:
         tree.mkdir()
         archive = subprocess.run(["git", "-C", str(REPO), "archive", rev], check=True, capture_output=True).stdout
         subprocess.run(["tar", "-x", "-C", str(tree)], input=archive, check=True)
-        python = where / "python"
-        python.write_text(f'#!/bin/sh\ncd "{tree}" && PYTHONPATH="{tree}" exec "{sys.executable}" "$@"\n')
-        python.chmod(0o755)
-        yield str(python)
+        yield runner(where, tree)
+    finally:
+        shutil.rmtree(where, ignore_errors=True)
+
+
+@contextlib.contextmanager
+def tree_at(directory: str) -> Iterator[str]:
+    where = Path(tempfile.mkdtemp(prefix="picluster-ab-"))
+    try:
+        yield runner(where, Path(directory).resolve())
     finally:
         shutil.rmtree(where, ignore_errors=True)
 
@@ -62,14 +77,14 @@ def contender(system: str, cluster: Any, name: str) -> Any:
     return c
 
 
-async def race(args: argparse.Namespace, old_python: str) -> Results:
+async def race(args: argparse.Namespace, old_python: str, new_python: str) -> Results:
     clients = tuple(int(c) for c in args.clients.split(","))
     ops = tuple(args.ops.split(","))
     res = Results()
     size = SIZES[args.system]
     print(f"load average at the start: {' '.join(f'{x:.2f}' for x in loadavg())}", flush=True)
     async with local_cluster(args.system, size, python=old_python) as old_cluster, \
-            local_cluster(args.system, size) as new_cluster:
+            local_cluster(args.system, size, python=new_python) as new_cluster:
         old = contender(args.system, old_cluster, "before")
         new = contender(args.system, new_cluster, "after")
         if args.system == "raft":
@@ -87,10 +102,14 @@ def main() -> None:
     parser.add_argument("--reps", type=int, default=3)
     parser.add_argument("--clients", default="16,64")
     parser.add_argument("--ops", default="put,get")
+    parser.add_argument("--after", default="", help="a directory holding the tree whose nodes are 'after' "
+                        "(default: the working tree)")
     args = parser.parse_args()
-    with exported(args.base) as old_python:
-        res = asyncio.run(race(args, old_python))
-    print(f"\n{args.system}: before = {args.base}, after = the working tree; {args.seconds:g}s per cell, median of "
+    with exported(args.base) as old_python, \
+            (tree_at(args.after) if args.after else contextlib.nullcontext(sys.executable)) as new_python:
+        res = asyncio.run(race(args, old_python, new_python))
+    after = args.after or "the working tree"
+    print(f"\n{args.system}: before = {args.base}, after = {after}; {args.seconds:g}s per cell, median of "
           f"{args.reps} interleaved repetitions [spread min..max]; srv µs/op = CPU of all server processes per op\n")
     print_table(res, ["before", "after"], ratio=("after", "before"))
     print("after/before: throughput ratio, and cpu = before's server µs/op / after's (>1: after is cheaper)")

@@ -8,7 +8,8 @@ Rules this module keeps:
 - A round is push-pull: the initiator sends {key: digest}; the peer answers
   with its full state for every key whose digest differs, plus keys it
   replicates with the initiator that the initiator did not list; the
-  initiator merges those and pushes its own state for the differing keys.
+  initiator merges those (one sync for all of them) and pushes its own state
+  for the differing keys.
   After a round both hold the merge of both, so once the network heals and
   every pair has had a round, all replicas of every key hold the same siblings.
 - Digests are SHA-256 of the canonical msgpack encoding of the state,
@@ -85,12 +86,17 @@ async def exchange(node: KvNode, peer: str) -> int:
         return 0
     states = reply.get("states", {}) if isinstance(reply, dict) else {}
     me = node.rt.node_id
+    push: list[tuple[str, Versioned]] = []
     for key, raw in states.items():
         try:
             theirs = decode_versioned(raw)  # the schema's checks too (messages.py)
         except VersionError:
             continue
-        merged = await node.store.merge(key, theirs, owned=me in node.preference_list(key))
+        merged = await node.store.merge(key, theirs, owned=me in node.preference_list(key), sync=False)
         if merged != theirs:
-            node.rt.send(peer, "kv.store", StoreRequest(key, merged).to_wire())
+            push.append((key, merged))
+    if states:
+        await node.store.commit()  # one sync for every key the round merged (group commit)
+    for key, merged in push:
+        node.rt.send(peer, "kv.store", StoreRequest(key, merged).to_wire())
     return len(states)
