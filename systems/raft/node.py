@@ -55,7 +55,6 @@ import asyncio
 from typing import Any
 
 from systems.raft.core import CoreConfig, RaftCore, Ready, Role
-from systems.raft.deadlines import Deadlines
 from systems.raft.kvstate import KVState, encode_command, is_read_only
 from systems.raft.log import Entry, Snapshot
 from systems.raft.messages import Append, BadMessage, InstallSnapshot, from_wire, to_wire
@@ -83,7 +82,6 @@ WRITE_OPS = ("put", "cas", "append", "txn")
 _SCALARS = (str, int, float, bool, bytes, type(None))
 """Values msgpack gives back as they were (a map inside a value may not: its keys are checked on decode)."""
 READ_OPS = ("get",)
-ALL_OPS = frozenset((*WRITE_OPS, *READ_OPS))
 MAX_KEY_CHARS = 1024
 MAX_CLIENT_CHARS = 128
 MAX_TXN_OPS = 1024
@@ -104,7 +102,7 @@ def check_request(msg: Any) -> str | None:
     if not isinstance(msg, dict):
         return "a request is a map"
     f = msg.get("f")
-    if not isinstance(f, str) or f not in ALL_OPS:
+    if f not in (*WRITE_OPS, *READ_OPS):
         return f"unknown op {str(f)[:40]!r}"
     if _bad_key(msg.get("key")):
         return "key must be a string of at most 1024 characters, an int or null"
@@ -152,8 +150,6 @@ class RaftNode:
         """index -> (term, the client's future, its command when applying it needs no decoding)."""
         self.read_waiters: list[tuple[int, dict[str, Any], asyncio.Future[dict[str, Any]]]] = []
         self.open_reads: list[asyncio.Future[dict[str, Any]]] = []
-        self.deadlines = Deadlines(_give_up)
-        """Client requests not answered within their wait get "unknown" (one timer for all of them)."""
         self.incarnation = f"{rt.rng.getrandbits(32):08x}"
         self.core: RaftCore | None = None
         self._last_role: tuple[int, Role, str | None] | None = None
@@ -263,8 +259,12 @@ class RaftNode:
             # (anything else is decoded from the entry, as every follower does).
             same = cmd if type(cmd.get("value")) in _SCALARS else None
             self.events.put_nowait(("propose", encode_command(cmd), fut, same))
-        self.deadlines.add(fut, loop.time() + wait_s)
-        return self._reply(await fut)
+        timer = loop.call_later(wait_s, _give_up, fut)
+        try:
+            result = await fut
+        finally:
+            timer.cancel()
+        return self._reply(result)
 
     def _reply(self, result: dict[str, Any]) -> dict[str, Any]:
         core = self._core()
