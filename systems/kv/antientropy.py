@@ -8,7 +8,8 @@ Rules this module keeps:
 - A round is push-pull: the initiator sends {key: digest}; the peer answers
   with its full state for every key whose digest differs, plus keys it
   replicates with the initiator that the initiator did not list; the
-  initiator merges those and pushes its own state for the differing keys.
+  initiator merges those (one sync for all of them) and pushes its own state
+  for the differing keys.
   After a round both hold the merge of both, so once the network heals and
   every pair has had a round, all replicas of every key hold the same siblings.
 - Digests are SHA-256 of the canonical msgpack encoding of the state,
@@ -47,12 +48,20 @@ def key_digest(node: KvNode, key: str) -> str:
 
 
 def shared_keys(node: KvNode, peer: str) -> list[str]:
+    """Keys both this node and `peer` replicate. Kept per peer and extended with the keys seen since
+    (store.key_order); worked out afresh only when the ring changed (a round under load would
+    otherwise walk every key's preference list, twice a second, on both sides)."""
+    ring, keys = node.ring, node.store.key_order
+    cached = node.shared.get(peer)
+    if cached is None or cached[0] is not ring:
+        cached = (ring, 0, [])
+    _, done, out = cached
     me = node.rt.node_id
-    out = []
-    for key in node.store.key_list():
+    for key in keys[done:]:
         pref = node.preference_list(key)
         if me in pref and peer in pref:
             out.append(key)
+    node.shared[peer] = (ring, len(keys), out)
     return out
 
 
@@ -77,12 +86,17 @@ async def exchange(node: KvNode, peer: str) -> int:
         return 0
     states = reply.get("states", {}) if isinstance(reply, dict) else {}
     me = node.rt.node_id
+    push: list[tuple[str, Versioned]] = []
     for key, raw in states.items():
         try:
             theirs = decode_versioned(raw)  # the schema's checks too (messages.py)
         except VersionError:
             continue
-        merged = await node.store.merge(key, theirs, owned=me in node.preference_list(key))
+        merged = await node.store.merge(key, theirs, owned=me in node.preference_list(key), sync=False)
         if merged != theirs:
-            node.rt.send(peer, "kv.store", StoreRequest(key, merged).to_wire())
+            push.append((key, merged))
+    if states:
+        await node.store.commit()  # one sync for every key the round merged (group commit)
+    for key, merged in push:
+        node.rt.send(peer, "kv.store", StoreRequest(key, merged).to_wire())
     return len(states)

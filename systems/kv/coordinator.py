@@ -24,10 +24,11 @@ Rules this module keeps:
 - Read repair: once every replica of a get has answered (or failed), the
   merge of the preference nodes' replies is sent to each of them whose copy
   differed (stand-ins' data goes home by hinted handoff only).
-- Replication is batched: the kv.store requests for one replica made in one
-  turn of the loop go in one kv.store-batch call, which the replica answers
-  after one sync for all of them (group commit, as on the coordinator,
-  whose concurrent puts share fsyncs too).
+- Replication is batched: the kv.store requests for one replica go in one
+  kv.store-batch call per loop turn, or, while a call to that replica is in
+  flight, wait and leave together when it ends (StoreBatcher); the replica
+  answers after one sync for all of them (group commit, as on the
+  coordinator, whose concurrent puts share fsyncs too).
 - Planted bug `sloppy-ack`: a put is acknowledged after W-1 acks, still
   reported as strict.
 """
@@ -47,6 +48,11 @@ from systems.runtime.api import RemoteError, RpcError, RpcTimeout, Unreachable
 
 if TYPE_CHECKING:
     from systems.kv.node import KvNode
+
+MAX_INFLIGHT_BATCHES = 1
+"""kv.store-batch calls in flight per replica (StoreBatcher)."""
+MAX_BATCH_REQUESTS = 1000
+"""kv.store requests in one kv.store-batch call (the replica takes at most 10,000)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -144,15 +150,22 @@ def _settle(fut: asyncio.Future[None]) -> None:
 
 
 class StoreBatcher:
-    """kv.store requests for one replica made in one turn of the loop travel in one kv.store-batch call.
+    """kv.store requests for one replica travel together in kv.store-batch calls, at most
+    MAX_INFLIGHT_BATCHES of them in flight per replica at a time.
 
-    The replica merges them all and syncs once (group commit across puts); each request still
-    gets its own answer, and a failed call fails every request it carried (as separate calls would).
+    Requests made while a replica's batch is in flight wait for it and leave together in the next
+    call (group commit across loop turns, as a Raft leader's appends: under load a replica merges
+    many puts per sync; with nothing in flight a request leaves at the end of its turn). The
+    replica merges them all and syncs once; each request still gets its own answer, and a failed
+    call fails every request it carried (as separate calls would). When a call gets no answer
+    (timeout, unreachable), the requests queued behind it fail at once with a definite
+    `Unreachable` (they were never sent), so they move to fallbacks when its requests do.
     """
 
     def __init__(self, node: KvNode) -> None:
         self.node = node
         self.pending: dict[str, list[tuple[Any, asyncio.Future[None]]]] = {}
+        self.in_flight: dict[str, int] = {}
 
     def store(self, dst: str, msg: Any) -> asyncio.Future[None]:
         loop = asyncio.get_running_loop()
@@ -160,17 +173,25 @@ class StoreBatcher:
         batch = self.pending.get(dst)
         if batch is None:
             batch = self.pending[dst] = []
-            loop.call_soon(self._flush, dst)
+            if self.in_flight.get(dst, 0) < MAX_INFLIGHT_BATCHES:
+                loop.call_soon(self._flush, dst)
         batch.append((msg, fut))
         return fut
 
     def _flush(self, dst: str) -> None:
+        if self.in_flight.get(dst, 0) >= MAX_INFLIGHT_BATCHES:
+            return  # sent when the call in flight ends
         batch = self.pending.pop(dst, [])
+        if len(batch) > MAX_BATCH_REQUESTS:
+            self.pending[dst] = batch[MAX_BATCH_REQUESTS:]
+            batch = batch[:MAX_BATCH_REQUESTS]
         if batch:
+            self.in_flight[dst] = self.in_flight.get(dst, 0) + 1
             self.node.rt.spawn(self._call(dst, batch), name="kv-store-batch")
 
     async def _call(self, dst: str, batch: list[tuple[Any, asyncio.Future[None]]]) -> None:
         node = self.node
+        lost = False
         try:
             reply = await node.call(dst, "kv.store-batch", {"items": [m for m, _ in batch]},
                                     timeout=node.rpc_timeout_s)
@@ -178,10 +199,19 @@ class StoreBatcher:
             if not isinstance(results, list) or len(results) != len(batch):
                 raise RemoteError(f"bad kv.store-batch reply from {dst}", code="bad-reply", definite=False)
         except RpcError as e:
+            lost = isinstance(e, Unreachable | RpcTimeout)
             for _, fut in batch:
                 if not fut.done():
                     fut.set_exception(type(e)(e.message, code=e.code, definite=e.definite))
             return
+        finally:
+            self.in_flight[dst] -= 1
+            if lost:
+                for _, fut in self.pending.pop(dst, []):
+                    if not fut.done():
+                        fut.set_exception(Unreachable(f"not sent: the kv.store-batch before it to {dst} got no answer"))
+            elif dst in self.pending:
+                self._flush(dst)
         for (_, fut), r in zip(batch, results, strict=True):
             if fut.done():
                 continue

@@ -100,6 +100,8 @@ class KvNode:
         self._ring_of: Membership | None = None
         self._prefs: dict[str, tuple[str, ...]] = {}
         self._fallbacks: dict[str, tuple[str, ...]] = {}
+        self.shared: dict[str, tuple[Ring, int, list[str]]] = {}
+        """peer -> (ring, keys of store.key_order looked at, the keys both replicate): antientropy.shared_keys's."""
         self.digests: dict[str, tuple[Versioned, str]] = {}
         """key -> (the state last digested, its digest), for anti-entropy (states are immutable)."""
         self.coordinator = Coordinator(self)
@@ -293,14 +295,22 @@ class KvNode:
     async def _handoff_step(self) -> None:
         await handoff.deliver_hints(self)
         # A pass over every key is needed only when the ring or the set of owned keys changed since
-        # a pass that left no owned key outside its preference list.
-        seen = (self.ring, self.store.owned_epoch)
-        if seen == self._handed_over:
-            return
-        await handoff.transfer_ownership(self)
+        # a pass that left no owned key outside its preference list; keys newly owned under the same
+        # ring are looked at alone (each is owned because this node is in its list, so the check is
+        # cheap and almost always passes).
+        ring, epoch = self.ring, self.store.owned_epoch
         me = self.rt.node_id
+        last = self._handed_over
+        if last is not None and last[0] is ring:
+            if last[1] == epoch:
+                return
+            fresh = self.store.owned_log[last[1]:epoch]
+            if all(me in self.preference_list(k) for k in fresh if self.store.owned.get(k)):
+                self._handed_over = (ring, epoch)
+                return
+        await handoff.transfer_ownership(self)
         if all(me in self.preference_list(k) for k, owned in self.store.owned.items() if owned):
-            self._handed_over = seen
+            self._handed_over = (ring, epoch)
 
     async def _antientropy_step(self) -> None:
         peers = [n for n in self.ring.nodes if n != self.rt.node_id]

@@ -84,8 +84,11 @@ class Store:
         """States held for other nodes (sloppy quorum), by key."""
         self._hints: set[Hint] = set()
         self._sorted_keys: list[str] | None = None
-        self.owned_epoch = 0
-        """Bumped whenever a key becomes owned: until then, the owned keys are the same set."""
+        self.key_order: list[str] = []
+        """Every key in the order first seen (keys are never forgotten): callers that walk every key
+        can keep their work and take only `key_order[n:]` next time."""
+        self.owned_log: list[str] = []
+        """Keys in the order they became owned (again) since the start; `owned_epoch` is its length."""
         self.segments: list[int] = []
         self.log_bytes = 0
         """Bytes in every segment."""
@@ -131,6 +134,8 @@ class Store:
     def _apply(self, kind: str, a: str, b: Any) -> None:
         match kind:
             case "k":
+                if a not in self.data:
+                    self.key_order.append(a)
                 self.data[a] = Versioned.decode(b["v"])
                 self.owned[a] = bool(b["o"])
             case "x":
@@ -194,6 +199,11 @@ class Store:
 
     # -- keys
 
+    @property
+    def owned_epoch(self) -> int:
+        """Bumped whenever a key becomes owned: until then, the owned keys are the same set."""
+        return len(self.owned_log)
+
     def key_list(self) -> list[str]:
         """Every key seen, sorted (a copy; the sorted list is cached until a new key arrives)."""
         if self._sorted_keys is None:
@@ -208,8 +218,9 @@ class Store:
         self._append(_record("k", key, {"v": state.encode(), "o": owned}), "k:" + key)
         if key not in self.data:
             self._sorted_keys = None
+            self.key_order.append(key)
         if owned and not self.owned.get(key, False):
-            self.owned_epoch += 1
+            self.owned_log.append(key)
         self.data[key] = state
         self.owned[key] = owned
 

@@ -49,13 +49,12 @@ class KVState:
         self.keep_runs = keep_runs
 
     # ------------------------------------------------------------ applying
-    def apply_entry(self, index: int, term: int, data: bytes | None) -> Result | None:
-        """Apply one committed log entry (None data = a leader's no-op)."""
-        h = hashlib.sha256(self.applied_digest.encode())
-        h.update(f"|{index}|{term}|".encode())
-        if data is not None:
-            h.update(data)
-        self.applied_digest = h.hexdigest()[:16]
+    def apply_entry(self, index: int, term: int, data: bytes | None, cmd: Command | None = None) -> Result | None:
+        """Apply one committed log entry (None data = a leader's no-op). `cmd`, when given, is
+        `decode_command(data)` already done (the leader keeps its own proposals decoded)."""
+        self.applied_digest = hashlib.sha256(
+            b"%s|%d|%d|%s" % (self.applied_digest.encode(), index, term, data or b"")
+        ).hexdigest()[:16]
         self.applied_index = index
         if not self.term_runs or self.term_runs[-1][1] != term:
             self.term_runs.append([index, term])
@@ -67,10 +66,11 @@ class KVState:
                 del self.checkpoints[min(self.checkpoints)]
         if data is None:
             return None
-        try:
-            cmd = decode_command(data)
-        except ValueError as e:
-            return {"status": "fail", "error": f"bad command: {e}"}
+        if cmd is None:
+            try:
+                cmd = decode_command(data)
+            except ValueError as e:
+                return {"status": "fail", "error": f"bad command: {e}"}
         return self.apply(cmd)
 
     def apply(self, cmd: Command) -> Result:

@@ -79,6 +79,8 @@ DEFAULT_OPTIONS: dict[str, Any] = {
 }
 
 WRITE_OPS = ("put", "cas", "append", "txn")
+_SCALARS = (str, int, float, bool, bytes, type(None))
+"""Values msgpack gives back as they were (a map inside a value may not: its keys are checked on decode)."""
 READ_OPS = ("get",)
 MAX_KEY_CHARS = 1024
 MAX_CLIENT_CHARS = 128
@@ -144,7 +146,8 @@ class RaftNode:
         self.log_bytes_at_snapshot = 0
         self.kv = KVState(checkpoint_every=int(self.opts["digest_checkpoint_every"]))
         self.events: asyncio.Queue[tuple[Any, ...]] = asyncio.Queue()
-        self.waiters: dict[int, tuple[int, asyncio.Future[dict[str, Any]]]] = {}
+        self.waiters: dict[int, tuple[int, asyncio.Future[dict[str, Any]], dict[str, Any] | None]] = {}
+        """index -> (term, the client's future, its command when applying it needs no decoding)."""
         self.read_waiters: list[tuple[int, dict[str, Any], asyncio.Future[dict[str, Any]]]] = []
         self.open_reads: list[asyncio.Future[dict[str, Any]]] = []
         self.incarnation = f"{rt.rng.getrandbits(32):08x}"
@@ -252,7 +255,10 @@ class RaftNode:
             self.events.put_nowait(("read", query, fut, self.rt.now()))
         else:
             cmd = {k: msg[k] for k in ("f", "key", "value", "client", "seq") if k in msg}
-            self.events.put_nowait(("propose", encode_command(cmd), fut))
+            # A command of scalars decodes back to an equal dict: the leader applies it as it is
+            # (anything else is decoded from the entry, as every follower does).
+            same = cmd if type(cmd.get("value")) in _SCALARS else None
+            self.events.put_nowait(("propose", encode_command(cmd), fut, same))
         timer = loop.call_later(wait_s, _give_up, fut)
         try:
             result = await fut
@@ -293,14 +299,14 @@ class RaftNode:
                 self.warn.flush()
             case ("msg", m):
                 core.step(m)
-            case ("propose", data, fut):
+            case ("propose", data, fut, cmd):
                 placed = core.propose(data)
                 if fut.done():
                     return
                 if placed is None:
                     fut.set_result({"status": "not-leader"})
                 else:
-                    self.waiters[placed[0]] = (placed[1], fut)
+                    self.waiters[placed[0]] = (placed[1], fut, cmd)
             case ("read", query, fut, asked_at):
                 if fut.done():
                     return
@@ -338,7 +344,7 @@ class RaftNode:
         if rd.snapshot is not None:
             self.kv.restore(rd.snapshot.data)
             for index in [i for i in self.waiters if i <= rd.snapshot.index]:
-                _, fut = self.waiters.pop(index)
+                _, fut, _ = self.waiters.pop(index)
                 if not fut.done():
                     fut.set_result({"status": "unknown", "error": "superseded by a snapshot"})
         self._apply(rd.committed[done:])
@@ -357,10 +363,12 @@ class RaftNode:
         for e in committed:
             if e.index <= self.kv.applied_index:
                 continue
-            result = self.kv.apply_entry(e.index, e.term, e.data)
             waiter = self.waiters.pop(e.index, None)
+            # our own proposal (same index and term: the same entry) is applied from its command
+            cmd = waiter[2] if waiter is not None and waiter[0] == e.term else None
+            result = self.kv.apply_entry(e.index, e.term, e.data, cmd)
             if waiter is not None and not waiter[1].done():
-                term, fut = waiter
+                term, fut, _ = waiter
                 if term == e.term:
                     fut.set_result(result or {"status": "ok", "value": None})
                 else:
