@@ -14,9 +14,13 @@ Rules this module keeps:
 - Then, for a program whose nodes authenticate (node_program.KeyedProgram),
   fresh keys are made for the run: the harness's and the clients' key files
   go into the run directory's KEY_DIR, each node's to its host
-  (`Processes.write_keys`), and the harness's client holds the harness key
-  (the one identity whose control frames nodes obey); teardown removes
-  them all. Then the program's config files are written to every host, the
+  (`Processes.write_keys`). Two endpoints reach the nodes: the cluster's
+  `control` holds the harness key (the one identity whose control frames
+  nodes obey: filters, faults, probes), and `client`, which the workload,
+  the nemeses' ordinary requests and the test clock use, holds the
+  clients' key, so nothing a workload does can send a control frame. An
+  open cluster (no keys) uses one endpoint for both. Teardown removes the
+  keys. Then the program's config files are written to every host, the
   nodes are started and waited for (a node whose port was taken meanwhile makes the
   whole cluster start again on fresh addresses, up to START_ATTEMPTS
   times, when the backend can pick new ones), and `body(cluster)` runs in a
@@ -170,8 +174,10 @@ async def _main(
         installed = True
     client_log = JsonLog.to_file("client", str(run_dir / "client.log"), min_level="info")
     client = ClientEndpoint(dict(d.addrs), seed=spec.seed, log=client_log,
-                            credentials=keys.harness if keys is not None else None)
-    cluster = _make_cluster(spec, run_dir, d, client, startup_timeout_s, probe_interval_s)
+                            credentials=keys.client if keys is not None else None)
+    control = client if keys is None else ClientEndpoint(dict(d.addrs), node_id="harness", seed=spec.seed,
+                                                         log=client_log, credentials=keys.harness)
+    cluster = _make_cluster(spec, run_dir, d, client, control, startup_timeout_s, probe_interval_s)
     try:
         await _start(cluster, d)
         return await body(cluster)
@@ -182,18 +188,20 @@ async def _main(
         with exit_signals.signals_ignored():
             await cluster.quiesce()
             await client.close()
+            if control is not client:
+                await control.close()
             client_log.close()
 
 
-def _make_cluster(spec: TestSpec, run_dir: Path, d: Deployment, client: ClientEndpoint,
+def _make_cluster(spec: TestSpec, run_dir: Path, d: Deployment, client: ClientEndpoint, control: ClientEndpoint,
                   startup_timeout_s: float, probe_interval_s: float) -> ProcessCluster:
-    network = d.network(client)
+    network = d.network(control)
     if d.hardware is not None:
         return HardwareProcessCluster(list(spec.nodes), dict(d.addrs), d.procs, d.program, network, client, run_dir,
                                       hardware=d.hardware, startup_timeout_s=startup_timeout_s,
-                                      probe_interval_s=probe_interval_s)
+                                      probe_interval_s=probe_interval_s, control=control)
     return ProcessCluster(list(spec.nodes), dict(d.addrs), d.procs, d.program, network, client, run_dir,
-                          startup_timeout_s=startup_timeout_s, probe_interval_s=probe_interval_s)
+                          startup_timeout_s=startup_timeout_s, probe_interval_s=probe_interval_s, control=control)
 
 
 async def _start(cluster: ProcessCluster, d: Deployment) -> None:
@@ -211,3 +219,5 @@ async def _start(cluster: ProcessCluster, d: Deployment) -> None:
         d.procs.write_config(d.program.config_files(fresh))
         cluster.addrs.update(fresh)
         await cluster.client.readdress(fresh)
+        if cluster.control is not cluster.client:
+            await cluster.control.readdress(fresh)

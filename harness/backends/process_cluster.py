@@ -86,6 +86,7 @@ class ProcessCluster:
         *,
         startup_timeout_s: float = 20.0,
         probe_interval_s: float = 0.02,
+        control: ClientEndpoint | None = None,
     ) -> None:
         self.nodes = list(nodes)
         self.addrs = addrs
@@ -94,6 +95,9 @@ class ProcessCluster:
         self.program = program
         self.network = network
         self.client = client
+        """The workload's endpoint (the clients' key on a keyed cluster)."""
+        self.control = control or client
+        """The harness's endpoint for control frames and probes (the harness key on a keyed cluster)."""
         self.run_dir = run_dir
         self.startup_timeout_s = startup_timeout_s
         self.probe_interval_s = probe_interval_s
@@ -153,7 +157,7 @@ class ProcessCluster:
                 tail = await asyncio.to_thread(self.procs.log_tail, node)
                 raise NodeStartError(f"{self.procs.describe(node)} exited (status {status}) before it was ready; "
                                      f"{tail}", port_taken=self.program.port_taken(status))
-            seen = await self.program.probe(self.client, site, pid)
+            seen = await self.program.probe(self.control, site, pid)
             if seen is None:
                 return
             last = seen
@@ -200,7 +204,7 @@ class ProcessCluster:
         if not self.program.carries_filter or not self.running(node):
             return False
         try:
-            await self.client.control(node, "arm-power-loss", None, timeout=CONTROL_TIMEOUT_S)
+            await self.control.control(node, "arm-power-loss", None, timeout=CONTROL_TIMEOUT_S)
         except RpcError as e:
             print(f"power loss on {node}: could not arm it ({e!r}); its unsynced writes survive", file=sys.stderr)
             return False
@@ -217,7 +221,7 @@ class ProcessCluster:
         self._check(node)
         if not self.program.carries_filter:
             raise NotImplementedError(f"{node} is not a runtime node: it has no {op} control")
-        reply = await self.client.control(node, op, body, timeout=CONTROL_TIMEOUT_S)
+        reply = await self.control.control(node, op, body, timeout=CONTROL_TIMEOUT_S)
         if not isinstance(reply, dict):
             raise RuntimeError(f"{node} answered {op} with {reply!r:.80}")
         return reply
@@ -288,9 +292,10 @@ class HardwareProcessCluster(ProcessCluster):
         hardware: Hardware,
         startup_timeout_s: float = 20.0,
         probe_interval_s: float = 0.02,
+        control: ClientEndpoint | None = None,
     ) -> None:
         super().__init__(nodes, addrs, procs, program, network, client, run_dir,
-                         startup_timeout_s=startup_timeout_s, probe_interval_s=probe_interval_s)
+                         startup_timeout_s=startup_timeout_s, probe_interval_s=probe_interval_s, control=control)
         self.hardware = hardware
         self.capabilities = self.capabilities | hardware.capabilities
         self.links_down: set[str] = set()
