@@ -400,6 +400,7 @@ def test_memory_estimates_count_every_memo_entry_at_least_its_overhead() -> None
     from checkers.linearizable.search import CACHE_ENTRY_BYTES
 
     s = Search(KvModel(), hard_ops(9))
+    assert s.memory_bytes() == 0  # nothing memoized before the first step
     assert s.run(3000) is None
     entries = len(s.cache) + s.entries
     assert entries > 100 and s.memory_bytes() >= entries * (CACHE_ENTRY_BYTES + 16)
