@@ -206,6 +206,21 @@ def test_rejects_an_observer_that_never_recognises_the_new_incarnation() -> None
     assert ev["observer"] == "n1" and ev["subject"] == "n3" and ev["seen_at"][0] >= 14.0
 
 
+def test_violations_of_different_kinds_add_up() -> None:
+    """One false death and one unrecognised restart in one history: invalid, each kind counted once (no kind
+    cancels another)."""
+    def status(o: str, s: str, t: float) -> tuple[str, int]:
+        if o == "n1" and s == "n3" and t >= 10.0:
+            return ("alive", 1)  # n1 still believes in the old instance
+        if o == "n2" and s == "n1" and 15.0 <= t < 16.0:
+            return ("dead", 1)  # n2 holds live n1 dead
+        return good_status(o, s, t)
+
+    r = check(build(KILL, status, good_inc, down=n3_down), TEST)
+    assert r["violation_counts"] == {"missed_detections": 0, "false_dead": 1, "unrecognised_restarts": 1}
+    assert r["valid"] is False, r["summary"]
+
+
 def test_no_views_is_unknown() -> None:
     h = [{"index": 0, "time": 0, "process": "nemesis", "type": "info", "f": "kill", "value": ["n1"]}]
     assert check(h, TEST)["valid"] == "unknown"
