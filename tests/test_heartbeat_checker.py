@@ -221,6 +221,47 @@ def test_violations_of_different_kinds_add_up() -> None:
     assert r["valid"] is False, r["summary"]
 
 
+def test_an_old_fault_of_the_subject_does_not_excuse_a_false_death_long_after_it() -> None:
+    def status(o: str, s: str, t: float) -> tuple[str, int]:
+        if o == "n1" and s == "n3" and 15.0 <= t < 16.0:
+            return ("dead", 2)  # n3 was killed at 5s and is back since 10s: this death is false
+        return good_status(o, s, t)
+
+    r = check(build(KILL, status, good_inc, down=n3_down), TEST)
+    assert r["valid"] is False
+    (ev,) = r["false_dead"]
+    assert (ev["observer"], ev["subject"]) == ("n1", "n3")
+
+
+def test_each_excuse_names_its_fault_and_when_it_began() -> None:
+    """The test's start, a subject just restarted, a paused node (as subject and as observer) and a moved clock
+    each excuse a suspicion, and the evidence says which, naming the node and the fault's start."""
+    nemesis = [*KILL, (16.0, "pause", ["n2"]), (18.0, "resume", ["n2"]),
+               (20.0, "clock-skew", {"n1": {"rate": 4.0, "offset_s": 0.0}}), (21.0, "clock-reset", ["n1"])]
+
+    def status(o: str, s: str, t: float) -> tuple[str, int]:
+        if o == "n1" and s == "n2" and t < 1.0:
+            return ("suspect", 1)  # nothing heard yet
+        if o == "n1" and s == "n3" and 10.0 <= t < 11.0:
+            return ("dead", 2)  # the new instance, not yet believed
+        if o == "n1" and s == "n2" and 17.0 <= t < 18.5:
+            return ("dead", 1)
+        if o == "n2" and s == "n3" and 18.0 <= t < 19.0:
+            return ("dead", 1)
+        if o == "n1" and s == "n2" and 20.5 <= t < 21.5:
+            return ("dead", 1)
+        return good_status(o, s, t)
+
+    r = check(build(nemesis, status, good_inc, down=n3_down), TEST)
+    assert r["valid"] is True, r["summary"]
+    excuses = {(e["observer"], e["subject"], e["start"] // 1): e["excused_by"] for e in r["suspicions"]["list"]}
+    assert excuses[("n1", "n2", 0.0)] == ["test start"]
+    assert excuses[("n1", "n3", 10.0)] == ["subject n3 down/restarting from 5.00s"]
+    assert excuses[("n1", "n2", 18.0)] == ["subject n2 paused from 16.00s"]
+    assert excuses[("n2", "n3", 18.0)] == ["observer n2 paused from 16.00s"]
+    assert excuses[("n1", "n2", 20.0)] == ["observer n1's clock moved from 20.00s"]
+
+
 def test_no_views_is_unknown() -> None:
     h = [{"index": 0, "time": 0, "process": "nemesis", "type": "info", "f": "kill", "value": ["n1"]}]
     assert check(h, TEST)["valid"] == "unknown"
