@@ -91,6 +91,14 @@ def test_accepts_a_good_history_and_measures_detection_and_recovery() -> None:
     assert set(restart["recognised_by"]) == {"n1", "n2"} and 0.3 <= restart["recovery_s"] <= 0.6
     assert r["suspicions"]["unexcused"] == 0
     assert "1/1 kills detected" in r["summary"]
+    # The evidence whole: the builder is deterministic (views every 0.25s, each 10 ms long).
+    assert r["kills"] == [{"subject": "n3", "killed_at": 5.0, "restarted_at": 10.0,
+                           "detected_by": {"n1": 1.06, "n2": 1.09}, "first_s": 1.06, "last_s": 1.09, "watched": True}]
+    assert r["restarts"] == [{"subject": "n3", "killed_at": 5.0, "restarted_at": 10.0, "old_incarnation": 1,
+                              "new_incarnation": 2, "recognised_by": {"n1": 0.31, "n2": 0.34}, "recovery_s": 0.34}]
+    assert r["summary"] == ("1/1 kills detected (worst first/last observer 1.06s/1.09s); 1/1 restarts recognised "
+                            "by someone, worst recovery 0.34s; 0 suspicion episode(s) of live nodes (0.0s), "
+                            "0 unexcused")
 
 
 def test_rejects_a_missed_detection_naming_observer_subject_and_times() -> None:
@@ -204,6 +212,13 @@ def test_rejects_an_observer_that_never_recognises_the_new_incarnation() -> None
     assert r["valid"] is False
     (ev,) = r["unrecognised_restarts"]
     assert ev["observer"] == "n1" and ev["subject"] == "n3" and ev["seen_at"][0] >= 14.0
+    why = ("n1 still showed n3 alive with incarnation 1 at 14.05s, 4.05s after its restart (old incarnation 1, "
+           "bound 4s)")
+    assert ev == {"observer": "n1", "subject": "n3", "restarted_at": 10.0, "seen_at": [14.05, 14.06],
+                  "index": ev["index"], "why": why}
+    assert r["restarts"] == [{"subject": "n3", "killed_at": 5.0, "restarted_at": 10.0, "old_incarnation": 1,
+                              "new_incarnation": 2, "recognised_by": {"n2": 0.34}, "recovery_s": 0.34}]
+    assert r["summary"].startswith(f"INVALID: 1 unrecognised restart(s) (e.g. {why}); 1/1 kills detected")
 
 
 def test_violations_of_different_kinds_add_up() -> None:
