@@ -114,6 +114,9 @@ def test_rejects_a_missed_detection_naming_observer_subject_and_times() -> None:
     assert ev["seen_at"][0] >= 5.0 + 2.5
     assert r["kills"][0]["detected_by"].keys() == {"n1"}
     assert "missed detection" in r["summary"]
+    why = "n2 still showed n3 alive at 7.58s, 2.58s after n3 was killed (bound 2.5s)"
+    assert ev == {"observer": "n2", "subject": "n3", "killed_at": 5.0, "seen_at": [7.58, 7.59], "status": "alive",
+                  "index": ev["index"], "why": why}
 
 
 def test_rejects_a_dead_node_that_nobody_ever_detects() -> None:
@@ -138,6 +141,12 @@ def test_rejects_a_live_reachable_node_held_dead_past_the_bound() -> None:
     assert ev["observer"] == "n1" and ev["subject"] == "n2"
     assert 15.0 <= ev["start"] < ev["end"] <= 16.1 and ev["views"] == 4
     assert "n1 showed live, reachable n2 dead in 4 view(s) from 15.05s" in ev["why"]
+    why = "n1 showed live, reachable n2 dead in 4 view(s) from 15.05s to 15.81s with no fault to explain it"
+    assert ev == {"observer": "n1", "subject": "n2", "start": 15.05, "end": 15.81, "duration_s": 0.76, "views": 4,
+                  "worst": "dead", "excused_by": [], "violation": True, "index": ev["index"], "why": why}
+    assert r["suspicions"] == {"episodes": 1, "total_s": 0.76, "unexcused": 1, "list": [ev]}
+    assert r["summary"].startswith(f"INVALID: 1 live node(s) held dead past the bound (e.g. {why}); ")
+    assert r["summary"].endswith("; 1 suspicion episode(s) of live nodes (0.8s), 1 unexcused")
 
 
 def test_even_a_single_brief_false_death_outside_every_fault_is_rejected() -> None:
