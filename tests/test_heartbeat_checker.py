@@ -209,6 +209,22 @@ def test_rejects_a_restart_announcing_its_old_incarnation() -> None:
     assert any("n3 restarted at 10.00s but announces incarnation 1" in w for w in whys)
     assert {e["observer"] for e in r["unrecognised_restarts"]} == {"n1", "n2", "n3"}
     assert r["restarts"][0]["recognised_by"] == {}
+    (own,) = [e for e in r["unrecognised_restarts"] if e["observer"] == "n3"]
+    assert own == {"observer": "n3", "subject": "n3", "restarted_at": 10.0, "seen_at": [10.11, 10.12],
+                   "index": own["index"], "why": "n3 restarted at 10.00s but announces incarnation 1, not above 1 "
+                                                 "seen before its kill at 5.00s"}
+    assert r["restarts"] == [{"subject": "n3", "killed_at": 5.0, "restarted_at": 10.0, "old_incarnation": 1,
+                              "new_incarnation": 1, "recognised_by": {}, "recovery_s": None}]
+
+
+def test_a_restart_of_a_node_never_seen_before_its_kill_is_not_judged() -> None:
+    early = [(0.01, "kill", ["n3"]), (3.0, "restart", ["n3"])]
+    r = check(build(early, lambda o, s, t: ("alive", 1), lambda n, t: 1, down=lambda n, t: n == "n3" and t < 3.0),
+              TEST)
+    assert r["restarts"] == [{"subject": "n3", "killed_at": 0.01, "restarted_at": 3.0, "old_incarnation": None,
+                              "new_incarnation": None, "recognised_by": {}, "recovery_s": None,
+                              "note": "no view of the old instance: recognition not judged"}]
+    assert r["unrecognised_restarts"] == []
 
 
 def test_rejects_an_observer_that_never_recognises_the_new_incarnation() -> None:
