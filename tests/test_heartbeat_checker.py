@@ -91,6 +91,14 @@ def test_accepts_a_good_history_and_measures_detection_and_recovery() -> None:
     assert set(restart["recognised_by"]) == {"n1", "n2"} and 0.3 <= restart["recovery_s"] <= 0.6
     assert r["suspicions"]["unexcused"] == 0
     assert "1/1 kills detected" in r["summary"]
+    # The evidence whole: the builder is deterministic (views every 0.25s, each 10 ms long).
+    assert r["kills"] == [{"subject": "n3", "killed_at": 5.0, "restarted_at": 10.0,
+                           "detected_by": {"n1": 1.06, "n2": 1.09}, "first_s": 1.06, "last_s": 1.09, "watched": True}]
+    assert r["restarts"] == [{"subject": "n3", "killed_at": 5.0, "restarted_at": 10.0, "old_incarnation": 1,
+                              "new_incarnation": 2, "recognised_by": {"n1": 0.31, "n2": 0.34}, "recovery_s": 0.34}]
+    assert r["summary"] == ("1/1 kills detected (worst first/last observer 1.06s/1.09s); 1/1 restarts recognised "
+                            "by someone, worst recovery 0.34s; 0 suspicion episode(s) of live nodes (0.0s), "
+                            "0 unexcused")
 
 
 def test_rejects_a_missed_detection_naming_observer_subject_and_times() -> None:
@@ -106,6 +114,9 @@ def test_rejects_a_missed_detection_naming_observer_subject_and_times() -> None:
     assert ev["seen_at"][0] >= 5.0 + 2.5
     assert r["kills"][0]["detected_by"].keys() == {"n1"}
     assert "missed detection" in r["summary"]
+    why = "n2 still showed n3 alive at 7.58s, 2.58s after n3 was killed (bound 2.5s)"
+    assert ev == {"observer": "n2", "subject": "n3", "killed_at": 5.0, "seen_at": [7.58, 7.59], "status": "alive",
+                  "index": ev["index"], "why": why}
 
 
 def test_rejects_a_dead_node_that_nobody_ever_detects() -> None:
@@ -130,6 +141,12 @@ def test_rejects_a_live_reachable_node_held_dead_past_the_bound() -> None:
     assert ev["observer"] == "n1" and ev["subject"] == "n2"
     assert 15.0 <= ev["start"] < ev["end"] <= 16.1 and ev["views"] == 4
     assert "n1 showed live, reachable n2 dead in 4 view(s) from 15.05s" in ev["why"]
+    why = "n1 showed live, reachable n2 dead in 4 view(s) from 15.05s to 15.81s with no fault to explain it"
+    assert ev == {"observer": "n1", "subject": "n2", "start": 15.05, "end": 15.81, "duration_s": 0.76, "views": 4,
+                  "worst": "dead", "excused_by": [], "violation": True, "index": ev["index"], "why": why}
+    assert r["suspicions"] == {"episodes": 1, "total_s": 0.76, "unexcused": 1, "list": [ev]}
+    assert r["summary"].startswith(f"INVALID: 1 live node(s) held dead past the bound (e.g. {why}); ")
+    assert r["summary"].endswith("; 1 suspicion episode(s) of live nodes (0.8s), 1 unexcused")
 
 
 def test_even_a_single_brief_false_death_outside_every_fault_is_rejected() -> None:
@@ -192,6 +209,22 @@ def test_rejects_a_restart_announcing_its_old_incarnation() -> None:
     assert any("n3 restarted at 10.00s but announces incarnation 1" in w for w in whys)
     assert {e["observer"] for e in r["unrecognised_restarts"]} == {"n1", "n2", "n3"}
     assert r["restarts"][0]["recognised_by"] == {}
+    (own,) = [e for e in r["unrecognised_restarts"] if e["observer"] == "n3"]
+    assert own == {"observer": "n3", "subject": "n3", "restarted_at": 10.0, "seen_at": [10.11, 10.12],
+                   "index": own["index"], "why": "n3 restarted at 10.00s but announces incarnation 1, not above 1 "
+                                                 "seen before its kill at 5.00s"}
+    assert r["restarts"] == [{"subject": "n3", "killed_at": 5.0, "restarted_at": 10.0, "old_incarnation": 1,
+                              "new_incarnation": 1, "recognised_by": {}, "recovery_s": None}]
+
+
+def test_a_restart_of_a_node_never_seen_before_its_kill_is_not_judged() -> None:
+    early = [(0.01, "kill", ["n3"]), (3.0, "restart", ["n3"])]
+    r = check(build(early, lambda o, s, t: ("alive", 1), lambda n, t: 1, down=lambda n, t: n == "n3" and t < 3.0),
+              TEST)
+    assert r["restarts"] == [{"subject": "n3", "killed_at": 0.01, "restarted_at": 3.0, "old_incarnation": None,
+                              "new_incarnation": None, "recognised_by": {}, "recovery_s": None,
+                              "note": "no view of the old instance: recognition not judged"}]
+    assert r["unrecognised_restarts"] == []
 
 
 def test_rejects_an_observer_that_never_recognises_the_new_incarnation() -> None:
@@ -204,6 +237,69 @@ def test_rejects_an_observer_that_never_recognises_the_new_incarnation() -> None
     assert r["valid"] is False
     (ev,) = r["unrecognised_restarts"]
     assert ev["observer"] == "n1" and ev["subject"] == "n3" and ev["seen_at"][0] >= 14.0
+    why = ("n1 still showed n3 alive with incarnation 1 at 14.05s, 4.05s after its restart (old incarnation 1, "
+           "bound 4s)")
+    assert ev == {"observer": "n1", "subject": "n3", "restarted_at": 10.0, "seen_at": [14.05, 14.06],
+                  "index": ev["index"], "why": why}
+    assert r["restarts"] == [{"subject": "n3", "killed_at": 5.0, "restarted_at": 10.0, "old_incarnation": 1,
+                              "new_incarnation": 2, "recognised_by": {"n2": 0.34}, "recovery_s": 0.34}]
+    assert r["summary"].startswith(f"INVALID: 1 unrecognised restart(s) (e.g. {why}); 1/1 kills detected")
+
+
+def test_violations_of_different_kinds_add_up() -> None:
+    """One false death and one unrecognised restart in one history: invalid, each kind counted once (no kind
+    cancels another)."""
+    def status(o: str, s: str, t: float) -> tuple[str, int]:
+        if o == "n1" and s == "n3" and t >= 10.0:
+            return ("alive", 1)  # n1 still believes in the old instance
+        if o == "n2" and s == "n1" and 15.0 <= t < 16.0:
+            return ("dead", 1)  # n2 holds live n1 dead
+        return good_status(o, s, t)
+
+    r = check(build(KILL, status, good_inc, down=n3_down), TEST)
+    assert r["violation_counts"] == {"missed_detections": 0, "false_dead": 1, "unrecognised_restarts": 1}
+    assert r["valid"] is False, r["summary"]
+
+
+def test_an_old_fault_of_the_subject_does_not_excuse_a_false_death_long_after_it() -> None:
+    def status(o: str, s: str, t: float) -> tuple[str, int]:
+        if o == "n1" and s == "n3" and 15.0 <= t < 16.0:
+            return ("dead", 2)  # n3 was killed at 5s and is back since 10s: this death is false
+        return good_status(o, s, t)
+
+    r = check(build(KILL, status, good_inc, down=n3_down), TEST)
+    assert r["valid"] is False
+    (ev,) = r["false_dead"]
+    assert (ev["observer"], ev["subject"]) == ("n1", "n3")
+
+
+def test_each_excuse_names_its_fault_and_when_it_began() -> None:
+    """The test's start, a subject just restarted, a paused node (as subject and as observer) and a moved clock
+    each excuse a suspicion, and the evidence says which, naming the node and the fault's start."""
+    nemesis = [*KILL, (16.0, "pause", ["n2"]), (18.0, "resume", ["n2"]),
+               (20.0, "clock-skew", {"n1": {"rate": 4.0, "offset_s": 0.0}}), (21.0, "clock-reset", ["n1"])]
+
+    def status(o: str, s: str, t: float) -> tuple[str, int]:
+        if o == "n1" and s == "n2" and t < 1.0:
+            return ("suspect", 1)  # nothing heard yet
+        if o == "n1" and s == "n3" and 10.0 <= t < 11.0:
+            return ("dead", 2)  # the new instance, not yet believed
+        if o == "n1" and s == "n2" and 17.0 <= t < 18.5:
+            return ("dead", 1)
+        if o == "n2" and s == "n3" and 18.0 <= t < 19.0:
+            return ("dead", 1)
+        if o == "n1" and s == "n2" and 20.5 <= t < 21.5:
+            return ("dead", 1)
+        return good_status(o, s, t)
+
+    r = check(build(nemesis, status, good_inc, down=n3_down), TEST)
+    assert r["valid"] is True, r["summary"]
+    excuses = {(e["observer"], e["subject"], e["start"] // 1): e["excused_by"] for e in r["suspicions"]["list"]}
+    assert excuses[("n1", "n2", 0.0)] == ["test start"]
+    assert excuses[("n1", "n3", 10.0)] == ["subject n3 down/restarting from 5.00s"]
+    assert excuses[("n1", "n2", 18.0)] == ["subject n2 paused from 16.00s"]
+    assert excuses[("n2", "n3", 18.0)] == ["observer n2 paused from 16.00s"]
+    assert excuses[("n1", "n2", 20.0)] == ["observer n1's clock moved from 20.00s"]
 
 
 def test_no_views_is_unknown() -> None:

@@ -189,6 +189,76 @@ def test_convergence_unknown_without_dumps_or_with_a_failed_one() -> None:
     assert kv_convergence.check(convergence_history(dumps), {})["valid"] == "unknown"
 
 
+def test_convergence_counts_an_ok_dump_without_a_report_as_failed() -> None:
+    """Only an ok completion carrying a report (a dict) is a dump; an ok one with an error text is a failed dump."""
+    dumps = {n: dump_value(n, {"k": [["n1", 1]]}) for n in NODES}
+    h = convergence_history(dumps)
+    h[-1]["value"] = "node shutting down"
+    r = kv_convergence.check(h, {})
+    assert r["valid"] == "unknown" and r["failed_dumps"] == ["n3"]
+
+
+def test_convergence_reads_a_dump_without_its_optional_fields_as_empty() -> None:
+    """A report without members, keys or hints holds none: a node without keys lacks every key, one without
+    members disagrees on the ring. Never a crash."""
+    dumps = {n: dump_value(n, {"k": [["n1", 1]]}) for n in NODES}
+    del dumps["n2"]["keys"], dumps["n2"]["hints"]
+    dumps["n2"]["held"] = {"k": [["n1", 1]]}
+    r = kv_convergence.check(convergence_history(dumps), {})
+    assert r["valid"] is False and [d["key"] for d in r["divergent"]] == ["k"]
+    assert r["undelivered"] == [{"key": "k", "dot": ["n1", 1], "held_by": "n2", "missing_on": ["n2"]}]
+    del dumps["n3"]["members"]
+    r = kv_convergence.check(convergence_history(dumps), {})
+    assert r["members"] == ["n1", "n2", "n3"] and sorted(r["ring_views"]) == [[], ["n1", "n2", "n3"]]
+    assert kv_convergence.check_load(convergence_history(dumps), {})["shares"].keys() == {"n1", "n2", "n3"}
+
+
+def test_a_held_write_is_delivered_when_the_replicas_clocks_reach_its_counter_exactly() -> None:
+    dumps = {n: dump_value(n, {"k": [["n2", 7]]}) for n in NODES}
+    dumps["n2"] = dump_value("n2", {"k": [["n2", 7]]}, held={"k": [["n2", 7]]})
+    assert kv_convergence.check(convergence_history(dumps), {})["valid"] is True
+    dumps["n1"] = dump_value("n1", {"k": [["n2", 6]]})
+    r = kv_convergence.check(convergence_history(dumps), {})
+    assert r["undelivered"] == [{"key": "k", "dot": ["n2", 7], "held_by": "n2", "missing_on": ["n1"]}]
+    assert r["summary"].startswith("1 of 1 keys differ")
+
+
+@pytest.mark.parametrize(("reported", "configured", "used"), [(1, 8, 1), (0, 8, 8), (None, 1, 1), ("8", 4, 4)])
+def test_vnodes_come_from_the_dumps_else_from_the_test(reported: Any, configured: Any, used: int) -> None:
+    dumps = {n: {**dump_value(n, {}), "vnodes": reported} for n in NODES}
+    assert kv_convergence.check_load(convergence_history(dumps), {"options": {"vnodes": configured}})["vnodes"] == used
+
+
+@pytest.mark.parametrize("configured", [None, 0, "8"])
+def test_vnodes_said_nowhere_is_one_clear_error(configured: Any) -> None:
+    dumps = {n: {**dump_value(n, {}), "vnodes": 0} for n in NODES}
+    test = {"options": {"vnodes": configured}} if configured is not None else {}
+    with pytest.raises(ValueError) as e:
+        kv_convergence.check(convergence_history(dumps), test)
+    assert str(e.value) == "the nodes' dumps do not say how many vnodes they use, and neither does the test"
+
+
+def test_load_of_nodes_that_report_no_members() -> None:
+    dumps = {n: {**dump_value(n, {}), "members": []} for n in NODES}
+    r = kv_convergence.check_load(convergence_history(dumps), {})
+    assert (r["shares"], r["share_ideal"]) == ({}, None)
+    assert r["summary"] == "0 members x 8 vnodes: hash-space share std dev 0.0000 (ideal share None); largest - 0.000"
+
+
+def test_convergence_summary_names_every_failed_dump_and_pending_hint() -> None:
+    dumps: dict[str, Any] = {n: {**dump_value(n, {}), "hints": 2} for n in NODES}
+    dumps["n3"] = None
+    dumps["n4"] = None
+    r = kv_convergence.check(convergence_history(dumps), {})
+    assert r["summary"] == ("all replicas of 0 keys hold the same siblings; no final dump from n3, n4; "
+                            "hints still pending on n1, n2")
+    dumps = {n: dump_value(n, {"k": [["n1", 2]]}) for n in NODES}
+    dumps["n2"] = dump_value("n2", {"k": [["n1", 2]]}, held={"k": [["n2", 7]]})
+    r = kv_convergence.check(convergence_history(dumps), {})
+    assert r["summary"] == ("1 writes held by stand-ins never reached their key's replicas "
+                            "(hinted handoff did not deliver)")
+
+
 def test_load_reports_shares_and_spread() -> None:
     dumps = {n: dump_value(n, {"k": [["n1", 1]]}) for n in NODES}
     r = kv_convergence.check_load(convergence_history(dumps), {})

@@ -400,6 +400,7 @@ def test_memory_estimates_count_every_memo_entry_at_least_its_overhead() -> None
     from checkers.linearizable.search import CACHE_ENTRY_BYTES
 
     s = Search(KvModel(), hard_ops(9))
+    assert s.memory_bytes() == 0  # nothing memoized before the first step
     assert s.run(3000) is None
     entries = len(s.cache) + s.entries
     assert entries > 100 and s.memory_bytes() >= entries * (CACHE_ENTRY_BYTES + 16)
@@ -478,3 +479,56 @@ def test_reduction_5_gives_up_after_its_lookahead_of_reachable_reads() -> None:
     ops = [op(0, "put", 0, 10, arg="a")] + [op(1 + i, "get", 11 + i, 20 + i, out="a") for i in range(5)]
     ops.append(op(6, "append", 30, None, arg="z"))
     assert engines(KvModel(), ops) == {"dfs": True, "jit": True, "check": True}
+
+
+def test_two_unknown_appends_of_one_value_may_both_take_effect_at_different_times() -> None:
+    """Reduction 4 tries interchangeable unknown-outcome ops earliest-called first: the later copy only once the
+    earlier one is linearized, never the other way round (the later one is called too late for the first read)."""
+    ops = [op(0, "append", 0, None, arg="x"), op(1, "get", 10, 20, out="x"), op(2, "append", 50, None, arg="x"),
+           op(3, "get", 70, 80, out="xx")]
+    assert oracle(ops, None) is True
+    assert engines(KvModel(), ops) == {"dfs": True, "jit": True, "check": True}
+
+
+def test_a_read_forced_into_a_node_dominated_by_a_failed_one_fails_there() -> None:
+    """A legal read taken with no alternatives (reduction 2) whose child is dominated in the memo: the node fails
+    at once, in the same slice. Found by a random search (about 1 in 2000 free kv histories reaches this branch)."""
+    ops = [op(0, "put", 5, 7, arg=""), op(1, "put", 3, None, arg="b"), op(2, "get", 4, 8, out="b"),
+           op(3, "put", 1, None, arg="a"), op(4, "get", 6, 9, out="aa"), op(5, "append", 0, 2, arg="b")]
+    assert oracle(ops, "") is False
+    assert engines(KvModel(""), ops) == {"dfs": False, "jit": False, "check": False}
+
+
+def test_the_memo_size_counts_every_entry_once() -> None:
+    """progress.cache_entries (the memory estimate's count) is one per node entered, in both kinds of memo."""
+    plain = [op(0, "put", 0, 1, arg="a"), op(1, "put", 2, 3, arg="b"), op(2, "get", 4, 5, out="b"),
+             op(3, "get", 6, 7, out="b")]  # no unknown outcome: the set of (ops, state), two choices, two forced reads
+    s = Search(KvModel(), plain)
+    assert s.run(100) is True and s.progress.cache_entries == len(s.cache) == 4
+    unknown = [op(0, "put", 0, 1, arg="a"), op(1, "append", 2, None, arg="b"), op(2, "get", 3, 4, out="ab"),
+               op(3, "get", 5, 6, out="ab")]  # the dominance memo: put, the append, two forced reads
+    s = Search(KvModel(), unknown)
+    assert s.run(100) is True and s.progress.cache_entries == sum(map(len, s.memo.values())) == 4
+
+
+@SETTINGS
+@given(kv_histories(max_ops=6))
+def test_a_search_run_one_step_at_a_time_is_the_same_search(case: tuple[list[Operation], Any]) -> None:
+    """Slices change nothing: same verdict, same step count, same evidence; each slice takes exactly its steps,
+    leaves the longest prefix reached so far as evidence, and a decided search stays decided without stepping."""
+    ops, initial = case
+    whole = Search(KvModel(initial), ops)
+    verdict = whole.run(10**7)
+    sliced = Search(KvModel(initial), ops)
+    result, deepest = sliced.result, 0
+    for steps in range(whole.progress.steps):
+        if result is not None:
+            break
+        result = sliced.run(1)
+        assert sliced.progress.steps == steps + 1
+        deepest = max(deepest, len(sliced.stack))
+        assert len(sliced.progress.best_prefix) == deepest, (ops, sliced.progress.best_prefix)
+    assert result == verdict and sliced.progress.steps == whole.progress.steps, (initial, ops)
+    assert sliced.run(1) == verdict and sliced.progress.steps == whole.progress.steps
+    assert (sliced.progress.best_prefix, sliced.progress.best_state) == \
+        (whole.progress.best_prefix, whole.progress.best_state)
