@@ -11,6 +11,9 @@ so the verdict never depends on where inside it the node answered.
 
 1. Detection. For every kill of a subject s (until its restart): the first
    and the last observer whose view marks s dead, as seconds after the kill.
+   A kill is judged when some view shows s dead or could be a miss (below);
+   when there were kills and none was judged, detection went untested and
+   a run with no violation is "unknown", not valid.
    INVALID (missed detection) when an observer o shows s not dead in a view
    taken `detect_s` or more after the kill, before the restart, while o had
    been running (not killed, not paused, its clock not moved) for at least
@@ -264,10 +267,13 @@ def check(history: list[Op], test: dict[str, Any], vocabulary: Vocabulary) -> di
     held = [e for e in suspicions if e["violation"]]
     unrecognised = [v for r in restarts for v in r["violations"]]
     violations = len(missed) + len(held) + len(unrecognised)
+    untested = bool(detections) and not any(d["judged"] for d in detections)
     if not obs:
         valid: bool | str = "unknown"
+    elif violations:
+        valid = False
     else:
-        valid = violations == 0
+        valid = "unknown" if untested else True
 
     summary = _summary(valid, obs, detections, suspicions, restarts, missed, held, unrecognised)
     return {
@@ -308,7 +314,7 @@ def _detections(
             old = _old_incarnation(obs, s, k) or 0
             first_dead: dict[str, float] = {}
             missed: list[dict[str, Any]] = []
-            watched = False
+            watched = judged = False
             for o, seen in sorted(by_observer.items()):
                 if o == s:
                     continue
@@ -319,6 +325,7 @@ def _detections(
                     st = ob.status(s)
                     if st == "dead":
                         first_dead.setdefault(o, ob.changed_at(s, k) - k)
+                        judged = True
                     elif (
                         st is not None
                         and (ob.incarnation_of(s) or 0) <= old
@@ -327,6 +334,7 @@ def _detections(
                         and judge.running_since(o, ob.t1, bounds.detect_s)
                         and judge.running_since(o, ob.t0, bounds.detect_s)
                     ):
+                        judged = True
                         missed.append(
                             {
                                 "observer": o,
@@ -349,6 +357,7 @@ def _detections(
                     "first_s": round(times[0], 3) if times else None,
                     "last_s": round(times[-1], 3) if times else None,
                     "watched": watched,
+                    "judged": judged,
                     "missed": missed,
                 }
             )
@@ -509,6 +518,8 @@ def _summary(
             parts.append(f"0/{len(watched)} kills detected")
     if len(watched) < len(detections):
         parts.append(f"{len(detections) - len(watched)} kill(s) with no live observer to see them")
+    if detections and not any(d["judged"] for d in detections):
+        parts.append("detection untested: no kill was seen dead, nor watched long enough to call it a miss")
     rec = [r["recovery_s"] for r in restarts if r["recovery_s"] is not None]
     if restarts:
         worst = f", worst recovery {max(rec):.2f}s" if rec else ""

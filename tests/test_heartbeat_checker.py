@@ -80,6 +80,25 @@ def good_inc(n: str, t: float) -> int:
     return 2 if n == "n3" and t >= 10.0 else 1
 
 
+def test_kills_none_of_which_could_be_judged_leave_detection_untested_unknown_never_valid() -> None:
+    """A kill shorter than the detection bound that nobody saw dead proves nothing about detection: with no
+    other kill judged, the run is unknown; one judged kill is enough to make it valid again."""
+    short = [(5.0, "kill", ["n3"]), (6.0, "restart", ["n3"])]
+
+    def unseen(o: str, s: str, t: float) -> tuple[str, int]:
+        return ("alive", 2 if s == "n3" and t >= 6.0 else 1)
+
+    def inc(n: str, t: float) -> int:
+        return 2 if n == "n3" and t >= 6.0 else 1
+
+    r = check(build(short, unseen, inc, down=lambda n, t: n == "n3" and 5.0 <= t < 6.0), TEST)
+    assert r["valid"] == "unknown", r["summary"]
+    assert r["kills"][0]["watched"] is True and r["kills"][0]["judged"] is False
+    assert "detection untested" in r["summary"]
+    r = check(build(KILL, good_status, good_inc, down=n3_down), TEST)
+    assert r["valid"] is True and r["kills"][0]["judged"] is True
+
+
 def test_accepts_a_good_history_and_measures_detection_and_recovery() -> None:
     h = build(KILL, good_status, good_inc, down=n3_down)
     r = check(h, TEST)
@@ -93,7 +112,8 @@ def test_accepts_a_good_history_and_measures_detection_and_recovery() -> None:
     assert "1/1 kills detected" in r["summary"]
     # The evidence whole: the builder is deterministic (views every 0.25s, each 10 ms long).
     assert r["kills"] == [{"subject": "n3", "killed_at": 5.0, "restarted_at": 10.0,
-                           "detected_by": {"n1": 1.06, "n2": 1.09}, "first_s": 1.06, "last_s": 1.09, "watched": True}]
+                           "detected_by": {"n1": 1.06, "n2": 1.09}, "first_s": 1.06, "last_s": 1.09, "watched": True,
+                           "judged": True}]
     assert r["restarts"] == [{"subject": "n3", "killed_at": 5.0, "restarted_at": 10.0, "old_incarnation": 1,
                               "new_incarnation": 2, "recognised_by": {"n1": 0.31, "n2": 0.34}, "recovery_s": 0.34}]
     assert r["summary"] == ("1/1 kills detected (worst first/last observer 1.06s/1.09s); 1/1 restarts recognised "
