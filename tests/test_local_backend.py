@@ -130,7 +130,7 @@ def test_a_filter_changed_while_paused_or_dead_is_applied_on_resume_and_restart(
         await c.resume("n2")
         await c.restart("n3")
         for node in ("n2", "n3"):
-            assert (await rt.control(node, "get-filter"))["grudge"] == ["n1"]
+            assert (await c.control.control(node, "get-filter"))["grudge"] == ["n1"]
             with pytest.raises(RemoteError):
                 await rt.call("n1", "relay", {"to": node, "msg": "x", "timeout": 0.3})
 
