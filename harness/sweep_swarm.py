@@ -21,6 +21,9 @@ Rules this module keeps:
   and `harness check` need to know nothing about swarms.
 - Only packages that apply to the system, the backend (a sweep's is sim)
   and the drawn node count are drawn; there is always at least one.
+- A system may list the sim network's settings as a swarm option (`sim`,
+  e.g. frames delivered twice); the value is drawn on every backend, so the
+  other draws stay the same, and kept only on sim.
 """
 
 from __future__ import annotations
@@ -90,6 +93,8 @@ def draw(spec: TestSpec, pinned: frozenset[str] = frozenset()) -> TestSpec:
     weights = {name: rng.choice(WEIGHTS) for name in sorted(PACKAGES)}
     fallback = rng.random()
     options = {key: rng.choice(values) for key, values in sorted(swarm_options(spec.system).items())}
+    if spec.backend != "sim":
+        options.pop("sim", None)  # the sim network's own settings (e.g. duplicated frames) mean nothing elsewhere
 
     nodes = spec.node_count if "node_count" in pinned else drawn["node_count"]
     options = {**options, **spec.options}  # an option the user gave wins over the draw

@@ -89,6 +89,20 @@ def test_a_swarm_draws_only_packages_that_apply() -> None:
         assert not {"figure8", "voter-crash", "leader-isolate"} & set(draw(spec_of("kv", seed)).nemesis)
 
 
+def test_a_mapreduce_swarm_draws_a_bigger_corpus_and_duplicated_frames_on_sim_only() -> None:
+    def spec(seed: int, backend: str) -> TestSpec:
+        return TestSpec(system="mapreduce", workload="jobs", nemesis=("partition",), backend=backend, seed=seed)
+
+    draws = [draw(spec(s, "sim")) for s in range(1, 41)]
+    assert {d.options["corpus_bytes"] for d in draws} == {120_000, 400_000}
+    assert {d.options["sim"].get("duplicate", 0.0) for d in draws} == {0.0, 0.05}, "double-commit needs duplicates"
+    for seed in range(1, 11):
+        on_sim, local = draw(spec(seed, "sim")), draw(spec(seed, "local"))
+        assert "sim" not in local.options and "sim" not in local.swarm["options"]
+        assert local.options["corpus_bytes"] == on_sim.options["corpus_bytes"]
+        assert (local.workload, local.rate, local.pace["hold"]) == (on_sim.workload, on_sim.rate, on_sim.pace["hold"])
+
+
 def test_pinning_a_setting_keeps_it_and_leaves_the_other_draws_alone() -> None:
     free = draw(spec_of("raft", 11))
     pinned = draw(spec_of("raft", 11, node_count=5, time_limit_s=7.0), frozenset({"node_count", "time_limit_s"}))

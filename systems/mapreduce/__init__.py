@@ -83,4 +83,12 @@ EXPOSED_BY: dict[str, dict[str, object]] = {
 map output that reducers still need dies; workers killed, paused or cut off mid-write; a network that delivers
 some frames twice (completion reports among them). Taken from tests/test_mapreduce_harness.py."""
 
-__all__ = ["BUGS", "DEFAULT_OPTIONS", "EXPOSED_BY", "MrNode", "start_node"]
+SWARM_OPTIONS: dict[str, list[object]] = {
+    "corpus_bytes": [120_000, 400_000],
+    "sim": [{}, {"duplicate": 0.05}],
+}
+"""Node options a swarm run may draw: a larger corpus (28 map tasks a job instead of 8, so faults meet more
+running and completed tasks), and on sim a network that delivers some frames twice (completion reports among
+them), which no fault package deals."""
+
+__all__ = ["BUGS", "DEFAULT_OPTIONS", "EXPOSED_BY", "SWARM_OPTIONS", "MrNode", "start_node"]
