@@ -217,46 +217,49 @@ class DfsWorkloadClient:
         return {**op, "type": "fail", "error": f"unknown f {f!r}"}
 
     async def _settle(self, op: Op) -> Op:
-        """Wait, as Jepsen's final reads wait for recovery, until the master reports every chunk healthy.
+        return await settle(self.dfs, self.rt, op, self.w.settle_stall_s, self.timeout_s * 4)
 
-        Bounded in the test's time by the op's `bound_s`, and sooner by a stall: when the count of
-        chunks fsck names (under-replicated, stale, corrupt, lost) has not reached a new low for
-        `stall_s`, nothing is repairing and waiting longer shows nothing. The value says which:
-        outcome "healthy", "stalled" (no progress for stall_s) or "still-repairing" (the bound ran
-        out while the count was still falling), with the counts that tell it."""
-        start = self.rt.now()
-        deadline = start + float(op.get("bound_s") or self.timeout_s * 4)
-        stall_s = self.w.settle_stall_s
-        last: dict[str, Any] = {}
-        first: int | None = None
-        low: int | None = None
-        low_at = start
-        while True:
-            try:
-                last = await self.dfs.fsck(timeout_s=1.0)
-            except DfsError as e:
-                last = {"healthy": False, "error": str(e)}
-            now = self.rt.now()
-            if "error" not in last:
-                count = sum(len(last.get(k) or ()) for k in FSCK_PROBLEMS)
-                first = count if first is None else first
-                if low is None or count < low:
-                    low, low_at = count, now
-            if last.get("healthy"):
-                outcome = "healthy"
-            elif now - low_at >= stall_s:
-                outcome = "stalled"
-            elif now >= deadline:
-                outcome = "still-repairing"
-            else:
-                await self.rt.sleep(0.25)
-                continue
-            break
-        return {**op, "type": "ok", "value": {
-            "healthy": outcome == "healthy", "outcome": outcome, "waited_s": round(now - start, 3),
-            "stall_s": stall_s, "problems_first": first, "problems_last": low,
-            "last_progress_ago_s": round(now - low_at, 3),
-            **{k: last.get(k) for k in (*FSCK_PROBLEMS, "error") if last.get(k)}}}
+
+async def settle(dfs: DfsClient, rt: Runtime, op: Op, stall_s: float, default_bound_s: float) -> Op:
+    """Wait, as Jepsen's final reads wait for recovery, until the master reports every chunk healthy.
+
+    Bounded in the test's time by the op's `bound_s`, and sooner by a stall: when the count of
+    chunks fsck names (under-replicated, stale, corrupt, lost) has not reached a new low for
+    `stall_s`, nothing is repairing and waiting longer shows nothing. The value says which:
+    outcome "healthy", "stalled" (no progress for stall_s) or "still-repairing" (the bound ran
+    out while the count was still falling), with the counts that tell it."""
+    start = rt.now()
+    deadline = start + float(op.get("bound_s") or default_bound_s)
+    last: dict[str, Any] = {}
+    first: int | None = None
+    low: int | None = None
+    low_at = start
+    while True:
+        try:
+            last = await dfs.fsck(timeout_s=1.0)
+        except DfsError as e:
+            last = {"healthy": False, "error": str(e)}
+        now = rt.now()
+        if "error" not in last:
+            count = sum(len(last.get(k) or ()) for k in FSCK_PROBLEMS)
+            first = count if first is None else first
+            if low is None or count < low:
+                low, low_at = count, now
+        if last.get("healthy"):
+            outcome = "healthy"
+        elif now - low_at >= stall_s:
+            outcome = "stalled"
+        elif now >= deadline:
+            outcome = "still-repairing"
+        else:
+            await rt.sleep(0.25)
+            continue
+        break
+    return {**op, "type": "ok", "value": {
+        "healthy": outcome == "healthy", "outcome": outcome, "waited_s": round(now - start, 3),
+        "stall_s": stall_s, "problems_first": first, "problems_last": low,
+        "last_progress_ago_s": round(now - low_at, 3),
+        **{k: last.get(k) for k in (*FSCK_PROBLEMS, "error") if last.get(k)}}}
 
 
 class _Base:

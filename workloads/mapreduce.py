@@ -23,7 +23,8 @@ Rules this module keeps:
   (polls its status up to 4 x op_timeout_s; fails with the last status if
   it is still running), a final `read` of each, and one `report` (every
   execution the coordinator knows, for the execution checker and the task
-  timeline in the report), then a `dfs-status` of every node (its DFS
+  timeline in the report), then `dfs-settle` (the DFS workloads' final
+  settle: wait, bounded, while the master's repairs progress), then a `dfs-status` of every node (its DFS
   roles' own report, checksums verified), which the DFS's state checker
   judges as it does for the DFS alone (one lease at a time, versions never
   back, every chunk of a live file healthy at the end): the DFS faults
@@ -46,6 +47,7 @@ from nemesis.catalog import VOCABULARY
 from systems.mapreduce.client import Exists, MrClient, StoreError
 from systems.runtime.api import RemoteError, RpcError, Runtime, derive_seed
 from workloads.base import Checker, Client
+from workloads.dfs import SETTLE_BOUND_S, settle
 
 CORPUS_FILES = 4
 CORPUS_BYTES = 120_000
@@ -92,6 +94,10 @@ class JobsClient:
             case "dfs-status":
                 return await self._read_only(op, lambda: self.rt.call(
                     self.node, "status", {"verify": bool(op.get("final"))}, timeout=self.w.timeout_s * 3))
+            case "dfs-settle":
+                if self.mr.dfs is None:
+                    return {**op, "type": "fail", "error": "the files are not in the DFS"}
+                return await settle(self.mr.dfs, self.rt, op, self.w.settle_stall_s, self.w.timeout_s * 4)
         return {**op, "type": "fail", "error": f"unknown op {op['f']!r}"}
 
     async def _put(self, op: Op) -> Op:
@@ -162,6 +168,8 @@ class JobsWorkload:
         self.nodes = spec.nodes
         self.options = dict(opts)
         self.timeout_s = spec.op_timeout_s
+        self.settle_stall_s = max(self.timeout_s * 4, 3 * float(opts.get("lease_s", 3.0)))
+        """As the DFS workloads' final settle: no new low in fsck's problem count for this long ends it."""
         files = int(opts.get("corpus_files", CORPUS_FILES))
         size = int(opts.get("corpus_bytes", CORPUS_BYTES))
         self.files = [(f"/in/part-{i}.txt", derive_seed(spec.seed, "corpus", i) % 2**31, size) for i in range(files)]
@@ -213,6 +221,7 @@ class JobsWorkload:
         for i, job in enumerate(self.submitted):
             out.append((nodes[i % len(nodes)], {"f": "read", "key": job, "value": None, "final": True}))
         out.append((nodes[0], {"f": "report", "value": None, "final": True}))
+        out.append((nodes[0], {"f": "dfs-settle", "value": None, "final": True, "bound_s": SETTLE_BOUND_S}))
         out += [(n, {"f": "dfs-status", "value": None, "final": True}) for n in nodes]
         return out
 
@@ -229,8 +238,9 @@ def check_dfs_state(history: list[Op], test: dict[str, Any]) -> dict[str, Any]:
     from checkers import dfs_state
     from nemesis.catalog import VOCABULARY
 
-    ops = [{**op, "f": "status"} if op.get("f") == "dfs-status" else op for op in history
-           if op.get("f") == "dfs-status" or op.get("process") == "nemesis"]  # the faults: clock ones excuse views
+    named = {"dfs-status": "status", "dfs-settle": "settle"}
+    ops = [{**op, "f": named[op["f"]]} if op.get("f") in named else op for op in history
+           if op.get("f") in named or op.get("process") == "nemesis"]  # the faults: clock ones excuse views
     return dfs_state.check(ops, test, VOCABULARY)
 
 

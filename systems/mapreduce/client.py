@@ -21,6 +21,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from systems.dfs.client import DfsClient
 from systems.mapreduce.dfs_store import DfsStore
 from systems.mapreduce.node import roles
 from systems.mapreduce.store import Exists, FileStore, NotFound, StoreError
@@ -78,6 +79,11 @@ class MrClient:
         self.timeout_s = timeout_s
         self.store: FileStore = store or DfsStore(rt, self.nodes, options, home=home, timeout_s=timeout_s)
         self._staged = 0
+
+    @property
+    def dfs(self) -> DfsClient | None:
+        """The DFS client underneath, when the files live in the DFS (for its fsck and repairs)."""
+        return self.store.client if isinstance(self.store, DfsStore) else None
 
     async def _call(self, method: str, msg: Any) -> Any:
         return await self.rt.call(self.coordinator, method, msg, timeout=self.timeout_s)
