@@ -16,9 +16,12 @@ Several reports of one lease narrow it: the earliest such start, the latest end.
 A view measured with a moved clock proves nothing: a lease view (the
 master's table or a primary's own) whose reporting node had its clock moved
 by a clock fault (read from the history through the fault vocabulary the
-workload wires in) at any time from the lease's grant to `CLOCK_SETTLE_S`
-after the report is left out of the lease rule and counted
-(`clock_moved_views`), as the heartbeat checker excuses suspicions.
+workload wires in) is left out of the lease rule and counted
+(`clock_moved_views`), as the heartbeat checker excuses suspicions, when
+its span overlaps the fault extended past its cure by how far the clock
+was off, one lease (`lease_s`) and `CLOCK_SETTLE_S`: a lease granted on a
+clock set ahead is still timed on that clock after the reset, and looks
+longer than it was (swarm seed 2022 showed one as granted in the future).
 
 Rules:
 
@@ -65,8 +68,20 @@ CLOCK_SETTLE_S = 2.0
 Windows = dict[str, list[tuple[float, float]]]
 
 
-def clock_windows(history: list[Op], vocabulary: Vocabulary | None) -> Windows:
-    """node -> [start_s, end_s + CLOCK_SETTLE_S] of every clock fault on it (end inf while uncured)."""
+def _distortion_s(setting: Any, held_s: float) -> float:
+    """How far a clock fault's setting can have put the node's clock off true time (seconds)."""
+    if not isinstance(setting, dict):
+        return 0.0
+    off = max(abs(float(setting.get(k) or 0.0)) for k in ("offset_s", "jump_s"))
+    rate = setting.get("rate")
+    drift = abs(float(rate) - 1.0) * held_s if isinstance(rate, int | float) else 0.0
+    return off + drift
+
+
+def clock_windows(history: list[Op], vocabulary: Vocabulary | None, lease_s: float) -> Windows:
+    """node -> [start_s, end] of every clock fault on it, where end is its cure plus how far the clock
+    was off plus one lease plus CLOCK_SETTLE_S (inf while uncured): a lease granted while the clock was
+    off is timed on it until it runs out, even after the reset (a clock put back runs it longer)."""
     out: Windows = {}
     if vocabulary is None:
         return out
@@ -75,7 +90,12 @@ def clock_windows(history: list[Op], vocabulary: Vocabulary | None) -> Windows:
             continue
         for n in w.nodes:
             end = w.node_end_s(n)
-            out.setdefault(n, []).append((w.start_s, float("inf") if end is None else end + CLOCK_SETTLE_S))
+            if end is None:
+                out.setdefault(n, []).append((w.start_s, float("inf")))
+                continue
+            setting = w.value.get(n) if isinstance(w.value, dict) else None
+            tail = _distortion_s(setting, end - w.start_s) + lease_s + CLOCK_SETTLE_S
+            out.setdefault(n, []).append((w.start_s, end + tail))
     return out
 
 
@@ -223,7 +243,8 @@ def _final_settle(history: list[Op]) -> dict[str, Any] | None:
 def check(history: list[Op], test: dict[str, Any] | None = None,
           vocabulary: Vocabulary | None = None) -> dict[str, Any]:
     reports = _reports(history)
-    intervals, clock_moved_views = _lease_intervals(reports, clock_windows(history, vocabulary))
+    lease_s = float(((test or {}).get("options") or {}).get("lease_s", 3.0))
+    intervals, clock_moved_views = _lease_intervals(reports, clock_windows(history, vocabulary, lease_s))
     overlaps = _overlaps(intervals)
     regressions = _regressions(reports)
     final: dict[str, dict[str, Any]] = {}

@@ -334,3 +334,25 @@ def test_state_leaves_out_lease_views_measured_with_a_moved_clock_and_only_those
     assert dfs_state.check(history("n3", reset=False), {}, VOCABULARY)["valid"] is True  # uncured: still moved
     assert dfs_state.check(history("n1"), {}, VOCABULARY)["valid"] is False  # another node's clock excuses nothing
     assert dfs_state.check(history("n3"), {})["valid"] is False  # no vocabulary: no fault is read
+
+
+def test_state_leaves_out_a_lease_timed_on_a_clock_that_was_ahead_until_it_could_have_run_out() -> None:
+    """Seed 2022's shape: n3's clock jumped 9 s ahead and was put back; a lease granted meanwhile is still
+    timed on the jumped clock after the reset and looks like it runs seconds past its real end. Its views
+    are left out for how far the clock was off plus a lease plus the settle; later views count again."""
+    from nemesis.catalog import VOCABULARY
+
+    def history(report_at_s: float) -> list[dict[str, Any]]:
+        h = H()
+        h.op("nemesis", "info", "clock-skew", value={"n3": {"jump_s": 9.0, "offset_s": 9.0, "rate": 1.0}})
+        h.op("nemesis", "info", "clock-reset", value=["n3"])
+        h.t = itertools.count(int(report_at_s * 1e9), 1_000_000)
+        status(h, "n2", {"chunkserver": {**replicas(), "leases": [lease("n2", 4, 0.001, 2.0)]}})
+        status(h, "n3", {"chunkserver": {**replicas(), "leases": [lease("n3", 3, -1.6, 4.6)]}})
+        healthy_end(h)
+        return h.ops
+
+    soon = dfs_state.check(history(10.0), {"options": {"lease_s": 3.0}}, VOCABULARY)
+    assert soon["valid"] is True and soon["stats"]["clock_moved_views"] == 1, soon["summary"]
+    late = dfs_state.check(history(20.0), {"options": {"lease_s": 3.0}}, VOCABULARY)  # past 9 + 3 + 2 s
+    assert late["valid"] is False and late["stats"]["clock_moved_views"] == 0
