@@ -20,7 +20,9 @@ Rules this module keeps:
   doubt takes its file out of play. Size files with the chunk size: with the
   default 4 MiB chunks a file is 4-12 MiB (`--option chunk_size=262144` for
   a quick run).
-- Both sprinkle `status` ops (a node's own report), and end with: `settle`
+- Both sprinkle `status` ops (a node's own report), and end with: a
+  `scrub` of every node (it verifies every replica now and reports a bad one
+  to the master, as its background scrubber would later), `settle`
   (waits, within a bound, for the master to report every chunk healthy),
   reads of every file from every node (each client reads its own node's
   replica first, so every replica is read; the files workload reads each
@@ -214,6 +216,14 @@ class DfsWorkloadClient:
                 return {**op, "type": "ok", "value": await self.dfs.ls(key or "/")}
             case "settle":
                 return await self._settle(op)
+            case "scrub":
+                try:
+                    st = await self.rt.call(self.node, "status", {"verify": True}, timeout=self.timeout_s * 3)
+                except RpcError as e:
+                    return {**op, "type": "fail", "error": e.code}
+                reps = (st.get("chunkserver") or {}).get("replicas") or {}
+                bad = sorted(h for h, r in reps.items() if r.get("ok") is False)
+                return {**op, "type": "ok", "value": {"corrupt": bad}}
         return {**op, "type": "fail", "error": f"unknown f {f!r}"}
 
     async def _settle(self, op: Op) -> Op:
@@ -282,6 +292,12 @@ class _Base:
     def _status(self, rng: random.Random) -> Op | None:
         return {"f": "status", "value": None} if rng.random() < STATUS_SHARE else None
 
+    def _scrubs(self, nodes: list[str]) -> list[tuple[str, Op]]:
+        """Before the settle, every chunkserver verifies every replica now and reports what it finds, as
+        Jepsen's final phase waits for recovery: a corruption the background scrubber has not reached yet
+        is repaired before the final reports, not judged a stuck repair."""
+        return [(n, {"f": "scrub", "value": None, "final": True}) for n in nodes]
+
     def _final_statuses(self, nodes: list[str]) -> list[tuple[str, Op]]:
         return [(n, {"f": "status", "value": None, "final": True}) for n in nodes]
 
@@ -312,7 +328,7 @@ class AppendWorkload(_Base):
         return {"f": "append", "key": key, "value": f"{process}:{seq}", "size": rng.randint(16, self.max_record)}
 
     def final_ops(self, nodes: list[str]) -> list[tuple[str, Op]]:
-        ops: list[tuple[str, Op]] = [(self.master, SETTLE_OP)]
+        ops = [*self._scrubs(nodes), (self.master, SETTLE_OP)]
         ops += [(n, {"f": "read", "key": k, "value": None, "final": True}) for n in nodes for k in self.files]
         return ops + self._final_statuses(nodes)
 
@@ -359,8 +375,8 @@ class FilesWorkload(_Base):
         return {"f": "delete", "key": path, "value": None}
 
     def final_ops(self, nodes: list[str]) -> list[tuple[str, Op]]:
-        ops: list[tuple[str, Op]] = [(self.master, SETTLE_OP),
-                                     (self.master, {"f": "ls", "key": "/files", "value": None, "final": True})]
+        ops = [*self._scrubs(nodes), (self.master, SETTLE_OP),
+               (self.master, {"f": "ls", "key": "/files", "value": None, "final": True})]
         live = sorted(self.closed)
         everywhere = sum(self.closed.values()) * len(nodes) <= FINAL_READ_BUDGET
         for i, path in enumerate(live):

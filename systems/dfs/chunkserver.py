@@ -585,6 +585,8 @@ class ChunkServer:
             ok = None
             if verify:
                 ok = h not in self.damaged and self.store.bad_block(h) is None
+                if not ok and h not in self.damaged and self.store.verify:
+                    self._found_corrupt(h, "found by a verifying status")  # acted on as a scrub would
             replicas[str(h)] = {"version": r.version, "length": r.length, "file": data_name(h), "ok": ok,
                                 "damaged": h in self.damaged}
         return {

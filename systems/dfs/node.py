@@ -8,7 +8,9 @@ Rules this module keeps:
 - `status {verify}` answers what this node holds, for the state checker and
   the report: {"node", "role", "master", "now", "chunkserver": ..., and on the
   master "master": ...}. With `verify` the chunkserver checks every replica's
-  checksums (the `ok` field), whatever planted bug is on. The chunkserver's
+  checksums (the `ok` field), whatever planted bug is on, and acts on a bad
+  one it had not found yet as its scrubber would (reports it to the master
+  for repair; not under `no-checksum`, which never verifies). The chunkserver's
   `dropped` counts the requests refused at the edge (edge.py), by kind.
 """
 
