@@ -23,8 +23,9 @@ Rules this module keeps:
   (polls its status up to 4 x op_timeout_s; fails with the last status if
   it is still running), a final `read` of each, and one `report` (every
   execution the coordinator knows, for the execution checker and the task
-  timeline in the report), then `dfs-settle` (the DFS workloads' final
-  settle: wait, bounded, while the master's repairs progress), then a `dfs-status` of every node (its DFS
+  timeline in the report), then as the DFS workloads end: `dfs-scrub` of
+  every node (verify every replica now, report a bad one), `dfs-settle`
+  (wait, bounded, while the master's repairs progress), then a `dfs-status` of every node (its DFS
   roles' own report, checksums verified), which the DFS's state checker
   judges as it does for the DFS alone (one lease at a time, versions never
   back, every chunk of a live file healthy at the end): the DFS faults
@@ -94,11 +95,18 @@ class JobsClient:
             case "dfs-status":
                 return await self._read_only(op, lambda: self.rt.call(
                     self.node, "status", {"verify": bool(op.get("final"))}, timeout=self.w.timeout_s * 3))
+            case "dfs-scrub":
+                return await self._read_only(op, self._scrub)
             case "dfs-settle":
                 if self.mr.dfs is None:
                     return {**op, "type": "fail", "error": "the files are not in the DFS"}
                 return await settle(self.mr.dfs, self.rt, op, self.w.settle_stall_s, self.w.timeout_s * 4)
         return {**op, "type": "fail", "error": f"unknown op {op['f']!r}"}
+
+    async def _scrub(self) -> dict[str, Any]:
+        st = await self.rt.call(self.node, "status", {"verify": True}, timeout=self.w.timeout_s * 3)
+        reps = (st.get("chunkserver") or {}).get("replicas") or {}
+        return {"corrupt": sorted(h for h, r in reps.items() if r.get("ok") is False)}
 
     async def _put(self, op: Op) -> Op:
         v = op["value"]
@@ -221,6 +229,7 @@ class JobsWorkload:
         for i, job in enumerate(self.submitted):
             out.append((nodes[i % len(nodes)], {"f": "read", "key": job, "value": None, "final": True}))
         out.append((nodes[0], {"f": "report", "value": None, "final": True}))
+        out += [(n, {"f": "dfs-scrub", "value": None, "final": True}) for n in nodes]
         out.append((nodes[0], {"f": "dfs-settle", "value": None, "final": True, "bound_s": SETTLE_BOUND_S}))
         out += [(n, {"f": "dfs-status", "value": None, "final": True}) for n in nodes]
         return out
