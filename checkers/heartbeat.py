@@ -12,7 +12,9 @@ so the verdict never depends on where inside it the node answered.
 1. Detection. For every kill of a subject s (until its restart): the first
    and the last observer whose view marks s dead, as seconds after the kill.
    A kill is judged when some view shows s dead or could be a miss (below);
-   when there were kills and none was judged, detection went untested and
+   when kills that demand detection (watched by a live observer, and down
+   `detect_s` or more or never restarted: not a reboot, not the whole
+   cluster off) happened and none was judged, detection went untested and
    a run with no violation is "unknown", not valid.
    INVALID (missed detection) when an observer o shows s not dead in a view
    taken `detect_s` or more after the kill, before the restart, while o had
@@ -267,7 +269,8 @@ def check(history: list[Op], test: dict[str, Any], vocabulary: Vocabulary) -> di
     held = [e for e in suspicions if e["violation"]]
     unrecognised = [v for r in restarts for v in r["violations"]]
     violations = len(missed) + len(held) + len(unrecognised)
-    untested = bool(detections) and not any(d["judged"] for d in detections)
+    demanding = _demanding(detections, bounds)
+    untested = bool(demanding) and not any(d["judged"] for d in demanding)
     if not obs:
         valid: bool | str = "unknown"
     elif violations:
@@ -275,7 +278,7 @@ def check(history: list[Op], test: dict[str, Any], vocabulary: Vocabulary) -> di
     else:
         valid = "unknown" if untested else True
 
-    summary = _summary(valid, obs, detections, suspicions, restarts, missed, held, unrecognised)
+    summary = _summary(valid, obs, detections, suspicions, restarts, missed, held, unrecognised, untested)
     return {
         "valid": valid,
         "summary": summary,
@@ -298,6 +301,14 @@ def check(history: list[Op], test: dict[str, Any], vocabulary: Vocabulary) -> di
         },
         "restarts": [{k: v for k, v in r.items() if k != "violations"} for r in restarts],
     }
+
+
+def _demanding(detections: list[dict[str, Any]], bounds: Bounds) -> list[dict[str, Any]]:
+    """The kills that demand detection: watched by a live observer, and down for `detect_s` or more (or never
+    restarted). A reboot (a node restarted at once after a disk fault) or a kill with nobody left to watch it
+    (the whole cluster powered off) demands nothing of a detector."""
+    return [d for d in detections if d["watched"]
+            and (d["restarted_at"] is None or d["restarted_at"] - d["killed_at"] >= bounds.detect_s)]
 
 
 def _old_incarnation(obs: list[Observation], s: str, before: float) -> int | None:
@@ -491,6 +502,7 @@ def _summary(
     missed: list[dict[str, Any]],
     held: list[dict[str, Any]],
     unrecognised: list[dict[str, Any]],
+    untested: bool = False,
 ) -> str:
     if not obs:
         return "no view was ever read: nothing to judge"
@@ -518,7 +530,7 @@ def _summary(
             parts.append(f"0/{len(watched)} kills detected")
     if len(watched) < len(detections):
         parts.append(f"{len(detections) - len(watched)} kill(s) with no live observer to see them")
-    if detections and not any(d["judged"] for d in detections):
+    if untested:
         parts.append("detection untested: no kill was seen dead, nor watched long enough to call it a miss")
     rec = [r["recovery_s"] for r in restarts if r["recovery_s"] is not None]
     if restarts:

@@ -81,9 +81,17 @@ def good_inc(n: str, t: float) -> int:
 
 
 def test_kills_none_of_which_could_be_judged_leave_detection_untested_unknown_never_valid() -> None:
-    """A kill shorter than the detection bound that nobody saw dead proves nothing about detection: with no
-    other kill judged, the run is unknown; one judged kill is enough to make it valid again."""
-    short = [(5.0, "kill", ["n3"]), (6.0, "restart", ["n3"])]
+    """A kill that demands detection (down for detect_s or more, or for good) that nobody saw dead and no view
+    could call a miss proves nothing about detection: with no other such kill judged, the run is unknown. A
+    kill shorter than the bound (a reboot) demands nothing; one judged kill makes the run valid again."""
+    def unheard(o: str, s: str, t: float) -> tuple[str | None, int]:
+        return (None, 1) if s == "n3" else ("alive", 1)  # n3 died before anyone heard of it
+
+    r = check(build([(0.01, "kill", ["n3"])], unheard, good_inc, down=lambda n, t: n == "n3" and t >= 0.01), TEST)
+    assert r["valid"] == "unknown", r["summary"]
+    assert r["kills"][0]["judged"] is False and "detection untested" in r["summary"]
+
+    reboot = [(5.0, "kill", ["n3"]), (6.0, "restart", ["n3"])]
 
     def unseen(o: str, s: str, t: float) -> tuple[str, int]:
         return ("alive", 2 if s == "n3" and t >= 6.0 else 1)
@@ -91,10 +99,8 @@ def test_kills_none_of_which_could_be_judged_leave_detection_untested_unknown_ne
     def inc(n: str, t: float) -> int:
         return 2 if n == "n3" and t >= 6.0 else 1
 
-    r = check(build(short, unseen, inc, down=lambda n, t: n == "n3" and 5.0 <= t < 6.0), TEST)
-    assert r["valid"] == "unknown", r["summary"]
-    assert r["kills"][0]["watched"] is True and r["kills"][0]["judged"] is False
-    assert "detection untested" in r["summary"]
+    r = check(build(reboot, unseen, inc, down=lambda n, t: n == "n3" and 5.0 <= t < 6.0), TEST)
+    assert r["valid"] is True and r["kills"][0]["judged"] is False, r["summary"]
     r = check(build(KILL, good_status, good_inc, down=n3_down), TEST)
     assert r["valid"] is True and r["kills"][0]["judged"] is True
 
