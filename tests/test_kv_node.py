@@ -356,7 +356,11 @@ def test_cli_refuses_nodes_that_are_not_in_the_cluster_file(tmp_path) -> None:
         ("PutRequest", {"key": "k", "context": [1]}),
         ("StoreRequest", {"key": "k", "state": {"s": [], "c": []}}),
         ("StoreRequest", {"key": "k", "state": {"s": [], "c": {}}, "hint": 5}),
-        ("DigestRequest", {"keys": {"k": 1}}),
+        ("DigestRequest", {"keys": {"k": "1"}, "within": []}),
+        ("DigestRequest", {"keys": {"k": 1}, "within": [1024]}),
+        ("DigestRequest", {"keys": {"k": -1}, "within": []}),
+        ("DigestRequest", {"buckets": [0] * 1023}),
+        ("DigestRequest", {"buckets": [0] * 1023 + [1 << 64]}),
         ("AdminRequest", {"node": ""}),
     ],
 )
@@ -368,7 +372,7 @@ def test_malformed_messages_are_rejected(kind: str, msg: Any) -> None:
 
 
 def test_messages_round_trip() -> None:
-    from systems.kv.messages import PutRequest, StoreRequest
+    from systems.kv.messages import DigestRequest, PutRequest, StoreRequest
     from systems.kv.vclock import Versioned, update
 
     put_req = PutRequest("k", [1], {"n2": 1, "n1": 3}, overwrite=True)
@@ -376,6 +380,8 @@ def test_messages_round_trip() -> None:
     state, _ = update(Versioned(), "n1", "v", {})
     store_req = StoreRequest("k", state, "n3")
     assert StoreRequest.from_wire(store_req.to_wire()) == store_req
+    for digest_req in (DigestRequest(buckets=[0] * 1023 + [(1 << 64) - 1]), DigestRequest({"k": 7}, [3, 9])):
+        assert DigestRequest.from_wire(digest_req.to_wire()) == digest_req
 
 
 def test_a_node_answers_bad_input_with_a_definite_error_and_keeps_serving() -> None:

@@ -10,13 +10,15 @@ Rules this module keeps:
   context or dot is an int in 0..INT_MAX (one more must still fit the
   wire); a state has at most MAX_SIBLINGS siblings and a clock at most
   MAX_CLOCK_ENTRIES entries; timestamps are finite; a digest request names
-  at most MAX_DIGEST_KEYS keys. `decode_versioned` is the one way a state
-  from the wire (a request, a reply) is read.
+  at most MAX_DIGEST_KEYS keys; digests are ints in 0..2**64-1.
+  `decode_versioned` is the one way a state from the wire (a request, a
+  reply) is read.
 - Field names on the wire are the ones the client workloads and the CLI use:
   kv.get {key}; kv.put {key, value, context, overwrite, forwarded};
   kv.fetch {key}; kv.store {key, state, hint}; kv.store-batch {items: [kv.store
-  request, ...]} -> {results: [true | {code, definite, message}, ...]}; kv.digest {keys};
-  kv.join / kv.leave {node}.
+  request, ...]} -> {results: [true | {code, definite, message}, ...]};
+  kv.digest {buckets} -> {differ: [bucket, ...]}, or {keys, within} ->
+  {states: {key: state}}; kv.join / kv.leave {node}.
 """
 
 from __future__ import annotations
@@ -32,6 +34,9 @@ MAX_KEY_CHARS = 1024
 MAX_SIBLINGS = 256
 MAX_CLOCK_ENTRIES = 1024
 MAX_DIGEST_KEYS = 100_000
+DIGEST_BUCKETS = 1024
+"""Anti-entropy's buckets (antientropy.BUCKETS)."""
+DIGEST_LIMIT = 1 << 64
 
 
 class BadMessage(ValueError):
@@ -167,22 +172,37 @@ class StoreRequest:
 
 @dataclass(frozen=True, slots=True)
 class DigestRequest:
-    """Anti-entropy: the initiator's digest of every key both nodes replicate."""
+    """Anti-entropy (antientropy.py): phase 1 carries the initiator's `buckets` digests (DIGEST_BUCKETS
+    ints); phase 2 its {key: digest} for the shared keys of the buckets `within` that differed."""
 
-    keys: dict[str, str]
+    keys: dict[str, int] = field(default_factory=dict)
+    within: list[int] = field(default_factory=list)
+    buckets: list[int] | None = None
 
     def to_wire(self) -> dict[str, Any]:
-        return {"keys": self.keys}
+        if self.buckets is not None:
+            return {"buckets": self.buckets}
+        return {"keys": self.keys, "within": self.within}
 
     @classmethod
     def from_wire(cls, msg: Any) -> DigestRequest:
-        keys = _dict(msg).get("keys")
+        m = _dict(msg)
+        if "buckets" in m:
+            buckets = m["buckets"]
+            if not isinstance(buckets, list) or len(buckets) != DIGEST_BUCKETS or not all(
+                type(d) is int and 0 <= d < DIGEST_LIMIT for d in buckets
+            ):
+                raise BadMessage(f"'buckets' must be a list of {DIGEST_BUCKETS} digests (ints in 0..2**64-1)")
+            return cls(buckets=list(buckets))
+        keys, within = m.get("keys"), m.get("within")
         if not isinstance(keys, dict) or len(keys) > MAX_DIGEST_KEYS or not all(
-            isinstance(k, str) and len(k) <= MAX_KEY_CHARS and isinstance(v, str) and len(v) <= 128
+            isinstance(k, str) and len(k) <= MAX_KEY_CHARS and type(v) is int and 0 <= v < DIGEST_LIMIT
             for k, v in keys.items()
         ):
             raise BadMessage(f"'keys' must be a {{key: digest}} map of at most {MAX_DIGEST_KEYS} keys")
-        return cls(dict(keys))
+        if not isinstance(within, list) or not all(type(b) is int and 0 <= b < DIGEST_BUCKETS for b in within):
+            raise BadMessage(f"'within' must be a list of bucket numbers in 0..{DIGEST_BUCKETS - 1}")
+        return cls(dict(keys), sorted(set(within)))
 
 
 @dataclass(frozen=True, slots=True)
