@@ -12,13 +12,10 @@ Rules this module keeps:
   `["h", node, key]` a hint added; `["d", node, key]` a hint delivered.
   Replaying the segments in order rebuilds the state: a later record of a
   key replaces an earlier one (each holds the whole state).
-- A change is installed in memory and its record added to a buffer with no
-  await in between, so concurrent writes to one key serialise; the buffer is
-  written out and the segment synced before the change is acknowledged.
-  Group commit: the changes of one loop turn share one write and one sync; a
-  failed write or sync fails every change waiting on it (the disk is
-  fail-stop), and a change that failed is never acknowledged; as every record
-  of a key holds its whole state, the key's next durable record carries it.
+- A change is installed in memory and appended with no await in between, so
+  concurrent writes to one key serialise; then the segment is synced before
+  the change is acknowledged. Concurrent changes share fsyncs (group commit:
+  the disk's sync covers every append made before it started).
 - Records are never forgotten: a node keeps the clock of every key it has
   seen, so it never issues the same dot twice (see vclock.py), and a stale
   copy is harmless because merging is idempotent.
@@ -43,7 +40,6 @@ Rules this module keeps:
 
 from __future__ import annotations
 
-import asyncio
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
@@ -105,12 +101,6 @@ class Store:
         """Size of the latest record of each key ("k:<key>", "x:<key>")."""
         self._live_bytes = 0
         self.compacting = False
-        self._buf = bytearray()
-        """Records appended since the last write to the disk, for `_buf_segment`."""
-        self._buf_segment = ""
-        self._pending_syncs: dict[str, asyncio.Future[None]] = {}
-        """segment -> the sync that will cover every change made before it starts (group commit)."""
-        self._sync_tasks: set[asyncio.Future[None]] = set()
         self.cuts: list[dict[str, Any]] = []
         """Torn tails cut at load: {file, offset, why}."""
         self._load()
@@ -167,51 +157,15 @@ class Store:
         return segment_name(self.segments[-1])
 
     def _append(self, record: bytes, key: str = "") -> None:
-        """Add a record to the buffer of the current segment (written out at the next sync, or when the
-        segment changes); `key` ("k:<key>" or "x:<key>") tracks the live size it replaces."""
-        if self._buf and self._buf_segment != self.current:
-            self._write_out()
-        self._buf += record
-        self._buf_segment = self.current
+        """Append a record; `key` ("k:<key>" or "x:<key>") tracks the live size it replaces."""
+        self.disk.append(self.current, record)
         self.log_bytes += len(record)
         if key:
             self._live_bytes += len(record) - self._live.get(key, 0)
             self._live[key] = len(record)
 
-    def _write_out(self) -> None:
-        if self._buf:
-            data, self._buf = bytes(self._buf), bytearray()
-            self.disk.append(self._buf_segment, data)
-
     async def _sync(self) -> None:
-        """Every change made so far is durable when this returns (group commit: the callers of one loop
-        turn share one write and one sync, run by a task of their own so a caller's cancellation cannot
-        stop it)."""
-        segment = self.current
-        pending = self._pending_syncs.get(segment)
-        if pending is None:
-            pending = self._pending_syncs[segment] = asyncio.get_running_loop().create_future()
-            task = asyncio.ensure_future(self._sync_now(segment, pending))
-            self._sync_tasks.add(task)
-            task.add_done_callback(self._sync_tasks.discard)
-        await asyncio.shield(pending)
-
-    async def _sync_now(self, segment: str, done: asyncio.Future[None]) -> None:
-        # From here on, callers wait for the next sync: this one may start before their changes.
-        del self._pending_syncs[segment]
-        try:
-            self._write_out()
-            if segment in (segment_name(n) for n in self.segments):
-                await self.disk.sync(segment)
-            # else compaction replaced it, after syncing a segment holding the whole state
-        except Exception as e:
-            done.set_exception(e)
-            done.exception()  # retrieved: the callers raise it, and with none there is nothing to tell
-        except BaseException:
-            done.cancel()
-            raise
-        else:
-            done.set_result(None)
+        await self.disk.sync(self.current)
 
     async def commit(self) -> None:
         """Make every change made so far durable (after changes made with `sync=False`)."""
@@ -270,6 +224,7 @@ class Store:
         return changed
 
     def _install(self, key: str, state: Versioned, owned: bool) -> None:
+        # the record first: a disk that refuses it (EIO, ENOSPC) leaves the state as it was
         self._append(_record("k", key, {"v": state.encode(), "o": owned}), "k:" + key)
         if key not in self.data:
             self._sorted_keys = None
