@@ -90,7 +90,8 @@ class Fanout:
 
     attempt: Callable[[str, str | None], Awaitable[Any]]
     targets: list[str]
-    fallbacks: list[str]
+    fallbacks: list[str] | Callable[[], list[str]]
+    """The fallbacks in order, or what works them out (called when the first target fails)."""
     replies: list[Reply] = field(default_factory=list)
     failures: list[tuple[str, str]] = field(default_factory=list)
     remaining: int = 0
@@ -113,8 +114,9 @@ class Fanout:
             self.replies.append(Reply(target, None, True))
         elif isinstance(exc, RpcError):
             self.failures.append((target, exc.code))
-            if self.fallbacks:
-                spawn(self._run(self.fallbacks.pop(0), target))
+            fallback = self._next_fallback()
+            if fallback is not None:
+                spawn(self._run(fallback, target))
                 return
         self.remaining -= 1
         self._wake()
@@ -128,12 +130,18 @@ class Fanout:
                     return
                 except RpcError as e:
                     self.failures.append((node, e.code))
-                    if not self.fallbacks:
+                    fallback = self._next_fallback()
+                    if fallback is None:
                         return
-                    node, hint = self.fallbacks.pop(0), target
+                    node, hint = fallback, target
         finally:
             self.remaining -= 1
             self._wake()
+
+    def _next_fallback(self) -> str | None:
+        if callable(self.fallbacks):
+            self.fallbacks = self.fallbacks()
+        return self.fallbacks.pop(0) if self.fallbacks else None
 
     def _wake(self) -> None:
         keep = []
@@ -335,10 +343,11 @@ class Coordinator:
         msg = StoreRequest(key, node.store.get(key)).to_wire()
         """The coordinator's record as it is now, encoded once for every preference node."""
 
-        # A coordinator outside the list is its own first stand-in (its copy is durable already).
-        fallbacks = [f for f in node.fallbacks(key) if f != rt.node_id]
-        if not in_pref:
-            fallbacks.insert(0, rt.node_id)
+        def fallbacks() -> list[str]:
+            # A coordinator outside the list is its own first stand-in (its copy is durable already).
+            out = [f for f in node.fallbacks(key) if f != rt.node_id]
+            return out if in_pref else [rt.node_id, *out]
+
         fan = Fanout(attempt, [p for p in pref if p != rt.node_id], fallbacks)
         fan.start(rt.spawn, lambda dst: self.batcher.store(dst, msg))
         need = q.write_need(sloppy_ack="sloppy-ack" in node.bugs)
