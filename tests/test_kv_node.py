@@ -524,3 +524,48 @@ def test_decode_versioned_builds_what_versioned_decode_builds() -> None:
     junk()
     unsorted = {"s": [["v", "n2", 1, {"n3": 0, "n1": 2}, 1], ["w", "n1", 3, {}, 0.5]], "c": {"n4": 0, "n2": 1}}
     assert decode_versioned(unsorted) == Versioned.decode(unsorted)
+
+
+def test_anti_entropy_bucket_digests_kept_up_to_date_equal_ones_built_afresh() -> None:
+    """DigestIndex: digests refreshed from the keys the store changed equal those of an index built from every
+    key, after writes, merges and a ring change; a bucket's digest is the XOR of its shared keys' digests."""
+    from types import SimpleNamespace
+
+    from systems.kv.antientropy import BUCKETS, DigestIndex, bucket_of, digest
+    from systems.kv.ring import Ring
+    from systems.kv.store import Store
+    from systems.kv.vclock import update
+    from systems.runtime.sim import DiskStore, DiskView, run
+
+    node = SimpleNamespace(rt=SimpleNamespace(node_id="n1"), store=Store(DiskView(DiskStore(), lambda: True)),
+                           ring=Ring.of(NODES, 8))
+    node.preference_list = lambda key: node.ring.preference_list(key, 3)
+    kept = DigestIndex(node)  # type: ignore[arg-type]
+
+    def fresh() -> DigestIndex:
+        index = DigestIndex(node)  # type: ignore[arg-type]
+        index.refresh()
+        return index
+
+    async def write(round_: int) -> None:
+        for i in range(60):
+            key = f"k{(i * 7 + round_) % 40}"
+            if i % 3:
+                await node.store.update(key, "n1", [round_, i], node.store.get(key).clock, 0.0, owned=True)
+            else:
+                theirs, _ = update(node.store.get(key), "n2", [round_, i], {}, 1.0)
+                await node.store.merge(key, theirs, owned=True)
+
+    for round_ in range(3):
+        run(write(round_))
+        kept.refresh()
+        assert kept.buckets == fresh().buckets and kept.key_digest == fresh().key_digest
+    node.ring = Ring.of(NODES[:3], 8)
+    kept.refresh()
+    assert kept.buckets == fresh().buckets
+    for peer, buckets in kept.buckets.items():
+        expect = [0] * BUCKETS
+        for key in node.store.key_order:
+            if peer in node.preference_list(key) and "n1" in node.preference_list(key):
+                expect[bucket_of(key)] ^= digest(node.store.get(key))
+        assert buckets == expect, peer
