@@ -17,7 +17,7 @@ replicas of every key hold the same siblings and no stand-in holds a write
 its replicas lack (checkers.kv_convergence); the time from heal to that is
 reported (median of `--rounds`).
 
-    python bench/bench_kv.py [--seconds 5] [--reps 3] [--partition 10] [--rounds 3] [--skip-raft]
+    python bench/bench_kv.py [--seconds 5] [--reps 3] [--partition 10] [--rounds 3] [--skip-raft] [--ops put,get]
 
 Figures, never a pass/fail. The disk's fsync is fast (host caching).
 """
@@ -48,17 +48,18 @@ KV_NODES = 4
 
 async def bench_stores(args: argparse.Namespace) -> Results:
     clients = tuple(int(c) for c in args.clients.split(","))
+    ops = tuple(args.ops.split(","))
     res = Results()
     async with local_cluster("kv", KV_NODES) as kv_cluster:
         contenders: list[Any] = [KvContender(kv_cluster)]
         if args.skip_raft:
-            await run_matrix(contenders, reps=args.reps, seconds=args.seconds, clients=clients, results=res)
+            await run_matrix(contenders, reps=args.reps, seconds=args.seconds, ops=ops, clients=clients, results=res)
             return res
         async with local_cluster("raft", 3) as raft_cluster:
             raft = RaftContender(raft_cluster)
             await wait_for(lambda: raft.leader(), 30.0)
             contenders.append(raft)
-            await run_matrix(contenders, reps=args.reps, seconds=args.seconds, clients=clients, results=res)
+            await run_matrix(contenders, reps=args.reps, seconds=args.seconds, ops=ops, clients=clients, results=res)
     return res
 
 
@@ -120,6 +121,7 @@ def main() -> None:
     parser.add_argument("--seconds", type=float, default=5.0, help="per cell")
     parser.add_argument("--reps", type=int, default=3)
     parser.add_argument("--clients", default="1,16,64")
+    parser.add_argument("--ops", default="put,get")
     parser.add_argument("--partition", type=float, default=10.0)
     parser.add_argument("--rounds", type=int, default=3, help="convergence rounds (0: none)")
     parser.add_argument("--skip-raft", action="store_true")

@@ -356,7 +356,11 @@ def test_cli_refuses_nodes_that_are_not_in_the_cluster_file(tmp_path) -> None:
         ("PutRequest", {"key": "k", "context": [1]}),
         ("StoreRequest", {"key": "k", "state": {"s": [], "c": []}}),
         ("StoreRequest", {"key": "k", "state": {"s": [], "c": {}}, "hint": 5}),
-        ("DigestRequest", {"keys": {"k": 1}}),
+        ("DigestRequest", {"keys": {"k": "1"}, "within": []}),
+        ("DigestRequest", {"keys": {"k": 1}, "within": [1024]}),
+        ("DigestRequest", {"keys": {"k": -1}, "within": []}),
+        ("DigestRequest", {"buckets": [0] * 1023}),
+        ("DigestRequest", {"buckets": [0] * 1023 + [1 << 64]}),
         ("AdminRequest", {"node": ""}),
     ],
 )
@@ -368,7 +372,7 @@ def test_malformed_messages_are_rejected(kind: str, msg: Any) -> None:
 
 
 def test_messages_round_trip() -> None:
-    from systems.kv.messages import PutRequest, StoreRequest
+    from systems.kv.messages import DigestRequest, PutRequest, StoreRequest
     from systems.kv.vclock import Versioned, update
 
     put_req = PutRequest("k", [1], {"n2": 1, "n1": 3}, overwrite=True)
@@ -376,6 +380,8 @@ def test_messages_round_trip() -> None:
     state, _ = update(Versioned(), "n1", "v", {})
     store_req = StoreRequest("k", state, "n3")
     assert StoreRequest.from_wire(store_req.to_wire()) == store_req
+    for digest_req in (DigestRequest(buckets=[0] * 1023 + [(1 << 64) - 1]), DigestRequest({"k": 7}, [3, 9])):
+        assert DigestRequest.from_wire(digest_req.to_wire()) == digest_req
 
 
 def test_a_node_answers_bad_input_with_a_definite_error_and_keeps_serving() -> None:
@@ -472,3 +478,94 @@ def test_a_store_batch_that_is_not_a_list_is_a_bad_request() -> None:
         assert e.value.code == "bad-request" and e.value.definite
 
     run_cluster(body, options=QUIET)
+
+
+def test_decode_versioned_builds_what_versioned_decode_builds() -> None:
+    """The one-pass wire decoder (messages.py) agrees with `Versioned.decode` on every state writes and merges
+    make, and on odd but valid raw forms (zero counters, unsorted contexts); what it accepts, Versioned.decode
+    accepts alike."""
+    import msgpack
+    from hypothesis import given, settings
+    from hypothesis import strategies as st
+
+    from systems.kv.messages import BadMessage, decode_versioned
+    from systems.kv.vclock import Versioned, merge, update
+
+    nodes = st.sampled_from(["n1", "n2", "n3", "n4"])
+    steps = st.lists(st.tuples(st.integers(0, 2), nodes, st.integers(0, 5), st.booleans()), max_size=12)
+
+    @given(steps)
+    @settings(max_examples=200, deadline=None)
+    def states(plan: list[tuple[int, str, int, bool]]) -> None:
+        replicas = [Versioned(), Versioned(), Versioned()]
+        for r, node, value, read_first in plan:
+            ctx = replicas[r].clock if read_first else {}
+            replicas[r], _ = update(replicas[r], node, value, ctx, float(value))
+            replicas[(r + 1) % 3] = merge(replicas[(r + 1) % 3], replicas[r])
+        for state in replicas:
+            raw = msgpack.unpackb(msgpack.packb(state.encode()))
+            assert decode_versioned(raw) == Versioned.decode(raw) == state
+
+    raw_clock = st.dictionaries(st.sampled_from(["n1", "n2", "x/y", ""]), st.one_of(st.integers(-1, 3), st.just("2")),
+                                max_size=3)
+    raw_sibling = st.lists(st.one_of(st.integers(-1, 3), st.sampled_from(["n1", "n2", ""]), raw_clock,
+                                     st.floats(allow_nan=True)), min_size=4, max_size=6)
+
+    @given(st.fixed_dictionaries({"s": st.lists(raw_sibling, max_size=3), "c": raw_clock}))
+    @settings(max_examples=300, deadline=None)
+    def junk(raw: dict[str, Any]) -> None:
+        try:
+            fast = decode_versioned(raw)
+        except BadMessage:
+            return
+        assert fast == Versioned.decode(raw)
+
+    states()
+    junk()
+    unsorted = {"s": [["v", "n2", 1, {"n3": 0, "n1": 2}, 1], ["w", "n1", 3, {}, 0.5]], "c": {"n4": 0, "n2": 1}}
+    assert decode_versioned(unsorted) == Versioned.decode(unsorted)
+
+
+def test_anti_entropy_bucket_digests_kept_up_to_date_equal_ones_built_afresh() -> None:
+    """DigestIndex: digests refreshed from the keys the store changed equal those of an index built from every
+    key, after writes, merges and a ring change; a bucket's digest is the XOR of its shared keys' digests."""
+    from types import SimpleNamespace
+
+    from systems.kv.antientropy import BUCKETS, DigestIndex, bucket_of, digest
+    from systems.kv.ring import Ring
+    from systems.kv.store import Store
+    from systems.kv.vclock import update
+    from systems.runtime.sim import DiskStore, DiskView, run
+
+    node = SimpleNamespace(rt=SimpleNamespace(node_id="n1"), store=Store(DiskView(DiskStore(), lambda: True)),
+                           ring=Ring.of(NODES, 8))
+    node.preference_list = lambda key: node.ring.preference_list(key, 3)
+    kept = DigestIndex(node)  # type: ignore[arg-type]
+
+    def fresh() -> DigestIndex:
+        index = DigestIndex(node)  # type: ignore[arg-type]
+        index.refresh()
+        return index
+
+    async def write(round_: int) -> None:
+        for i in range(60):
+            key = f"k{(i * 7 + round_) % 40}"
+            if i % 3:
+                await node.store.update(key, "n1", [round_, i], node.store.get(key).clock, 0.0, owned=True)
+            else:
+                theirs, _ = update(node.store.get(key), "n2", [round_, i], {}, 1.0)
+                await node.store.merge(key, theirs, owned=True)
+
+    for round_ in range(3):
+        run(write(round_))
+        kept.refresh()
+        assert kept.buckets == fresh().buckets and kept.key_digest == fresh().key_digest
+    node.ring = Ring.of(NODES[:3], 8)
+    kept.refresh()
+    assert kept.buckets == fresh().buckets
+    for peer, buckets in kept.buckets.items():
+        expect = [0] * BUCKETS
+        for key in node.store.key_order:
+            if peer in node.preference_list(key) and "n1" in node.preference_list(key):
+                expect[bucket_of(key)] ^= digest(node.store.get(key))
+        assert buckets == expect, peer

@@ -36,6 +36,7 @@ Rules this module keeps:
 from __future__ import annotations
 
 import asyncio
+import functools
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
@@ -89,19 +90,39 @@ class Fanout:
 
     attempt: Callable[[str, str | None], Awaitable[Any]]
     targets: list[str]
-    fallbacks: list[str]
+    fallbacks: list[str] | Callable[[], list[str]]
+    """The fallbacks in order, or what works them out (called when the first target fails)."""
     replies: list[Reply] = field(default_factory=list)
     failures: list[tuple[str, str]] = field(default_factory=list)
     remaining: int = 0
     _waiters: list[tuple[int, asyncio.Future[None]]] = field(default_factory=list)
 
-    def start(self, spawn: Callable[[Any], Any]) -> None:
+    def start(self, spawn: Callable[[Any], Any],
+              send: Callable[[str], asyncio.Future[None]] | None = None) -> None:
+        """Ask every target: through `send` when given (its future, answered by a callback; no task per
+        target unless one fails and a fallback is tried), else by a task running `attempt`."""
         self.remaining = len(self.targets)
         for t in self.targets:
-            spawn(self._run(t))
+            if send is None:
+                spawn(self._run(t, None))
+            else:
+                send(t).add_done_callback(functools.partial(self._sent, t, spawn))
 
-    async def _run(self, target: str) -> None:
-        node, hint = target, None
+    def _sent(self, target: str, spawn: Callable[[Any], Any], fut: asyncio.Future[None]) -> None:
+        exc = None if fut.cancelled() else fut.exception()
+        if exc is None and not fut.cancelled():
+            self.replies.append(Reply(target, None, True))
+        elif isinstance(exc, RpcError):
+            self.failures.append((target, exc.code))
+            fallback = self._next_fallback()
+            if fallback is not None:
+                spawn(self._run(fallback, target))
+                return
+        self.remaining -= 1
+        self._wake()
+
+    async def _run(self, node: str, hint: str | None) -> None:
+        target = hint or node
         try:
             while True:
                 try:
@@ -109,12 +130,18 @@ class Fanout:
                     return
                 except RpcError as e:
                     self.failures.append((node, e.code))
-                    if not self.fallbacks:
+                    fallback = self._next_fallback()
+                    if fallback is None:
                         return
-                    node, hint = self.fallbacks.pop(0), target
+                    node, hint = fallback, target
         finally:
             self.remaining -= 1
             self._wake()
+
+    def _next_fallback(self) -> str | None:
+        if callable(self.fallbacks):
+            self.fallbacks = self.fallbacks()
+        return self.fallbacks.pop(0) if self.fallbacks else None
 
     def _wake(self) -> None:
         keep = []
@@ -305,29 +332,24 @@ class Coordinator:
         await node.store.update(key, rt.node_id, value, ctx, node.clock(), owned=in_pref)
         local = [Reply(rt.node_id, None, True)] if in_pref else []
 
-        first: dict[str, Any] = {}
-        """The wire form of the coordinator's record as it is now (encoded once for every replica)."""
-
         async def attempt(dst: str, hint: str | None) -> bool:
+            """A fallback's try (`send` makes the first tries, to the preference nodes)."""
             if dst == rt.node_id:
                 await self.on_store(key, node.store.get(key), hint)
                 return True
-            state = node.store.get(key)
-            if hint is None and first.get("state") is state:
-                msg = first["msg"]
-            else:
-                msg = StoreRequest(key, state, hint).to_wire()
-                if hint is None:
-                    first.update(state=state, msg=msg)
-            await self.batcher.store(dst, msg)
+            await self.batcher.store(dst, StoreRequest(key, node.store.get(key), hint).to_wire())
             return True
 
-        # A coordinator outside the list is its own first stand-in (its copy is durable already).
-        fallbacks = [f for f in node.fallbacks(key) if f != rt.node_id]
-        if not in_pref:
-            fallbacks.insert(0, rt.node_id)
+        msg = StoreRequest(key, node.store.get(key)).to_wire()
+        """The coordinator's record as it is now, encoded once for every preference node."""
+
+        def fallbacks() -> list[str]:
+            # A coordinator outside the list is its own first stand-in (its copy is durable already).
+            out = [f for f in node.fallbacks(key) if f != rt.node_id]
+            return out if in_pref else [rt.node_id, *out]
+
         fan = Fanout(attempt, [p for p in pref if p != rt.node_id], fallbacks)
-        fan.start(rt.spawn)
+        fan.start(rt.spawn, lambda dst: self.batcher.store(dst, msg))
         need = q.write_need(sloppy_ack="sloppy-ack" in node.bugs)
         await fan.wait(need - len(local), node.coord_timeout_s)
         replies = local + list(fan.replies)

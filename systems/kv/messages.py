@@ -10,13 +10,15 @@ Rules this module keeps:
   context or dot is an int in 0..INT_MAX (one more must still fit the
   wire); a state has at most MAX_SIBLINGS siblings and a clock at most
   MAX_CLOCK_ENTRIES entries; timestamps are finite; a digest request names
-  at most MAX_DIGEST_KEYS keys. `decode_versioned` is the one way a state
-  from the wire (a request, a reply) is read.
+  at most MAX_DIGEST_KEYS keys; digests are ints in 0..2**64-1.
+  `decode_versioned` is the one way a state from the wire (a request, a
+  reply) is read.
 - Field names on the wire are the ones the client workloads and the CLI use:
   kv.get {key}; kv.put {key, value, context, overwrite, forwarded};
   kv.fetch {key}; kv.store {key, state, hint}; kv.store-batch {items: [kv.store
-  request, ...]} -> {results: [true | {code, definite, message}, ...]}; kv.digest {keys};
-  kv.join / kv.leave {node}.
+  request, ...]} -> {results: [true | {code, definite, message}, ...]};
+  kv.digest {buckets} -> {differ: [bucket, ...]}, or {keys, within} ->
+  {states: {key: state}}; kv.join / kv.leave {node}.
 """
 
 from __future__ import annotations
@@ -25,13 +27,16 @@ import math
 from dataclasses import dataclass, field
 from typing import Any
 
-from systems.kv.vclock import Versioned, VersionError
+from systems.kv.vclock import Dot, Sibling, Versioned, VersionError
 from systems.runtime.api import INT_MAX, check_node_id
 
 MAX_KEY_CHARS = 1024
 MAX_SIBLINGS = 256
 MAX_CLOCK_ENTRIES = 1024
 MAX_DIGEST_KEYS = 100_000
+DIGEST_BUCKETS = 1024
+"""Anti-entropy's buckets (antientropy.BUCKETS)."""
+DIGEST_LIMIT = 1 << 64
 
 
 class BadMessage(ValueError):
@@ -42,11 +47,21 @@ class BadVersion(BadMessage, VersionError):
     """A state from the wire outside the schema (caught as either family)."""
 
 
+_KNOWN_NODES: set[str] = set()
+"""Names that passed check_node_id (a cluster has few; at most MAX_KNOWN_NODES are kept)."""
+MAX_KNOWN_NODES = 4096
+
+
 def _node(name: Any, what: str) -> str:
+    if type(name) is str and name in _KNOWN_NODES:
+        return name
     try:
-        return check_node_id(name)
+        check_node_id(name)
     except ValueError as e:
         raise BadVersion(f"{what}: {e}") from None
+    if len(_KNOWN_NODES) < MAX_KNOWN_NODES:
+        _KNOWN_NODES.add(name)
+    return name
 
 
 def _counters(clock: dict[str, int], what: str) -> None:
@@ -58,25 +73,48 @@ def _counters(clock: dict[str, int], what: str) -> None:
             raise BadVersion(f"{what}: counter {str(counter)[:40]} of {node} outside 0..{INT_MAX}")
 
 
+def _sibling_order(s: Sibling) -> tuple[str, int]:
+    return (s.dot.node, s.dot.counter)
+
+
 def decode_versioned(raw: Any) -> Versioned:
-    """A key's state from the wire, checked against the schema; BadVersion otherwise."""
-    if isinstance(raw, dict) and isinstance(raw.get("s"), list) and len(raw["s"]) > MAX_SIBLINGS:
-        raise BadVersion(f"a state of {len(raw['s'])} siblings (at most {MAX_SIBLINGS})")
-    if isinstance(raw, dict) and isinstance(raw.get("c"), dict):
-        _counters({k: v for k, v in raw["c"].items()}, "clock")  # before int() could accept 2**64 - 1
-    try:
-        state = Versioned.decode(raw)
-    except VersionError as e:
-        raise BadVersion(str(e)) from None
-    _counters(state.clock, "clock")
-    for sib in state.siblings:
-        _node(sib.dot.node, "dot")
-        if not 0 <= sib.dot.counter <= INT_MAX:
-            raise BadVersion(f"dot counter {sib.dot.counter} outside 1..{INT_MAX}")
-        _counters(sib.ctx, "context")
-        if not math.isfinite(sib.ts):
-            raise BadVersion(f"timestamp {sib.ts} is not finite")
-    return state
+    """A key's state from the wire, checked against the schema; BadVersion otherwise.
+
+    One pass over the raw form, building what `Versioned.decode` builds (siblings by dot, each context
+    sorted, the clock the join of the raw clock, every context and every dot), with stricter types:
+    counters are ints (never bools or numeric strings), timestamps finite ints or floats."""
+    if not isinstance(raw, dict) or not isinstance(raw.get("s"), list) or not isinstance(raw.get("c"), dict):
+        raise BadVersion(f"bad versioned value {str(raw)[:200]}")
+    sibs_raw, clock_raw = raw["s"], raw["c"]
+    if len(sibs_raw) > MAX_SIBLINGS:
+        raise BadVersion(f"a state of {len(sibs_raw)} siblings (at most {MAX_SIBLINGS})")
+    _counters(clock_raw, "clock")
+    clock: dict[str, int] = {}
+    for node, counter in clock_raw.items():
+        if counter > clock.get(node, 0):
+            clock[node] = counter
+    sibs: list[Sibling] = []
+    for s in sibs_raw:
+        if not isinstance(s, list) or len(s) != 5 or not isinstance(s[3], dict):
+            raise BadVersion(f"bad sibling {str(s)[:200]}")
+        value, node, counter, ctx, ts = s
+        _node(node, "dot")
+        if type(counter) is not int or not 0 <= counter <= INT_MAX:
+            raise BadVersion(f"dot counter {str(counter)[:40]} outside 0..{INT_MAX}")
+        _counters(ctx, "context")
+        if type(ts) not in (int, float) or not math.isfinite(ts):
+            raise BadVersion(f"timestamp {str(ts)[:40]} is not a finite number")
+        ctx = dict(sorted(ctx.items()))
+        for k, v in ctx.items():
+            if v > clock.get(k, 0):
+                clock[k] = v
+        if counter > clock.get(node, 0):
+            clock[node] = counter
+        sibs.append(Sibling(value, Dot(node, counter), ctx, float(ts)))
+    if len(clock) > MAX_CLOCK_ENTRIES:
+        raise BadVersion(f"clock has {len(clock)} entries (at most {MAX_CLOCK_ENTRIES})")
+    sibs.sort(key=_sibling_order)
+    return Versioned(tuple(sibs), dict(sorted(clock.items())))
 
 
 def _dict(msg: Any) -> dict[str, Any]:
@@ -167,22 +205,37 @@ class StoreRequest:
 
 @dataclass(frozen=True, slots=True)
 class DigestRequest:
-    """Anti-entropy: the initiator's digest of every key both nodes replicate."""
+    """Anti-entropy (antientropy.py): phase 1 carries the initiator's `buckets` digests (DIGEST_BUCKETS
+    ints); phase 2 its {key: digest} for the shared keys of the buckets `within` that differed."""
 
-    keys: dict[str, str]
+    keys: dict[str, int] = field(default_factory=dict)
+    within: list[int] = field(default_factory=list)
+    buckets: list[int] | None = None
 
     def to_wire(self) -> dict[str, Any]:
-        return {"keys": self.keys}
+        if self.buckets is not None:
+            return {"buckets": self.buckets}
+        return {"keys": self.keys, "within": self.within}
 
     @classmethod
     def from_wire(cls, msg: Any) -> DigestRequest:
-        keys = _dict(msg).get("keys")
+        m = _dict(msg)
+        if "buckets" in m:
+            buckets = m["buckets"]
+            if not isinstance(buckets, list) or len(buckets) != DIGEST_BUCKETS or not all(
+                type(d) is int and 0 <= d < DIGEST_LIMIT for d in buckets
+            ):
+                raise BadMessage(f"'buckets' must be a list of {DIGEST_BUCKETS} digests (ints in 0..2**64-1)")
+            return cls(buckets=list(buckets))
+        keys, within = m.get("keys"), m.get("within")
         if not isinstance(keys, dict) or len(keys) > MAX_DIGEST_KEYS or not all(
-            isinstance(k, str) and len(k) <= MAX_KEY_CHARS and isinstance(v, str) and len(v) <= 128
+            isinstance(k, str) and len(k) <= MAX_KEY_CHARS and type(v) is int and 0 <= v < DIGEST_LIMIT
             for k, v in keys.items()
         ):
             raise BadMessage(f"'keys' must be a {{key: digest}} map of at most {MAX_DIGEST_KEYS} keys")
-        return cls(dict(keys))
+        if not isinstance(within, list) or not all(type(b) is int and 0 <= b < DIGEST_BUCKETS for b in within):
+            raise BadMessage(f"'within' must be a list of bucket numbers in 0..{DIGEST_BUCKETS - 1}")
+        return cls(dict(keys), sorted(set(within)))
 
 
 @dataclass(frozen=True, slots=True)

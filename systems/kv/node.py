@@ -100,10 +100,7 @@ class KvNode:
         self._ring_of: Membership | None = None
         self._prefs: dict[str, tuple[str, ...]] = {}
         self._fallbacks: dict[str, tuple[str, ...]] = {}
-        self.shared: dict[str, tuple[Ring, int, list[str]]] = {}
-        """peer -> (ring, keys of store.key_order looked at, the keys both replicate): antientropy.shared_keys's."""
-        self.digests: dict[str, tuple[Versioned, str]] = {}
-        """key -> (the state last digested, its digest), for anti-entropy (states are immutable)."""
+        self.digest_index = antientropy.DigestIndex(self)
         self.coordinator = Coordinator(self)
         self.cluster = frozenset([rt.node_id, *rt.peers])
         self.dropped: dict[str, int] = {}
@@ -219,7 +216,10 @@ class KvNode:
         return {"results": await self.coordinator.on_store_batch(items)}
 
     async def h_digest(self, src: str, msg: Message) -> Message:
-        return antientropy.answer(self, src, parse(DigestRequest.from_wire, msg).keys)
+        req = parse(DigestRequest.from_wire, msg)
+        if req.buckets is not None:
+            return antientropy.answer_buckets(self, src, req.buckets)
+        return antientropy.answer(self, src, req.keys, req.within)
 
     async def h_members(self, src: str, msg: Message) -> Message:
         theirs = parse(Membership.decode, msg)

@@ -55,6 +55,10 @@ COMPACT_MIN_BYTES = 1 << 20
 COMPACT_RATIO = 4
 
 
+EMPTY = Versioned()
+"""The state of a key never written (shared: states are never changed in place)."""
+
+
 def segment_name(n: int) -> str:
     return f"{WAL_DIR}{n:012d}"
 
@@ -83,6 +87,7 @@ class Store:
         self.held: dict[str, Versioned] = {}
         """States held for other nodes (sloppy quorum), by key."""
         self._hints: set[Hint] = set()
+        self._changed: set[str] = set()
         self._sorted_keys: list[str] | None = None
         self.key_order: list[str] = []
         """Every key in the order first seen (keys are never forgotten): callers that walk every key
@@ -211,7 +216,12 @@ class Store:
         return list(self._sorted_keys)
 
     def get(self, key: str) -> Versioned:
-        return self.data.get(key, Versioned())
+        return self.data.get(key, EMPTY)
+
+    def take_changed(self) -> set[str]:
+        """The keys whose record was written since the last call (for anti-entropy's digests)."""
+        changed, self._changed = self._changed, set()
+        return changed
 
     def _install(self, key: str, state: Versioned, owned: bool) -> None:
         # the record first: a disk that refuses it (EIO, ENOSPC) leaves the state as it was
@@ -223,6 +233,7 @@ class Store:
             self.owned_log.append(key)
         self.data[key] = state
         self.owned[key] = owned
+        self._changed.add(key)
 
     async def update(
         self, key: str, node: str, value: Any, ctx: Mapping[str, int], ts: float, *, owned: bool
@@ -253,7 +264,7 @@ class Store:
     # -- data held for others, and hints
 
     def get_held(self, key: str) -> Versioned:
-        return self.held.get(key, Versioned())
+        return self.held.get(key, EMPTY)
 
     async def merge_held(self, key: str, incoming: Versioned, *, sync: bool = True) -> Versioned:
         old = self.get_held(key)
