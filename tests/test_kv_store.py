@@ -155,3 +155,47 @@ def test_concurrent_puts_share_fsyncs_on_the_real_disk(tmp_path: Path) -> None:
     again = Store(RealDisk(tmp_path))
     assert sorted(again.data) == sorted(["warm", *(f"k{i}" for i in range(50))])
     assert isinstance(again.get("k7"), Versioned) and again.get("k7").values == [7]
+
+
+def test_a_dot_read_during_its_fsync_would_be_issued_again_after_a_crash_so_it_is_not_shippable() -> None:
+    """The hazard the durable-read rule guards against: a state read while the write that issued its dot
+    is being synced names a dot that a crash forgets, and the restarted node issues it again for another
+    value."""
+    node = Node()
+    seen: dict[str, Any] = {}
+
+    async def go() -> None:
+        s = node.store()
+        await put(s, "k", "v0")
+        seen["writing"] = asyncio.ensure_future(put(s, "k", "v1"))
+        await asyncio.sleep(0)  # v1 is installed; its fsync is under way (and never finishes: we stop here)
+        seen["read"] = s.get("k")
+        seen["shippable"] = s.shippable("k")
+
+    run(go())
+    node.crash()
+    assert seen["read"].values == ["v1"] and seen["shippable"] is False
+    again = node.store()
+    run(put(again, "k", "v2"))
+    (first,), (second,) = seen["read"].siblings, again.get("k").siblings
+    assert first.dot == second.dot and first.value != second.value  # one dot, two values
+
+
+def test_get_durable_waits_for_the_fsync_so_what_it_returns_survives_a_crash() -> None:
+    node = Node()
+    seen: dict[str, Any] = {}
+
+    async def go() -> None:
+        s = node.store()
+        await put(s, "k", "v0")
+        assert s.shippable("k")
+        seen["writing"] = asyncio.ensure_future(put(s, "k", "v1"))
+        await asyncio.sleep(0)
+        seen["durable"] = await s.get_durable("k")
+        seen["shippable"] = s.shippable("k")
+
+    run(go())
+    node.crash()
+    after = node.store().get("k")
+    assert seen["durable"].values == ["v1"] and seen["shippable"] is True
+    assert after == seen["durable"]  # nothing it returned was lost

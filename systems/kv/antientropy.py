@@ -137,13 +137,14 @@ def answer(node: KvNode, src: str, offered: dict[str, int], within: list[int]) -
     index = node.digest_index
     index.refresh()
     states: dict[str, Any] = {}
+    store = node.store
     for key, d in offered.items():
-        if index.digest_of(key) != d:
-            states[key] = node.store.get(key).encode()
+        if index.digest_of(key) != d and store.shippable(key):  # a dot not yet durable waits for a round
+            states[key] = store.get(key).encode()
     for b in within:
         for key in index.shared(src, b):
-            if key not in offered:
-                states[key] = node.store.get(key).encode()
+            if key not in offered and store.shippable(key):
+                states[key] = store.get(key).encode()
     return {"states": states}
 
 

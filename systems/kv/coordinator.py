@@ -262,11 +262,11 @@ class Coordinator:
         pref = node.preference_list(key)
         local: list[Reply] = []
         if rt.node_id in pref:
-            local.append(Reply(rt.node_id, None, node.store.get(key)))
+            local.append(Reply(rt.node_id, None, await node.store.get_durable(key)))
 
         async def attempt(dst: str, hint: str | None) -> Versioned:
             if dst == rt.node_id:
-                return node.local_view(key)
+                return await node.local_view(key)
             raw = await node.call(dst, "kv.fetch", KeyRequest(key).to_wire(), timeout=node.rpc_timeout_s)
             try:
                 return decode_versioned(raw)  # the schema's checks too (messages.py)
@@ -337,10 +337,10 @@ class Coordinator:
             if dst == rt.node_id:
                 await self.on_store(key, node.store.get(key), hint)
                 return True
-            await self.batcher.store(dst, StoreRequest(key, node.store.get(key), hint).to_wire())
+            await self.batcher.store(dst, StoreRequest(key, await node.store.get_durable(key), hint).to_wire())
             return True
 
-        msg = StoreRequest(key, node.store.get(key)).to_wire()
+        msg = StoreRequest(key, await node.store.get_durable(key)).to_wire()
         """The coordinator's record as it is now, encoded once for every preference node."""
 
         def fallbacks() -> list[str]:

@@ -55,7 +55,7 @@ async def transfer_ownership(node: KvNode) -> int:
         pref = node.preference_list(key)
         if me in pref:
             continue
-        msg = StoreRequest(key, node.store.get(key)).to_wire()
+        msg = StoreRequest(key, await node.store.get_durable(key)).to_wire()
         ok = True
         for dst in pref:
             try:

@@ -197,12 +197,14 @@ class KvNode:
             req.key, req.value, req.context, overwrite=req.overwrite, forwarded=req.forwarded
         )
 
-    def local_view(self, key: str) -> Versioned:
-        """What this node can answer for the key: its own record and what it holds for others."""
-        return vclock.merge(self.store.get(key), self.store.get_held(key), last_writer_wins=self.store.lww)
+    async def local_view(self, key: str) -> Versioned:
+        """What this node can answer for the key: its own record (durable: store.py's rules) and what it
+        holds for others."""
+        own = await self.store.get_durable(key)
+        return vclock.merge(own, self.store.get_held(key), last_writer_wins=self.store.lww)
 
     async def h_fetch(self, src: str, msg: Message) -> Message:
-        return self.local_view(parse(KeyRequest.from_wire, msg).key).encode()
+        return (await self.local_view(parse(KeyRequest.from_wire, msg).key)).encode()
 
     async def h_store(self, src: str, msg: Message) -> Message:
         req = parse(StoreRequest.from_wire, msg)

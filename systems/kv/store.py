@@ -19,6 +19,14 @@ Rules this module keeps:
 - Records are never forgotten: a node keeps the clock of every key it has
   seen, so it never issues the same dot twice (see vclock.py), and a stale
   copy is harmless because merging is idempotent.
+- A dot this node issued leaves it only once durable: `shippable(key)` is
+  false and `get_durable(key)` waits while the key's latest own write
+  (`update`) is not yet synced. A state read during that fsync and sent on
+  (to a client as a read context, to a peer by fetch, read repair,
+  anti-entropy or handoff) would outlive a crash that lost the record, and
+  the restarted node would issue the same dot again for another value: two
+  values under one dot, or a context that covers a write its holder never
+  saw. (Dots of other nodes' writes are their issuers' to make durable.)
 - Writes taken as a stand-in for another node (sloppy quorum) go to "x"
   records, never into the key's own record: the node does not replicate
   that key, and the data must reach its owners by hinted handoff.
@@ -88,6 +96,12 @@ class Store:
         """States held for other nodes (sloppy quorum), by key."""
         self._hints: set[Hint] = set()
         self._changed: set[str] = set()
+        self._appends = 0
+        """Records appended since the start."""
+        self._durable = 0
+        """Records appended before the latest sync that finished (all durable)."""
+        self._issued_at: dict[str, int] = {}
+        """For a key whose latest own write may not be durable yet: `_appends` just after it."""
         self._sorted_keys: list[str] | None = None
         self.key_order: list[str] = []
         """Every key in the order first seen (keys are never forgotten): callers that walk every key
@@ -159,13 +173,19 @@ class Store:
     def _append(self, record: bytes, key: str = "") -> None:
         """Append a record; `key` ("k:<key>" or "x:<key>") tracks the live size it replaces."""
         self.disk.append(self.current, record)
+        self._appends += 1
         self.log_bytes += len(record)
         if key:
             self._live_bytes += len(record) - self._live.get(key, 0)
             self._live[key] = len(record)
 
     async def _sync(self) -> None:
+        covered = self._appends
         await self.disk.sync(self.current)
+        if covered > self._durable:
+            self._durable = covered
+            if self._issued_at:
+                self._issued_at = {k: n for k, n in self._issued_at.items() if n > covered}
 
     async def commit(self) -> None:
         """Make every change made so far durable (after changes made with `sync=False`)."""
@@ -216,7 +236,18 @@ class Store:
         return list(self._sorted_keys)
 
     def get(self, key: str) -> Versioned:
+        """The key's state as this node has it, durable or not: for this node's own use only."""
         return self.data.get(key, EMPTY)
+
+    def shippable(self, key: str) -> bool:
+        """No dot this node issued in the key waits for its fsync (see the module rules)."""
+        return key not in self._issued_at
+
+    async def get_durable(self, key: str) -> Versioned:
+        """The key's state once every dot this node issued in it is durable: what may leave the node."""
+        while key in self._issued_at:
+            await self._sync()
+        return self.get(key)
 
     def take_changed(self) -> set[str]:
         """The keys whose record was written since the last call (for anti-entropy's digests)."""
@@ -241,6 +272,7 @@ class Store:
         """A client write coordinated here; durable when this returns."""
         state, sib = vclock.update(self.get(key), node, value, ctx, ts, last_writer_wins=self.lww)
         self._install(key, state, owned or self.owned.get(key, False))
+        self._issued_at[key] = self._appends
         await self._sync()
         return state, sib
 
