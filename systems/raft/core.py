@@ -41,6 +41,11 @@ Algorithm (Extended Version)", Figure 2 and §5–§7):
   whether it could win at term+1 without changing any term; only a
   majority of yeses starts the real election, so a node cut off by a
   partition does not inflate its term and disrupt the cluster on return.
+- Leader gone (`leader_gone`): when the caller learns that the leader's
+  process is gone (a connection to it refused), a follower forgets the
+  leader and, with pre-vote, campaigns at once rather than waiting out its
+  election timeout; pre-vote makes a wrong guess harmless (peers that still
+  hear the leader refuse).
 - ReadIndex (dissertation §6.4): a read is served at the commit index once a
   heartbeat round started after the request was acknowledged by a majority,
   and only after the leader committed an entry of its own term. One round is
@@ -297,6 +302,19 @@ class RaftCore:
     # ------------------------------------------------------------ inputs
     def tick(self) -> None:
         self._tick()
+
+    def leader_gone(self, leader: str) -> None:
+        """The caller learned that `leader` is gone (a connection to it was refused).
+
+        A follower of it forgets it, so it no longer refuses votes as one that hears a leader;
+        with pre-vote it also campaigns at once instead of at the end of its election timeout.
+        Pre-vote keeps that harmless if the leader is in fact alive: a peer that still hears it
+        refuses, and no term changes until a majority says it could win."""
+        if self.role is not Role.FOLLOWER or self.leader != leader:
+            return
+        self.leader = None
+        if self.cfg.pre_vote:
+            self._campaign()
 
     def _tick_election(self) -> None:
         self.elapsed += 1
