@@ -45,7 +45,9 @@ Algorithm (Extended Version)", Figure 2 and §5–§7):
   process is gone (a connection to it refused), a follower forgets the
   leader and, with pre-vote, campaigns at once rather than waiting out its
   election timeout; pre-vote makes a wrong guess harmless (peers that still
-  hear the leader refuse).
+  hear the leader refuse). If a peer asked for its vote since it last heard
+  the leader, it does not campaign but grants that peer's next request: two
+  campaigns at once would grant each other's pre-votes and split the vote.
 - ReadIndex (dissertation §6.4): a read is served at the commit index once a
   heartbeat round started after the request was acknowledged by a majority,
   and only after the leader committed an entry of its own term. One round is
@@ -195,6 +197,8 @@ class RaftCore:
         self._pending_snapshot: Snapshot | None = None
         self._bcast_pending = False
         """Entries were proposed since the last ready(): send them to the followers then."""
+        self.refused_since_heard = False
+        """A peer asked for our vote since we last heard our leader, and we refused (check-quorum)."""
         self._step: Callable[[Message], None] = self._step_follower
         self._tick: Callable[[], None] = self._tick_election
 
@@ -223,6 +227,7 @@ class RaftCore:
         self.elapsed = 0
         self.heartbeat_elapsed = 0
         self.timeout = self._random_timeout()
+        self.refused_since_heard = False
         self.votes = {}
         self.progress = {}
         self.pending_reads = []
@@ -313,8 +318,10 @@ class RaftCore:
         if self.role is not Role.FOLLOWER or self.leader != leader:
             return
         self.leader = None
-        if self.cfg.pre_vote:
+        if self.cfg.pre_vote and not self.refused_since_heard:
             self._campaign()
+        # else: a peer already campaigns (it asked us, and asks again every heartbeat tick); now we
+        # grant it. Campaigning too could split the vote (each granting the other's pre-vote).
 
     def _tick_election(self) -> None:
         self.elapsed += 1
@@ -376,6 +383,7 @@ class RaftCore:
                 and self.leader is not None
                 and self.elapsed < self.cfg.election_ticks
             ):
+                self.refused_since_heard = True
                 return  # we heard from a live leader recently: do not let a stray candidate disrupt it
             if isinstance(m, VoteReq) and m.pre:
                 pass  # a pre-vote never changes our term
@@ -415,10 +423,12 @@ class RaftCore:
         match m:
             case Append():
                 self.elapsed = 0
+                self.refused_since_heard = False
                 self.leader = m.src
                 self._handle_append(m)
             case InstallSnapshot():
                 self.elapsed = 0
+                self.refused_since_heard = False
                 self.leader = m.src
                 self._handle_snapshot(m)
             case _:
