@@ -363,14 +363,33 @@ def test_leader_gone_elects_at_once_without_waiting_out_the_election_timeout() -
     assert net.cores[b].term == term and net.cores[a].role is Role.FOLLOWER
     net.cores[a].leader_gone(old)
     # a refused b since it last heard the leader: it does not campaign too (the two would grant each
-    # other's pre-votes and split the vote) but grants b's next request, sent at b's next tick
+    # other's pre-votes and split the vote) but answers b's request now
     assert net.cores[a].role is Role.FOLLOWER and net.cores[a].leader is None
-    net.tick(b)
+    net.pump()
     new = net.leader()
     assert new == b and net.cores[new].term == term + 1
     net.propose(new, b"y")
     net.tick_all(1)  # the follower learns the commit index from the next heartbeat
     assert cmds(net.applied[a]) == cmds(net.applied[b]) == [b"x", b"y"]
+
+
+@pytest.mark.parametrize("seed", range(6))
+def test_leader_gone_learned_by_both_followers_at_once_elects_the_lower_id_without_a_split(seed: int) -> None:
+    """Both followers learn it together and campaign before either hears the other: their early
+    pre-vote rounds cross. The lower id goes first, so one election, term + 1, no split vote."""
+    net = Net(3, seed=seed, pre_vote=True, check_quorum=True)
+    net.tick_all(40)
+    old = net.leader()
+    assert old is not None
+    term = net.cores[old].term
+    net.crash(old)
+    a, b = sorted(i for i in net.ids if i != old)
+    net.cores[b].leader_gone(old)
+    net.cores[a].leader_gone(old)
+    assert net.cores[a].role is net.cores[b].role is Role.PRE_CANDIDATE
+    net.pump()
+    assert net.leader() == a and net.cores[a].term == term + 1
+    assert net.cores[b].role is Role.FOLLOWER and net.cores[b].leader == a
 
 
 def test_leader_gone_about_a_live_leader_disrupts_nothing() -> None:

@@ -39,10 +39,10 @@ Rules:
 - Leader probe: a follower that has not heard its leader for
   `probe_leader_ticks` ticks (0: never) calls its `raft-ping`; a refused
   connection (`Unreachable`: a killed process's port is closed) means the
-  leader is gone, and after a random pause of up to one tick (followers that
-  learn it together do not campaign in the same instant) the core is told
-  (`leader_gone`: pre-vote at once, not at the end of the election
-  timeout). A probe that times out proves nothing: the timeout decides.
+  leader is gone, and the core is told (`leader_gone`: pre-vote at once, not
+  at the end of the election timeout; it settles who goes first when both
+  followers learn it together). A probe that times out proves nothing: the
+  election timeout decides.
 - Fail-stop (api.py's one rule): a disk operation that fails (EIO, ENOSPC,
   a failed fsync) stops the node at once, before the error reaches the
   loop, so what was not persisted is never acknowledged; the loop and the
@@ -355,7 +355,6 @@ class RaftNode:
         try:
             await self.rt.call(leader, "raft-ping", None, timeout=tick_s)
         except Unreachable:
-            await self.rt.sleep(self.rt.rng.random() * tick_s)
             self.events.put_nowait(("leader-gone", leader, term))
         except RpcError:
             pass  # no answer in time: slow or cut off, not known to be gone; the election timeout decides
