@@ -346,6 +346,95 @@ def test_pre_vote_then_vote_elects_after_the_leader_dies() -> None:
     assert net.cores[new].term == net.cores[old].term + 1  # no wasted terms
 
 
+def test_leader_gone_elects_at_once_without_waiting_out_the_election_timeout() -> None:
+    """A follower told its leader is gone (a connection refused) pre-votes at once; a peer that
+    learned the same grants, so a new leader is elected within a tick, term + 1, nothing lost."""
+    net = Net(3, pre_vote=True, check_quorum=True, election_ticks=10)
+    net.tick_all(40)
+    old = net.leader()
+    assert old is not None
+    net.propose(old, b"x")
+    term = net.cores[old].term
+    net.crash(old)
+    a, b = (i for i in net.ids if i != old)
+    net.cores[b].leader_gone(old)  # b only forgets the leader: it is not asked first
+    assert net.cores[b].role is Role.PRE_CANDIDATE
+    net.pump()  # a still hears a leader (check-quorum lease): b's pre-vote is refused
+    assert net.cores[b].term == term and net.cores[a].role is Role.FOLLOWER
+    net.cores[a].leader_gone(old)
+    # a refused b since it last heard the leader: it does not campaign too (the two would grant each
+    # other's pre-votes and split the vote) but answers b's request now
+    assert net.cores[a].role is Role.FOLLOWER and net.cores[a].leader is None
+    net.pump()
+    new = net.leader()
+    assert new == b and net.cores[new].term == term + 1
+    net.propose(new, b"y")
+    net.tick_all(1)  # the follower learns the commit index from the next heartbeat
+    assert cmds(net.applied[a]) == cmds(net.applied[b]) == [b"x", b"y"]
+
+
+@pytest.mark.parametrize("seed", range(6))
+def test_leader_gone_learned_by_both_followers_at_once_elects_the_lower_id_without_a_split(seed: int) -> None:
+    """Both followers learn it together and campaign before either hears the other: their early
+    pre-vote rounds cross. The lower id goes first, so one election, term + 1, no split vote."""
+    net = Net(3, seed=seed, pre_vote=True, check_quorum=True)
+    net.tick_all(40)
+    old = net.leader()
+    assert old is not None
+    term = net.cores[old].term
+    net.crash(old)
+    a, b = sorted(i for i in net.ids if i != old)
+    net.cores[b].leader_gone(old)
+    net.cores[a].leader_gone(old)
+    assert net.cores[a].role is net.cores[b].role is Role.PRE_CANDIDATE
+    net.pump()
+    assert net.leader() == a and net.cores[a].term == term + 1
+    assert net.cores[b].role is Role.FOLLOWER and net.cores[b].leader == a
+
+
+def test_leader_gone_about_a_live_leader_disrupts_nothing() -> None:
+    """A wrong guess (the leader is alive; only one link refuses) is harmless with pre-vote: the
+    other follower still hears the leader and refuses, no term changes, the leader stays."""
+    net = Net(3, pre_vote=True, check_quorum=True)
+    net.tick_all(40)
+    leader = net.leader()
+    assert leader is not None
+    term = net.cores[leader].term
+    wrong = next(i for i in net.ids if i != leader)
+    net.cores[wrong].leader_gone(leader)
+    net.pump()
+    assert net.cores[wrong].role is Role.PRE_CANDIDATE and net.cores[wrong].term == term
+    net.tick_all(3)  # the next heartbeat brings it back
+    assert net.leader() == leader and net.cores[leader].term == term
+    assert net.cores[wrong].role is Role.FOLLOWER and net.cores[wrong].leader == leader
+
+
+def test_leader_gone_is_ignored_unless_it_names_the_leader_we_follow() -> None:
+    net = Net(3, pre_vote=True, check_quorum=True)
+    net.tick_all(40)
+    leader = net.leader()
+    assert leader is not None
+    other = next(i for i in net.ids if i != leader)
+    third = next(i for i in net.ids if i not in (leader, other))
+    net.cores[other].leader_gone(third)  # not its leader
+    net.cores[leader].leader_gone(leader)  # a leader is no follower
+    assert net.cores[other].role is Role.FOLLOWER and net.cores[other].leader == leader
+    assert net.cores[leader].role is Role.LEADER
+
+
+def test_leader_gone_without_pre_vote_only_forgets_the_leader() -> None:
+    """Without pre-vote a real election at once could disrupt a live leader: only the lease is
+    dropped (it now grants votes), and the election timeout still decides when to campaign."""
+    net = Net(3, pre_vote=False, check_quorum=True)
+    net.tick_all(40)
+    leader = net.leader()
+    assert leader is not None
+    other = next(i for i in net.ids if i != leader)
+    net.cores[other].leader_gone(leader)
+    assert net.cores[other].role is Role.FOLLOWER and net.cores[other].leader is None
+    assert net.cores[other].term == net.cores[leader].term
+
+
 def test_leader_steps_down_on_higher_term() -> None:
     """§5.1: if a server discovers that its term is out of date, it reverts to follower state."""
     net = Net(3)

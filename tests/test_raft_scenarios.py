@@ -138,6 +138,27 @@ def test_reelection_after_leader_disconnect_and_rejoin() -> None:
     run(body, nodes=NODES3)
 
 
+@pytest.mark.parametrize("probe", [True, False])
+def test_a_crashed_leader_is_replaced_before_any_election_timeout_when_followers_probe(probe: bool) -> None:
+    """A crashed leader's port refuses connections: followers that miss two heartbeats probe it and
+    campaign (pre-vote) at once. No election timer can fire sooner than 10 ticks after the last
+    heartbeat, so a leader within 0.7 s of virtual time is the probe's doing; without it, none."""
+
+    async def body(world: SimWorld, c: SimRuntime) -> None:
+        old = await one_leader(c, world)
+        await c.sleep(1)
+        world.crash(old)
+        rest = [n for n in world.nodes if n != old]
+
+        async def replaced() -> bool:
+            return bool(await leaders(c, world, among=rest))
+
+        assert await until(c, replaced, within_s=0.7, step_s=0.01) is probe
+        await one_leader(c, world, among=rest)
+
+    run(body, nodes=NODES3, options={"probe_leader_ticks": 2 if probe else 0})
+
+
 # ---------------------------------------------------------------- agreement
 
 

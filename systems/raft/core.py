@@ -41,6 +41,17 @@ Algorithm (Extended Version)", Figure 2 and §5–§7):
   whether it could win at term+1 without changing any term; only a
   majority of yeses starts the real election, so a node cut off by a
   partition does not inflate its term and disrupt the cluster on return.
+- Leader gone (`leader_gone`): when the caller learns that the leader's
+  process is gone (a connection to it refused), a follower forgets the
+  leader and, with pre-vote, campaigns at once rather than waiting out its
+  election timeout; pre-vote makes a wrong guess harmless (peers that still
+  hear the leader refuse). If a peer asked for its vote since it last heard
+  the leader, it answers that request now instead of campaigning too (two
+  campaigns at once would grant each other's pre-votes and split the vote);
+  if two such early rounds cross anyway, a pre-candidate of an early round
+  refuses a peer with a higher id whose log is no more up-to-date than its
+  own, so the lower id wins. Rounds started by the election timer keep the
+  plain rule.
 - ReadIndex (dissertation §6.4): a read is served at the commit index once a
   heartbeat round started after the request was acknowledged by a majority,
   and only after the leader committed an entry of its own term. One round is
@@ -190,6 +201,10 @@ class RaftCore:
         self._pending_snapshot: Snapshot | None = None
         self._bcast_pending = False
         """Entries were proposed since the last ready(): send them to the followers then."""
+        self.refused_vote: VoteReq | None = None
+        """The last vote request refused (check-quorum: we heard a leader) since we last heard it."""
+        self.early_round = False
+        """This pre-vote round began on `leader_gone`, not on the election timer."""
         self._step: Callable[[Message], None] = self._step_follower
         self._tick: Callable[[], None] = self._tick_election
 
@@ -218,6 +233,8 @@ class RaftCore:
         self.elapsed = 0
         self.heartbeat_elapsed = 0
         self.timeout = self._random_timeout()
+        self.refused_vote = None
+        self.early_round = False
         self.votes = {}
         self.progress = {}
         self.pending_reads = []
@@ -234,6 +251,7 @@ class RaftCore:
 
     def become_pre_candidate(self) -> None:
         self.role = Role.PRE_CANDIDATE
+        self.early_round = False
         self.leader = None
         self.elapsed = 0
         self.heartbeat_elapsed = 0
@@ -291,12 +309,35 @@ class RaftCore:
         self._bcast_append()
         self._maybe_commit()
 
+    def _behind(self, last_index: int, last_term: int) -> bool:
+        """Our log is strictly less up-to-date than (last_index, last_term)."""
+        return (last_term, last_index) > (self.log.last_term, self.log.last_index)
+
     def _won(self) -> bool:
         return sum(1 for g in self.votes.values() if g) >= self.quorum
 
     # ------------------------------------------------------------ inputs
     def tick(self) -> None:
         self._tick()
+
+    def leader_gone(self, leader: str) -> None:
+        """The caller learned that `leader` is gone (a connection to it was refused).
+
+        A follower of it forgets it, so it no longer refuses votes as one that hears a leader;
+        with pre-vote it also campaigns at once instead of at the end of its election timeout.
+        Pre-vote keeps that harmless if the leader is in fact alive: a peer that still hears it
+        refuses, and no term changes until a majority says it could win."""
+        if self.role is not Role.FOLLOWER or self.leader != leader:
+            return
+        self.leader = None
+        asked, self.refused_vote = self.refused_vote, None
+        if asked is not None and self.log.is_up_to_date(asked.last_index, asked.last_term):
+            # A peer already campaigns (it asked us while we still heard the leader): answer it now
+            # rather than campaign too (the two would grant each other's pre-votes and split).
+            self.step(asked)
+        elif self.cfg.pre_vote:
+            self._campaign()
+            self.early_round = self.role is Role.PRE_CANDIDATE
 
     def _tick_election(self) -> None:
         self.elapsed += 1
@@ -358,6 +399,7 @@ class RaftCore:
                 and self.leader is not None
                 and self.elapsed < self.cfg.election_ticks
             ):
+                self.refused_vote = m
                 return  # we heard from a live leader recently: do not let a stray candidate disrupt it
             if isinstance(m, VoteReq) and m.pre:
                 pass  # a pre-vote never changes our term
@@ -382,6 +424,10 @@ class RaftCore:
         if m.pre:
             # Would we vote for it at m.term? Nothing changes here whatever the answer.
             grant = m.term > self.term and up_to_date
+            if grant and self.early_round and m.src > self.id and not self._behind(m.last_index, m.last_term):
+                # Two early rounds at once (both learned the leader is gone): the lower id goes first,
+                # or each would grant the other and the vote split. Timer-driven rounds never refuse.
+                grant = False
             self._send(VoteResp(m.term if grant else self.term, self.id, m.src, grant, True))
             return
         can_vote = self.vote is None or self.vote == m.src
@@ -397,10 +443,12 @@ class RaftCore:
         match m:
             case Append():
                 self.elapsed = 0
+                self.refused_vote = None
                 self.leader = m.src
                 self._handle_append(m)
             case InstallSnapshot():
                 self.elapsed = 0
+                self.refused_vote = None
                 self.leader = m.src
                 self._handle_snapshot(m)
             case _:

@@ -36,6 +36,13 @@ Rules:
   to this node); anything else is counted in `dropped` (status), logged
   through a `Throttle` and dropped. Client requests are checked the same
   way (`check_request`) and refused with a definite "fail".
+- Leader probe: a follower that has not heard its leader for
+  `probe_leader_ticks` ticks (0: never) calls its `raft-ping`; a refused
+  connection (`Unreachable`: a killed process's port is closed) means the
+  leader is gone, and the core is told (`leader_gone`: pre-vote at once, not
+  at the end of the election timeout; it settles who goes first when both
+  followers learn it together). A probe that times out proves nothing: the
+  election timeout decides.
 - Fail-stop (api.py's one rule): a disk operation that fails (EIO, ENOSPC,
   a failed fsync) stops the node at once, before the error reaches the
   loop, so what was not persisted is never acknowledged; the loop and the
@@ -59,7 +66,7 @@ from systems.raft.kvstate import KVState, encode_command, is_read_only
 from systems.raft.log import Entry, Snapshot
 from systems.raft.messages import Append, BadMessage, InstallSnapshot, from_wire, to_wire
 from systems.raft.storage import RaftStorage
-from systems.runtime.api import INT_MAX, Message, NodeConfig, Runtime, Throttle
+from systems.runtime.api import INT_MAX, Message, NodeConfig, RpcError, Runtime, Throttle, Unreachable
 
 DEFAULT_OPTIONS: dict[str, Any] = {
     "tick_s": 0.1,
@@ -76,6 +83,7 @@ DEFAULT_OPTIONS: dict[str, Any] = {
     "apply_wait_s": 1.5,
     "digest_checkpoint_every": 64,
     "lease_ratio": 0.8,
+    "probe_leader_ticks": 2,
 }
 
 WRITE_OPS = ("put", "cas", "append", "txn")
@@ -161,6 +169,8 @@ class RaftNode:
         self.warn = Throttle(rt.log, rt.now)
         self.lease: tuple[int, float] = (0, 0.0)
         """(term, node time until which this leader trusts its lease): the lease-read bug only."""
+        self.probing = False
+        """A leader probe is in flight (at most one at a time)."""
 
     # ------------------------------------------------------------ start
     def start(self) -> None:
@@ -195,6 +205,7 @@ class RaftNode:
         self.rt.serve("raft", self._on_raft)
         self.rt.serve("client", self._on_client)
         self.rt.serve("status", self._on_status)
+        self.rt.serve("raft-ping", self._on_ping)
         self.rt.spawn(self._ticker(), name="raft-ticker", essential=True)
         self.rt.spawn(self._run(), name="raft-loop", essential=True)
 
@@ -210,6 +221,9 @@ class RaftNode:
             return self._drop("raft-misaddressed", src=src, error=f"claims {m.src} -> {m.dst}")
         self.events.put_nowait(("msg", m))
         return None
+
+    async def _on_ping(self, src: str, msg: Message) -> Message:
+        return None  # an answer at all says this process is alive (the leader probe)
 
     def _drop(self, why: str, **fields: Any) -> None:
         self.dropped[why] = self.dropped.get(why, 0) + 1
@@ -297,6 +311,11 @@ class RaftNode:
             case ("tick",):
                 core.tick()
                 self.warn.flush()
+                self._maybe_probe_leader()
+            case ("leader-gone", leader, term):
+                # still silent since the probe began: a heartbeat meanwhile reset `elapsed`
+                if core.term == term and core.elapsed >= int(self.opts["probe_leader_ticks"]):
+                    core.leader_gone(leader)
             case ("msg", m):
                 core.step(m)
             case ("propose", data, fut, cmd):
@@ -320,6 +339,27 @@ class RaftNode:
                 if not f.done():
                     f.set_result({"status": "not-leader"})
             self.open_reads = []
+
+    def _maybe_probe_leader(self) -> None:
+        core = self._core()
+        after = int(self.opts["probe_leader_ticks"])
+        if after <= 0 or self.probing or core.role is not Role.FOLLOWER or core.leader is None:
+            return
+        if core.elapsed < after:
+            return
+        self.probing = True
+        self.rt.spawn(self._probe_leader(core.leader, core.term), name="raft-probe-leader")
+
+    async def _probe_leader(self, leader: str, term: int) -> None:
+        tick_s = float(self.opts["tick_s"])
+        try:
+            await self.rt.call(leader, "raft-ping", None, timeout=tick_s)
+        except Unreachable:
+            self.events.put_nowait(("leader-gone", leader, term))
+        except RpcError:
+            pass  # no answer in time: slow or cut off, not known to be gone; the election timeout decides
+        finally:
+            self.probing = False
 
     async def _process(self, rd: Ready) -> None:
         core = self._core()
