@@ -10,10 +10,14 @@ raft/etcd and the order flips every repetition; each figure is the median
 of `--reps` with the spread. Server CPU per op sums /proc CPU time of every
 server process of the contender during the cell: compare it first, the
 machine is shared. Then leader failover for both with the same poll (see
-bench/fair.py), median of `--kills`. etcd is Debian's `etcd-server`, started
+bench/fair.py), median of `--kills`; then with the leader hung (SIGSTOP)
+rather than killed, median of `--hangs`: a killed process's port refuses
+at once, which Raft's leader probe takes as a hint, a hung one's does not.
+etcd is Debian's `etcd-server`, started
 and stopped here (bench/etcd_cluster.py); without it Raft runs alone.
 
-    python bench/bench_raft_vs_etcd.py [--seconds 5] [--reps 3] [--kills 5] [--clients 1,16,64]
+    python bench/bench_raft_vs_etcd.py [--seconds 5] [--reps 3] [--kills 5] [--hangs 5] [--clients 1,16,64]
+    python bench/bench_raft_vs_etcd.py --clients '' --kills 7 --hangs 7     # failover only
 
 Figures, never a pass/fail. The disk is a virtual disk whose fsync is fast
 (host caching): durability figures flatter both systems alike.
@@ -40,7 +44,7 @@ POLL_S, TRY_S = 0.05, 0.25
 
 
 async def race(args: argparse.Namespace) -> Results:
-    clients = tuple(int(c) for c in args.clients.split(","))
+    clients = tuple(int(c) for c in args.clients.split(",") if c)
     res = Results()
     print(f"load average at the start: {' '.join(f'{x:.2f}' for x in loadavg())}", flush=True)
     async with local_cluster("raft", 3) as raft_cluster:
@@ -53,9 +57,12 @@ async def race(args: argparse.Namespace) -> Results:
         async with etcd_ctx if etcd_ctx is not None else _nothing():
             if etcd_ctx is not None:
                 contenders.append(EtcdContender(etcd_ctx))
-            await run_matrix(contenders, reps=args.reps, seconds=args.seconds, clients=clients, results=res)
+            if clients:
+                await run_matrix(contenders, reps=args.reps, seconds=args.seconds, clients=clients, results=res)
             if args.kills:
                 await run_failovers(contenders, kills=args.kills, poll_s=POLL_S, try_s=TRY_S, results=res)
+            if args.hangs:
+                await run_failovers(contenders, kills=args.hangs, poll_s=POLL_S, try_s=TRY_S, results=res, hang=True)
     return res
 
 
@@ -72,7 +79,9 @@ def main() -> None:
     parser.add_argument("--seconds", type=float, default=5.0, help="per cell")
     parser.add_argument("--reps", type=int, default=3)
     parser.add_argument("--kills", type=int, default=5, help="leader kills per system (0: no failover)")
-    parser.add_argument("--clients", default="1,16,64")
+    parser.add_argument("--hangs", type=int, default=5,
+                        help="leader hangs (SIGSTOP: no refused port to hint) per system (0: none)")
+    parser.add_argument("--clients", default="1,16,64", help="client counts ('': failover only)")
     parser.add_argument("--raft-only", action="store_true")
     args = parser.parse_args()
     res = asyncio.run(race(args))

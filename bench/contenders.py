@@ -97,11 +97,21 @@ class RaftContender:
 
     async def restart(self, member: str) -> None:
         await self.cluster.restart(member)
+        await self._serving("restart")
+
+    async def pause(self, member: str) -> None:
+        await self.cluster.pause(member)
+
+    async def resume(self, member: str) -> None:
+        await self.cluster.resume(member)
+        await self._serving("resume")
+
+    async def _serving(self, after: str) -> None:
         for _ in range(600):
             if any([await self.try_put(m, 1.0) for m in self.live_members()]):
                 return
             await asyncio.sleep(0.05)
-        raise RuntimeError("raft: no put succeeded after the restart")
+        raise RuntimeError(f"raft: no put succeeded after the {after}")
 
     async def try_put(self, member: str, timeout_s: float) -> bool:
         self._poll_seq += 1
@@ -170,6 +180,19 @@ class EtcdContender:
     async def restart(self, member: str) -> None:
         self.cluster.start(self.cluster.member(member))
         await self.cluster.wait_healthy()
+
+    async def pause(self, member: str) -> None:
+        self._signal(member, signal.SIGSTOP)
+
+    async def resume(self, member: str) -> None:
+        self._signal(member, signal.SIGCONT)
+        await self.cluster.wait_healthy()
+
+    def _signal(self, member: str, sig: int) -> None:
+        proc = self.cluster.member(member).proc
+        if proc is None:
+            raise RuntimeError(f"etcd: {member} is not running")
+        proc.send_signal(sig)  # our own child, by its pid
 
     async def try_put(self, member: str, timeout_s: float) -> bool:
         c = await self.cluster.admin(self.cluster.member(member))

@@ -16,7 +16,11 @@ Rules this module keeps:
   live member (each with a `try_s` timeout, never waiting for slower tries
   to finish first); the time from the kill to the first put answered ok.
   Same poll, same timeouts for every contender; kills alternate between
-  contenders too.
+  contenders too. A killed process's port refuses connections at once,
+  which a system may use as a hint; so failover is measured a second way
+  too (`hang`): SIGSTOP the leader (its connections stay open and silent,
+  as with a hung machine or a cut cable: only timeouts tell), the same
+  poll, then SIGCONT and wait until the cluster serves puts again.
 - Never a pass/fail: figures are printed, with the load average.
 """
 
@@ -71,6 +75,14 @@ class FailoverContender(Contender, Protocol):
         """One put sent to `member` (no retry): True when it was answered ok."""
         ...
 
+    async def pause(self, member: str) -> None:
+        """SIGSTOP the member."""
+        ...
+
+    async def resume(self, member: str) -> None:
+        """SIGCONT the member and return once the whole cluster serves puts."""
+        ...
+
 
 @dataclass(frozen=True, slots=True)
 class Sample:
@@ -88,6 +100,8 @@ class Results:
     samples: dict[tuple[str, str, int], list[Sample]] = field(default_factory=dict)
     loads: list[tuple[float, float, float]] = field(default_factory=list)
     failovers: dict[str, list[float]] = field(default_factory=dict)
+    hangs: dict[str, list[float]] = field(default_factory=dict)
+    """Failover when the leader hangs (SIGSTOP) rather than dies."""
 
     def add(self, name: str, op: str, clients: int, s: Sample) -> None:
         self.samples.setdefault((name, op, clients), []).append(s)
@@ -177,19 +191,21 @@ async def poll_put(c: FailoverContender, *, poll_s: float, try_s: float, limit_s
 
 async def run_failovers(
     contenders: Sequence[FailoverContender], *, kills: int, poll_s: float = 0.05, try_s: float = 0.25,
-    results: Results | None = None, verbose: bool = True,
+    results: Results | None = None, verbose: bool = True, hang: bool = False,
 ) -> Results:
+    """`kills` leader failovers per contender, alternating; with `hang`, the leader is stopped, not killed."""
     res = results or Results()
+    into, what = (res.hangs, "hang") if hang else (res.failovers, "kill")
     for k in range(kills):
         order = list(contenders) if k % 2 == 0 else list(reversed(contenders))
         for c in order:
             leader = await c.leader()
-            await c.kill(leader)
+            await (c.pause(leader) if hang else c.kill(leader))
             took = await poll_put(c, poll_s=poll_s, try_s=try_s)
-            res.failovers.setdefault(c.name, []).append(took)
+            into.setdefault(c.name, []).append(took)
             if verbose:
-                print(f"  kill {k + 1} {c.name:5} leader {leader}: next put ok after {took:.3f}s", flush=True)
-            await c.restart(leader)
+                print(f"  {what} {k + 1} {c.name:5} leader {leader}: next put ok after {took:.3f}s", flush=True)
+            await (c.resume(leader) if hang else c.restart(leader))
             await asyncio.sleep(1.0)
     return res
 
@@ -238,10 +254,11 @@ def print_table(res: Results, names: Sequence[str], *, ratio: tuple[str, str] | 
 
 
 def print_failover(res: Results, poll_s: float, try_s: float) -> None:
-    for name, times in res.failovers.items():
-        print(f"{name} leader failover (SIGKILL -> next put ok; poll {poll_s * 1000:.0f} ms, try timeout "
-              f"{try_s * 1000:.0f} ms): median {med(times):.3f}s  spread {spread(times, '{:.3f}')}s  "
-              f"all {', '.join(f'{t:.3f}' for t in times)}")
+    for how, runs in (("SIGKILL", res.failovers), ("SIGSTOP, leader hung", res.hangs)):
+        for name, times in runs.items():
+            print(f"{name} leader failover ({how} -> next put ok; poll {poll_s * 1000:.0f} ms, try timeout "
+                  f"{try_s * 1000:.0f} ms): median {med(times):.3f}s  spread {spread(times, '{:.3f}')}s  "
+                  f"all {', '.join(f'{t:.3f}' for t in times)}")
 
 
 def print_load(res: Results) -> None:
