@@ -185,8 +185,7 @@ def test_duplicates_and_reordered_heartbeats_are_ignored() -> None:
 
 def test_an_observer_that_stalled_does_not_blame_its_peers_but_dead_verdicts_stand() -> None:
     m = membership()
-    beat(m, "n2", 1, 0.0, 1.0)
-    silent_until(m, 0.0, 1.0)  # n3 never heard: dead
+    beat(m, "n2", 1, 0.0, 1.0)  # evaluated at every beat: n3, never heard, goes dead meanwhile
     assert m.peers["n3"].status is Status.DEAD
     assert m.evaluate(4.0) == []  # 3 s without evaluating: the observer was paused
     assert m.stalls == 1
@@ -323,3 +322,15 @@ def test_the_no_incarnation_bug_always_announces_one_and_never_refutes() -> None
     assert INCARNATION_FILE not in disk.durable
     asyncio.run(rt.handlers["declared-dead"]("n2", {"inc": 1}))
     assert asyncio.run(rt.handlers["view"]("client", None))["incarnation"] == 1
+
+
+@pytest.mark.parametrize("make", [lambda: PhiAccrual(0.0, interval_s=0.5), lambda: FixedTimeout(0.0, timeout_s=2.0)],
+                         ids=["phi", "fixed-timeout"])
+def test_a_clock_that_went_back_does_not_keep_a_silent_peer_alive(make: Any) -> None:
+    """Heard until 10.0 on a clock running ahead; the clock is reset 9 s back and the peer falls silent:
+    its silence counts from the reset, not from a stamp the clock will not reach for 9 s."""
+    d = make()
+    for i in range(1, 21):
+        d.heartbeat(i * 0.5)
+    assert d.phi(1.0) < 1.0  # just heard, as far as the observer can tell
+    assert d.phi(4.5) >= 8.0  # 3.5 s of silence (was 0: "last heard at 10.0" lay in the future)

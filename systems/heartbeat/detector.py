@@ -21,6 +21,11 @@ Rules this module keeps:
   moment the detector was created.
 - `reset(now)` restarts the silence clock without learning an interval (used
   when the observer itself was stalled and must not blame its peers for it).
+- The observer's clock may go back (a stepped clock: the runtime's `now()`
+  may jump). A last heartbeat in the future is then brought back to `now`:
+  silence is counted from no later than the present, so a clock that went
+  back by d never makes a peer that fell silent look heard for d more
+  seconds. (Keeping the latest stamp, as `max` would, did exactly that.)
 
 `FixedTimeout` has the same interface and is the planted `fixed-timeout` bug:
 phi is 0 until a fixed timeout passes, then at once `PHI_MAX`. It knows
@@ -113,13 +118,15 @@ class PhiAccrual:
         interval = now - self._last
         if 0 <= interval <= self.max_sample_s:
             self._learn(interval)
-        self._last = max(self._last, now)
+        self._last = now
 
     def reset(self, now: float) -> None:
-        self._last = max(self._last, now)
+        self._last = now
 
     def phi(self, now: float) -> float:
-        elapsed = max(0.0, now - self._last)
+        if now < self._last:  # the clock went back (module rules)
+            self._last = now
+        elapsed = now - self._last
         return phi_of(elapsed, self.mean_s + self.acceptable_pause_s, max(self.std_s, self.min_std_s))
 
 
@@ -135,10 +142,12 @@ class FixedTimeout:
         return self._last
 
     def heartbeat(self, now: float) -> None:
-        self._last = max(self._last, now)
+        self._last = now
 
     def reset(self, now: float) -> None:
-        self._last = max(self._last, now)
+        self._last = now
 
     def phi(self, now: float) -> float:
+        if now < self._last:  # the clock went back (module rules)
+            self._last = now
         return 0.0 if now - self._last <= self.timeout_s else PHI_MAX

@@ -133,7 +133,7 @@ class Membership:
             for st in self.peers.values():
                 if st.status is not Status.DEAD:
                     st.detector.reset(now)
-        self._last_eval = max(self._last_eval, now)
+        self._last_eval = now  # not max: a clock that went back must not hide the next stall
         out: list[Transition] = []
         for peer, st in self.peers.items():
             if st.status is Status.DEAD:
