@@ -30,8 +30,10 @@ Rules:
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, fields
-from typing import Any
+from operator import attrgetter
+from typing import Any, NoReturn
 
 from systems.raft.log import Entry
 from systems.runtime.api import INT_MAX, check_node_id
@@ -148,15 +150,17 @@ assert all(_optional_last([n for n, _ in fs]) for fs in _FIELDS.values())
 def to_wire(m: Message) -> dict[str, Any]:
     cls = type(m)
     out: dict[str, Any] = {"t": _NAMES[cls]}
-    for name in _NAMES_OF[cls]:
-        out[name] = getattr(m, name)
+    names, values = _GETTERS[cls]
+    out.update(zip(names, values(m), strict=True))  # every field, in declaration order
     if cls is Append:
         out["entries"] = [[e.term, e.index, e.data] for e in m.entries]  # Entry.to_wire, inlined
     return out
 
 
-_NAMES_OF: dict[type, tuple[str, ...]] = {cls: tuple(name for name, _ in fs) for cls, fs in _FIELDS.items()}
-"""Per message class: its field names in declaration order."""
+_GETTERS: dict[type, tuple[tuple[str, ...], Callable[[Any], tuple[Any, ...]]]] = {
+    cls: (tuple(name for name, _ in fs), attrgetter(*(name for name, _ in fs))) for cls, fs in _FIELDS.items()
+}
+"""Per message class: its field names in declaration order, and a getter of their values (one C call)."""
 
 _GOOD_IDS: set[str] = set()
 """Node ids check_node_id accepted (a pure check, so its answer is remembered; bounded)."""
@@ -167,42 +171,75 @@ def from_wire(w: Any) -> Message:
     if not isinstance(w, dict):
         raise BadMessage(f"not a raft message: {str(w)[:80]}")
     t = w.get("t")
-    cls = _KINDS.get(t) if isinstance(t, str) else None
-    if cls is None:
+    decode = _DECODERS.get(t) if isinstance(t, str) else None
+    if decode is None:
         raise BadMessage(f"not a raft message: {str(w)[:80]}")
-    args: list[Any] = []
+    return decode(w, t)
+
+
+def _bad(t: str, name: str, v: Any, kind: int) -> NoReturn:
+    """Raise what from_wire says about field `name` holding `v` (_MISSING: absent), which failed its check."""
+    if v is _MISSING:
+        raise BadMessage(f"{t}: missing {name}")
+    if kind == _INT:
+        raise BadMessage(f"{t}: {name} must be an int in 0..{INT_MAX}, got {str(v)[:40]}")
+    if kind == _INT_OR_NONE:
+        raise BadMessage(f"{t}: {name} must be an int in -1..{INT_MAX}, got {str(v)[:40]}")
+    if kind == _BYTES:
+        raise BadMessage(f"{t}: data must be bytes")
+    raise BadMessage(f"{t}: {name} must be a bool")
+
+
+def _node_id(t: str, name: str, v: Any) -> str:
+    if v is _MISSING:
+        raise BadMessage(f"{t}: missing {name}")
+    try:
+        check_node_id(v)
+    except ValueError as e:
+        raise BadMessage(f"{t}: {name}: {e}") from None
+    if len(_GOOD_IDS) < 4096:
+        _GOOD_IDS.add(v)
+    return v
+
+
+def _field_check(name: str, kind: int, optional: Any) -> list[str]:
+    """Source lines that read field `name` of `w` into the local `name` and check it (see from_wire)."""
+    get = f"{name} = w.get({name!r}, _MISSING)" if optional is _MISSING else f"{name} = w.get({name!r}, {optional!r})"
+    test = {
+        _INT: f"type({name}) is not int or not 0 <= {name} <= INT_MAX",
+        _INT_OR_NONE: f"type({name}) is not int or not -1 <= {name} <= INT_MAX",
+        _BYTES: f"not isinstance({name}, bytes)",
+        _BOOL: f"type({name}) is not bool",
+    }
+    if kind == _STR:
+        return [get, f"if type({name}) is not str or {name} not in _GOOD_IDS:",
+                f"    {name} = _node_id(t, {name!r}, {name})"]
+    if kind == _ENTRIES:
+        return [get, f"if {name} is _MISSING:", f"    _bad(t, {name!r}, {name}, {kind})",
+                f"{name} = _entries(t, {name})"]
+    return [get, f"if {test[kind]}:", f"    _bad(t, {name!r}, {name}, {kind})"]
+
+
+def _decoder(cls: type) -> Callable[[dict[str, Any], str], Message]:
+    """from_wire for one class as straight-line code, built once from _FIELDS (as dataclasses builds
+    __init__): each field read and checked in declaration order, so the first bad one is the one
+    reported; an absent optional field takes its default (which passes its check)."""
+    defaults = {f.name: f.default for f in fields(cls)}
+    body = []
     for name, kind in _FIELDS[cls]:
-        v = w.get(name, _MISSING)
-        if v is _MISSING:
-            if name in _OPTIONAL:
-                continue  # optional fields come last: the default stands
-            raise BadMessage(f"{t}: missing {name}")
-        if kind == _INT:
-            if type(v) is not int or not 0 <= v <= INT_MAX:
-                raise BadMessage(f"{t}: {name} must be an int in 0..{INT_MAX}, got {str(v)[:40]}")
-        elif kind == _STR:
-            if type(v) is not str or v not in _GOOD_IDS:
-                try:
-                    check_node_id(v)
-                except ValueError as e:
-                    raise BadMessage(f"{t}: {name}: {e}") from None
-                if len(_GOOD_IDS) < 4096:
-                    _GOOD_IDS.add(v)
-        elif kind == _INT_OR_NONE:
-            if type(v) is not int or not -1 <= v <= INT_MAX:
-                raise BadMessage(f"{t}: {name} must be an int in -1..{INT_MAX}, got {str(v)[:40]}")
-        elif kind == _ENTRIES:
-            v = _entries(t, v)
-        elif kind == _BYTES:
-            if not isinstance(v, bytes):
-                raise BadMessage(f"{t}: data must be bytes")
-        elif type(v) is not bool:
-            raise BadMessage(f"{t}: {name} must be a bool")
-        args.append(v)
-    m = cls(*args)
-    if cls is not AppendResp and cls is not VoteResp:  # the two without a shape rule
-        _check_shape(m)
-    return m
+        body += _field_check(name, kind, defaults[name] if name in _OPTIONAL else _MISSING)
+    names = ", ".join(name for name, _ in _FIELDS[cls])
+    body.append(f"m = cls({names})")
+    if cls in (Append, InstallSnapshot, VoteReq):  # the classes with a shape rule
+        body.append("_check_shape(m)")
+    body.append("return m")
+    source = "def decode(w, t):\n" + "".join(f"    {line}\n" for line in body)
+    scope: dict[str, Any] = {
+        "cls": cls, "_MISSING": _MISSING, "INT_MAX": INT_MAX, "_GOOD_IDS": _GOOD_IDS, "_node_id": _node_id,
+        "_bad": _bad, "_entries": _entries, "_check_shape": _check_shape,
+    }
+    exec(source, scope)
+    return scope["decode"]
 
 
 def _entries(t: str, v: Any) -> tuple[Entry, ...]:
@@ -244,3 +281,7 @@ def _check_shape(m: Message) -> None:
                 raise BadMessage(f"vote: last_term {last_term} above the term {term}")
         case _:
             pass
+
+
+_DECODERS: dict[str, Callable[[dict[str, Any], str], Message]] = {t: _decoder(cls) for t, cls in _KINDS.items()}
+"""from_wire's checks for each kind of message, built once."""
