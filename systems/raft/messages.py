@@ -31,7 +31,7 @@ Rules:
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass, fields
+from dataclasses import MISSING, dataclass, fields
 from operator import attrgetter
 from typing import Any, NoReturn
 
@@ -103,6 +103,30 @@ class InstallSnapshot:
 
 
 Message = VoteReq | VoteResp | Append | AppendResp | InstallSnapshot
+
+
+def _slot_init(cls: type) -> None:
+    """Give a frozen slotted message class an __init__ that fills its slots through their setters.
+
+    dataclass's __init__ for a frozen class sets each field with object.__setattr__ (a lookup by
+    name per field); this one calls each slot's own setter: the same signature (fields in order,
+    the same defaults, positional or keyword), the same object. Messages are built on every send
+    and every receive, so it counts.
+    """
+    params, body, scope = [], [], {}
+    for f in fields(cls):
+        assert f.default_factory is MISSING, f"{cls.__name__}.{f.name}: a factory default is not supported here"
+        params.append(f.name if f.default is MISSING else f"{f.name}={f.default!r}")
+        body.append(f"    _set_{f.name}(self, {f.name})\n")
+        scope[f"_set_{f.name}"] = cls.__dict__[f.name].__set__
+    exec(f"def __init__(self, {', '.join(params)}):\n" + "".join(body), scope)
+    init = scope["__init__"]
+    init.__qualname__ = f"{cls.__qualname__}.__init__"
+    cls.__init__ = init  # type: ignore[misc]
+
+
+for _cls in (VoteReq, VoteResp, Append, AppendResp, InstallSnapshot):
+    _slot_init(_cls)
 
 _KINDS: dict[str, type] = {
     "vote": VoteReq,
