@@ -7,11 +7,13 @@ Rules this module keeps:
   `derive_rng(seed, "node", id, incarnation)`. Once dead it never acts
   again: its `send`s vanish, its disk writes are ignored, its tasks only see
   CancelledError (sim_gate).
-- Every message is round-tripped through msgpack before it leaves
+- Every message is packed with msgpack before it leaves
   (`encode_checked`): what the real runtime would reject is rejected here
-  too, and no object is ever shared between two nodes (the receiver gets
-  the copy that check unpacked; a duplicated frame's second copy is
-  unpacked afresh). `call` raises `MessageNotEncodable` (a TypeError) at
+  too, and no mutable object is ever shared between two nodes (the
+  receiver gets what unpacking the bytes gives: the copy the check
+  unpacked, or for a flat map of scalars an equal copy made without the
+  round trip, `plain_copy`; a duplicated frame's second copy is unpacked
+  afresh). `call` raises `MessageNotEncodable` (a TypeError) at
   once; `send` never raises: it logs `send-unencodable`.
 - `call` waits for its own reply or its own deadline: `RpcTimeout` when no
   reply came in time; the world completes it with the reply, a
@@ -71,7 +73,8 @@ def encode_checked(
     """
     try:
         payload = pack(msg) if pack is not None else msgpack.packb(msg, use_bin_type=True)
-        return payload, decode(payload)
+        copy = plain_copy(msg)
+        return payload, decode(payload) if copy is None else copy
     except (TypeError, ValueError, OverflowError) as e:
         where = f"{what} {src}->{dst} {method}" if src else what
         raise MessageNotEncodable(
@@ -81,6 +84,39 @@ def encode_checked(
 
 
 Packer = Callable[[Message], bytes]
+
+_SCALARS = frozenset({str, int, bool, float, bytes, type(None)})
+"""The exact types msgpack gives back as they went in, equal and of the same type (a float stays a
+64-bit float, an int is one msgpack could pack, bytes stays bin, a str stays UTF-8)."""
+
+
+def plain_copy(msg: Message) -> Message | None:
+    """What `decode(pack(msg))` returns, for a message that msgpack has just packed, when that is
+    a map of str keys to scalars (_SCALARS) or empty lists; None for anything else.
+
+    Such a map decodes to a map with the same keys in the same order, equal values of the same
+    types, and fresh empty lists: a shallow copy with fresh empty lists is that, without the
+    round trip. Its immutable values are shared with the sender; nothing mutable is. (The bytes
+    are still packed: the journal's digest covers them, and packing is the check the real runtime
+    makes.)
+    """
+    if type(msg) is not dict:
+        return None
+    empties = None
+    for k, v in msg.items():
+        if type(k) is not str:
+            return None
+        if type(v) not in _SCALARS:
+            if type(v) is not list or v:
+                return None
+            if empties is None:
+                empties = []
+            empties.append(k)
+    copy = msg.copy()
+    if empties is not None:
+        for k in empties:
+            copy[k] = []
+    return copy
 
 
 def new_packer() -> Packer:
