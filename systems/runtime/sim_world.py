@@ -297,7 +297,7 @@ class SimWorld:
                 self._transmit_raw(dst, frame.src, "refused", frame.method, b"", frame.call_id, 1)
             return
         rt = self.endpoints.get(dst)
-        if rt is None or self.incarnation_of(dst) != frame.dst_incarnation:
+        if rt is None or rt.incarnation != frame.dst_incarnation:  # the endpoint is its current incarnation
             self._drop(frame, "crashed")
             return
         self.stats["delivered"] += 1
