@@ -694,6 +694,8 @@ class RaftCore:
     # ------------------------------------------------------------ output
     def has_ready(self) -> bool:
         persisted = self._persisted_hard  # compared field by field: no HardState built per call
+        log = self.log
+        last = log.snapshot_index + len(log.entries)  # log.last_index, inlined: called after every event
         return bool(
             self._bcast_pending
             or self._msgs
@@ -701,8 +703,8 @@ class RaftCore:
             or self._pending_snapshot
             or self.term != persisted.term
             or self.vote != persisted.vote
-            or self.log.stable < self.log.last_index
-            or self.applied < min(self.commit, self.log.last_index)
+            or log.stable < last
+            or self.applied < (self.commit if self.commit < last else last)
         )
 
     def ready(self) -> Ready:
@@ -710,14 +712,16 @@ class RaftCore:
             self._bcast_pending = False
             if self.role is Role.LEADER:
                 self._bcast_append()
-        rd = Ready()
-        if self.hard_state != self._persisted_hard:
-            rd.hard_state = self.hard_state
-        rd.snapshot = self._pending_snapshot
-        rd.entries = self.log.unstable()
-        rd.messages, self._msgs = self._msgs, []
-        rd.reads, self._reads = self._reads, []
-        rd.committed = self.log.slice(self.applied + 1, min(self.commit, self.log.last_index))
+        persisted = self._persisted_hard
+        log = self.log
+        last = log.snapshot_index + len(log.entries)
+        hard = HardState(self.term, self.vote) if self.term != persisted.term or self.vote != persisted.vote else None
+        # log.unstable() and log.slice(applied + 1, min(commit, last)), skipped when they are empty
+        entries = log.unstable() if log.stable < last else []
+        committed = log.slice(self.applied + 1, min(self.commit, last)) if self.applied < self.commit else []
+        rd = Ready(hard, self._pending_snapshot, entries, self._msgs, committed, self._reads)
+        self._msgs = []
+        self._reads = []
         return rd
 
     def advance(self, rd: Ready) -> None:

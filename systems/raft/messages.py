@@ -30,8 +30,10 @@ Rules:
 
 from __future__ import annotations
 
-from dataclasses import dataclass, fields
-from typing import Any
+from collections.abc import Callable
+from dataclasses import MISSING, dataclass, fields
+from operator import attrgetter
+from typing import Any, NoReturn
 
 from systems.raft.log import Entry
 from systems.runtime.api import INT_MAX, check_node_id
@@ -102,6 +104,30 @@ class InstallSnapshot:
 
 Message = VoteReq | VoteResp | Append | AppendResp | InstallSnapshot
 
+
+def _slot_init(cls: type) -> None:
+    """Give a frozen slotted message class an __init__ that fills its slots through their setters.
+
+    dataclass's __init__ for a frozen class sets each field with object.__setattr__ (a lookup by
+    name per field); this one calls each slot's own setter: the same signature (fields in order,
+    the same defaults, positional or keyword), the same object. Messages are built on every send
+    and every receive, so it counts.
+    """
+    params, body, scope = [], [], {}
+    for f in fields(cls):
+        assert f.default_factory is MISSING, f"{cls.__name__}.{f.name}: a factory default is not supported here"
+        params.append(f.name if f.default is MISSING else f"{f.name}={f.default!r}")
+        body.append(f"    _set_{f.name}(self, {f.name})\n")
+        scope[f"_set_{f.name}"] = cls.__dict__[f.name].__set__
+    exec(f"def __init__(self, {', '.join(params)}):\n" + "".join(body), scope)
+    init = scope["__init__"]
+    init.__qualname__ = f"{cls.__qualname__}.__init__"
+    cls.__init__ = init  # type: ignore[misc]
+
+
+for _cls in (VoteReq, VoteResp, Append, AppendResp, InstallSnapshot):
+    _slot_init(_cls)
+
 _KINDS: dict[str, type] = {
     "vote": VoteReq,
     "vote-resp": VoteResp,
@@ -136,50 +162,108 @@ _FIELDS: dict[type, tuple[tuple[str, int], ...]] = {
 """Per message class: (field name, how to check it), in declaration order (computed once: hot path)."""
 
 
+def _optional_last(names: list[str]) -> bool:
+    optional = sum(n in _OPTIONAL for n in names)
+    return all(n in _OPTIONAL for n in names[len(names) - optional:])
+
+
+# from_wire builds messages positionally, leaving out a missing optional field: those must come last.
+assert all(_optional_last([n for n, _ in fs]) for fs in _FIELDS.values())
+
+
 def to_wire(m: Message) -> dict[str, Any]:
-    out: dict[str, Any] = {"t": _NAMES[type(m)]}
-    for name, kind in _FIELDS[type(m)]:
-        v = getattr(m, name)
-        out[name] = [e.to_wire() for e in v] if kind == _ENTRIES else v
+    cls = type(m)
+    out: dict[str, Any] = {"t": _NAMES[cls]}
+    names, values = _GETTERS[cls]
+    out.update(zip(names, values(m), strict=True))  # every field, in declaration order
+    if cls is Append:
+        out["entries"] = [[e.term, e.index, e.data] for e in m.entries]  # Entry.to_wire, inlined
     return out
+
+
+_GETTERS: dict[type, tuple[tuple[str, ...], Callable[[Any], tuple[Any, ...]]]] = {
+    cls: (tuple(name for name, _ in fs), attrgetter(*(name for name, _ in fs))) for cls, fs in _FIELDS.items()
+}
+"""Per message class: its field names in declaration order, and a getter of their values (one C call)."""
+
+_GOOD_IDS: set[str] = set()
+"""Node ids check_node_id accepted (a pure check, so its answer is remembered; bounded)."""
+_MISSING: Any = object()
 
 
 def from_wire(w: Any) -> Message:
     if not isinstance(w, dict):
         raise BadMessage(f"not a raft message: {str(w)[:80]}")
     t = w.get("t")
-    cls = _KINDS.get(t) if isinstance(t, str) else None
-    if cls is None:
+    decode = _DECODERS.get(t) if isinstance(t, str) else None
+    if decode is None:
         raise BadMessage(f"not a raft message: {str(w)[:80]}")
-    kw: dict[str, Any] = {}
+    return decode(w, t)
+
+
+def _bad(t: str, name: str, v: Any, kind: int) -> NoReturn:
+    """Raise what from_wire says about field `name` holding `v` (_MISSING: absent), which failed its check."""
+    if v is _MISSING:
+        raise BadMessage(f"{t}: missing {name}")
+    if kind == _INT:
+        raise BadMessage(f"{t}: {name} must be an int in 0..{INT_MAX}, got {str(v)[:40]}")
+    if kind == _INT_OR_NONE:
+        raise BadMessage(f"{t}: {name} must be an int in -1..{INT_MAX}, got {str(v)[:40]}")
+    if kind == _BYTES:
+        raise BadMessage(f"{t}: data must be bytes")
+    raise BadMessage(f"{t}: {name} must be a bool")
+
+
+def _node_id(t: str, name: str, v: Any) -> str:
+    if v is _MISSING:
+        raise BadMessage(f"{t}: missing {name}")
+    try:
+        check_node_id(v)
+    except ValueError as e:
+        raise BadMessage(f"{t}: {name}: {e}") from None
+    if len(_GOOD_IDS) < 4096:
+        _GOOD_IDS.add(v)
+    return v
+
+
+def _field_check(name: str, kind: int, optional: Any) -> list[str]:
+    """Source lines that read field `name` of `w` into the local `name` and check it (see from_wire)."""
+    get = f"{name} = w.get({name!r}, _MISSING)" if optional is _MISSING else f"{name} = w.get({name!r}, {optional!r})"
+    test = {
+        _INT: f"type({name}) is not int or not 0 <= {name} <= INT_MAX",
+        _INT_OR_NONE: f"type({name}) is not int or not -1 <= {name} <= INT_MAX",
+        _BYTES: f"not isinstance({name}, bytes)",
+        _BOOL: f"type({name}) is not bool",
+    }
+    if kind == _STR:
+        return [get, f"if type({name}) is not str or {name} not in _GOOD_IDS:",
+                f"    {name} = _node_id(t, {name!r}, {name})"]
+    if kind == _ENTRIES:
+        return [get, f"if {name} is _MISSING:", f"    _bad(t, {name!r}, {name}, {kind})",
+                f"{name} = _entries(t, {name})"]
+    return [get, f"if {test[kind]}:", f"    _bad(t, {name!r}, {name}, {kind})"]
+
+
+def _decoder(cls: type) -> Callable[[dict[str, Any], str], Message]:
+    """from_wire for one class as straight-line code, built once from _FIELDS (as dataclasses builds
+    __init__): each field read and checked in declaration order, so the first bad one is the one
+    reported; an absent optional field takes its default (which passes its check)."""
+    defaults = {f.name: f.default for f in fields(cls)}
+    body = []
     for name, kind in _FIELDS[cls]:
-        if name not in w:
-            if name in _OPTIONAL:
-                continue
-            raise BadMessage(f"{t}: missing {name}")
-        v = w[name]
-        if kind == _INT:
-            if type(v) is not int or not 0 <= v <= INT_MAX:
-                raise BadMessage(f"{t}: {name} must be an int in 0..{INT_MAX}, got {str(v)[:40]}")
-        elif kind == _INT_OR_NONE:
-            if type(v) is not int or not -1 <= v <= INT_MAX:
-                raise BadMessage(f"{t}: {name} must be an int in -1..{INT_MAX}, got {str(v)[:40]}")
-        elif kind == _STR:
-            try:
-                check_node_id(v)
-            except ValueError as e:
-                raise BadMessage(f"{t}: {name}: {e}") from None
-        elif kind == _ENTRIES:
-            v = _entries(t, v)
-        elif kind == _BYTES:
-            if not isinstance(v, bytes):
-                raise BadMessage(f"{t}: data must be bytes")
-        elif type(v) is not bool:
-            raise BadMessage(f"{t}: {name} must be a bool")
-        kw[name] = v
-    m = cls(**kw)
-    _check_shape(m)
-    return m
+        body += _field_check(name, kind, defaults[name] if name in _OPTIONAL else _MISSING)
+    names = ", ".join(name for name, _ in _FIELDS[cls])
+    body.append(f"m = cls({names})")
+    if cls in (Append, InstallSnapshot, VoteReq):  # the classes with a shape rule
+        body.append("_check_shape(m)")
+    body.append("return m")
+    source = "def decode(w, t):\n" + "".join(f"    {line}\n" for line in body)
+    scope: dict[str, Any] = {
+        "cls": cls, "_MISSING": _MISSING, "INT_MAX": INT_MAX, "_GOOD_IDS": _GOOD_IDS, "_node_id": _node_id,
+        "_bad": _bad, "_entries": _entries, "_check_shape": _check_shape,
+    }
+    exec(source, scope)
+    return scope["decode"]
 
 
 def _entries(t: str, v: Any) -> tuple[Entry, ...]:
@@ -221,3 +305,7 @@ def _check_shape(m: Message) -> None:
                 raise BadMessage(f"vote: last_term {last_term} above the term {term}")
         case _:
             pass
+
+
+_DECODERS: dict[str, Callable[[dict[str, Any], str], Message]] = {t: _decoder(cls) for t, cls in _KINDS.items()}
+"""from_wire's checks for each kind of message, built once."""

@@ -62,6 +62,7 @@ import asyncio
 from typing import Any
 
 from systems.raft.core import CoreConfig, RaftCore, Ready, Role
+from systems.raft.inbox import Inbox
 from systems.raft.kvstate import KVState, encode_command, is_read_only
 from systems.raft.log import Entry, Snapshot
 from systems.raft.messages import Append, BadMessage, InstallSnapshot, from_wire, to_wire
@@ -153,7 +154,7 @@ class RaftNode:
         self.compacting = False
         self.log_bytes_at_snapshot = 0
         self.kv = KVState(checkpoint_every=int(self.opts["digest_checkpoint_every"]))
-        self.events: asyncio.Queue[tuple[Any, ...]] = asyncio.Queue()
+        self.events: Inbox[tuple[Any, ...]] = Inbox()
         self.waiters: dict[int, tuple[int, asyncio.Future[dict[str, Any]], dict[str, Any] | None]] = {}
         """index -> (term, the client's future, its command when applying it needs no decoding)."""
         self.read_waiters: list[tuple[int, dict[str, Any], asyncio.Future[dict[str, Any]]]] = []

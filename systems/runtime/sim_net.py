@@ -205,8 +205,15 @@ class Journal:
 def _line(record: Record) -> str:
     """json.dumps(dict(zip(JOURNAL_FIELDS, record)), separators=(",", ":")), written out."""
     t, ev, src, dst, kind, method, i, note = record
-    s = encode_basestring_ascii
-    return (
-        f'{{"t":{t},"ev":{s(ev)},"src":{s(src)},"dst":{s(dst)},"kind":{s(kind)},'
-        f'"method":{s(method)},"id":{i},"note":{s(note)}}}'
-    )
+    key = (ev, src, dst, kind, method)
+    middle = _MIDDLES.get(key)
+    if middle is None:
+        s = encode_basestring_ascii
+        middle = f'"ev":{s(ev)},"src":{s(src)},"dst":{s(dst)},"kind":{s(kind)},"method":{s(method)}'
+        if len(_MIDDLES) < 100_000:
+            _MIDDLES[key] = middle
+    return f'{{"t":{t},{middle},"id":{i},"note":{encode_basestring_ascii(note)}}}'
+
+
+_MIDDLES: dict[tuple[str, str, str, str, str], str] = {}
+"""The JSON of (ev, src, dst, kind, method), by value: a run repeats few of them many times (bounded)."""

@@ -7,11 +7,13 @@ Rules this module keeps:
   `derive_rng(seed, "node", id, incarnation)`. Once dead it never acts
   again: its `send`s vanish, its disk writes are ignored, its tasks only see
   CancelledError (sim_gate).
-- Every message is round-tripped through msgpack before it leaves
+- Every message is packed with msgpack before it leaves
   (`encode_checked`): what the real runtime would reject is rejected here
-  too, and no object is ever shared between two nodes (the receiver gets
-  the copy that check unpacked; a duplicated frame's second copy is
-  unpacked afresh). `call` raises `MessageNotEncodable` (a TypeError) at
+  too, and no mutable object is ever shared between two nodes (the
+  receiver gets what unpacking the bytes gives: the copy the check
+  unpacked, or for a flat map of scalars an equal copy made without the
+  round trip, `plain_copy`; a duplicated frame's second copy is unpacked
+  afresh). `call` raises `MessageNotEncodable` (a TypeError) at
   once; `send` never raises: it logs `send-unencodable`.
 - `call` waits for its own reply or its own deadline: `RpcTimeout` when no
   reply came in time; the world completes it with the reply, a
@@ -32,7 +34,9 @@ Rules this module keeps:
 from __future__ import annotations
 
 import asyncio
+import functools
 import json
+from asyncio.futures import _set_result_unless_cancelled
 from collections.abc import Callable, Coroutine
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
@@ -69,7 +73,8 @@ def encode_checked(
     """
     try:
         payload = pack(msg) if pack is not None else msgpack.packb(msg, use_bin_type=True)
-        return payload, decode(payload)
+        copy = plain_copy(msg)
+        return payload, decode(payload) if copy is None else copy
     except (TypeError, ValueError, OverflowError) as e:
         where = f"{what} {src}->{dst} {method}" if src else what
         raise MessageNotEncodable(
@@ -80,6 +85,39 @@ def encode_checked(
 
 Packer = Callable[[Message], bytes]
 
+_SCALARS = frozenset({str, int, bool, float, bytes, type(None)})
+"""The exact types msgpack gives back as they went in, equal and of the same type (a float stays a
+64-bit float, an int is one msgpack could pack, bytes stays bin, a str stays UTF-8)."""
+
+
+def plain_copy(msg: Message) -> Message | None:
+    """What `decode(pack(msg))` returns, for a message that msgpack has just packed, when that is
+    a map of str keys to scalars (_SCALARS) or empty lists; None for anything else.
+
+    Such a map decodes to a map with the same keys in the same order, equal values of the same
+    types, and fresh empty lists: a shallow copy with fresh empty lists is that, without the
+    round trip. Its immutable values are shared with the sender; nothing mutable is. (The bytes
+    are still packed: the journal's digest covers them, and packing is the check the real runtime
+    makes.)
+    """
+    if type(msg) is not dict:
+        return None
+    empties = None
+    for k, v in msg.items():
+        if type(k) is not str:
+            return None
+        if type(v) not in _SCALARS:
+            if type(v) is not list or v:
+                return None
+            if empties is None:
+                empties = []
+            empties.append(k)
+    copy = msg.copy()
+    if empties is not None:
+        for k in empties:
+            copy[k] = []
+    return copy
+
 
 def new_packer() -> Packer:
     """msgpack.packb(msg, use_bin_type=True) without a new Packer (and its buffer) per message.
@@ -89,8 +127,8 @@ def new_packer() -> Packer:
     return msgpack.Packer(use_bin_type=True).pack
 
 
-def decode(payload: bytes) -> Message:
-    return msgpack.unpackb(payload, raw=False, strict_map_key=False)
+decode: Callable[[bytes], Message] = functools.partial(msgpack.unpackb, raw=False, strict_map_key=False)
+"""What a receiver unpacks from `payload` (a partial: no Python frame per message)."""
 
 
 class SimLog(LevelledLog):
@@ -198,7 +236,17 @@ class SimRuntime:
 
     async def sleep(self, seconds: float) -> None:
         clock = self.clock
-        await asyncio.sleep(max(0.0, seconds) if clock is None else clock.true_duration(seconds))
+        delay = max(0.0, seconds) if clock is None else clock.true_duration(seconds)
+        if delay <= 0:
+            await asyncio.sleep(delay)
+        else:  # asyncio.sleep(delay), inlined: the same future and timer, one coroutine fewer
+            loop = self._loop
+            fut = loop.create_future()
+            timer = loop.call_at(loop._now + delay, _set_result_unless_cancelled, fut, None)
+            try:
+                await fut
+            finally:
+                timer.cancel()
         self.world.stats["timers"] += 1
 
     def spawn(self, coro: Coroutine[Any, Any, Any], name: str = "", *, essential: bool = False) -> asyncio.Task[Any]:

@@ -38,6 +38,9 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import contextvars
+import dis
+import functools
+import inspect
 import itertools
 import traceback
 from collections.abc import Awaitable, Callable, Coroutine
@@ -46,6 +49,7 @@ from typing import Any
 
 from systems.runtime.api import (
     ConnectionLost,
+    Handler,
     LinkFault,
     Message,
     NodeConfig,
@@ -297,7 +301,7 @@ class SimWorld:
                 self._transmit_raw(dst, frame.src, "refused", frame.method, b"", frame.call_id, 1)
             return
         rt = self.endpoints.get(dst)
-        if rt is None or self.incarnation_of(dst) != frame.dst_incarnation:
+        if rt is None or rt.incarnation != frame.dst_incarnation:  # the endpoint is its current incarnation
             self._drop(frame, "crashed")
             return
         self.stats["delivered"] += 1
@@ -305,10 +309,50 @@ class SimWorld:
             (round(self.loop._now * 1e9), "recv", frame.src, dst, frame.kind, frame.method, frame.id, "")
         )
         # The handler starts from the world's empty root context, as the arrival callback runs in it.
+        handler = rt.handlers.get(frame.method)
+        if handler is not None and rt.owner is rt and never_suspends(handler):
+            # A handler that cannot suspend runs to its end in its task's first step: that step, at the
+            # place in the ready queue where the task's would be, without the task (see _handle_at_once).
+            self.loop.call_soon(
+                self._handle_at_once, rt, frame, _take_message(frame), handler, None, context=rt.root_context.copy()
+            )
+            return
         create_owned_task(
             self.loop, rt.owner, self._handle(rt, frame, _take_message(frame)), f"{dst}.{frame.method}",
             context=rt.root_context.copy(),
         )
+
+    def _handle_at_once(
+        self, rt: SimRuntime, frame: Frame, msg: Message, handler: Handler, _resumed: object = None,
+    ) -> None:
+        """What the owned task running `_handle(rt, frame, msg)` does in its one step, by the gate's rules.
+
+        Dead owner: the coroutine never runs (the task ends; the loop is told as the gate tells it).
+        Paused owner: wait for a gate waiter, then decide again, as the gated task would. Else run
+        `_handle` to its end: its handler (`never_suspends`) cannot suspend, nor can it then.
+        """
+        loop = self.loop
+        if rt.dead:
+            loop.note_task_done()
+            return
+        if rt.paused:
+            waiter = rt.gate_waiter()
+            waiter.add_done_callback(functools.partial(self._handle_at_once, rt, frame, msg, handler))
+            return
+        if rt.handlers.get(frame.method) is not handler:
+            raise SimError(f"{rt.node_id} replaced its {frame.method!r} handler while a message waited for it")
+        coro = self._handle(rt, frame, msg)
+        try:
+            coro.send(None)
+        except StopIteration:
+            pass
+        except asyncio.CancelledError:
+            pass  # the task would have ended cancelled: nothing to report
+        else:
+            coro.close()
+            raise SimError(f"{rt.node_id}'s {frame.method!r} handler suspended, which it cannot")
+        finally:
+            loop.note_task_done()
 
     async def _handle(self, rt: SimRuntime, frame: Frame, msg: Message) -> None:
         is_call = frame.kind == "call"
@@ -387,6 +431,30 @@ class SimWorld:
     def digest(self) -> str:
         """SHA-256 over every journal record and payload: equal seeds, equal digests."""
         return self.journal.digest()
+
+
+_SUSPENDING_OPS = frozenset({
+    "YIELD_VALUE", "SEND", "GET_AWAITABLE", "GET_AITER", "GET_ANEXT", "BEFORE_ASYNC_WITH", "END_ASYNC_FOR",
+})
+"""Opcodes of every point where a coroutine's own frame can suspend (await, async for/with)."""
+_NEVER_SUSPENDS: dict[Any, bool] = {}
+
+
+def never_suspends(handler: Handler) -> bool:
+    """True when `handler` is a coroutine function (or a method of one) whose own code holds no
+    await, async for or async with: its coroutine can only run to its end in one step. Unknown
+    shapes (partials, wrappers, callables) are False. Judged once per function."""
+    func = getattr(handler, "__func__", handler)
+    known = _NEVER_SUSPENDS.get(func)
+    if known is None:
+        code = getattr(func, "__code__", None)
+        known = (
+            code is not None and inspect.iscoroutinefunction(func)
+            and not any(op.opname in _SUSPENDING_OPS for op in dis.get_instructions(code))
+        )
+        if len(_NEVER_SUSPENDS) < 10_000:
+            _NEVER_SUSPENDS[func] = known
+    return known
 
 
 def _ns(t: float) -> int:
