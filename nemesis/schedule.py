@@ -104,14 +104,25 @@ def _number(x: Any) -> bool:
 
 
 def deal(packages: list[Fault], rng: random.Random, weights: Mapping[str, int] | None = None) -> Iterator[Fault]:
-    """Endless rounds, each a fresh shuffle of all packages (each `weights[name]` times, default once)."""
-    once = [p for p in packages for _ in range(weights.get(p.name, 1))] if weights else list(packages)
+    """Endless rounds. Each deals every package once (weight 0: never), in a fresh seeded order, then the
+    extra copies its weight asks for (`weights[name] - 1`), in another: so every package's first dealing of
+    a round comes within its first len(packages) slots, whatever the weights. Without weights a round is
+    one shuffle of the packages, the same draws as ever."""
+    if weights:
+        once = [p for p in packages if weights.get(p.name, 1) > 0]
+        extra = [p for p in once for _ in range(weights.get(p.name, 1) - 1)]
+    else:
+        once, extra = list(packages), []
     if not once:
         return
     while True:
         deck = list(once)
         rng.shuffle(deck)
         yield from deck
+        if extra:
+            more = list(extra)
+            rng.shuffle(more)
+            yield from more
 
 
 async def acting(ctx: NemesisContext, package: Fault, phase: str) -> bool:
@@ -134,19 +145,26 @@ async def run_schedule(
     pace = pace or Pace()
     if not packages:
         return
+    ctx.stop_at = stop_at
     deck = deal(packages, ctx.rng, pace.weights)
+    retry: Fault | None = None
     while True:
         healthy_s = interval_s * ctx.rng.uniform(*pace.healthy)
         hold_s = interval_s * ctx.rng.uniform(*pace.hold)
         if rt.now() + healthy_s + hold_s > stop_at:
             return
         await rt.sleep(healthy_s)
-        package = next(deck, None)
+        retried = retry is not None
+        package = retry if retry is not None else next(deck, None)
+        retry = None
         if package is None:
             return
+        before = ctx.recorded[package.name]
         if await acting(ctx, package, "start"):
             await rt.sleep(hold_s)
         await acting(ctx, package, "stop")
+        if not retried and ctx.recorded[package.name] == before:
+            retry = package  # it found nothing to do: a second try at the next slot (the deck waits)
 
 
 # -- explicit scripts ----------------------------------------------------------------------------
