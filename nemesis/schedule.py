@@ -38,6 +38,18 @@ name. A package that raises (a fault the cluster refused) is recorded as a
 `nemesis-error` op naming it, the phase and the error, and the schedule goes
 on: the run is then reported as one whose faults did not all take effect,
 never as a crash halfway.
+
+Drawn faults take effect (a run where one never did is at best unknown):
+- A round deals every package once before it deals any a second time
+  (`deal`), so time lost late in a round costs a repeat, not a package's
+  only dealing.
+- A package that found nothing to do at its slot (it recorded no op,
+  `ctx.recorded`, from its start through its stop: no leader to isolate,
+  no job to hit) is dealt again at the next slot, once in a row, the deck
+  waiting: a package that can never fire takes at most every other slot.
+- Both schedules tell packages when they end (`ctx.stop_at`), so one that
+  waits for something to hit (nemesis/mapreduce.py's output-holder-kill)
+  waits no longer.
 """
 
 from __future__ import annotations
@@ -361,6 +373,7 @@ async def run_script(
 ) -> None:
     """Play `script` on the test clock (times from `started_at`); stops at `stop_at`."""
     rt = ctx.cluster.client
+    ctx.stop_at = stop_at
     by_name = {p.name: p for p in packages}
     events = []
     for i, f in enumerate(script.faults):
