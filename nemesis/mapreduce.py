@@ -11,8 +11,9 @@
   at `stop`. This is the fault the paper's re-execution of *completed* map
   tasks exists for (§3.3). A job needs its map outputs only while it runs,
   under a second of a run's tens, so `start` waits for a target up to
-  `WAIT_FOR_TARGET_S` (and never past the schedule's end, when the clients
-  stop submitting), and the fault is then held the time the schedule drew;
+  `WAIT_FOR_TARGET_S` or two schedule intervals, whichever is shorter (and
+  never past the schedule's end, when the clients stop submitting); waiting
+  longer starves the faults dealt after it. The fault is then held the time the schedule drew;
   finding none, it records nothing (the schedule tries it once more at the
   next slot, and the faults checker says so if it never fired).
 
@@ -34,8 +35,9 @@ from systems.runtime.api import RpcError
 WATCH_S = 0.05
 REPORT_TIMEOUT_S = 0.5
 WAIT_FOR_TARGET_S = 10.0
-"""How long output-holder-kill waits for a target when dealt (test-clock seconds, never past the schedule's
-end): a job's map outputs are needed only while it runs, under a second of a run's tens."""
+"""How long output-holder-kill waits for a target when dealt (test-clock seconds; at most two of the schedule's
+intervals, so a wait costs about what two more faults would, and never past the schedule's end): a job's map
+outputs are needed only while it runs, under a second of a run's tens."""
 
 
 class CoordinatorKill:
@@ -69,7 +71,8 @@ class OutputHolderKill:
 
     async def start(self, ctx: NemesisContext) -> None:
         rt = ctx.cluster.client
-        deadline = rt.now() + WAIT_FOR_TARGET_S
+        wait_s = WAIT_FOR_TARGET_S if ctx.interval_s is None else min(WAIT_FOR_TARGET_S, 2 * ctx.interval_s)
+        deadline = rt.now() + wait_s
         if ctx.stop_at is not None:
             deadline = min(deadline, ctx.stop_at)
         while True:

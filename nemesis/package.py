@@ -55,6 +55,9 @@ class NemesisContext:
     """The stop ops to record once the network is healed, one per network fault in place."""
     recorded: Counter[str] = field(default_factory=Counter)
     """Package -> how many ops it has recorded (the schedule tells a package that found nothing to do by it)."""
+    interval_s: float | None = None
+    """The random schedule's fault spacing (a package that waits for a target waits in proportion). None: no
+    random schedule."""
     stop_at: float | None = None
     """When the random schedule stops dealing faults (test clock; the clients stop then too): a package that
     waits for something to hit waits no longer than this. None: no schedule said."""

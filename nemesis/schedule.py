@@ -157,7 +157,7 @@ async def run_schedule(
     pace = pace or Pace()
     if not packages:
         return
-    ctx.stop_at = stop_at
+    ctx.stop_at, ctx.interval_s = stop_at, interval_s
     deck = deal(packages, ctx.rng, pace.weights)
     retry: Fault | None = None
     while True:
