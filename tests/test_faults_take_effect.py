@@ -179,12 +179,14 @@ def test_output_holder_kill_waits_for_a_job_that_needs_a_workers_map_output() ->
     assert cluster.restarted == ["n2"] and [f for f, _, _ in ops] == ["kill", "restart"]
 
 
-def test_output_holder_kill_waits_no_longer_than_its_bound_nor_past_the_schedules_end() -> None:
-    for stop_at, busy_from, bound in [(None, None, WAIT_FOR_TARGET_S), (3.0, 5.0, 3.0)]:
+def test_output_holder_kill_waits_no_longer_than_its_bound_two_intervals_nor_past_the_schedules_end() -> None:
+    cases = [(None, None, None, WAIT_FOR_TARGET_S), (None, 3.0, 5.0, 3.0), (1.5, None, 4.0, 3.0),
+             (30.0, None, None, WAIT_FOR_TARGET_S)]
+    for interval_s, stop_at, busy_from, bound in cases:
         cluster = mr_cluster(busy_from)
         ops: list[tuple[str, Any, dict[str, Any]]] = []
         ctx = context(cluster, ops)
-        ctx.stop_at = stop_at
+        ctx.stop_at, ctx.interval_s = stop_at, interval_s
         asyncio.run(OutputHolderKill().start(ctx))
         assert ops == [] and cluster.killed == []  # found nothing: recorded nothing (the checker will say so)
         assert bound <= cluster.client.t < bound + 0.5
