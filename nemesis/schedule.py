@@ -44,9 +44,12 @@ Drawn faults take effect (a run where one never did is at best unknown):
   (`deal`), so time lost late in a round costs a repeat, not a package's
   only dealing.
 - A package that found nothing to do at its slot (it recorded no op,
-  `ctx.recorded`, from its start through its stop: no leader to isolate,
-  no job to hit) is dealt again at the next slot, once in a row, the deck
-  waiting: a package that can never fire takes at most every other slot.
+  `ctx.recorded`, from its start through its stop: no leader elected yet,
+  no job to hit) is dealt again at the next slot, the deck waiting. If it
+  misses again and has never taken effect in this run (which is therefore
+  unknown without it), it is owed: dealt after every deck card until it
+  fires. So a package that can never fire takes at most every other slot,
+  and one that has already fired is retried once.
 - Both schedules tell packages when they end (`ctx.stop_at`), so one that
   waits for something to hit (nemesis/mapreduce.py's output-holder-kill)
   waits no longer.
@@ -160,13 +163,14 @@ async def run_schedule(
     ctx.stop_at, ctx.interval_s = stop_at, interval_s
     deck = deal(packages, ctx.rng, pace.weights)
     retry: Fault | None = None
+    owed: list[Fault] = []
     while True:
         healthy_s = interval_s * ctx.rng.uniform(*pace.healthy)
         hold_s = interval_s * ctx.rng.uniform(*pace.hold)
         if rt.now() + healthy_s + hold_s > stop_at:
             return
         await rt.sleep(healthy_s)
-        retried = retry is not None
+        again = retry is not None
         package = retry if retry is not None else next(deck, None)
         retry = None
         if package is None:
@@ -175,8 +179,13 @@ async def run_schedule(
         if await acting(ctx, package, "start"):
             await rt.sleep(hold_s)
         await acting(ctx, package, "stop")
-        if not retried and ctx.recorded[package.name] == before:
+        missed = ctx.recorded[package.name] == before
+        if missed and not again:
             retry = package  # it found nothing to do: a second try at the next slot (the deck waits)
+        elif missed and ctx.recorded[package.name] == 0 and package not in owed:
+            owed.append(package)  # never took effect yet, so the run is unknown without it: keep trying it
+        if retry is None and owed and not again:
+            retry = owed.pop(0)  # after each deck card, one owed package's turn
 
 
 # -- explicit scripts ----------------------------------------------------------------------------
