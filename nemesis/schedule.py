@@ -180,12 +180,12 @@ async def run_schedule(
             await rt.sleep(hold_s)
         await acting(ctx, package, "stop")
         missed = ctx.recorded[package.name] == before
-        if missed and not again:
+        if missed and not again and package not in owed:
             retry = package  # it found nothing to do: a second try at the next slot (the deck waits)
         elif missed and ctx.recorded[package.name] == 0 and package not in owed:
             owed.append(package)  # never took effect yet, so the run is unknown without it: keep trying it
-        if retry is None and owed and not again:
-            retry = owed.pop(0)  # after each deck card, one owed package's turn
+        if retry is None and owed and not again and package not in owed:
+            retry = owed.pop(0)  # after each deck card (other than an owed package's own), one owed package's turn
 
 
 # -- explicit scripts ----------------------------------------------------------------------------
