@@ -13,9 +13,13 @@ cures them.
   Clients still reach it (the harness's clients are never partitioned), but
   it hears no chunkserver: it declares them dead and leases stop.
 - `chunkserver-loss`: SIGKILL one or two chunkservers (never the master's
-  node) and keep them down until the master has declared them dead and no
-  chunk of a live file is under-replicated any more (bounded by `LOSS_MAX_S`),
-  so re-replication really runs; then restart them, holding stale replicas.
+  node) and keep them down until the master has declared them dead and has
+  re-replicated every chunk of a live file it can (bounded by `LOSS_MAX_S`):
+  none is under-replicated, or, with fewer live chunkservers than the goal
+  (3 nodes, one down), every live one already holds a current replica of it,
+  so there is nowhere left to copy it; then restart them, holding stale
+  replicas. (Waiting for a goal the master cannot reach would hold every
+  such loss the full bound and starve the faults dealt after it.)
 - `corrupt`: flip 1-3 bytes inside one replica's chunk file on one node's
   disk, through the cluster's `corrupt_file` (sim disk, or the real file
   under the node's data directory). Its own kind, `corrupt` {node, handle,
@@ -142,13 +146,23 @@ class ChunkserverLoss:
         deadline = rt.now() + LOSS_MAX_S
         while rt.now() < deadline and self.master is not None and self.master not in ctx.killed:
             report = await master_report(rt, self.master)
-            if report is not None:
-                dead = not set(self.victims) & set(report.get("alive") or [])
-                if dead and not (report.get("fsck") or {}).get("under_replicated"):
-                    break
+            if report is not None and _rereplicated(report, self.victims):
+                break
             await rt.sleep(POLL_S)
         await restart(ctx, self.victims)
         self.victims = []
+
+
+def _rereplicated(report: dict[str, Any], victims: list[str]) -> bool:
+    """The master has declared every victim dead and has no chunk left to copy: each chunk of a live file
+    fsck still counts under-replicated already has a current replica on every chunkserver it believes
+    alive (fewer live chunkservers than the goal, as 3 nodes with one down: nowhere to put another copy,
+    so the master's own re-replication target, min(goal, alive), is met)."""
+    alive = set(report.get("alive") or [])
+    if set(victims) & alive:
+        return False
+    under = (report.get("fsck") or {}).get("under_replicated") or []
+    return all(len(set(u.get("current") or []) & alive) >= len(alive) for u in under)
 
 
 class Corrupt:

@@ -9,7 +9,13 @@
   (preferring a job whose map phase is over, so its reducers are fetching),
   then SIGKILL that worker's node (never the coordinator's) and restart it
   at `stop`. This is the fault the paper's re-execution of *completed* map
-  tasks exists for (§3.3).
+  tasks exists for (§3.3). A job needs its map outputs only while it runs,
+  under a second of a run's tens, so `start` waits for a target up to
+  `WAIT_FOR_TARGET_S` or two schedule intervals, whichever is shorter (and
+  never past the schedule's end, when the clients stop submitting); waiting
+  longer starves the faults dealt after it. The fault is then held the time the schedule drew;
+  finding none, it records nothing (the schedule tries it once more at the
+  next slot, and the faults checker says so if it never fired).
 
 Both record the kill fault's vocabulary (kill / restart, with `role`), so
 the report, the checkers and the final heal treat them as any kill. Plain
@@ -20,9 +26,6 @@ worker faults need no package of their own: `kill` and `pause` hit workers
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
-
 from base.cluster import Capability
 from nemesis.kill import KILL, kill, restart
 from nemesis.package import NemesisContext, NemesisPackage, Requirements
@@ -31,6 +34,10 @@ from systems.runtime.api import RpcError
 
 WATCH_S = 0.05
 REPORT_TIMEOUT_S = 0.5
+WAIT_FOR_TARGET_S = 10.0
+"""How long output-holder-kill waits for a target when dealt (test-clock seconds; at most two of the schedule's
+intervals, so a wait costs about what two more faults would, and never past the schedule's end): a job's map
+outputs are needed only while it runs, under a second of a run's tens."""
 
 
 class CoordinatorKill:
@@ -54,43 +61,47 @@ class CoordinatorKill:
 
 
 class OutputHolderKill:
-    """Kill a worker holding map output a running job still needs; restart it at `stop`."""
+    """Kill a worker holding map output a running job still needs (waiting, bounded, for one); restart it
+    at `stop`."""
 
     name = "output-holder-kill"
 
     def __init__(self) -> None:
         self.victims: list[str] = []
-        self._watch: asyncio.Future[None] | None = None
 
     async def start(self, ctx: NemesisContext) -> None:
-        self._watch = asyncio.ensure_future(self._hunt(ctx))
-
-    async def _hunt(self, ctx: NemesisContext) -> None:
         rt = ctx.cluster.client
-        while not self.victims:
-            coordinator = await find_coordinator(rt, ctx.running())
-            if coordinator is not None:
-                try:
-                    report = await rt.call(coordinator, "mr.report", {}, timeout=REPORT_TIMEOUT_S)
-                except RpcError:
-                    report = None
-                if report is not None:
-                    live = {w: n for w, n in output_holders(report).items()
-                            if w != coordinator and w in ctx.running()}
-                    if live:
-                        best = max(live.values())
-                        target = ctx.rng.choice(sorted(w for w, n in live.items() if n == best))
-                        await kill(ctx, target, role="map output holder")
-                        self.victims = [target]
-                        return
+        wait_s = WAIT_FOR_TARGET_S if ctx.interval_s is None else min(WAIT_FOR_TARGET_S, 2 * ctx.interval_s)
+        deadline = rt.now() + wait_s
+        if ctx.stop_at is not None:
+            deadline = min(deadline, ctx.stop_at)
+        while True:
+            target = await self._target(ctx)
+            if target is not None:
+                await kill(ctx, target, role="map output holder")
+                self.victims = [target]
+                return
+            if rt.now() >= deadline:
+                return  # no job needed a worker's map output all this while: nothing recorded, nothing done
             await rt.sleep(WATCH_S)
 
+    async def _target(self, ctx: NemesisContext) -> str | None:
+        """A live worker (not the coordinator's node) holding the most needed map output, or None."""
+        rt = ctx.cluster.client
+        coordinator = await find_coordinator(rt, ctx.running())
+        if coordinator is None:
+            return None
+        try:
+            report = await rt.call(coordinator, "mr.report", {}, timeout=REPORT_TIMEOUT_S)
+        except RpcError:
+            return None
+        live = {w: n for w, n in output_holders(report).items() if w != coordinator and w in ctx.running()}
+        if not live:
+            return None
+        best = max(live.values())
+        return ctx.rng.choice(sorted(w for w, n in live.items() if n == best))
+
     async def stop(self, ctx: NemesisContext) -> None:
-        if self._watch is not None:
-            self._watch.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._watch
-            self._watch = None
         await restart(ctx, self.victims)
         self.victims = []
 

@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import contextvars
 import random
+from collections import Counter
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any, Protocol
@@ -52,6 +53,14 @@ class NemesisContext:
     paused: set[str] = field(default_factory=set)
     network_cures: list[str] = field(default_factory=list)
     """The stop ops to record once the network is healed, one per network fault in place."""
+    recorded: Counter[str] = field(default_factory=Counter)
+    """Package -> how many ops it has recorded (the schedule tells a package that found nothing to do by it)."""
+    interval_s: float | None = None
+    """The random schedule's fault spacing (a package that waits for a target waits in proportion). None: no
+    random schedule."""
+    stop_at: float | None = None
+    """When the random schedule stops dealing faults (test clock; the clients stop then too): a package that
+    waits for something to hit waits no longer than this. None: no schedule said."""
 
     @property
     def nodes(self) -> list[str]:
@@ -65,6 +74,8 @@ class NemesisContext:
         package = ACTING.get()
         extra = {**({"package": package} if package else {}), **detail}
         self.sink(f, value, extra)
+        if package:
+            self.recorded[package] += 1
 
     def network_fault(self, stop_op: str) -> None:
         """Note a network fault in place, to be recorded cured by `stop_op` when the network heals."""

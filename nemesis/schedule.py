@@ -38,6 +38,21 @@ name. A package that raises (a fault the cluster refused) is recorded as a
 `nemesis-error` op naming it, the phase and the error, and the schedule goes
 on: the run is then reported as one whose faults did not all take effect,
 never as a crash halfway.
+
+Drawn faults take effect (a run where one never did is at best unknown):
+- A round deals every package once before it deals any a second time
+  (`deal`), so time lost late in a round costs a repeat, not a package's
+  only dealing.
+- A package that found nothing to do at its slot (it recorded no op,
+  `ctx.recorded`, from its start through its stop: no leader elected yet,
+  no job to hit) is dealt again at the next slot, the deck waiting. If it
+  misses again and has never taken effect in this run (which is therefore
+  unknown without it), it is owed: dealt after every deck card until it
+  fires. So a package that can never fire takes at most every other slot,
+  and one that has already fired is retried once.
+- Both schedules tell packages when they end (`ctx.stop_at`), so one that
+  waits for something to hit (nemesis/mapreduce.py's output-holder-kill)
+  waits no longer.
 """
 
 from __future__ import annotations
@@ -104,14 +119,25 @@ def _number(x: Any) -> bool:
 
 
 def deal(packages: list[Fault], rng: random.Random, weights: Mapping[str, int] | None = None) -> Iterator[Fault]:
-    """Endless rounds, each a fresh shuffle of all packages (each `weights[name]` times, default once)."""
-    once = [p for p in packages for _ in range(weights.get(p.name, 1))] if weights else list(packages)
+    """Endless rounds. Each deals every package once (weight 0: never), in a fresh seeded order, then the
+    extra copies its weight asks for (`weights[name] - 1`), in another: so every package's first dealing of
+    a round comes within its first len(packages) slots, whatever the weights. Without weights a round is
+    one shuffle of the packages, the same draws as ever."""
+    if weights:
+        once = [p for p in packages if weights.get(p.name, 1) > 0]
+        extra = [p for p in once for _ in range(weights.get(p.name, 1) - 1)]
+    else:
+        once, extra = list(packages), []
     if not once:
         return
     while True:
         deck = list(once)
         rng.shuffle(deck)
         yield from deck
+        if extra:
+            more = list(extra)
+            rng.shuffle(more)
+            yield from more
 
 
 async def acting(ctx: NemesisContext, package: Fault, phase: str) -> bool:
@@ -134,19 +160,32 @@ async def run_schedule(
     pace = pace or Pace()
     if not packages:
         return
+    ctx.stop_at, ctx.interval_s = stop_at, interval_s
     deck = deal(packages, ctx.rng, pace.weights)
+    retry: Fault | None = None
+    owed: list[Fault] = []
     while True:
         healthy_s = interval_s * ctx.rng.uniform(*pace.healthy)
         hold_s = interval_s * ctx.rng.uniform(*pace.hold)
         if rt.now() + healthy_s + hold_s > stop_at:
             return
         await rt.sleep(healthy_s)
-        package = next(deck, None)
+        again = retry is not None
+        package = retry if retry is not None else next(deck, None)
+        retry = None
         if package is None:
             return
+        before = ctx.recorded[package.name]
         if await acting(ctx, package, "start"):
             await rt.sleep(hold_s)
         await acting(ctx, package, "stop")
+        missed = ctx.recorded[package.name] == before
+        if missed and not again and package not in owed:
+            retry = package  # it found nothing to do: a second try at the next slot (the deck waits)
+        elif missed and ctx.recorded[package.name] == 0 and package not in owed:
+            owed.append(package)  # never took effect yet, so the run is unknown without it: keep trying it
+        if retry is None and owed and not again and package not in owed:
+            retry = owed.pop(0)  # after each deck card (other than an owed package's own), one owed package's turn
 
 
 # -- explicit scripts ----------------------------------------------------------------------------
@@ -343,6 +382,7 @@ async def run_script(
 ) -> None:
     """Play `script` on the test clock (times from `started_at`); stops at `stop_at`."""
     rt = ctx.cluster.client
+    ctx.stop_at = stop_at
     by_name = {p.name: p for p in packages}
     events = []
     for i, f in enumerate(script.faults):
