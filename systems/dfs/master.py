@@ -31,7 +31,8 @@ send it, e.g. a heartbeat not from the chunkserver it names, likewise as
   client to ask again.
 - master.heartbeat: a chunkserver's full replica list; the answer lists
   replicas to delete (orphans; stale ones, on the condition they are still
-  older; corrupt ones once the chunk has its goal elsewhere, or at once when
+  older, except readmissible ones while the chunk is short of its goal;
+  corrupt ones once the chunk has its goal elsewhere, or at once when
   every live chunkserver holds the chunk, so a good copy can be cloned onto
   the same node: placement.may_delete_bad) and the leases extended.
   master.report_corrupt marks a replica bad at once.
@@ -43,7 +44,10 @@ Re-replication (placement.py's order, at most `max_clones` at a time, one
 clone per chunkserver): a chunk's lease is first left to run out (no new
 lease is granted on a chunk waiting for a clone), then its
 current replicas move to a new version (so a late mutation of the old lease
-cannot land after the copy), then a new replica copies a current one.
+cannot land after the copy), then a new replica copies a current one. A readmissible stale replica
+(replicas.py: it missed only bumps that carried no writes) is moved up with
+the current ones in that step, and in a lease round, instead of being
+deleted and copied again.
 A restarted master grants no lease and clones nothing for a grace period
 (one lease, and long enough to hear every chunkserver).
 
@@ -298,7 +302,8 @@ class Master:
         return {"handle": lease.handle, "primary": lease.primary, "members": list(lease.members),
                 "version": lease.version, "expires_in_s": lease.expires_at - self.rt.now()}
 
-    async def new_version(self, handle: int, members: list[str]) -> tuple[int, list[str], int]:
+    async def new_version(self, handle: int, members: list[str], *, lease_min: int = 0
+                          ) -> tuple[int, list[str], int]:
         """Move the chunk to a new version on `members`; (version, members that confirmed, max length).
 
         The replicas move first and the master's record last (GFS §4.5: a master that dies in between
@@ -306,7 +311,9 @@ class Master:
         replica holds. A member that does not confirm may still hold the new version: the others then
         move on to a higher one at once, leaving it behind. Each version is logged as issued (synced)
         before any replica hears it, so a bump whose answers were all lost is never reused for other
-        replicas once its holder is forgotten (dead, or unheard after a master restart)."""
+        replicas once its holder is forgotten (dead, or unheard after a master restart). The version is
+        logged as leased only for a lease round (`lease_min`) that kept at least `lease_min` members:
+        a replica left behind by any other bump holds every acknowledged write (namespace `leased`)."""
         for _ in range(3):
             version = max(self.ns.next_version(handle), self.replicas.highest(handle) + 1)
             await self.commit(["issue", handle, version])
@@ -319,20 +326,30 @@ class Master:
                     longest = max(longest, a["length"])
                     self.replicas.set_version(handle, n, version, a["length"])
             if confirmed and len(confirmed) == len(members):
-                await self.commit(["version", handle, version])
+                leased = lease_min and len(confirmed) >= lease_min
+                await self.commit(["version", handle, version] if leased else ["version", handle, version, "no-lease"])
                 return version, confirmed, longest
             members = confirmed
             if not members:
                 break
         raise refuse("busy", f"no replica of chunk {handle} took a new version; ask again")
 
+    def usable(self, handle: int, version: int) -> list[str]:
+        """Current replicas, and while the chunk is short of its goal readmissible stale ones (sorted)."""
+        current = self.replicas.current(handle, version, self.alive)
+        short = self.goal() - len(current)
+        if short <= 0:
+            return current
+        spare = self.replicas.readmissible(handle, version, self.ns.leased.get(handle, version), self.alive)
+        return sorted(current + spare[:short])
+
     async def grant(self, handle: int, suspect: str | None) -> Lease:
-        members = self.replicas.current(handle, self.ns.versions[handle], self.alive)
+        members = self.usable(handle, self.ns.versions[handle])
         if len(members) < self.min_replicas():
             self.waited_on[handle] = self.rt.now()
             raise refuse("no-replicas", f"chunk {handle} has {len(members)} current replica(s) on live chunkservers, "
                                         f"fewer than the {self.min_replicas()} a write needs")
-        version, members, longest = await self.new_version(handle, members)
+        version, members, longest = await self.new_version(handle, members, lease_min=self.min_replicas())
         if len(members) < self.min_replicas():
             raise refuse("no-replicas", f"only {len(members)} replica(s) of chunk {handle} took the new version")
         choices = [n for n in members if n != suspect] or members
@@ -380,12 +397,12 @@ class Master:
             if h in self.granting or h in self.cloning:
                 continue
             standing = self.replicas.standing(h, node, version)
-            if standing is Standing.STALE:
+            if standing is Standing.STALE and node not in self.usable(h, version):
                 deletes.append([h, version])
                 self.event("stale-replica", handle=h, node=node, version=got.version, current=version)
             elif standing is Standing.AHEAD:
                 self.event("version-adopted", handle=h, node=node, version=got.version, was=version)
-                await self.commit(["version", h, got.version])
+                await self.commit(["version", h, got.version, "no-lease"])  # no lease without the record
             version = self.ns.versions.get(h)
             if version is None:
                 continue  # purged while this heartbeat waited on the log
@@ -449,15 +466,16 @@ class Master:
             if h in self.cloning or h in self.granting or h not in self.ns.versions:
                 continue  # (a chunk may have been purged while an earlier step waited)
             version = self.ns.versions[h]
-            current = self.replicas.current(h, version, self.alive)
-            if not current:
+            members = self.usable(h, version)
+            if not members:
                 if version == 1 and need.live_file:
                     await self._place_empty(h)
                 continue
+            readmit = len(members) > len(self.replicas.current(h, version, self.alive))
             holders = set(self.replicas.nodes(h))
             load = {n: self.replicas.count_on(n) for n in sorted(self.alive)}
-            plan = clone_plan(current, holders, load, self.busy, self.rt.rng)
-            if plan is None:
+            plan = clone_plan(members, holders, load, self.busy, self.rt.rng)
+            if plan is None and not readmit:
                 self.clone_wanted.discard(h)  # nowhere to put a copy yet: do not hold up its writers
                 continue
             if self.leases.current(h, now) is not None:
@@ -466,15 +484,23 @@ class Master:
                 continue
             self.cloning.add(h)
             self.clone_wanted.discard(h)
-            self.busy.update(plan)
-            self.rt.spawn(self._clone(h, current, *plan), name=f"dfs-clone-{h}")
+            self.busy.update(plan or ())
+            self.rt.spawn(self._clone(h, members, plan), name=f"dfs-clone-{h}")
 
-    async def _clone(self, handle: int, current: list[str], source: str, target: str) -> None:
+    async def _clone(self, handle: int, members: list[str], plan: tuple[str, str] | None) -> None:
+        """Move `members` (current and readmissible replicas) to a new version, then copy one to a new node."""
         try:
+            before = set(self.replicas.current(handle, self.ns.versions.get(handle, 0), self.alive))
             try:
-                version, confirmed, _ = await self.new_version(handle, current)
+                version, confirmed, _ = await self.new_version(handle, members)
             except RemoteError:
                 return
+            readmitted = sorted(set(confirmed) - before)
+            if readmitted:
+                self.event("readmitted", handle=handle, nodes=readmitted, version=version)
+            if plan is None:
+                return
+            source, target = plan
             held = self.replicas.held.get(handle, {}).get(source)
             if source not in confirmed or held is None:
                 return
@@ -490,8 +516,7 @@ class Master:
                 self.event("clone-failed", handle=handle, source=source, target=target, error=repr(answer)[:120])
         finally:
             self.cloning.discard(handle)
-            self.busy.discard(source)
-            self.busy.discard(target)
+            self.busy.difference_update(plan or ())
 
     # ------------------------------------------------------------ garbage
     async def collect_garbage(self) -> None:

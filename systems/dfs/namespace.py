@@ -12,7 +12,11 @@ Records (lists, msgpack-able):
 - ["chunk", path, index, handle]     append a new chunk (version 1) as chunk `index` of the file
 - ["issue", handle, version]         `version` is about to be sent to replicas (cs.bump): it is never
                                      handed out again, even if no replica confirmed it
-- ["version", handle, version]       the chunk's version moves up (a new lease or a clone, §4.5)
+- ["version", handle, version]       the chunk's version moves up for a new lease (§4.5)
+- ["version", handle, version, "no-lease"]
+                                     the same, for a version no lease is granted at: a clone's or a
+                                     replica's readmission, one adopted from a replica after a master
+                                     crash, or a lease round too few replicas confirmed
 - ["purge", trash_key]               forget a hidden file; its chunks become orphans
 
 Rules this module keeps:
@@ -28,6 +32,12 @@ Rules this module keeps:
 - A version number names one set of replicas: `next_version` is above every
   version ever issued, so a bump that landed unconfirmed (its answer lost) is
   never reused for other replicas, not even after a restart.
+- `leased` is the highest version a lease may have been granted at. Only a
+  lease's primary acknowledges writes, and only once every member applied
+  them, so a replica that confirmed a version at or above it holds every
+  acknowledged write even once the chunk has moved past it (the master may
+  take it back: replicas.readmissible). A checkpoint without it counts every
+  version as leased.
 - Pure: no disk, no clock, no randomness.
 """
 
@@ -81,6 +91,8 @@ class Namespace:
     """chunk handle -> version, for every chunk of a file or of a hidden file."""
     issued: dict[int, int] = field(default_factory=dict)
     """chunk handle -> the highest version ever sent to a replica (at least the current one)."""
+    leased: dict[int, int] = field(default_factory=dict)
+    """chunk handle -> the highest version a lease may have been granted at (1 before any lease)."""
     owner: dict[int, str] = field(default_factory=dict)
     """chunk handle -> the path (or trash key) that holds it."""
     next_handle: int = 1
@@ -141,7 +153,7 @@ class Namespace:
                     return NamespaceError("not-found", f"no chunk {handle}")
                 if version < self.next_version(handle):
                     return NamespaceError("stale", f"chunk {handle} version {version} may have been issued before")
-            case ["version", int(handle), int(version)]:
+            case ["version", int(handle), int(version)] | ["version", int(handle), int(version), "no-lease"]:
                 if handle not in self.versions:
                     return NamespaceError("not-found", f"no chunk {handle}")
                 if version < self.versions[handle]:
@@ -173,16 +185,21 @@ class Namespace:
             case ["chunk", path, _index, handle]:
                 self.files[path].chunks.append(handle)
                 self.versions[handle] = 1
+                self.leased[handle] = 1
                 self.owner[handle] = path
                 self.next_handle = handle + 1
             case ["issue", handle, version]:
                 self.issued[handle] = version
             case ["version", handle, version]:
                 self.versions[handle] = version
+                self.leased[handle] = version
+            case ["version", handle, version, "no-lease"]:
+                self.versions[handle] = version
             case ["purge", key]:
                 for h in self.trash.pop(key).chunks:
                     self.versions.pop(h, None)
                     self.issued.pop(h, None)
+                    self.leased.pop(h, None)
                     self.owner.pop(h, None)
 
     # ------------------------------------------------------------ checkpoints
@@ -192,6 +209,7 @@ class Namespace:
             "trash": {k: [t.path, t.chunks] for k, t in self.trash.items()},
             "versions": [[h, v] for h, v in self.versions.items()],
             "issued": [[h, v] for h, v in self.issued.items()],
+            "leased": [[h, v] for h, v in self.leased.items()],
             "next_handle": self.next_handle,
         }
 
@@ -208,6 +226,8 @@ class Namespace:
                 ns.owner[h] = k
         ns.versions = {int(h): int(v) for h, v in w["versions"]}
         ns.issued = {int(h): int(v) for h, v in w.get("issued", [])}
+        ns.leased = dict(ns.versions)
+        ns.leased.update((int(h), int(v)) for h, v in w.get("leased", []))
         ns.next_handle = int(w["next_handle"])
         return ns
 

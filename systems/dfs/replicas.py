@@ -10,7 +10,13 @@ Version rules (`classify`), comparing a replica's version with the master's:
   clients, take part in leases, or serve as clone sources.
 - lower: stale (it missed a lease while it was down or cut off). Never
   handed out; the chunkserver is told to delete it, on the condition that it
-  is still older than the master's version when the order arrives.
+  is still older than the master's version when the order arrives. Unless
+  it is readmissible: at or above the highest version a lease may have been
+  granted at (namespace `leased`), it missed only bumps that carried no
+  writes (a clone's, or a lease round it did not answer), so it holds every
+  acknowledged write. While the chunk is short of its goal the master keeps
+  such a replica and moves it up to the current version with the others
+  instead of deleting it (one flaky answer must not turn two copies into one).
 - higher: the master must have failed while granting a lease after the
   replicas moved (§4.5): the master takes the higher version as current.
 - Planted bug `no-version`: every replica counts as current, whatever its version.
@@ -104,6 +110,15 @@ class ReplicaMap:
             n for n, held in self.held.get(handle, {}).items()
             if n in alive and not self.is_bad(handle, n)
             and classify(version, held.version, ignore_versions=self.ignore_versions) is Standing.CURRENT
+        )
+
+    def readmissible(self, handle: int, version: int, leased: int, alive: set[str] | frozenset[str]) -> list[str]:
+        """Live, uncorrupted stale replicas that still hold every acknowledged write (sorted)."""
+        if self.ignore_versions:
+            return []
+        return sorted(
+            n for n, held in self.held.get(handle, {}).items()
+            if n in alive and not self.is_bad(handle, n) and leased <= held.version < version
         )
 
     def stale(self, handle: int, version: int) -> list[str]:
