@@ -248,8 +248,7 @@ class Master:
         return {**self.chunk_info(handle), "chunk_size": self.o.chunk_size}
 
     async def _place_empty(self, handle: int) -> None:
-        load = {n: self.replicas.count_on(n) for n in sorted(self.alive)}
-        targets = place_new(load, self.o.goal, self.rt.rng)
+        targets = place_new(self.replicas.load(self.alive), self.o.goal, self.rt.rng)
         answers = await asyncio.gather(*(self._ask(n, "cs.create", {"handle": handle, "version": 1})
                                           for n in targets))
         for n, a in zip(targets, answers, strict=True):
@@ -459,6 +458,7 @@ class Master:
             return
         needs = self.needs()
         self.clone_wanted &= {n.handle for n in needs}
+        load: dict[str, int] | None = None  # replicas per live node: the same all pass, until the master waits
         for need in needs:
             if len(self.cloning) >= self.o.max_clones:
                 break
@@ -470,10 +470,12 @@ class Master:
             if not members:
                 if version == 1 and need.live_file:
                     await self._place_empty(h)
+                    load = None
                 continue
             readmit = len(members) > len(self.replicas.current(h, version, self.alive))
             holders = set(self.replicas.nodes(h))
-            load = {n: self.replicas.count_on(n) for n in sorted(self.alive)}
+            if load is None:
+                load = self.replicas.load(self.alive)
             plan = clone_plan(members, holders, load, self.busy, self.rt.rng)
             if plan is None and not readmit:
                 self.clone_wanted.discard(h)  # nowhere to put a copy yet: do not hold up its writers

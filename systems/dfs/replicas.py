@@ -132,5 +132,11 @@ class ReplicaMap:
     def nodes(self, handle: int) -> list[str]:
         return sorted(self.held.get(handle, {}))
 
-    def count_on(self, node: str) -> int:
-        return sum(1 for nodes in self.held.values() if node in nodes)
+    def load(self, nodes: set[str] | frozenset[str]) -> dict[str, int]:
+        """How many replicas each of `nodes` holds, in one pass over the chunks (keys sorted)."""
+        counts = dict.fromkeys(sorted(nodes), 0)
+        for holders in self.held.values():
+            for n in holders:
+                if n in counts:
+                    counts[n] += 1
+        return counts
