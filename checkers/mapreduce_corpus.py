@@ -7,7 +7,9 @@ Rules this module keeps:
 
 - `corpus(seed, size)` is a pure function of its arguments: the same bytes
   on every machine, Python version and run (it uses `random.Random` seeded
-  with an int, whose `random()` stream Python keeps stable).
+  with an int, whose `random()` stream Python keeps stable). So the last few
+  are kept: a run asks for each file's bytes when it plans the put, when it
+  sends it and when it checks, and a sweep worker runs seed after seed.
 - The text is ASCII lines of words separated by single spaces, every line
   ending in "\\n". Words come from a fixed vocabulary of lower-case words
   (`vocabulary()`), drawn with Zipf-distributed frequencies (rank k has
@@ -19,7 +21,7 @@ from __future__ import annotations
 
 import hashlib
 import random
-from functools import cache
+from functools import cache, lru_cache
 from itertools import accumulate
 
 VOCABULARY = 20_000
@@ -49,6 +51,7 @@ def _cumulative(size: int, s: float) -> tuple[float, ...]:
     return tuple(accumulate(1.0 / (k ** s) for k in range(1, size + 1)))
 
 
+@lru_cache(maxsize=16)
 def corpus(seed: int, size: int, *, vocab: int = VOCABULARY, s: float = ZIPF_S, words_per_line: int = 12) -> bytes:
     rng = random.Random(seed)
     words = vocabulary(vocab)
