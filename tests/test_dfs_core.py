@@ -475,6 +475,11 @@ def test_only_live_uncorrupted_current_replicas_are_handed_out() -> None:
     r.mark_bad(1, "n4")
     assert r.current(1, 3, {"n1", "n2", "n4"}) == ["n1"]
     assert r.stale(1, 3) == ["n2"]
+    for alive in [set(), {"n1"}, {"n1", "n2", "n3", "n4"}, {"n2", "n4"}]:
+        for version in (1, 2, 3, 4):
+            assert r.count_current(1, version, alive) == len(r.current(1, version, alive)), (alive, version)
+    assert r.count_current(9, 3, {"n1"}) == 0
+    assert r.load({"n1", "n3", "n9"}) == {"n1": 1, "n3": 1, "n9": 0}
     r.report("n1", {})
     assert r.nodes(1) == ["n2", "n3", "n4"]
 
@@ -483,6 +488,7 @@ def test_no_version_bug_hands_out_stale_replicas() -> None:
     r = ReplicaMap(ignore_versions=True)
     r.report("n2", {1: Held(2, 10)})
     assert r.current(1, 3, {"n2"}) == ["n2"] and r.stale(1, 3) == []
+    assert r.count_current(1, 3, {"n2"}) == 1
 
 
 # ---------------------------------------------------------------- placement and re-replication (§4.2, §4.3)

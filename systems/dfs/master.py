@@ -447,9 +447,10 @@ class Master:
         goal = min(self.goal(), len(self.alive))
         out = []
         for h, version in sorted(self.ns.versions.items()):
-            current = self.replicas.current(h, version, self.alive)
-            waited = now - self.waited_on.get(h, -1e9) < 2 * self.o.lease_s
-            out.append(Need(h, goal - len(current), h in live, waited))
+            missing = goal - self.replicas.count_current(h, version, self.alive)
+            if missing > 0:
+                waited = now - self.waited_on.get(h, -1e9) < 2 * self.o.lease_s
+                out.append(Need(h, missing, h in live, waited))
         return order(out)
 
     async def rereplicate(self) -> None:
