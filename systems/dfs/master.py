@@ -44,10 +44,10 @@ Re-replication (placement.py's order, at most `max_clones` at a time, one
 clone per chunkserver): a chunk's lease is first left to run out (no new
 lease is granted on a chunk waiting for a clone), then its
 current replicas move to a new version (so a late mutation of the old lease
-cannot land after the copy), then a new replica copies a current one. A readmissible stale replica
-(replicas.py: it missed only bumps that carried no writes) is moved up with
-the current ones in that step, and in a lease round, instead of being
-deleted and copied again.
+cannot land after the copy), then a new replica copies a current one. A
+readmissible stale replica (replicas.py: it missed only bumps that carried
+no writes) is moved up with the current ones in that step, and in a lease
+round, instead of being deleted and copied again.
 A restarted master grants no lease and clones nothing for a grace period
 (one lease, and long enough to hear every chunkserver).
 
