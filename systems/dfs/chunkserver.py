@@ -53,6 +53,11 @@ replica's data; the next lease leaves it out.
 Per-chunk operations that touch the replica (apply, bump, grant, clone,
 delete) hold that chunk's lock, so a bump's reported length includes every
 batch applied before it and no batch lands after it at the old version.
+A lease orders batches at the version it was granted for and no other: a
+bump ends the lease, and a primary whose replica is at another version
+gives it up. (A master whose clock ran ahead may move the chunk on, and take
+a new member in, while the primary's clock says the lease still runs; its
+old members, moved on too, would accept a batch the new one never sees.)
 
 Planted bugs: `no-checksum` (reads, overwrites, clones and the scrubber
 never verify), `no-version` (reads ignore the version), `early-ack` (the
@@ -267,6 +272,11 @@ class ChunkServer:
                 self.leases.pop(handle, None)
                 _settle(batch, _error("not-primary", f"{self.node}'s replica of {handle} failed; it gave up its lease"))
                 return
+            if rep.version != lease.version:  # the master moved the chunk on: this lease is over
+                self.leases.pop(handle, None)
+                _settle(batch, _error("not-primary", f"chunk {handle} is at version {rep.version}, "
+                                                     f"past this lease's {lease.version}"))
+                return
             end = max(rep.length, lease.next_offset)
             ops: list[Op] = []
             wire_ops: list[list[Any]] = []
@@ -296,7 +306,7 @@ class ChunkServer:
                 _settle_each(batch, results)
                 return
             lease.serial += 1
-            req = {"handle": handle, "version": rep.version, "serial": lease.serial, "ops": wire_ops}
+            req = {"handle": handle, "version": lease.version, "serial": lease.serial, "ops": wire_ops}
             secondaries = [n for n in lease.members if n != self.node]
             early = "early-ack" in self.o.bugs
             # The secondaries apply the batch while the primary does: their syncs overlap with its own.
@@ -450,6 +460,7 @@ class ChunkServer:
             if rep.version > req.version:
                 raise refuse("ahead", f"replica already at version {rep.version}")
             if rep.version < req.version:
+                self.leases.pop(req.handle, None)  # a lease is for one version: never order writes at another
                 try:
                     await self.store.set_version(req.handle, req.version)
                 except (OSError, ReplicaFailed) as e:

@@ -1,10 +1,13 @@
-"""A replica left behind by a bump that carried no writes is taken back, not deleted (found by a swarm seed).
+"""Two DFS bugs found by no-bug swarm seeds, each built again here in the simulator.
 
-`harness run mapreduce --backend sim --swarm --seed 2006` once lost a chunk: a lease round in which one
-replica's answer was lost moved the other replica alone to a new version; the master then deleted the
-replica it had left behind as stale, although no lease had been granted since and its bytes were every
-acknowledged write; the one current copy was then found corrupt, and nothing was left. These cases build
-that loss in the simulator. Every wait is on a condition with a bound, in virtual time.
+- `harness run mapreduce --backend sim --swarm --seed 2006` lost a chunk: a lease round in which one
+  replica's answer was lost moved the other replica alone to a new version; the master then deleted the
+  replica it had left behind as stale, although no lease had been granted since and its bytes were every
+  acknowledged write; the one current copy was then found corrupt, and nothing was left.
+- `harness run dfs --backend sim --swarm --seed 1092` lost an acknowledged append: a primary whose
+  replica the master had moved to a newer version went on ordering writes under its old lease.
+
+Every wait is on a condition with a bound, in virtual time.
 """
 
 from __future__ import annotations
@@ -104,3 +107,34 @@ def test_only_a_replica_at_or_above_the_last_leased_version_is_readmissible() ->
     alive = {"a", "b", "c", "d"}
     assert replicas.readmissible(7, ns.versions[7], ns.leased[7], alive) == ["b"]  # c missed a lease; d bad; e dead
     assert ReplicaMap(ignore_versions=True).readmissible(7, 4, 2, alive) == []
+
+
+def test_a_primary_whose_replica_moved_past_its_lease_orders_no_more_writes() -> None:
+    """Found by `harness sweep dfs --swarm` seed 1092: a master whose clock ran ahead moved a chunk on (and took
+    a replica back in) while the old primary's slow clock kept its lease; the primary went on ordering appends
+    at the replica's new version, its old members (moved on too) accepted them, and the new member never saw
+    an acknowledged append. Here the master's bump is sent by hand, as the master, while the lease still runs."""
+    world = SimWorld(4, NODES)
+    config = NodeConfig(system="dfs", options=OPTIONS, seed=4)
+
+    async def main() -> None:
+        for n in NODES:
+            await world.start(n, start_node, config)
+        rt = world.client("client")
+        c = DfsClient(rt, NODES, home=MASTER, timeout_s=10.0)
+        await c.put("/g", b"a" * 1000)
+        await c.write("/g", 0, b"b" * 10)  # a lease, running for lease_s
+        state = (await c.status(MASTER))["master_state"]
+        lease = next(le for le in state["leases"] if le["expires_in_s"] > 1.0)
+        moved_to = lease["version"] + 5
+        for n in lease["members"]:
+            await world.runtimes[MASTER].call(n, "cs.bump", {"handle": lease["handle"], "version": moved_to})
+        writer = DfsClient(rt, NODES, home=lease["primary"], timeout_s=2.0)
+        try:
+            await writer.write("/g", 0, b"c" * 10)
+        except DfsError as e:
+            assert "not-primary" in str(e) or "version" in str(e), e
+        else:
+            raise AssertionError(f"a write was acknowledged at version {moved_to}, which no lease was granted for")
+
+    world.run(main())
