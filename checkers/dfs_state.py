@@ -122,7 +122,7 @@ def _reports(history: list[Op]) -> list[dict[str, Any]]:
 
 def _lease_intervals(reports: list[dict[str, Any]], clocked: Windows) -> tuple[list[dict[str, Any]], int]:
     """Every lease reported, with the part of the test's clock it certainly covered; and how many views
-    were left out because the reporting node's clock was moved meanwhile."""
+    were left out because the reporting node's clock was moved meanwhile, or the master's when it was granted."""
     leases: dict[tuple[Any, ...], dict[str, Any]] = {}
     ignored = 0
     masters = sorted({str(r["node"]) for r in reports if isinstance(r["value"].get("master_state"), dict)})
