@@ -449,14 +449,17 @@ def never_suspends(handler: Handler) -> bool:
     await, async for or async with: its coroutine can only run to its end in one step. Unknown
     shapes (partials, wrappers, callables) are False. Judged once per function."""
     func = getattr(handler, "__func__", handler)
-    known = _NEVER_SUSPENDS.get(func)
+    try:
+        known = _NEVER_SUSPENDS.get(func)
+    except TypeError:  # no weak reference to it (a slotted callable): judged each time
+        known = None
     if known is None:
         code = getattr(func, "__code__", None)
         known = (
             code is not None and inspect.iscoroutinefunction(func)
             and not any(op.opname in _SUSPENDING_OPS for op in dis.get_instructions(code))
         )
-        with contextlib.suppress(TypeError):  # a callable that takes no weak reference is judged each time
+        with contextlib.suppress(TypeError):
             _NEVER_SUSPENDS[func] = known
     return known
 
