@@ -60,36 +60,3 @@ def test_what_it_cannot_see_into_keeps_its_task() -> None:
     assert not never_suspends(functools.partial(plain, "n1"))
     assert not never_suspends(lambda src, msg: plain(src, msg))
     assert not never_suspends(sync_handler)
-
-    class Slotted:  # takes no weak reference: judged each time, never an error
-        __slots__ = ()
-
-        async def __call__(self, src: str, msg: Any) -> Any:
-            return msg
-
-    assert not never_suspends(Slotted()) and not never_suspends(Slotted())
-    assert not never_suspends(str.upper)
-
-
-def test_judging_a_closure_does_not_keep_what_it_closes_over_alive() -> None:
-    """A handler made by a closure is a new function each run; the judgement must not hold it (and through
-    it a node, and a whole sim world) after the run: a sweep worker ran out of memory that way."""
-    import gc
-    import weakref
-
-    class Owner:
-        pass
-
-    def make(owner: Owner) -> Any:
-        async def handler(src: str, msg: Any) -> Any:
-            return (owner, msg)
-        return handler
-
-    owner = Owner()
-    gone = weakref.ref(owner)
-    handler = make(owner)
-    assert never_suspends(handler)
-    assert never_suspends(handler)  # judged once, answered the same again
-    del owner, handler
-    gc.collect()
-    assert gone() is None, "the handler cache kept a closure's world alive"

@@ -43,7 +43,6 @@ import functools
 import inspect
 import itertools
 import traceback
-import weakref
 from collections.abc import Awaitable, Callable, Coroutine
 from dataclasses import dataclass
 from typing import Any
@@ -438,10 +437,7 @@ _SUSPENDING_OPS = frozenset({
     "YIELD_VALUE", "SEND", "GET_AWAITABLE", "GET_AITER", "GET_ANEXT", "BEFORE_ASYNC_WITH", "END_ASYNC_FOR",
 })
 """Opcodes of every point where a coroutine's own frame can suspend (await, async for/with)."""
-_NEVER_SUSPENDS: weakref.WeakKeyDictionary[Any, bool] = weakref.WeakKeyDictionary()
-"""Weak keys: a handler made by a closure is a new function each run, and holding it would hold its
-node, and through it the whole world, for as long as the process runs (a sweep worker's lifetime: 2
-workers of a 1,000-seed mapreduce sweep reached 12 GB each and the kernel killed one)."""
+_NEVER_SUSPENDS: dict[Any, bool] = {}
 
 
 def never_suspends(handler: Handler) -> bool:
@@ -449,17 +445,14 @@ def never_suspends(handler: Handler) -> bool:
     await, async for or async with: its coroutine can only run to its end in one step. Unknown
     shapes (partials, wrappers, callables) are False. Judged once per function."""
     func = getattr(handler, "__func__", handler)
-    try:
-        known = _NEVER_SUSPENDS.get(func)
-    except TypeError:  # no weak reference to it (a slotted callable): judged each time
-        known = None
+    known = _NEVER_SUSPENDS.get(func)
     if known is None:
         code = getattr(func, "__code__", None)
         known = (
             code is not None and inspect.iscoroutinefunction(func)
             and not any(op.opname in _SUSPENDING_OPS for op in dis.get_instructions(code))
         )
-        with contextlib.suppress(TypeError):
+        if len(_NEVER_SUSPENDS) < 10_000:
             _NEVER_SUSPENDS[func] = known
     return known
 
