@@ -11,6 +11,8 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import functools
+import gc
+import weakref
 from typing import Any
 
 from systems.runtime.sim_world import never_suspends
@@ -60,3 +62,25 @@ def test_what_it_cannot_see_into_keeps_its_task() -> None:
     assert not never_suspends(functools.partial(plain, "n1"))
     assert not never_suspends(lambda src, msg: plain(src, msg))
     assert not never_suspends(sync_handler)
+
+
+class World:
+    """Stands for everything a run's closures reach (a sim world is tens of MB)."""
+
+
+def test_judging_a_closure_keeps_nothing_it_reaches_alive() -> None:
+    """A run's per-run closures (e.g. mapreduce's guarded handlers) are judged and then dropped
+    with the run: the judgement must not hold them, or a 1,000-seed sweep keeps every world."""
+    judged = []
+    for _ in range(3):
+        world = World()
+
+        async def handler(src: str, msg: Any, world: World = world) -> Any:
+            return world
+
+        judged.append(never_suspends(handler))
+        gone = weakref.ref(world)
+        del world, handler
+        gc.collect()
+        assert gone() is None
+    assert judged == [True, True, True]

@@ -45,6 +45,7 @@ import itertools
 import traceback
 from collections.abc import Awaitable, Callable, Coroutine
 from dataclasses import dataclass
+from types import CodeType
 from typing import Any
 
 from systems.runtime.api import (
@@ -437,23 +438,26 @@ _SUSPENDING_OPS = frozenset({
     "YIELD_VALUE", "SEND", "GET_AWAITABLE", "GET_AITER", "GET_ANEXT", "BEFORE_ASYNC_WITH", "END_ASYNC_FOR",
 })
 """Opcodes of every point where a coroutine's own frame can suspend (await, async for/with)."""
-_NEVER_SUSPENDS: dict[Any, bool] = {}
+_NEVER_SUSPENDS: dict[CodeType, bool] = {}
+"""Judgements by code object: shared by every closure made from one `async def` and holding none of
+their cells, so a run's closures (and the world they reach) are never kept alive by it."""
 
 
 def never_suspends(handler: Handler) -> bool:
     """True when `handler` is a coroutine function (or a method of one) whose own code holds no
     await, async for or async with: its coroutine can only run to its end in one step. Unknown
-    shapes (partials, wrappers, callables) are False. Judged once per function."""
+    shapes (partials, wrappers, callables) are False. Judged once per code object."""
     func = getattr(handler, "__func__", handler)
-    known = _NEVER_SUSPENDS.get(func)
+    if not inspect.isfunction(func):
+        return False
+    code = func.__code__
+    known = _NEVER_SUSPENDS.get(code)
     if known is None:
-        code = getattr(func, "__code__", None)
-        known = (
-            code is not None and inspect.iscoroutinefunction(func)
-            and not any(op.opname in _SUSPENDING_OPS for op in dis.get_instructions(code))
+        known = bool(code.co_flags & inspect.CO_COROUTINE) and not any(
+            op.opname in _SUSPENDING_OPS for op in dis.get_instructions(code)
         )
         if len(_NEVER_SUSPENDS) < 10_000:
-            _NEVER_SUSPENDS[func] = known
+            _NEVER_SUSPENDS[code] = known
     return known
 
 
