@@ -20,6 +20,9 @@ Rules this module keeps:
 - A seed is `valid`, `invalid`, `unknown` or `error` (the harness crashed);
   unknown is never counted as passing. The exit code: 1 if any seed was
   invalid, else 3 if any crashed, else 2 if any was unknown, else 0.
+- A local worker that dies (OOM killer, a crash in C) costs at most the
+  seed that killed it: the others it took down with the pool run again
+  (LocalEngine); the seed whose worker dies when it runs alone is `error`.
 - `stop_on_first` cancels the seeds not yet started once one is invalid
   (those running finish and are recorded). Ctrl-C stops at once: local
   workers are terminated (by their pids), Dask tasks not started are
@@ -35,7 +38,7 @@ import multiprocessing
 import os
 import shlex
 import time
-from collections import Counter
+from collections import Counter, deque
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
@@ -203,27 +206,71 @@ class LocalEngine:
 
     Workers are never recycled: with `max_tasks_per_child`, Python 3.11-3.13's ProcessPoolExecutor stops
     replacing workers that reached their limit and the sweep hangs for good once every worker has
-    (CPython gh-115634; 2 workers x 25 tasks stopped a sweep at seed 50)."""
+    (CPython gh-115634; 2 workers x 25 tasks stopped a sweep at seed 50).
 
-    def __init__(self, workers: int) -> None:
-        from concurrent.futures import ProcessPoolExecutor
+    Seeds are handed to the pool a few at a time (two per worker), so a worker that dies (the kernel's
+    OOM killer, a crash in C) costs only the seeds in the pool then: concurrent.futures fails every one
+    of them. The pool is replaced, and each of those seeds runs again alone; one whose worker dies when
+    it is alone is an `error` row, and the sweep goes on."""
 
+    def __init__(self, workers: int, run_task: Callable[[dict[str, Any]], dict[str, Any]] = run_seed) -> None:
         self.workers = workers
         self.name = f"local processes x{workers}"
-        self.pool = ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("spawn"))
-        self.futures: list[Any] = []
+        self.run_task = run_task
+        self.pool = self._new_pool()
+        self.futures: dict[Any, dict[str, Any]] = {}
+        self.stopping = False
+
+    def _new_pool(self) -> Any:
+        from concurrent.futures import ProcessPoolExecutor
+
+        return ProcessPoolExecutor(self.workers, mp_context=multiprocessing.get_context("spawn"))
 
     def run(self, tasks: list[dict[str, Any]]) -> Iterator[dict[str, Any]]:
-        from concurrent.futures import as_completed
+        from concurrent.futures import FIRST_COMPLETED, wait
+        from concurrent.futures.process import BrokenProcessPool
 
-        self.futures = [self.pool.submit(run_seed, t) for t in tasks]
-        specs = {id(f): t["spec"] for f, t in zip(self.futures, tasks, strict=True)}
-        for fut in as_completed(self.futures):
-            if fut.cancelled():
+        waiting, suspects = deque(tasks), deque[dict[str, Any]]()
+        while self.futures or (not self.stopping and (waiting or suspects)):
+            self._fill(waiting, suspects)
+            done, _ = wait(list(self.futures), return_when=FIRST_COMPLETED)
+            broken: list[tuple[Any, dict[str, Any]]] = []
+            for fut in done:
+                task = self.futures.pop(fut)
+                if fut.cancelled():
+                    continue
+                if isinstance(fut.exception(), BrokenProcessPool):
+                    broken.append((fut, task))
+                else:
+                    yield _row_of(fut, task["spec"])
+            if not broken:
                 continue
-            yield _row_of(fut, specs[id(fut)])
+            wait(list(self.futures))  # a broken pool fails every seed it holds
+            broken += [(f, t) for f, t in self.futures.items() if not f.cancelled()]
+            self.futures.clear()
+            self.pool.shutdown(wait=True, cancel_futures=True)
+            self.pool = self._new_pool()
+            alone = len(broken) == 1 and broken[0][1].get("_alone", False)
+            if alone:
+                yield _row_of(broken[0][0], broken[0][1]["spec"])
+            else:
+                suspects.extend({**t, "_alone": True} for _, t in broken)
+
+    def _fill(self, waiting: deque[dict[str, Any]], suspects: deque[dict[str, Any]]) -> None:
+        """Hand the pool its next seeds: a suspect only into an empty pool, and then nothing beside it."""
+        if self.stopping:
+            return
+        if suspects:
+            if not self.futures:
+                task = suspects.popleft()
+                self.futures[self.pool.submit(self.run_task, _without_marks(task))] = task
+            return
+        while waiting and len(self.futures) < 2 * self.workers:
+            task = waiting.popleft()
+            self.futures[self.pool.submit(self.run_task, task)] = task
 
     def cancel(self) -> None:
+        self.stopping = True
         for f in self.futures:
             f.cancel()
 
@@ -236,6 +283,10 @@ class LocalEngine:
 
     def close(self) -> None:
         self.pool.shutdown(wait=True, cancel_futures=True)
+
+
+def _without_marks(task: dict[str, Any]) -> dict[str, Any]:
+    return {k: v for k, v in task.items() if not k.startswith("_")}
 
 
 class DaskEngine:
@@ -275,7 +326,7 @@ class DaskEngine:
 
 
 def _row_of(fut: Any, spec: dict[str, Any]) -> dict[str, Any]:
-    """A finished seed's row; a seed whose worker died is an `error` row."""
+    """A finished seed's row; a seed whose worker died (run alone, on a local pool) is an `error` row."""
     try:
         return dict(fut.result())
     except Exception as e:
