@@ -228,31 +228,25 @@ class LocalEngine:
 
     def run(self, tasks: list[dict[str, Any]]) -> Iterator[dict[str, Any]]:
         from concurrent.futures import FIRST_COMPLETED, wait
-        from concurrent.futures.process import BrokenProcessPool
 
         waiting, suspects = deque(tasks), deque[dict[str, Any]]()
         while self.futures or (not self.stopping and (waiting or suspects)):
             self._fill(waiting, suspects)
             done, _ = wait(list(self.futures), return_when=FIRST_COMPLETED)
-            broken: list[tuple[Any, dict[str, Any]]] = []
-            for fut in done:
-                task = self.futures.pop(fut)
-                if fut.cancelled():
-                    continue
-                if isinstance(fut.exception(), BrokenProcessPool):
-                    broken.append((fut, task))
-                else:
-                    yield _row_of(fut, task["spec"])
+            rows, broken = _sort_out({f: self.futures.pop(f) for f in done})
+            yield from rows
             if not broken:
                 continue
-            wait(list(self.futures))  # a broken pool fails every seed it holds
-            broken += [(f, t) for f, t in self.futures.items() if not f.cancelled()]
-            self.futures.clear()
+            wait(list(self.futures))  # a broken pool fails every seed it holds (one may have finished first)
+            rows, also_broken = _sort_out(self.futures)
+            yield from rows
+            broken += also_broken
+            self.futures = {}
             self.pool.shutdown(wait=True, cancel_futures=True)
             self.pool = self._new_pool()
-            alone = len(broken) == 1 and broken[0][1].get("_alone", False)
-            if alone:
-                yield _row_of(broken[0][0], broken[0][1]["spec"])
+            if len(broken) == 1 and broken[0][1].get("_alone", False):
+                row = _row_of(broken[0][0], broken[0][1]["spec"])
+                yield {**row, "error": f"{row['error']} (twice: with other seeds, then alone)"}
             else:
                 suspects.extend({**t, "_alone": True} for _, t in broken)
 
@@ -283,6 +277,21 @@ class LocalEngine:
 
     def close(self) -> None:
         self.pool.shutdown(wait=True, cancel_futures=True)
+
+
+def _sort_out(finished: dict[Any, dict[str, Any]]) -> tuple[list[dict[str, Any]], list[tuple[Any, dict[str, Any]]]]:
+    """Finished futures' rows, and the (future, task) pairs whose pool broke under them; cancelled ones dropped."""
+    from concurrent.futures.process import BrokenProcessPool
+
+    rows, broken = [], []
+    for fut, task in finished.items():
+        if fut.cancelled():
+            continue
+        if isinstance(fut.exception(), BrokenProcessPool):
+            broken.append((fut, task))
+        else:
+            rows.append(_row_of(fut, task["spec"]))
+    return rows, broken
 
 
 def _without_marks(task: dict[str, Any]) -> dict[str, Any]:

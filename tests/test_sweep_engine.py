@@ -41,6 +41,7 @@ def test_a_seed_that_kills_its_worker_is_one_error_and_every_other_seed_runs() -
     got = rows(LocalEngine(2, kills_its_worker_on_seed_3), [{"spec": {"seed": s}} for s in range(1, 9)])
     assert sorted(got) == list(range(1, 9))
     assert got[3]["verdict"] == "error" and "BrokenProcessPool" in got[3]["error"], got[3]
+    assert "then alone" in got[3]["error"]
     assert all(got[s]["verdict"] == "valid" for s in got if s != 3), got
 
 
