@@ -12,9 +12,10 @@ Rules this module keeps:
 - Then they submit up to `jobs` jobs (word count, inverted index, grep,
   distributed sort, in turn, with 1-4 reduce tasks) on the test's clock:
   the first at once, job k when k x SUBMIT_WINDOW x time_limit / jobs
-  seconds have passed since the clients started (so jobs keep running
-  through the first 70% of the run and beyond, where faults that need a
-  running job find one), over the files stored so far (the pattern /in/* once every file is in),
+  seconds have passed since the clients started (so jobs run through most
+  of the run, for the faults that need a running job; a job due while the
+  corpus is not in yet waits for it), over the files stored so far (the
+  pattern /in/* once every file is in),
   and poll them: `status`
   (key: the job) and `read` (the job's status, then every part file present
   in its output directory, recorded as size and SHA-256). A read of a
@@ -68,7 +69,7 @@ JOB_PLAN: tuple[tuple[str, dict[str, Any], int], ...] = (
 )
 SUBMIT_WINDOW = 0.7
 """The jobs' submissions are due evenly over this share of the time limit (a random share of ops, as before,
-left the last third of a run with no job running: output-holder-kill found no target in 2% of swarm seeds)."""
+left the last third of many runs with no job running, and output-holder-kill with no target)."""
 STATUS_SHARE = 0.4
 WAIT_POLL_S = 0.2
 
